@@ -1,0 +1,1 @@
+"""Data stages: demo data, video reading, label import, agreement statistics and pairing."""

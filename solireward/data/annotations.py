@@ -1,0 +1,587 @@
+"""`solireward labels`: import single-item binary annotations into one label table.
+
+Input rows (CSV or JSONL) hold one judgement each: ``video_path``, ``prompt``, ``dimension``,
+``label``, ``annotator``. Accepted labels (any case, surrounding spaces ignored):
+Pass = ``pass``, ``p``, ``1``, ``1.0``, ``true``, ``t``, ``yes``, ``y``;
+Fail = ``fail``, ``f``, ``0``, ``0.0``, ``false``, ``no``, ``n``.
+
+Rows are validated (vectorised with pandas/numpy); a rejected row is reported with its file, its
+line number and the offending field. Line numbers are the ones an editor shows: for CSV the header
+is line 1, so the first data row is line 2 (files with quoted multi-line fields or blank lines
+shift this); for JSONL every physical line counts. Checks, in order, first failure wins:
+
+1. empty ``video_path``/``prompt``/``dimension``/``annotator``; unknown ``label``; invalid JSON line;
+2. the resolved video file does not exist (``--check_videos``);
+3. inconsistent prompt: a video given several prompts keeps its most frequent prompt (ties: the
+   first seen) and the other rows are rejected;
+4. conflicting duplicates: the same video, dimension and annotator with different labels (every
+   such row is rejected); exact duplicates are silently reduced to one row.
+
+Annotators are then aggregated per (video, dimension) by majority. ``agreement`` is the share of
+votes for the majority label. A tie vote gets ``label`` null and ``status`` ``split``; a majority
+with ``agreement < --min_agreement`` gets ``label`` null and ``status`` ``low_agreement``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from solireward.config import add_dataclass_arguments, arg, parse_dataclass
+from solireward.data.agreement import krippendorff_alpha_nominal, pairwise_agreement
+from solireward.errors import ConfigError, InputError
+from solireward.io import atomic_path, write_json, write_text
+
+logger = logging.getLogger(__name__)
+
+ANNOTATION_COLUMNS = ("video_path", "prompt", "dimension", "label", "annotator")
+LABEL_TABLE_COLUMNS = ("video_path", "prompt", "dimension", "label", "n_pass", "n_fail",
+                       "n_annotators", "agreement", "status")
+PASS_WORDS = ("pass", "p", "1", "1.0", "true", "t", "yes", "y")
+FAIL_WORDS = ("fail", "f", "0", "0.0", "false", "no", "n")
+_LABEL_VALUES = {**{w: 1 for w in PASS_WORDS}, **{w: 0 for w in FAIL_WORDS}}
+_EXPECTED_LABELS = "pass/fail, p/f, 1/0, true/false, t/f, yes/no or y/n (any case)"
+
+
+@dataclasses.dataclass
+class LabelImportConfig:
+    """Options of `solireward labels` (single-item binary annotation import)."""
+
+    input: list[str] = arg("annotation files (.csv or .jsonl), one row per video x dimension x "
+                           "annotator with columns video_path, prompt, dimension, label, annotator")
+    output: str = arg("label table to write, one row per video x dimension (.jsonl or .parquet)")
+    report_dir: str | None = arg("folder for label_report.json and label_report.md "
+                                 "(default: the folder of --output)", None)
+    video_root: str | None = arg("folder that relative video_path values are resolved against "
+                                 "(default: each annotation file's own folder)", None)
+    check_videos: bool = arg("reject rows whose video file does not exist", True)
+    min_agreement: float = arg("minimum share of annotators agreeing with the majority for a label; "
+                               "0.5 means a plain majority", 0.5)
+    on_error: str = arg("'fail': stop at the first bad row and write nothing; 'skip': drop bad rows "
+                        "(listed in --rejects) and continue", "fail", choices=("fail", "skip"))
+    rejects: str | None = arg("with --on_error skip: file (.csv or .jsonl) listing every rejected "
+                              "row with source_file, row (line number) and reason", None)
+    progress: bool = arg("show progress bars even when stderr is not a terminal", False)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of `solireward labels`."""
+    parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
+    add_dataclass_arguments(parser, LabelImportConfig, "label import")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import, validate and aggregate annotations; write the label table, report and rejects."""
+    config = parse_dataclass(LabelImportConfig, args, args.config)
+    result = import_annotations(config)
+    write_outputs(result, config)
+    return 0
+
+
+@dataclasses.dataclass
+class LabelImport:
+    """What one import produced: the label table, the report and the rejected rows."""
+
+    table: pd.DataFrame
+    report: dict[str, Any]
+    rejects: pd.DataFrame
+
+
+def _show_progress(config: LabelImportConfig) -> bool:
+    return bool(config.progress or sys.stderr.isatty())
+
+
+def _where(kind: str, line: int) -> str:
+    return f"line {line} (CSV header = line 1)" if kind == "csv" else f"line {line}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    except pd.errors.EmptyDataError:
+        raise InputError("the file is empty; expected a header line with columns "
+                         f"{', '.join(ANNOTATION_COLUMNS)}", file=str(path)) from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"not a readable CSV file ({exc})", file=str(path)) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    for column in ANNOTATION_COLUMNS:
+        if column not in frame.columns:
+            raise InputError(f"missing column; expected columns {', '.join(ANNOTATION_COLUMNS)}, "
+                             f"found {', '.join(frame.columns)}", file=str(path), field=column)
+    frame = frame[list(ANNOTATION_COLUMNS)].copy()
+    frame["_line"] = np.arange(2, len(frame) + 2, dtype=np.int64)
+    frame["_pre"] = ""
+    return frame
+
+
+def _read_jsonl(path: Path, show_progress: bool) -> pd.DataFrame:
+    columns: dict[str, list] = {c: [] for c in ANNOTATION_COLUMNS}
+    lines, pre, seen = [], [], set()
+    with path.open(encoding="utf-8-sig") as handle:
+        for lineno, text in enumerate(tqdm(handle, desc=f"reading {path.name}", unit=" lines",
+                                           disable=not show_progress), start=1):
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+                problem = "" if isinstance(obj, dict) else "expected a JSON object"
+            except json.JSONDecodeError as exc:
+                obj, problem = None, f"not valid JSON ({exc.msg})"
+            if problem:
+                obj = {}
+            else:
+                seen.update(obj)
+            for column in ANNOTATION_COLUMNS:
+                value = obj.get(column)
+                columns[column].append("" if value is None else str(value))
+            lines.append(lineno)
+            pre.append(problem)
+    if not lines:
+        raise InputError("the file holds no annotation rows", file=str(path))
+    for column in ANNOTATION_COLUMNS:
+        if column not in seen and any(not p for p in pre):
+            raise InputError(f"missing field in every row; expected fields {', '.join(ANNOTATION_COLUMNS)}",
+                             file=str(path), field=column)
+    frame = pd.DataFrame({c: pd.array(v, dtype="str") for c, v in columns.items()})
+    frame["_line"] = np.asarray(lines, dtype=np.int64)
+    frame["_pre"] = pd.array(pre, dtype="str")
+    return frame
+
+
+def read_annotation_files(paths: list[str], show_progress: bool = False) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Read annotation files into one frame (raw string fields + ``_file``, ``_line``, ``_pre``).
+
+    Returns ``(frame, files, kinds)`` where ``_file`` indexes ``files`` and ``kinds`` is
+    ``csv``/``jsonl`` per file.
+    """
+    frames, files, kinds = [], [], []
+    for index, name in enumerate(paths):
+        path = Path(name)
+        if not path.is_file():
+            raise InputError("annotation file does not exist", file=str(path))
+        suffix = path.suffix.lower()
+        if suffix == ".csv":
+            frame, kind = _read_csv(path), "csv"
+        elif suffix in (".jsonl", ".ndjson"):
+            frame, kind = _read_jsonl(path, show_progress), "jsonl"
+        else:
+            raise InputError(f"unsupported extension '{suffix}'; expected .csv or .jsonl", file=str(path))
+        frame["_file"] = np.int32(index)
+        frames.append(frame)
+        files.append(str(path))
+        kinds.append(kind)
+    if not frames:
+        raise ConfigError("no annotation file given", field="input")
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame, files, kinds
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation
+
+
+class _Rejections:
+    """First-failure-wins bookkeeping of rejected rows (reason, kind and field per row)."""
+
+    def __init__(self, n: int) -> None:
+        self.rejected = np.zeros(n, dtype=bool)
+        self.reason = np.empty(n, dtype=object)
+        self.kind = np.empty(n, dtype=object)
+        self.field = np.empty(n, dtype=object)
+
+    def add(self, mask: np.ndarray, kind: str, field: str | None, reason: Any) -> None:
+        """Reject rows in `mask` not rejected yet; `reason` is a string or a per-row array."""
+        new = np.asarray(mask, dtype=bool) & ~self.rejected
+        if not new.any():
+            return
+        self.rejected |= new
+        self.kind[new] = kind
+        self.field[new] = field
+        self.reason[new] = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)[new]
+
+
+def _resolve_paths(frame: pd.DataFrame, raw: pd.Series, files: list[str], video_root: str | None) -> np.ndarray:
+    """Absolute, normalised video paths: relative ones against --video_root or the file's folder."""
+    resolved = np.empty(len(frame), dtype=object)
+    file_codes = frame["_file"].to_numpy()
+    for index, name in enumerate(files):
+        rows = np.flatnonzero(file_codes == index)
+        base = os.path.abspath(video_root if video_root else os.path.dirname(os.path.abspath(name)))
+        codes, uniques = pd.factorize(raw.to_numpy()[rows])
+        absolute = np.array([os.path.abspath(os.path.join(base, os.path.expanduser(p))) if p else ""
+                             for p in uniques], dtype=object)
+        resolved[rows] = absolute[codes]
+    return resolved
+
+
+def _label_rows(frame: pd.DataFrame, files: list[str]) -> np.ndarray:
+    """'FILE line N' for each row of `frame` (used in messages that point at another row)."""
+    names = np.array(files, dtype=object)[frame["_file"].to_numpy()]
+    return np.array([f"{n} line {l}" for n, l in zip(names, frame["_line"].to_numpy())], dtype=object)
+
+
+def validate(frame: pd.DataFrame, files: list[str], config: LabelImportConfig,
+             show_progress: bool = False) -> tuple[pd.DataFrame, _Rejections, int]:
+    """Check every row; returns (clean rows, rejections, number of exact duplicates removed).
+
+    Clean rows have columns ``video_path`` (absolute), ``prompt``, ``dimension``, ``annotator``
+    (stripped strings), ``label`` (int8 1/0), ``_file``, ``_line``.
+    """
+    n = len(frame)
+    rej = _Rejections(n)
+    rej.add(frame["_pre"].to_numpy() != "", "invalid_row", None, frame["_pre"].to_numpy(dtype=object))
+    clean = {c: frame[c].str.strip() for c in ("video_path", "prompt", "dimension", "annotator")}
+    for column in ("video_path", "prompt", "dimension", "annotator"):
+        rej.add((clean[column] == "").to_numpy(), "empty_field", column,
+                f"empty or missing {column}; expected a non-empty value")
+    label_text = frame["label"].str.strip().str.lower()
+    label = label_text.map(_LABEL_VALUES)
+    bad_label = label.isna().to_numpy()
+    if bad_label.any():
+        messages = np.empty(n, dtype=object)
+        messages[bad_label] = [f"unknown label '{v}'; expected {_EXPECTED_LABELS}"
+                               for v in frame["label"].to_numpy(dtype=object)[bad_label]]
+        rej.add(bad_label, "unknown_label", "label", messages)
+    label = label.fillna(-1).to_numpy(dtype=np.int8)
+
+    paths = _resolve_paths(frame, clean["video_path"], files, config.video_root)
+    if config.check_videos:
+        candidates = pd.unique(paths[~rej.rejected])
+        missing = [p for p in tqdm(candidates, desc="checking video files", unit=" files",
+                                   disable=not show_progress) if not os.path.isfile(p)]
+        if missing:
+            missing_mask = pd.Index(missing).get_indexer(paths) >= 0
+            messages = np.empty(n, dtype=object)
+            messages[missing_mask] = [f"video file does not exist: {p}" for p in paths[missing_mask]]
+            rej.add(missing_mask, "missing_video", "video_path", messages)
+
+    video_code, _ = pd.factorize(paths)
+    prompt_code, prompt_values = pd.factorize(clean["prompt"].to_numpy(dtype=object))
+    _check_prompts(frame, files, rej, video_code, prompt_code, prompt_values)
+
+    dimension_code, _ = pd.factorize(clean["dimension"].to_numpy(dtype=object))
+    annotator_code, _ = pd.factorize(clean["annotator"].to_numpy(dtype=object))
+    ok = ~rej.rejected
+    keys = pd.DataFrame({"v": video_code[ok], "d": dimension_code[ok], "a": annotator_code[ok]})
+    group = keys.groupby(["v", "d", "a"], sort=False).ngroup().to_numpy()
+    sizes = np.bincount(group)
+    passes = np.bincount(group, weights=label[ok])
+    conflict_group = (passes > 0) & (passes < sizes)
+    ok_rows = np.flatnonzero(ok)
+    conflict_rows = ok_rows[conflict_group[group]]
+    if len(conflict_rows):
+        sub = frame.iloc[conflict_rows]
+        where = _label_rows(sub, files)
+        described = pd.Series([f"{w} ({t})" for w, t in zip(where, sub["label"].to_numpy(dtype=object))])
+        listing = described.groupby(group[conflict_group[group]]).transform(lambda s: ", ".join(s)).to_numpy()
+        messages = np.empty(n, dtype=object)
+        messages[conflict_rows] = [f"conflicting duplicate: the same video, dimension and annotator "
+                                   f"have different labels at {lst}" for lst in listing]
+        mask = np.zeros(n, dtype=bool)
+        mask[conflict_rows] = True
+        rej.add(mask, "conflicting_duplicate", "label", messages)
+
+    duplicated = keys.assign(g=group)[~conflict_group[group]].duplicated("g").to_numpy()
+    kept_after_conflict = ok_rows[~conflict_group[group]]
+    keep_rows = kept_after_conflict[~duplicated]
+    clean_frame = pd.DataFrame({
+        "video_path": paths[keep_rows],
+        "prompt": clean["prompt"].to_numpy(dtype=object)[keep_rows],
+        "dimension": clean["dimension"].to_numpy(dtype=object)[keep_rows],
+        "annotator": clean["annotator"].to_numpy(dtype=object)[keep_rows],
+        "label": label[keep_rows],
+        "_file": frame["_file"].to_numpy()[keep_rows],
+        "_line": frame["_line"].to_numpy()[keep_rows],
+    })
+    return clean_frame, rej, int(duplicated.sum())
+
+
+def _check_prompts(frame: pd.DataFrame, files: list[str], rej: _Rejections, video_code: np.ndarray,
+                   prompt_code: np.ndarray, prompt_values: np.ndarray) -> None:
+    """Reject rows whose prompt differs from the video's most frequent prompt (ties: first seen)."""
+    ok = ~rej.rejected
+    n_prompts = max(len(prompt_values), 1)
+    combined = video_code[ok].astype(np.int64) * n_prompts + prompt_code[ok]
+    unique_pairs = np.unique(combined)
+    prompts_per_video = np.bincount(unique_pairs // n_prompts, minlength=int(video_code.max()) + 1)
+    bad_videos = np.flatnonzero(prompts_per_video > 1)
+    if not len(bad_videos):
+        return
+    rows = np.flatnonzero(ok & np.isin(video_code, bad_videos))
+    sub = pd.DataFrame({"v": video_code[rows], "p": prompt_code[rows], "order": rows})
+    stats = sub.groupby(["v", "p"]).agg(count=("order", "size"), first=("order", "min")).reset_index()
+    stats = stats.sort_values(["v", "count", "first"], ascending=[True, False, True])
+    canonical = stats.drop_duplicates("v").set_index("v")
+    canon_prompt = canonical["p"].reindex(sub["v"]).to_numpy()
+    canon_first = canonical["first"].reindex(sub["v"]).to_numpy()
+    differs = sub["p"].to_numpy() != canon_prompt
+    where = _label_rows(frame.iloc[canon_first[differs]], files)
+    messages = np.empty(len(frame), dtype=object)
+    messages[rows[differs]] = [f"inconsistent prompt for the same video: '{prompt_values[p]}' here but "
+                               f"'{prompt_values[c]}' at {w}"
+                               for p, c, w in zip(sub["p"].to_numpy()[differs], canon_prompt[differs], where)]
+    mask = np.zeros(len(frame), dtype=bool)
+    mask[rows[differs]] = True
+    rej.add(mask, "inconsistent_prompt", "prompt", messages)
+
+
+# ----------------------------------------------------------------------------------------------
+# Aggregation and report
+
+
+def aggregate(clean: pd.DataFrame, min_agreement: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Majority vote per (video, dimension); returns the label table and each clean row's unit index."""
+    video_code, videos = pd.factorize(clean["video_path"].to_numpy(dtype=object))
+    dimension_code, dimensions = pd.factorize(clean["dimension"].to_numpy(dtype=object))
+    unit_key = video_code.astype(np.int64) * len(dimensions) + dimension_code
+    unit_keys, unit_of_row = np.unique(unit_key, return_inverse=True)
+    first_row = np.full(len(unit_keys), len(clean), dtype=np.int64)
+    np.minimum.at(first_row, unit_of_row, np.arange(len(clean)))
+    n = np.bincount(unit_of_row).astype(np.int64)
+    n_pass = np.bincount(unit_of_row, weights=clean["label"].to_numpy()).astype(np.int64)
+    n_fail = n - n_pass
+    agreement = np.maximum(n_pass, n_fail) / n
+    split = n_pass == n_fail
+    low = ~split & (agreement < min_agreement - 1e-12)
+    status = np.where(split, "split", np.where(low, "low_agreement", "ok"))
+    label = pd.array(np.where(n_pass > n_fail, 1, 0), dtype="Int64")
+    label[split | low] = pd.NA
+    table = pd.DataFrame({
+        "video_path": np.asarray(videos, dtype=object)[unit_keys // len(dimensions)],
+        "prompt": clean["prompt"].to_numpy(dtype=object)[first_row],
+        "dimension": np.asarray(dimensions, dtype=object)[unit_keys % len(dimensions)],
+        "label": label,
+        "n_pass": n_pass,
+        "n_fail": n_fail,
+        "n_annotators": n,
+        "agreement": agreement,
+        "status": status,
+    })
+    order = np.lexsort((table["dimension"].to_numpy(dtype=str), table["video_path"].to_numpy(dtype=str)))
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return table.iloc[order].reset_index(drop=True), inverse[unit_of_row]
+
+
+def _rate(numerator: float, denominator: float) -> float | None:
+    return float(numerator / denominator) if denominator else None
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def _annotator_stats(annotators: np.ndarray, labels: np.ndarray, majority: np.ndarray) -> dict[str, dict]:
+    codes, names = pd.factorize(annotators)
+    n = np.bincount(codes, minlength=len(names))
+    n_pass = np.bincount(codes, weights=labels, minlength=len(names))
+    compared = majority >= 0
+    n_compared = np.bincount(codes[compared], minlength=len(names))
+    n_agree = np.bincount(codes[compared], weights=(labels[compared] == majority[compared]),
+                          minlength=len(names))
+    order = np.argsort(np.asarray(names, dtype=str), kind="stable")
+    return {str(names[i]): {"n_labels": int(n[i]), "pass_rate": _rate(n_pass[i], n[i]),
+                            "agreement_with_majority": _rate(n_agree[i], n_compared[i]),
+                            "n_compared": int(n_compared[i])} for i in order}
+
+
+def build_report(table: pd.DataFrame, clean: pd.DataFrame, unit_of_row: np.ndarray) -> dict[str, Any]:
+    """Agreement statistics per dimension and per annotator (see docs of the report fields)."""
+    majority = table["label"].fillna(-1).to_numpy(dtype=np.int64)[unit_of_row]
+    labels = clean["label"].to_numpy(dtype=np.int64)
+    annotators = clean["annotator"].to_numpy(dtype=object)
+    per_dimension, by_dimension = {}, {}
+    for dimension in sorted(table["dimension"].unique()):
+        units = table["dimension"].to_numpy() == dimension
+        sub = table[units]
+        counts = np.stack([sub["n_fail"].to_numpy(), sub["n_pass"].to_numpy()], axis=1)
+        rows = clean["dimension"].to_numpy() == dimension
+        labelled = sub["label"].notna().to_numpy()
+        per_dimension[dimension] = {
+            "videos": int(len(sub)),
+            "ratings": int(counts.sum()),
+            "annotators": int(pd.unique(annotators[rows]).size),
+            "mean_annotators_per_video": float(counts.sum() / len(sub)),
+            "krippendorff_alpha": _finite(krippendorff_alpha_nominal(counts)),
+            "pairwise_agreement": _finite(pairwise_agreement(counts)),
+            "pass_rate": _rate(sub["label"].to_numpy(dtype=float, na_value=0.0)[labelled].sum(), labelled.sum()),
+            "rating_pass_rate": _rate(counts[:, 1].sum(), counts.sum()),
+            "ok": int((sub["status"] == "ok").sum()),
+            "split": int((sub["status"] == "split").sum()),
+            "low_agreement": int((sub["status"] == "low_agreement").sum()),
+        }
+        by_dimension[dimension] = _annotator_stats(annotators[rows], labels[rows], majority[rows])
+    return {"dimensions": per_dimension,
+            "annotators": _annotator_stats(annotators, labels, majority),
+            "annotators_by_dimension": by_dimension}
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The label report as Markdown tables."""
+    s = report["summary"]
+    lines = ["# Label import report", "",
+             f"- Files: {', '.join(s['files'])}",
+             f"- Rows read: {s['rows_read']}; rejected: {s['rows_rejected']}; exact duplicates removed: "
+             f"{s['duplicates_removed']}",
+             f"- Videos: {s['videos']}; dimensions: {', '.join(s['dimensions'])}; "
+             f"minimum agreement: {s['min_agreement']}", ""]
+    if s["rejected_by_kind"]:
+        lines += ["Rejected rows by kind: " + ", ".join(f"{k} {v}" for k, v in s["rejected_by_kind"].items()), ""]
+    lines += ["## Per dimension", "",
+              "Krippendorff's alpha is nominal (coincidence matrix; videos with one rating are not pairable). "
+              "Pairwise agreement is the share of agreeing pairs among all pairs of ratings of one video. "
+              "Pass rate is over videos with a label.", "",
+              "| dimension | videos | ratings | alpha | pairwise agreement | pass rate | ok | split | low agreement |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, d in report["dimensions"].items():
+        lines.append(f"| {name} | {d['videos']} | {d['ratings']} | {_fmt(d['krippendorff_alpha'])} | "
+                     f"{_fmt(d['pairwise_agreement'])} | {_fmt(d['pass_rate'])} | {d['ok']} | {d['split']} | "
+                     f"{d['low_agreement']} |")
+    lines += ["", "## Per annotator (all dimensions)", "",
+              "Agreement with the majority counts only videos with a label; the majority includes the "
+              "annotator's own vote.", "",
+              "| annotator | labels | pass rate | agreement with majority |", "|---|---:|---:|---:|"]
+    for name, a in report["annotators"].items():
+        lines.append(f"| {name} | {a['n_labels']} | {_fmt(a['pass_rate'])} | {_fmt(a['agreement_with_majority'])} |")
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# Orchestration
+
+
+def _rejects_frame(frame: pd.DataFrame, rej: _Rejections, files: list[str]) -> pd.DataFrame:
+    rows = np.flatnonzero(rej.rejected)
+    out = frame.iloc[rows][list(ANNOTATION_COLUMNS)].astype(object).reset_index(drop=True)
+    out["source_file"] = np.array(files, dtype=object)[frame["_file"].to_numpy()[rows]]
+    out["row"] = frame["_line"].to_numpy()[rows]
+    out["reason"] = rej.reason[rows]
+    out["kind"] = rej.kind[rows]
+    out["field"] = rej.field[rows]
+    return out
+
+
+def import_annotations(config: LabelImportConfig) -> LabelImport:
+    """Read, validate and aggregate the annotation files of `config` (writes nothing).
+
+    With ``on_error='fail'`` the first bad row raises InputError naming file, line and field.
+    """
+    if not 0.0 <= config.min_agreement <= 1.0:
+        raise ConfigError(f"expected a share between 0 and 1, got {config.min_agreement}", field="min_agreement")
+    if config.rejects and config.on_error != "skip":
+        raise ConfigError("--rejects needs --on_error skip (with 'fail' nothing is written)", field="rejects")
+    _output_format(config.output)
+    show = _show_progress(config)
+    frame, files, kinds = read_annotation_files(config.input, show)
+    clean, rej, duplicates = validate(frame, files, config, show)
+    n_rejected = int(rej.rejected.sum())
+    rejects = _rejects_frame(frame, rej, files)
+    by_kind = {str(k): int(v) for k, v in rejects["kind"].value_counts().sort_index().items()}
+    if n_rejected and config.on_error == "fail":
+        first = rejects.iloc[0]
+        file_index = files.index(first["source_file"])
+        more = (f"; {n_rejected} rows rejected in all ({', '.join(f'{k} {v}' for k, v in by_kind.items())})"
+                if n_rejected > 1 else "")
+        raise InputError(f"{_where(kinds[file_index], int(first['row']))}: {first['reason']}{more}. "
+                         "Nothing was written; rerun with --on_error skip --rejects FILE to drop and list bad rows",
+                         file=first["source_file"], row=int(first["row"]), field=first["field"])
+    if clean.empty:
+        raise InputError("no valid annotation rows remain", file=", ".join(files))
+    table, unit_of_row = aggregate(clean, config.min_agreement)
+    report = build_report(table, clean, unit_of_row)
+    report["summary"] = {
+        "files": files, "rows_read": int(len(frame)), "rows_rejected": n_rejected,
+        "rejected_by_kind": by_kind, "duplicates_removed": duplicates,
+        "rows_used": int(len(clean)), "videos": int(table["video_path"].nunique()),
+        "dimensions": sorted(table["dimension"].unique().tolist()), "labels": int(len(table)),
+        "split": int((table["status"] == "split").sum()),
+        "low_agreement": int((table["status"] == "low_agreement").sum()),
+        "min_agreement": config.min_agreement, "output": str(config.output),
+    }
+    return LabelImport(table=table, report=report, rejects=rejects)
+
+
+def _output_format(path: str) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".jsonl", ".parquet"):
+        raise ConfigError(f"unsupported extension '{suffix}'; expected .jsonl or .parquet", field="output")
+    return suffix
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write the label table atomically as JSONL (label null when undecided) or parquet."""
+    if _output_format(str(path)) == ".parquet":
+        with atomic_path(path) as tmp:
+            table.to_parquet(tmp, index=False)
+        return
+    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+
+def read_label_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a label table (.jsonl or .parquet); missing columns are an InputError naming them."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("label table does not exist", file=str(path))
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        table = pd.read_parquet(path)
+    elif suffix == ".jsonl":
+        from solireward.io import read_jsonl
+
+        table = pd.DataFrame(read_jsonl(path))
+    else:
+        raise InputError(f"unsupported extension '{suffix}'; expected .jsonl or .parquet", file=str(path))
+    for column in ("video_path", "prompt", "dimension", "label"):
+        if column not in table.columns:
+            raise InputError(f"missing column; a label table (from `solireward labels`) has columns "
+                             f"{', '.join(LABEL_TABLE_COLUMNS)}", file=str(path), field=column)
+    return table
+
+
+def write_outputs(result: LabelImport, config: LabelImportConfig) -> None:
+    """Write the table, the report (JSON + Markdown) and the rejects file; log a summary line."""
+    write_table(result.table, config.output)
+    report_dir = Path(config.report_dir) if config.report_dir else Path(config.output).parent
+    write_json(report_dir / "label_report.json", result.report)
+    write_text(report_dir / "label_report.md", report_markdown(result.report))
+    s = result.report["summary"]
+    if s["rows_rejected"]:
+        if config.rejects:
+            rejects = result.rejects.drop(columns=["kind", "field"])
+            if Path(config.rejects).suffix.lower() in (".jsonl", ".json"):
+                with atomic_path(config.rejects) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+                    handle.writelines(json.dumps(r, ensure_ascii=False, default=int) + "\n"
+                                      for r in rejects.to_dict(orient="records"))
+            else:
+                with atomic_path(config.rejects) as tmp:
+                    rejects.to_csv(tmp, index=False)
+        logger.warning("skipped %d bad row(s)%s", s["rows_rejected"],
+                       f"; listed in {config.rejects}" if config.rejects else " (use --rejects FILE to list them)")
+    logger.info("labels: %d rows read, %d rejected, %d exact duplicates removed; %d videos, %d dimension(s) "
+                "(%s); %d labels (%d split, %d low agreement) -> %s", s["rows_read"], s["rows_rejected"],
+                s["duplicates_removed"], s["videos"], len(s["dimensions"]), ", ".join(s["dimensions"]),
+                s["labels"], s["split"], s["low_agreement"], config.output)
