@@ -1,0 +1,180 @@
+# Shared definitions: the study's paths, the list of grid cells, and the functions that turn the
+# validated config into `solireward` flags and per-cell training configs.
+
+import os
+import shlex
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+
+STUDY = config["study"]
+R = f"results/{STUDY}"
+LOGS = f"{R}/logs"
+# Rules run the CLI of the package next to this workflow (`python -m solireward.cli`), put first on
+# PYTHONPATH here, so a conda env from envs/solireward.yaml (which holds the dependencies) and the
+# development venv run the same code. Jobs inherit the variable; cluster jobs re-read this file.
+REPO = str(Path(workflow.basedir).parent.resolve())
+_PYTHONPATH = os.environ.get("PYTHONPATH", "")
+if REPO not in _PYTHONPATH.split(os.pathsep):
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
+# Shell snippet choosing the launcher from the job's GPU count (which a profile may override):
+# torchrun with one process per GPU when there are several, else one python process.
+GPU_LAUNCHER = ("if [ {resources.gpu} -gt 1 ]; then "
+                "launch='torchrun --standalone --nproc_per_node {resources.gpu}'; else launch=python; fi;")
+
+GRID_LABELS, GRID_PAIRING = "binary", "cross_prompt"
+# pairwise annotations compare two videos of one prompt, so their pairs are in-prompt pairs
+LABEL_SOURCE_PAIRING = {"binary": None, "pairwise": "in_prompt"}
+REFERENCE_PAIRS = f"{R}/pairs/{{task}}/{GRID_LABELS}__{GRID_PAIRING}"
+CELL = f"{R}/models/{{task}}/{{labels}}__{{pairing}}/{{head}}__{{loss}}"
+
+
+def check_config() -> None:
+    """Cross-key checks the JSON schema cannot express; each failure names the key."""
+    grid = config["grid"]
+    for key, names, section in (("grid.heads", grid["heads"], "heads"),
+                                ("grid.losses", grid["losses"], "losses"),
+                                ("grid.default_head", [grid["default_head"]], "heads"),
+                                ("grid.default_loss", [grid["default_loss"]], "losses")):
+        missing = [n for n in names if n not in config[section]]
+        if missing:
+            raise WorkflowError(f"config key {key}: {', '.join(missing)} is not defined under "
+                                f"'{section}' (defined: {', '.join(config[section])})")
+    data = config["data"]
+    if data["demo"] is None and not data["annotations"]:
+        raise WorkflowError("config key data: give data.demo (generated data) or data.annotations (real files)")
+    if data["demo"] is None and "pairwise" in config["ablations"]["labels"] and not data["pairwise_annotations"]:
+        raise WorkflowError("config key ablations.labels: 'pairwise' needs data.pairwise_annotations")
+    if config["backbone"]["path"] is None and data["demo"] is None:
+        raise WorkflowError("config key backbone.path: a real study needs a backbone checkpoint folder")
+
+
+check_config()
+
+
+def cli_flags(options: dict) -> str:
+    """`--key value` flags of a mapping (lists space-separated, booleans as true/false, None skipped)."""
+    parts = []
+    for key, value in options.items():
+        if value is None or value == []:
+            continue
+        values = value if isinstance(value, (list, tuple)) else [value]
+        rendered = [str(v).lower() if isinstance(v, bool) else str(v) for v in values]
+        parts.append(f"--{key} " + " ".join(shlex.quote(v) for v in rendered))
+    return " ".join(parts)
+
+
+def rule_resources(rule: str) -> dict:
+    """Threads and resources of a rule: config.resources.<rule> over config.resources.default."""
+    merged = {"threads": 1, "mem_mb": 2000, "runtime": 30}
+    merged.update(config["resources"]["default"])
+    merged.update(config["resources"][rule])
+    return merged
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+
+
+def annotation_files() -> list[str]:
+    """Binary annotation files: the generated demo file or the real ones."""
+    if config["data"]["demo"] is not None:
+        return [f"{R}/data/annotations.csv"]
+    return list(config["data"]["annotations"])
+
+
+def pairwise_annotation_file() -> str:
+    """Pairwise annotation file: the generated demo file or the real one."""
+    if config["data"]["demo"] is not None:
+        return f"{R}/data/pairwise_annotations.csv"
+    return config["data"]["pairwise_annotations"]
+
+
+def backbone_dir() -> str:
+    """The backbone folder: the tiny generated one or the configured checkpoint."""
+    path = config["backbone"]["path"]
+    return f"{R}/backbone" if path is None else path
+
+
+def pairs_inputs(wildcards) -> dict:
+    """Inputs of the pairs rule; pairwise labels also need the pairwise annotation file."""
+    inputs = {"labels": f"{R}/labels/labels.jsonl"}
+    if wildcards.labels == "pairwise":
+        if wildcards.pairing != LABEL_SOURCE_PAIRING["pairwise"]:
+            raise WorkflowError(f"pairwise labels give {LABEL_SOURCE_PAIRING['pairwise']} pairs; "
+                                f"ask for .../pairwise__{LABEL_SOURCE_PAIRING['pairwise']}/..., "
+                                f"not pairwise__{wildcards.pairing}")
+        inputs["pairwise"] = pairwise_annotation_file()
+    return inputs
+
+
+def pairs_flags(wildcards) -> str:
+    """Flags of `solireward pairs` for one task / label source / pairing strategy."""
+    options = {"task": wildcards.task, "strategy": wildcards.pairing, **config["pairs"]}
+    if wildcards.labels == "pairwise":
+        options["pairwise_annotations"] = pairwise_annotation_file()
+        if config["data"]["video_root"]:
+            options["video_root"] = config["data"]["video_root"]
+    return cli_flags(options)
+
+
+# --------------------------------------------------------------------------------------------
+# Grid cells
+
+
+def cell_config(wildcards) -> dict:
+    """The resolved training config of one cell: train < pairing < label source < head < loss."""
+    resolved = {"model_type": config["backbone"]["model_type"], "reward_task": wildcards.task}
+    resolved.update(config["train"])
+    resolved.update(config["pairings"][wildcards.pairing])
+    resolved.update(config["label_sources"][wildcards.labels])
+    resolved.update(config["heads"][wildcards.head])
+    resolved.update(config["losses"][wildcards.loss])
+    return resolved
+
+
+def cell_config_yaml(wildcards) -> str:
+    """The cell's training config as YAML text (a rule param, so a change reruns that cell)."""
+    header = (f"# solireward train --config THIS_FILE ... (cell {wildcards.task}/{wildcards.labels}__"
+              f"{wildcards.pairing}/{wildcards.head}__{wildcards.loss} of study {STUDY})\n")
+    return header + yaml.safe_dump(cell_config(wildcards), sort_keys=False)
+
+
+def cells() -> list[dict]:
+    """Every trained cell of the study: the grid, then the ablations (the default cell once)."""
+    grid = config["grid"]
+    out = []
+    for task in config["tasks"]:
+        for head in grid["heads"]:
+            for loss in grid["losses"]:
+                out.append(dict(task=task, labels=GRID_LABELS, pairing=GRID_PAIRING, head=head, loss=loss, group="grid"))
+        default = dict(task=task, head=grid["default_head"], loss=grid["default_loss"])
+        for pairing in config["ablations"]["pairing"]:
+            out.append(dict(default, labels=GRID_LABELS, pairing=pairing, group="ablation_pairing"))
+        for labels in config["ablations"]["labels"]:
+            out.append(dict(default, labels=labels, pairing=LABEL_SOURCE_PAIRING[labels], group="ablation_labels"))
+        for group in ("ablation_pairing", "ablation_labels"):
+            if (config["ablations"]["pairing"] if group == "ablation_pairing" else config["ablations"]["labels"]):
+                # the ablation's reference cell (default head and loss on the grid data)
+                out.append(dict(default, labels=GRID_LABELS, pairing=GRID_PAIRING, group=group))
+    return out
+
+
+def cell_files(pattern: str, group: str | None = None) -> list[str]:
+    """`pattern` (a path under CELL) for each distinct cell, optionally of one group only."""
+    seen = []
+    for cell in cells():
+        if group is not None and cell["group"] != group:
+            continue
+        path = pattern.format(**{k: v for k, v in cell.items() if k != "group"})
+        if path not in seen:
+            seen.append(path)
+    return seen
+
+
+def eval_tags(wildcards) -> str:
+    """`--tag` arguments that identify a cell in the metrics file and the report."""
+    tags = {"study": STUDY, "task": wildcards.task, "labels": wildcards.labels,
+            "pairing": wildcards.pairing, "head": wildcards.head, "loss": wildcards.loss}
+    return " ".join(shlex.quote(f"{k}={v}") for k, v in tags.items())

@@ -1,0 +1,44 @@
+# The embedded demo: a generated data set and a tiny random backbone (used when the config asks).
+
+
+rule demo_data:
+    output:
+        annotations=f"{R}/data/annotations.csv",
+        pairwise=f"{R}/data/pairwise_annotations.csv",
+        ground_truth=f"{R}/data/ground_truth.csv",
+        readme=f"{R}/data/README.md",
+        videos=directory(f"{R}/data/videos"),
+    params:
+        outdir=lambda wildcards, output: str(Path(output.annotations).parent),
+        flags=cli_flags(config["data"]["demo"] or {}),
+    log:
+        f"{LOGS}/demo_data.log",
+    conda:
+        "../../envs/solireward.yaml"
+    threads: rule_resources("demo_data")["threads"]
+    resources:
+        mem_mb=rule_resources("demo_data")["mem_mb"],
+        runtime=rule_resources("demo_data")["runtime"],
+    shell:
+        "export OMP_NUM_THREADS={threads}; "
+        "python -m solireward.cli demo-data --output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
+
+
+rule tiny_backbone:
+    output:
+        directory(f"{R}/backbone"),
+    params:
+        model_type=config["backbone"]["model_type"],
+        seed=config["backbone"]["tiny_seed"],
+    log:
+        f"{LOGS}/tiny_backbone.log",
+    conda:
+        "../../envs/solireward.yaml"
+    threads: rule_resources("tiny_backbone")["threads"]
+    resources:
+        mem_mb=rule_resources("tiny_backbone")["mem_mb"],
+        runtime=rule_resources("tiny_backbone")["runtime"],
+    shell:
+        "export OMP_NUM_THREADS={threads}; "
+        "python -m solireward.cli tiny-model --model_type {params.model_type:q} --seed {params.seed} "
+        "--output_dir {output:q} > {log:q} 2>&1"

@@ -1,0 +1,25 @@
+# Score the test videos (the grid's test split, shared by every cell) with each trained model.
+
+
+rule infer:
+    input:
+        model=f"{CELL}/model",
+        videos=f"{REFERENCE_PAIRS}/videos_test.json",
+    output:
+        f"{CELL}/scores_test.json",
+    params:
+        flags=cli_flags(config["infer"]),
+    log:
+        f"{LOGS}/infer/{{task}}/{{labels}}__{{pairing}}/{{head}}__{{loss}}.log",
+    conda:
+        "../../envs/solireward.yaml"
+    threads: rule_resources("infer")["threads"]
+    resources:
+        mem_mb=rule_resources("infer")["mem_mb"],
+        runtime=rule_resources("infer")["runtime"],
+        gpu=rule_resources("infer").get("gpu", 0),
+    shell:
+        "export OMP_NUM_THREADS={threads}; "
+        f"{GPU_LAUNCHER} "
+        "$launch -m solireward.cli infer --model_name_or_path {input.model:q} --input_file {input.videos:q} "
+        "--output_file {output:q} {params.flags} > {log:q} 2>&1"

@@ -1,0 +1,25 @@
+# Label import: annotator votes -> one label table with agreement statistics.
+
+
+rule labels:
+    input:
+        annotation_files(),
+    output:
+        table=f"{R}/labels/labels.jsonl",
+        report_json=f"{R}/labels/label_report.json",
+        report_md=f"{R}/labels/label_report.md",
+    params:
+        report_dir=lambda wildcards, output: str(Path(output.table).parent),
+        flags=cli_flags({"video_root": config["data"]["video_root"], **config["labels"]}),
+    log:
+        f"{LOGS}/labels.log",
+    conda:
+        "../../envs/solireward.yaml"
+    threads: rule_resources("labels")["threads"]
+    resources:
+        mem_mb=rule_resources("labels")["mem_mb"],
+        runtime=rule_resources("labels")["runtime"],
+    shell:
+        "export OMP_NUM_THREADS={threads}; "
+        "python -m solireward.cli labels --input {input:q} --output {output.table:q} "
+        "--report_dir {params.report_dir:q} {params.flags} > {log:q} 2>&1"

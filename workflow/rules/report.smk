@@ -1,0 +1,24 @@
+# Paper-style tables and figures from every cell's metrics and scores.
+
+
+rule report:
+    input:
+        metrics=cell_files(f"{CELL}/metrics_test.json"),
+        scores=cell_files(f"{CELL}/scores_test.json"),
+    output:
+        readme=f"{R}/report/README.md",
+    params:
+        outdir=lambda wildcards, output: str(Path(output.readme).parent),
+        flags=cli_flags(config["report"]),
+    log:
+        f"{LOGS}/report.log",
+    conda:
+        "../../envs/solireward.yaml"
+    threads: rule_resources("report")["threads"]
+    resources:
+        mem_mb=rule_resources("report")["mem_mb"],
+        runtime=rule_resources("report")["runtime"],
+    shell:
+        "export OMP_NUM_THREADS={threads}; "
+        "python -m solireward.cli report --metrics {input.metrics:q} --scores {input.scores:q} "
+        "--output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
