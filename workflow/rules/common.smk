@@ -124,9 +124,17 @@ def pairs_flags(wildcards) -> str:
 
 
 def cell_config(wildcards) -> dict:
-    """The resolved training config of one cell: train < pairing < label source < head < loss."""
+    """The resolved training config of one cell: train < pairings.* < label_sources.* < head < loss.
+
+    The cell's pairing strategy sets `pair_groups` (in-batch pairs across prompts or within one), and
+    pairwise labels train on the annotated pairs as written (`pairing: explicit`); the config's
+    `pairings.<name>` and `label_sources.<name>` mappings add or override train flags.
+    """
     resolved = {"model_type": config["backbone"]["model_type"], "reward_task": wildcards.task}
     resolved.update(config["train"])
+    resolved["pair_groups"] = wildcards.pairing
+    if wildcards.labels == "pairwise":
+        resolved["pairing"] = "explicit"
     resolved.update(config["pairings"][wildcards.pairing])
     resolved.update(config["label_sources"][wildcards.labels])
     resolved.update(config["heads"][wildcards.head])

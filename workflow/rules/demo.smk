@@ -29,7 +29,7 @@ rule tiny_backbone:
         directory(f"{R}/backbone"),
     params:
         model_type=config["backbone"]["model_type"],
-        seed=config["backbone"]["tiny_seed"],
+        flags=cli_flags(config["backbone"]["tiny"]),
     log:
         f"{LOGS}/tiny_backbone.log",
     conda:
@@ -40,5 +40,5 @@ rule tiny_backbone:
         runtime=rule_resources("tiny_backbone")["runtime"],
     shell:
         "export OMP_NUM_THREADS={threads}; "
-        "python -m solireward.cli tiny-model --model_type {params.model_type:q} --seed {params.seed} "
+        "python -m solireward.cli tiny-model --model_type {params.model_type:q} {params.flags} "
         "--output_dir {output:q} > {log:q} 2>&1"

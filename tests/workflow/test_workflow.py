@@ -1,0 +1,166 @@
+"""The Snakemake workflow: lint, config validation, the study's job graph, and a real tiny run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEFILE = REPO / "workflow" / "Snakefile"
+TINY = Path(__file__).with_name("tiny_study.yaml")
+CELL = "results/tiny/models/phy_deform/{labels}__{pairing}/{head}__{loss}"
+
+
+def snakemake(workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY,), timeout: int = 600
+              ) -> subprocess.CompletedProcess:
+    """Run the workflow's snakemake in `workdir` with this interpreter's environment."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir)]
+    if configfiles:
+        command += ["--configfile", *map(str, configfiles)]
+    return subprocess.run(command + list(args), capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The 'Job stats' table that snakemake prints before running (rule -> number of jobs)."""
+    match = re.search(r"Job stats:\n.*?\n-+\s+-+\n(.*?)\n\s*total\s+(\d+)", output, re.S)
+    assert match, f"no job stats in snakemake output:\n{output[-3000:]}"
+    counts = {}
+    for line in match.group(1).splitlines():
+        name, count = line.split()
+        counts[name] = int(count)
+    return counts
+
+
+def dry_run_jobs(output: str) -> list[tuple[str, str]]:
+    """(rule, first output) of each job listed by `snakemake -n`."""
+    return re.findall(r"^(?:local)?rule (\w+):\n(?:    input: .*\n)?    output: ([^,\n]+)", output, re.M)
+
+
+def test_lint_is_clean(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr
+
+
+def test_demo_study_has_the_grid_and_both_ablations(tmp_path: Path) -> None:
+    """config/config.yaml: 3 heads x 3 losses on binary cross-prompt pairs, + in-prompt and pairwise cells."""
+    result = snakemake(tmp_path, "-n", configfiles=(REPO / "config" / "config.yaml",))
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["train"] == 11 and counts["infer"] == 11 and counts["evaluate"] == 11
+    assert counts["report"] == 1 and counts["labels"] == 1 and counts["pairs"] == 3
+    trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
+    cells = {re.sub(r"^results/demo/models/phy_deform/|/model$", "", p) for p in trained}
+    grid = {f"binary__cross_prompt/{h}__{l}" for h in ("hpqa", "last_token", "attention")
+            for l in ("bt", "btt", "bt_bce")}
+    assert cells == grid | {"binary__in_prompt/hpqa__btt", "pairwise__in_prompt/hpqa__btt"}
+
+
+@pytest.mark.parametrize("overlay, key, fragment", [
+    ({"headz": {"x": {"reduce_sequence": "mean"}}}, "headz", "Additional properties are not allowed"),
+    ({"losses": {"bt": {"reward_margin": "big"}}}, "reward_margin", "is not of type 'number'"),
+    ({"grid": {"heads": "last_token"}}, "heads", "is not of type 'array'"),
+    ({"heads": {"last_token": {"reduce_sequence": "first_token"}}}, "reduce_sequence", "is not one of"),
+])
+def test_bad_config_is_a_clear_error(tmp_path: Path, overlay: dict, key: str, fragment: str) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(overlay))
+    result = snakemake(tmp_path, "-n", configfiles=(TINY, bad))
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "Error validating config file" in message and key in message and fragment in message, message
+
+
+def test_grid_name_missing_from_heads_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"grid": {"heads": ["last_token", "mean"]}}))
+    result = snakemake(tmp_path, "-n", configfiles=(TINY, bad))
+    assert result.returncode != 0
+    assert "grid.heads: mean is not defined under 'heads'" in result.stdout + result.stderr
+
+
+def _numbers_in_tables(folder: Path) -> list[float]:
+    numbers = []
+    for table in folder.glob("*.md"):
+        for line in table.read_text().splitlines():
+            if line.startswith("|") and not set(line) <= set("|-: "):
+                numbers += [float(x) for x in re.findall(r"(?<![\w.])-?\d+\.\d+(?![\w.])", line)]
+    return numbers
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) -> None:
+    result = snakemake(tmp_path, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-5000:]
+    root = tmp_path / "results" / "tiny"
+    cells = [CELL.format(labels="binary", pairing="cross_prompt", head=h, loss="bt") for h in ("last_token", "hpqa")]
+    cells += [CELL.format(labels=lab, pairing="in_prompt", head="last_token", loss="bt") for lab in ("binary", "pairwise")]
+    for cell in cells:
+        folder = tmp_path / cell
+        assert (folder / "reward_model.done").is_file() and (folder / "model" / "solireward_config.json").is_file()
+        trained_with = yaml.safe_load((folder / "train_config.yaml").read_text())
+        assert trained_with["max_steps"] == 2 and trained_with["reward_task"] == "phy_deform"
+        scores = json.loads((folder / "scores_test.json").read_text())
+        assert scores and all(isinstance(r.get("score"), float) for r in scores)
+    hpqa = yaml.safe_load((tmp_path / cells[1] / "train_config.yaml").read_text())
+    assert hpqa["reduce_sequence"] == "progressive_hierarchical_attention"
+    assert hpqa["hierarchical_query_attn_layers"] == [2, 4]
+    pairwise = yaml.safe_load((tmp_path / cells[3] / "train_config.yaml").read_text())
+    assert pairwise["pairing"] == "explicit" and pairwise["pair_groups"] == "in_prompt"
+
+    report = root / "report"
+    assert (report / "README.md").is_file()
+    assert list(report.glob("*.tex")) and list(report.glob("*.png"))
+    numbers = _numbers_in_tables(report)
+    assert numbers and all(0.0 <= x <= 1.0 for x in numbers if abs(x) <= 1.0)
+
+    again = snakemake(tmp_path, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
+
+    # a changed head parameter reruns the cells of that head only (params-change detection)
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(yaml.safe_dump({"heads": {"hpqa": {"hierarchical_query_attn_layers": [1, 4]}}}))
+    changed = snakemake(tmp_path, "-n", configfiles=(TINY, overlay))
+    assert changed.returncode == 0, changed.stderr
+    assert job_counts(changed.stdout + changed.stderr) == {"train_config": 1, "train": 1, "infer": 1, "evaluate": 1,
+                                          "report": 1, "all": 1}
+    assert all(cells[1] in out for rule, out in dry_run_jobs(changed.stdout + changed.stderr)
+               if rule in ("train", "infer"))
+
+    # one cell rebuilt alone: its training and everything downstream of it, nothing else
+    target = f"{cells[0]}/reward_model.done"
+    before = (tmp_path / cells[2] / "scores_test.json").stat().st_mtime_ns
+    rebuilt = snakemake(tmp_path, "--cores", "2", "--forcerun", target)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-5000:]
+    assert job_counts(rebuilt.stdout + rebuilt.stderr) == {"train": 1, "infer": 1, "evaluate": 1,
+                                                           "report": 1, "all": 1}
+    assert (tmp_path / cells[2] / "scores_test.json").stat().st_mtime_ns == before
+    final = snakemake(tmp_path, "-n")
+    assert "Nothing to be done" in final.stdout + final.stderr
+
+
+def test_internvl3_study_config_is_valid(tmp_path: Path) -> None:
+    """config/internvl3_1b.yaml validates and plans 2 tasks x (4 heads x 3 losses + 2 ablations) models."""
+    annotations, pairwise, backbone = tmp_path / "binary.csv", tmp_path / "pairwise.csv", tmp_path / "InternVL3-1B"
+    annotations.write_text("video_path,prompt,dimension,label,annotator\n")
+    pairwise.write_text("prompt,video_a,video_b,choice,annotator\n")
+    backbone.mkdir()
+    overlay = tmp_path / "paths.yaml"
+    overlay.write_text(yaml.safe_dump({"data": {"annotations": [str(annotations)], "pairwise_annotations": str(pairwise),
+                                                "video_root": str(tmp_path)},
+                                       "backbone": {"path": str(backbone)}}))
+    result = snakemake(tmp_path, "-n", "--replace-workflow-config",
+                       configfiles=(REPO / "config" / "internvl3_1b.yaml", overlay))
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["train"] == 28 and counts["pairs"] == 6 and "tiny_backbone" not in counts
+    assert "demo_data" not in counts
