@@ -1,0 +1,77 @@
+"""`solireward train`: flags, YAML config (``--config``, CLI flags win) and the call into the trainer.
+
+Launch with one process (``solireward train ...``), with ``torchrun --nproc_per_node N -m
+solireward.cli train ...`` (DDP) or with ``--deepspeed config/deepspeed/zero2.json`` under either
+launcher (DeepSpeed ZeRO). See :mod:`solireward.training.trainer` for the loop and the metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from solireward.config import add_dataclass_arguments, build_dataclass, load_yaml, parse_dataclasses
+from solireward.data.video import FrameSampling
+from solireward.losses import LossConfig
+from solireward.training.config import ModelOptions, TrainConfig
+
+_SAMPLING_TITLE = ("frame sampling (default: the settings stored in a reward model being continued, "
+                   "else the model's defaults for its family)")
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add every flag of `solireward train`."""
+    parser.add_argument("--config", default=None,
+                        help="YAML file holding any of the options below (CLI flags override it)")
+    add_dataclass_arguments(parser, TrainConfig, "training")
+    add_dataclass_arguments(parser, ModelOptions, "reward model")
+    add_dataclass_arguments(parser, FrameSampling, _SAMPLING_TITLE)
+    add_dataclass_arguments(parser, LossConfig, "loss")
+
+
+def _stored_sampling(model_path: str) -> dict[str, Any] | None:
+    config = Path(model_path) / "solireward_config.json"
+    if not config.is_file():
+        return None
+    try:
+        stored = json.loads(config.read_text(encoding="utf-8")).get("sampling")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    return stored if isinstance(stored, dict) else None
+
+
+def resolve_options(args: argparse.Namespace) -> tuple[TrainConfig, ModelOptions, LossConfig,
+                                                        FrameSampling | None, frozenset[str]]:
+    """Build the option dataclasses (defaults < YAML < CLI) and the explicitly given frame settings.
+
+    Returns the frame sampling only when some frame option was given (in the YAML file or on the
+    command line): then it is the stored/default settings with those options applied.
+    """
+    config_file = getattr(args, "config", None)
+    train, model, _, loss = parse_dataclasses([TrainConfig, ModelOptions, FrameSampling, LossConfig],
+                                              args, config_file)
+    given = set(load_yaml(config_file)) if config_file else set()
+    given |= {k for k in vars(args) if k not in ("command", "config", "log_level")}
+    sampling_keys = {f.name for f in dataclasses.fields(FrameSampling)} & given
+    sampling = None
+    if sampling_keys:
+        yaml_values = load_yaml(config_file) if config_file else {}
+        values = {k: yaml_values[k] for k in sampling_keys if k in yaml_values}
+        values.update({k: getattr(args, k) for k in sampling_keys if hasattr(args, k)})
+        base = _stored_sampling(train.model_name_or_path) or FrameSampling().to_dict()
+        source = f"{config_file} / command line" if config_file else "command line"
+        sampling = build_dataclass(FrameSampling, {**base, **values}, source)
+    return train, model, loss, sampling, frozenset(given)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train a reward model; returns 0 on success."""
+    from solireward.training.trainer import Trainer
+
+    train, model, loss, sampling, given = resolve_options(args)
+    resolved = {**dataclasses.asdict(train), **dataclasses.asdict(model), **dataclasses.asdict(loss)}
+    Trainer(train, model, loss, sampling=sampling, explicit=given, resolved=resolved).run()
+    return 0

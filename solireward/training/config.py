@@ -1,0 +1,108 @@
+"""Options of `solireward train`: the trainer's own dataclass and the model options.
+
+Flags keep the release's snake_case names. Defaults follow the release (lr 1e-6, 3 epochs,
+warm-up 5 %, weight decay 0.01, gradient clipping 1.0, full fine-tuning with gradient
+checkpointing); the demo recipe overrides them in ``config/demo_train.yaml``.
+
+Batch sizes. With ``--pairing in_batch`` (default) ``--per_device_train_batch_size`` counts
+*videos* per device and micro-step: each video is scored once and the loss is taken over every
+Pass x Fail (win-lose) and Pass x Pass (win-tie) pair among them, never Fail x Fail. With
+``--pairing explicit`` it counts *pairs* of the pair file per device and micro-step, each distinct
+video of the micro-batch scored once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from solireward.config import arg
+from solireward.models import RewardModelConfig
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Data, optimisation, schedule, checkpointing and backend options of `solireward train`."""
+
+    model_name_or_path: str = arg("backbone folder (save_pretrained layout) to build a new reward model on, "
+                                  "or a saved reward-model folder to continue training from")
+    train_data: str = arg("training pair file (JSON list of win/lose/meta records, from `solireward pairs`)")
+    output_dir: str = arg("folder for the final reward model, metrics.jsonl, checkpoints/, "
+                          "train_config.yaml and train_summary.json")
+    eval_data: str | None = arg("evaluation pair file; pair accuracy (no ties) and ROC-AUC every "
+                                "--eval_steps and at the end, and the score mean/std stored in the model", None)
+    pairing: str = arg("in_batch: score a batch of labelled videos once and train on every pair inside it; "
+                       "explicit: train on the pairs of --train_data as written", "in_batch",
+                       choices=("in_batch", "explicit"))
+    pair_groups: str = arg("in_batch pairs across prompts (cross_prompt) or only between videos of the "
+                           "same prompt (in_prompt; batches then hold several videos per prompt)",
+                           "cross_prompt", choices=("cross_prompt", "in_prompt"))
+    learning_rate: float = arg("peak learning rate of AdamW", 1e-6)
+    num_train_epochs: float = arg("passes over the training videos (in_batch) or pairs (explicit)", 3.0)
+    max_steps: int = arg("total optimizer steps; overrides --num_train_epochs when > 0", 0)
+    per_device_train_batch_size: int = arg("videos (in_batch) or pairs (explicit) per device and micro-step", 8)
+    per_device_eval_batch_size: int = arg("videos per device and forward pass during evaluation", 8)
+    gradient_accumulation_steps: int = arg("micro-steps accumulated into one optimizer step", 1)
+    warmup_ratio: float = arg("share of the steps with a linear learning-rate warm-up from 0", 0.05)
+    lr_scheduler_type: str = arg("decay after warm-up: linear to 0, cosine to 0 (half period), or constant",
+                                 "linear", choices=("linear", "cosine", "constant"))
+    weight_decay: float = arg("AdamW decoupled weight decay, applied to matrices and embeddings "
+                              "(not to biases, norms or learned query vectors)", 0.01)
+    adam_beta1: float = arg("AdamW beta1", 0.9)
+    adam_beta2: float = arg("AdamW beta2", 0.999)
+    adam_epsilon: float = arg("AdamW epsilon", 1e-8)
+    max_grad_norm: float = arg("clip the global gradient norm to this value (0 = no clipping)", 1.0)
+    seed: int = arg("random seed (model head initialisation, data order, dropout)", 42)
+    eval_steps: int = arg("evaluate every N optimizer steps (0 = only at the end)", 200)
+    save_steps: int = arg("write a checkpoint every N optimizer steps (0 = only at the end)", 500)
+    save_total_limit: int = arg("keep at most this many checkpoints, newest first (0 = keep all)", 2)
+    logging_steps: int = arg("log a summary line every N steps (metrics.jsonl gets every step)", 10)
+    dataloader_num_workers: int = arg("DataLoader worker processes decoding videos (0 = in the main process)", 2)
+    deepspeed: str | None = arg("DeepSpeed JSON config (e.g. config/deepspeed/zero2.json); 'auto' values "
+                                "are filled from these flags. Launch with torchrun or deepspeed", None)
+    video_backend: str = arg("video decoder: decord, pyav, or auto (decord, then PyAV)", "decord",
+                             choices=("decord", "pyav", "auto"))
+    decode_timeout: float = arg("seconds allowed to decode one video before it counts as unreadable", 60.0)
+    bf16: str = arg("bfloat16 mixed precision: auto = on when a CUDA GPU supports it", "auto",
+                    choices=("auto", "true", "false"))
+    resume: bool = arg("continue from the latest complete checkpoint in output_dir/checkpoints", False)
+    progress: bool = arg("show the progress bar even when stderr is not a terminal", False)
+
+
+def _mirror(name: str) -> Any:
+    """A field with the same default, help and choices as `RewardModelConfig.<name>` (one source of truth)."""
+    field = {f.name: f for f in dataclasses.fields(RewardModelConfig)}[name]
+    if field.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=field.default_factory, metadata=field.metadata)
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
+@dataclasses.dataclass
+class ModelOptions:
+    """Reward-model architecture (ignored when continuing a saved reward model) and fine-tuning options."""
+
+    model_type: str | None = _mirror("model_type")
+    reduce_sequence: str = _mirror("reduce_sequence")
+    hierarchical_query_attn_layers: list[int] | None = _mirror("hierarchical_query_attn_layers")
+    num_query_heads: int = _mirror("num_query_heads")
+    reward_task: str = _mirror("reward_task")
+    system_prompt: str | None = _mirror("system_prompt")
+    question: str | None = _mirror("question")
+    torch_dtype: str = arg("dtype the backbone is loaded in; mixed precision is --bf16", "float32",
+                           choices=("float32", "bfloat16", "float16"))
+    attn_implementation: str = arg("attention kernel: sdpa, eager or flash_attention_2 (needs flash-attn)", "sdpa",
+                                   choices=("sdpa", "eager", "flash_attention_2"))
+    freeze_vision_tower: bool = arg("keep the vision encoder and its projector fixed", False)
+    lora_r: int = arg("LoRA rank on the language model's linear layers (0 = full fine-tuning); "
+                      "the saved model has the adapters merged", 0)
+    lora_alpha: int = arg("LoRA alpha (scaling = alpha / r)", 16)
+    lora_dropout: float = arg("LoRA dropout", 0.05)
+    gradient_checkpointing: bool = arg("recompute backbone activations in the backward pass to save memory", True)
+
+    def architecture(self) -> dict[str, Any]:
+        """The options that go into `RewardModelConfig` (unset ones left to its defaults)."""
+        return {k: getattr(self, k) for k in ARCHITECTURE_OPTIONS if getattr(self, k) is not None}
+
+
+ARCHITECTURE_OPTIONS = ("model_type", "reduce_sequence", "hierarchical_query_attn_layers", "num_query_heads",
+                        "reward_task", "system_prompt", "question")
