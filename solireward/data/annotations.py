@@ -31,16 +31,19 @@ import logging
 import os
 import sys
 from pathlib import Path
+from json.encoder import encode_basestring
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pa_json
 from tqdm import tqdm
 
 from solireward.config import add_dataclass_arguments, arg, parse_dataclass
 from solireward.data.agreement import krippendorff_alpha_nominal, pairwise_agreement
 from solireward.errors import ConfigError, InputError
-from solireward.io import atomic_path, write_json, write_text
+from solireward.io import atomic_path, atomic_write, read_jsonl, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +131,47 @@ def _read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _nonblank_line_numbers(path: Path) -> np.ndarray:
+    """1-based numbers of the lines of `path` that hold anything but whitespace."""
+    data = np.fromfile(path, dtype=np.uint8)
+    starts = np.concatenate([[0], np.flatnonzero(data == ord("\n")) + 1])
+    starts = starts[starts < len(data)]
+    visible = np.ones(256, dtype=bool)
+    visible[list(b" \t\r\n")] = False
+    if visible[data[starts]].all():                 # every line starts with a visible character
+        return np.arange(1, len(starts) + 1)
+    return np.flatnonzero(np.logical_or.reduceat(visible[data], starts)) + 1
+
+
+def _read_jsonl_fast(path: Path) -> pd.DataFrame | None:
+    """Columnar JSONL read with pyarrow; None when the file needs the line-by-line reader.
+
+    That is the case for a malformed line, a field whose type changes between lines, or a
+    nested value: the slow reader then names the offending line.
+    """
+    try:
+        table = pa_json.read_json(path)
+        columns = {c: table.column(c).cast(pa.string()).fill_null("").to_pandas()
+                   for c in ANNOTATION_COLUMNS if c in table.column_names}
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+    lines = _nonblank_line_numbers(path)
+    if len(lines) != table.num_rows or not table.num_rows:
+        return None
+    for column in ANNOTATION_COLUMNS:
+        if column not in columns:
+            raise InputError(f"missing field in every row; expected fields {', '.join(ANNOTATION_COLUMNS)}",
+                             file=str(path), field=column)
+    frame = pd.DataFrame(columns)
+    frame["_line"] = lines
+    frame["_pre"] = ""
+    return frame
+
+
 def _read_jsonl(path: Path, show_progress: bool) -> pd.DataFrame:
+    fast = _read_jsonl_fast(path)
+    if fast is not None:
+        return fast
     columns: dict[str, list] = {c: [] for c in ANNOTATION_COLUMNS}
     lines, pre, seen = [], [], set()
     with path.open(encoding="utf-8-sig") as handle:
@@ -214,18 +257,33 @@ class _Rejections:
         self.reason[new] = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)[new]
 
 
-def _resolve_paths(frame: pd.DataFrame, raw: pd.Series, files: list[str], video_root: str | None) -> np.ndarray:
-    """Absolute, normalised video paths: relative ones against --video_root or the file's folder."""
-    resolved = np.empty(len(frame), dtype=object)
+# Paths that need no normalising: absolute, no '//', no '.' or '..' segment, no trailing '/'.
+_NEEDS_NORMALISING = r"//|/\.\.?(?:/|$)|/$"
+
+
+def _resolve_paths(frame: pd.DataFrame, raw: pd.Series, files: list[str],
+                   video_root: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Absolute, normalised video paths as (per-row code, distinct paths).
+
+    Relative paths are resolved against --video_root or the annotation file's own folder.
+    """
     file_codes = frame["_file"].to_numpy()
+    codes = np.empty(len(frame), dtype=np.int64)
+    parts, offset = [], 0
     for index, name in enumerate(files):
         rows = np.flatnonzero(file_codes == index)
         base = os.path.abspath(video_root if video_root else os.path.dirname(os.path.abspath(name)))
-        codes, uniques = pd.factorize(raw.to_numpy()[rows])
-        absolute = np.array([os.path.abspath(os.path.join(base, os.path.expanduser(p))) if p else ""
-                             for p in uniques], dtype=object)
-        resolved[rows] = absolute[codes]
-    return resolved
+        sub_codes, uniques = pd.factorize(raw.iloc[rows])
+        values = np.asarray(uniques, dtype=object)
+        plain = np.asarray(uniques.str.startswith("/") & ~uniques.str.contains(_NEEDS_NORMALISING, regex=True),
+                           dtype=bool)
+        values[~plain] = [os.path.normpath(os.path.join(base, os.path.expanduser(p))) if p else ""
+                          for p in values[~plain]]
+        codes[rows] = sub_codes + offset
+        offset += len(values)
+        parts.append(values)
+    remap, names = pd.factorize(np.concatenate(parts) if parts else np.zeros(0, dtype=object))
+    return remap[codes], np.asarray(names, dtype=object)
 
 
 def _label_rows(frame: pd.DataFrame, files: list[str]) -> np.ndarray:
@@ -234,13 +292,21 @@ def _label_rows(frame: pd.DataFrame, files: list[str]) -> np.ndarray:
     return np.array([f"{n} line {l}" for n, l in zip(names, frame["_line"].to_numpy())], dtype=object)
 
 
-def validate(frame: pd.DataFrame, files: list[str], config: LabelImportConfig,
-             show_progress: bool = False) -> tuple[pd.DataFrame, _Rejections, int]:
-    """Check every row; returns (clean rows, rejections, number of exact duplicates removed).
+@dataclasses.dataclass
+class CleanRows:
+    """Valid, de-duplicated ratings as integer codes into `names` (absolute video paths, prompts, ...).
 
-    Clean rows have columns ``video_path`` (absolute), ``prompt``, ``dimension``, ``annotator``
-    (stripped strings), ``label`` (int8 1/0), ``_file``, ``_line``.
+    ``rows`` has columns ``video``, ``prompt``, ``dimension``, ``annotator`` (codes), ``label``
+    (1/0), ``_file`` and ``_line``; ``names[column][code]`` is the string.
     """
+
+    rows: pd.DataFrame
+    names: dict[str, np.ndarray]
+
+
+def validate(frame: pd.DataFrame, files: list[str], config: LabelImportConfig,
+             show_progress: bool = False) -> tuple[CleanRows, _Rejections, int]:
+    """Check every row; returns (clean rows, rejections, number of exact duplicates removed)."""
     n = len(frame)
     rej = _Rejections(n)
     rej.add(frame["_pre"].to_numpy() != "", "invalid_row", None, frame["_pre"].to_numpy(dtype=object))
@@ -248,8 +314,7 @@ def validate(frame: pd.DataFrame, files: list[str], config: LabelImportConfig,
     for column in ("video_path", "prompt", "dimension", "annotator"):
         rej.add((clean[column] == "").to_numpy(), "empty_field", column,
                 f"empty or missing {column}; expected a non-empty value")
-    label_text = frame["label"].str.strip().str.lower()
-    label = label_text.map(_LABEL_VALUES)
+    label = frame["label"].str.strip().str.lower().map(_LABEL_VALUES)
     bad_label = label.isna().to_numpy()
     if bad_label.any():
         messages = np.empty(n, dtype=object)
@@ -258,36 +323,36 @@ def validate(frame: pd.DataFrame, files: list[str], config: LabelImportConfig,
         rej.add(bad_label, "unknown_label", "label", messages)
     label = label.fillna(-1).to_numpy(dtype=np.int8)
 
-    paths = _resolve_paths(frame, clean["video_path"], files, config.video_root)
+    video_code, video_names = _resolve_paths(frame, clean["video_path"], files, config.video_root)
     if config.check_videos:
-        candidates = pd.unique(paths[~rej.rejected])
-        missing = [p for p in tqdm(candidates, desc="checking video files", unit=" files",
-                                   disable=not show_progress) if not os.path.isfile(p)]
-        if missing:
-            missing_mask = pd.Index(missing).get_indexer(paths) >= 0
+        candidates = np.unique(video_code[~rej.rejected])
+        exists = np.array([os.path.isfile(video_names[c]) for c in tqdm(
+            candidates, desc="checking video files", unit=" files", disable=not show_progress)], dtype=bool)
+        missing = np.isin(video_code, candidates[~exists])
+        if missing.any():
             messages = np.empty(n, dtype=object)
-            messages[missing_mask] = [f"video file does not exist: {p}" for p in paths[missing_mask]]
-            rej.add(missing_mask, "missing_video", "video_path", messages)
+            messages[missing] = [f"video file does not exist: {video_names[c]}" for c in video_code[missing]]
+            rej.add(missing, "missing_video", "video_path", messages)
 
-    video_code, _ = pd.factorize(paths)
-    prompt_code, prompt_values = pd.factorize(clean["prompt"].to_numpy(dtype=object))
-    _check_prompts(frame, files, rej, video_code, prompt_code, prompt_values)
+    codes, names = {"video": video_code}, {"video": video_names}
+    for column in ("prompt", "dimension", "annotator"):
+        column_codes, uniques = pd.factorize(clean[column])
+        codes[column], names[column] = column_codes, np.asarray(uniques, dtype=object)
+    _check_prompts(frame, files, rej, codes["video"], codes["prompt"], names["prompt"])
 
-    dimension_code, _ = pd.factorize(clean["dimension"].to_numpy(dtype=object))
-    annotator_code, _ = pd.factorize(clean["annotator"].to_numpy(dtype=object))
     ok = ~rej.rejected
-    keys = pd.DataFrame({"v": video_code[ok], "d": dimension_code[ok], "a": annotator_code[ok]})
-    group = keys.groupby(["v", "d", "a"], sort=False).ngroup().to_numpy()
-    sizes = np.bincount(group)
-    passes = np.bincount(group, weights=label[ok])
-    conflict_group = (passes > 0) & (passes < sizes)
     ok_rows = np.flatnonzero(ok)
-    conflict_rows = ok_rows[conflict_group[group]]
+    keys = pd.DataFrame({c: codes[c][ok] for c in ("video", "dimension", "annotator")})
+    group = keys.groupby(["video", "dimension", "annotator"], sort=False).ngroup().to_numpy()
+    passes = np.bincount(group, weights=label[ok])
+    conflict_group = (passes > 0) & (passes < np.bincount(group))
+    in_conflict = conflict_group[group]
+    conflict_rows = ok_rows[in_conflict]
     if len(conflict_rows):
         sub = frame.iloc[conflict_rows]
-        where = _label_rows(sub, files)
-        described = pd.Series([f"{w} ({t})" for w, t in zip(where, sub["label"].to_numpy(dtype=object))])
-        listing = described.groupby(group[conflict_group[group]]).transform(lambda s: ", ".join(s)).to_numpy()
+        described = pd.Series([f"{w} ({t})" for w, t in zip(_label_rows(sub, files),
+                                                              sub["label"].to_numpy(dtype=object))])
+        listing = described.groupby(group[in_conflict]).transform(lambda s: ", ".join(s)).to_numpy()
         messages = np.empty(n, dtype=object)
         messages[conflict_rows] = [f"conflicting duplicate: the same video, dimension and annotator "
                                    f"have different labels at {lst}" for lst in listing]
@@ -295,29 +360,26 @@ def validate(frame: pd.DataFrame, files: list[str], config: LabelImportConfig,
         mask[conflict_rows] = True
         rej.add(mask, "conflicting_duplicate", "label", messages)
 
-    duplicated = keys.assign(g=group)[~conflict_group[group]].duplicated("g").to_numpy()
-    kept_after_conflict = ok_rows[~conflict_group[group]]
-    keep_rows = kept_after_conflict[~duplicated]
-    clean_frame = pd.DataFrame({
-        "video_path": paths[keep_rows],
-        "prompt": clean["prompt"].to_numpy(dtype=object)[keep_rows],
-        "dimension": clean["dimension"].to_numpy(dtype=object)[keep_rows],
-        "annotator": clean["annotator"].to_numpy(dtype=object)[keep_rows],
-        "label": label[keep_rows],
-        "_file": frame["_file"].to_numpy()[keep_rows],
-        "_line": frame["_line"].to_numpy()[keep_rows],
-    })
-    return clean_frame, rej, int(duplicated.sum())
+    remaining_group = group[~in_conflict]
+    duplicated = pd.Series(remaining_group).duplicated().to_numpy()
+    keep = ok_rows[~in_conflict][~duplicated]
+    rows = pd.DataFrame({c: codes[c][keep] for c in ("video", "prompt", "dimension", "annotator")})
+    rows["label"] = label[keep]
+    rows["_file"] = frame["_file"].to_numpy()[keep]
+    rows["_line"] = frame["_line"].to_numpy()[keep]
+    return CleanRows(rows, names), rej, int(duplicated.sum())
 
 
 def _check_prompts(frame: pd.DataFrame, files: list[str], rej: _Rejections, video_code: np.ndarray,
                    prompt_code: np.ndarray, prompt_values: np.ndarray) -> None:
     """Reject rows whose prompt differs from the video's most frequent prompt (ties: first seen)."""
     ok = ~rej.rejected
+    if not ok.any():
+        return
     n_prompts = max(len(prompt_values), 1)
     combined = video_code[ok].astype(np.int64) * n_prompts + prompt_code[ok]
     unique_pairs = np.unique(combined)
-    prompts_per_video = np.bincount(unique_pairs // n_prompts, minlength=int(video_code.max()) + 1)
+    prompts_per_video = np.bincount(unique_pairs // n_prompts)
     bad_videos = np.flatnonzero(prompts_per_video > 1)
     if not len(bad_videos):
         return
@@ -343,38 +405,47 @@ def _check_prompts(frame: pd.DataFrame, files: list[str], rej: _Rejections, vide
 # Aggregation and report
 
 
-def aggregate(clean: pd.DataFrame, min_agreement: float) -> tuple[pd.DataFrame, np.ndarray]:
-    """Majority vote per (video, dimension); returns the label table and each clean row's unit index."""
-    video_code, videos = pd.factorize(clean["video_path"].to_numpy(dtype=object))
-    dimension_code, dimensions = pd.factorize(clean["dimension"].to_numpy(dtype=object))
-    unit_key = video_code.astype(np.int64) * len(dimensions) + dimension_code
-    unit_keys, unit_of_row = np.unique(unit_key, return_inverse=True)
-    first_row = np.full(len(unit_keys), len(clean), dtype=np.int64)
-    np.minimum.at(first_row, unit_of_row, np.arange(len(clean)))
+def _rank(names: np.ndarray) -> np.ndarray:
+    """Position of each name in sorted order."""
+    order = np.argsort(names, kind="stable")
+    rank = np.empty(len(names), dtype=np.int64)
+    rank[order] = np.arange(len(names))
+    return rank
+
+
+def aggregate(clean: CleanRows, min_agreement: float) -> tuple[pd.DataFrame, np.ndarray]:
+    """Majority vote per (video, dimension); returns the label table and each clean row's unit index.
+
+    The table is sorted by video_path, then dimension.
+    """
+    rows, names = clean.rows, clean.names
+    n_dims = len(names["dimension"])
+    unit_key = rows["video"].to_numpy(dtype=np.int64) * n_dims + rows["dimension"].to_numpy()
+    unit_keys, first_row, unit_of_row = np.unique(unit_key, return_index=True, return_inverse=True)
+    video, dimension = unit_keys // n_dims, unit_keys % n_dims
     n = np.bincount(unit_of_row).astype(np.int64)
-    n_pass = np.bincount(unit_of_row, weights=clean["label"].to_numpy()).astype(np.int64)
+    n_pass = np.bincount(unit_of_row, weights=rows["label"].to_numpy()).astype(np.int64)
     n_fail = n - n_pass
     agreement = np.maximum(n_pass, n_fail) / n
     split = n_pass == n_fail
     low = ~split & (agreement < min_agreement - 1e-12)
-    status = np.where(split, "split", np.where(low, "low_agreement", "ok"))
+    order = np.lexsort((_rank(names["dimension"])[dimension], _rank(names["video"])[video]))
     label = pd.array(np.where(n_pass > n_fail, 1, 0), dtype="Int64")
     label[split | low] = pd.NA
     table = pd.DataFrame({
-        "video_path": np.asarray(videos, dtype=object)[unit_keys // len(dimensions)],
-        "prompt": clean["prompt"].to_numpy(dtype=object)[first_row],
-        "dimension": np.asarray(dimensions, dtype=object)[unit_keys % len(dimensions)],
+        "video_path": names["video"][video],
+        "prompt": names["prompt"][rows["prompt"].to_numpy()[first_row]],
+        "dimension": names["dimension"][dimension],
         "label": label,
         "n_pass": n_pass,
         "n_fail": n_fail,
         "n_annotators": n,
         "agreement": agreement,
-        "status": status,
-    })
-    order = np.lexsort((table["dimension"].to_numpy(dtype=str), table["video_path"].to_numpy(dtype=str)))
-    inverse = np.empty_like(order)
-    inverse[order] = np.arange(len(order))
-    return table.iloc[order].reset_index(drop=True), inverse[unit_of_row]
+        "status": np.where(split, "split", np.where(low, "low_agreement", "ok")).astype(object),
+    }).iloc[order].reset_index(drop=True)
+    position = np.empty_like(order)
+    position[order] = np.arange(len(order))
+    return table, position[unit_of_row]
 
 
 def _rate(numerator: float, denominator: float) -> float | None:
@@ -385,48 +456,54 @@ def _finite(value: float) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
-def _annotator_stats(annotators: np.ndarray, labels: np.ndarray, majority: np.ndarray) -> dict[str, dict]:
-    codes, names = pd.factorize(annotators)
-    n = np.bincount(codes, minlength=len(names))
-    n_pass = np.bincount(codes, weights=labels, minlength=len(names))
+def _annotator_stats(codes: np.ndarray, names: np.ndarray, labels: np.ndarray,
+                     majority: np.ndarray) -> dict[str, dict]:
+    """n labels, pass rate and agreement with the (non-null) majority label, per annotator present."""
+    k = len(names)
+    n = np.bincount(codes, minlength=k)
+    n_pass = np.bincount(codes, weights=labels, minlength=k)
     compared = majority >= 0
-    n_compared = np.bincount(codes[compared], minlength=len(names))
-    n_agree = np.bincount(codes[compared], weights=(labels[compared] == majority[compared]),
-                          minlength=len(names))
-    order = np.argsort(np.asarray(names, dtype=str), kind="stable")
+    n_compared = np.bincount(codes[compared], minlength=k)
+    n_agree = np.bincount(codes[compared], weights=labels[compared] == majority[compared], minlength=k)
     return {str(names[i]): {"n_labels": int(n[i]), "pass_rate": _rate(n_pass[i], n[i]),
                             "agreement_with_majority": _rate(n_agree[i], n_compared[i]),
-                            "n_compared": int(n_compared[i])} for i in order}
+                            "n_compared": int(n_compared[i])}
+            for i in np.argsort(names, kind="stable") if n[i]}
 
 
-def build_report(table: pd.DataFrame, clean: pd.DataFrame, unit_of_row: np.ndarray) -> dict[str, Any]:
-    """Agreement statistics per dimension and per annotator (see docs of the report fields)."""
+def build_report(table: pd.DataFrame, clean: CleanRows, unit_of_row: np.ndarray) -> dict[str, Any]:
+    """Agreement statistics per dimension and per annotator (fields explained in label_report.md)."""
     majority = table["label"].fillna(-1).to_numpy(dtype=np.int64)[unit_of_row]
-    labels = clean["label"].to_numpy(dtype=np.int64)
-    annotators = clean["annotator"].to_numpy(dtype=object)
+    labels = clean.rows["label"].to_numpy(dtype=np.int64)
+    annotators, annotator_names = clean.rows["annotator"].to_numpy(), clean.names["annotator"]
+    row_dimension = clean.rows["dimension"].to_numpy()
+    table_dimension = table["dimension"].to_numpy()
+    table_label = table["label"].to_numpy(dtype=float, na_value=np.nan)
+    status = table["status"].to_numpy()
     per_dimension, by_dimension = {}, {}
-    for dimension in sorted(table["dimension"].unique()):
-        units = table["dimension"].to_numpy() == dimension
-        sub = table[units]
-        counts = np.stack([sub["n_fail"].to_numpy(), sub["n_pass"].to_numpy()], axis=1)
-        rows = clean["dimension"].to_numpy() == dimension
-        labelled = sub["label"].notna().to_numpy()
+    present = np.unique(row_dimension)
+    for code in present[np.argsort(clean.names["dimension"][present], kind="stable")]:
+        dimension = str(clean.names["dimension"][code])
+        units = table_dimension == dimension
+        counts = np.stack([table["n_fail"].to_numpy()[units], table["n_pass"].to_numpy()[units]], axis=1)
+        rows = row_dimension == code
+        labelled = table_label[units][~np.isnan(table_label[units])]
         per_dimension[dimension] = {
-            "videos": int(len(sub)),
+            "videos": int(units.sum()),
             "ratings": int(counts.sum()),
-            "annotators": int(pd.unique(annotators[rows]).size),
-            "mean_annotators_per_video": float(counts.sum() / len(sub)),
+            "annotators": int(np.unique(annotators[rows]).size),
+            "mean_annotators_per_video": float(counts.sum() / units.sum()),
             "krippendorff_alpha": _finite(krippendorff_alpha_nominal(counts)),
             "pairwise_agreement": _finite(pairwise_agreement(counts)),
-            "pass_rate": _rate(sub["label"].to_numpy(dtype=float, na_value=0.0)[labelled].sum(), labelled.sum()),
+            "pass_rate": _rate(labelled.sum(), len(labelled)),
             "rating_pass_rate": _rate(counts[:, 1].sum(), counts.sum()),
-            "ok": int((sub["status"] == "ok").sum()),
-            "split": int((sub["status"] == "split").sum()),
-            "low_agreement": int((sub["status"] == "low_agreement").sum()),
+            "ok": int((status[units] == "ok").sum()),
+            "split": int((status[units] == "split").sum()),
+            "low_agreement": int((status[units] == "low_agreement").sum()),
         }
-        by_dimension[dimension] = _annotator_stats(annotators[rows], labels[rows], majority[rows])
+        by_dimension[dimension] = _annotator_stats(annotators[rows], annotator_names, labels[rows], majority[rows])
     return {"dimensions": per_dimension,
-            "annotators": _annotator_stats(annotators, labels, majority),
+            "annotators": _annotator_stats(annotators, annotator_names, labels, majority),
             "annotators_by_dimension": by_dimension}
 
 
@@ -507,14 +584,14 @@ def import_annotations(config: LabelImportConfig) -> LabelImport:
         raise InputError(f"{_where(kinds[file_index], int(first['row']))}: {first['reason']}{more}. "
                          "Nothing was written; rerun with --on_error skip --rejects FILE to drop and list bad rows",
                          file=first["source_file"], row=int(first["row"]), field=first["field"])
-    if clean.empty:
+    if clean.rows.empty:
         raise InputError("no valid annotation rows remain", file=", ".join(files))
     table, unit_of_row = aggregate(clean, config.min_agreement)
     report = build_report(table, clean, unit_of_row)
     report["summary"] = {
         "files": files, "rows_read": int(len(frame)), "rows_rejected": n_rejected,
         "rejected_by_kind": by_kind, "duplicates_removed": duplicates,
-        "rows_used": int(len(clean)), "videos": int(table["video_path"].nunique()),
+        "rows_used": int(len(clean.rows)), "videos": int(table["video_path"].nunique()),
         "dimensions": sorted(table["dimension"].unique().tolist()), "labels": int(len(table)),
         "split": int((table["status"] == "split").sum()),
         "low_agreement": int((table["status"] == "low_agreement").sum()),
@@ -536,9 +613,16 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike) -> None:
         with atomic_path(path) as tmp:
             table.to_parquet(tmp, index=False)
         return
-    records = table.astype(object).where(table.notna(), None).to_dict(orient="records")
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    text = [table[c].to_numpy(dtype=object) for c in ("video_path", "prompt", "dimension", "status")]
+    video, prompt, dimension, status = ([encode_basestring(v) for v in column] for column in text)
+    label = ["null" if v is None else str(v) for v in table["label"].to_numpy(dtype=object, na_value=None)]
+    counts = [table[c].to_numpy().tolist() for c in ("n_pass", "n_fail", "n_annotators")]
+    agreement = [repr(v) for v in table["agreement"].to_numpy(dtype=float).tolist()]
+    lines = [f'{{"video_path": {v}, "prompt": {p}, "dimension": {d}, "label": {lab}, "n_pass": {a}, '
+             f'"n_fail": {b}, "n_annotators": {c}, "agreement": {g}, "status": {s}}}\n'
+             for v, p, d, lab, a, b, c, g, s in zip(video, prompt, dimension, label, *counts, agreement, status)]
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.writelines(lines)
 
 
 def read_label_table(path: str | os.PathLike) -> pd.DataFrame:
@@ -550,9 +634,10 @@ def read_label_table(path: str | os.PathLike) -> pd.DataFrame:
     if suffix == ".parquet":
         table = pd.read_parquet(path)
     elif suffix == ".jsonl":
-        from solireward.io import read_jsonl
-
-        table = pd.DataFrame(read_jsonl(path))
+        try:
+            table = pa_json.read_json(path).to_pandas()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            table = pd.DataFrame(read_jsonl(path))       # slower, but names the bad line
     else:
         raise InputError(f"unsupported extension '{suffix}'; expected .jsonl or .parquet", file=str(path))
     for column in ("video_path", "prompt", "dimension", "label"):

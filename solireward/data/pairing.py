@@ -33,9 +33,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import os
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -288,21 +288,28 @@ def sample_pairs(space: _PairSpace, n: int, rng: np.random.Generator) -> tuple[n
 
 
 def _video_json(paths: np.ndarray, prompts: np.ndarray) -> list[str]:
-    return [json.dumps({"video_path": p, "prompt": q}, ensure_ascii=False) for p, q in zip(paths, prompts)]
+    """Encoded `{"video_path": ..., "prompt": ...}` records (JSON text, one per video)."""
+    return [f'{{"video_path": {encode_basestring(p)}, "prompt": {encode_basestring(q)}}}'
+            for p, q in zip(np.asarray(paths, dtype=object).tolist(), np.asarray(prompts, dtype=object).tolist())]
 
 
 def write_pair_file(path: Path, win: list[str], lose: list[str], q_win: np.ndarray, q_lose: np.ndarray) -> None:
     """Write a pair file (JSON list, one pair per line) from pre-encoded video records."""
-    lines = [f'{{"win": {w}, "lose": {l}, "meta": {{"win": {{"quality": {qw}}}, "lose": {{"quality": {ql}}}}}}}'
-             for w, l, qw, ql in zip(win, lose, np.asarray(q_win, float).tolist(), np.asarray(q_lose, float).tolist())]
+    qualities = np.stack([np.asarray(q_win, float), np.asarray(q_lose, float)], axis=1).reshape(-1, 2)
+    kinds, which = np.unique(qualities, axis=0, return_inverse=True)
+    metas = [f'{{"win": {{"quality": {qw!r}}}, "lose": {{"quality": {ql!r}}}}}' for qw, ql in kinds.tolist()]
+    lines = [f'{{"win": {w}, "lose": {l}, "meta": {metas[i]}}}' for w, l, i in zip(win, lose, which.ravel().tolist())]
     with atomic_write(path, encoding="utf-8") as handle:
         handle.write("[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n")
 
 
 def _write_videos(path: Path, videos: pd.DataFrame) -> None:
-    records = [{"video_path": p, "prompt": q, "label": None if pd.isna(lab) else int(lab)}
-               for p, q, lab in zip(videos["video_path"], videos["prompt"], videos["label"])]
-    write_json(path, records, indent=None)
+    """Write the inference input of a split: a JSON list of {video_path, prompt, label}, one per line."""
+    records = _video_json(videos["video_path"].to_numpy(), videos["prompt"].to_numpy())
+    labels = ["null" if pd.isna(v) else str(int(v)) for v in videos["label"].to_numpy(dtype=object)]
+    lines = [f'{r[:-1]}, "label": {lab}}}' for r, lab in zip(records, labels)]
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write("[\n" + ",\n".join(lines) + "\n]\n" if lines else "[]\n")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -121,6 +121,13 @@ def test_missing_column_and_bad_json_line(tmp_path: Path, capsys) -> None:
     jsonl.write_text(json.dumps(dict(zip(HEADER, GOOD))) + "\n\n{not json\n")
     assert run_cli("labels", "--input", jsonl, "--output", tmp_path / "t.jsonl") == 2
     assert f"{jsonl}, row 3: line 3: not valid JSON" in capsys.readouterr().err
+    # Uniformly typed JSONL takes the columnar reader; line numbers still count blank lines.
+    good = dict(zip(HEADER, GOOD))
+    rows = [good, {**good, "annotator": "ann2"}, {**good, "prompt": "", "annotator": "ann3"}]
+    columnar = tmp_path / "columnar.jsonl"
+    columnar.write_text(json.dumps(rows[0]) + "\n  \n" + json.dumps(rows[1]) + "\n" + json.dumps(rows[2]) + "\n")
+    assert run_cli("labels", "--input", columnar, "--output", tmp_path / "t.jsonl") == 2
+    assert f"{columnar}, row 4, field 'prompt': line 4: empty or missing prompt" in capsys.readouterr().err
     assert not (tmp_path / "t.jsonl").exists()
 
 
