@@ -1,0 +1,526 @@
+"""`solireward evaluate`: pair accuracy, ROC-AUC, F1 and reward-hacking diagnostics of a score file.
+
+Inputs. ``--scores`` is the output of ``solireward infer``: a list of records with ``video_path``,
+``prompt`` (optional), ``label`` (optional; a quality in [0, 1], Pass when > 0.5) and ``score`` (or
+``score_norm`` with ``--score_field``), or an ``error`` field instead of a score. A record whose score
+is NaN/inf is counted as ``nonfinite`` and treated like an errored one. ``--pairs`` is a pair file
+(``{"win": REC, "lose": REC, "meta": {"win": {"quality": q}, "lose": {"quality": q}}}``); each side's
+score is looked up by ``video_path`` (by ``video_path`` and ``prompt`` when the score file holds the
+same video more than once). The label of a pair is the sign of q_win − q_lose: +1 (win), 0 (tie) or
+−1 (the "lose" side is better); a pair without ``meta`` is a win–lose pair. A pair with a side that
+is missing from the score file or has no valid score is counted and skipped.
+
+Metrics (with d = r_win − r_lose for a pair and r the chosen score field):
+
+- ``pairs.accuracy`` (pair accuracy without ties, the paper's "RM ACC"): over the pairs whose label
+  is not a tie, the share with sign(d) equal to the label; d = 0 counts ½ (the expected accuracy of
+  breaking the tie at random).
+- ``pairs.accuracy_with_ties`` (VideoGen-RewardBench): over all evaluated pairs, the largest share
+  of pairs whose predicted relation (win when d > ε, tie when |d| ≤ ε, lose when d < −ε) equals the
+  label, maximised over ε ≥ 0. Only ε = 0 and the values of |d| change the prediction, so exactly
+  those candidates are tried; ``pairs.tie_threshold`` is the smallest best ε.
+- ``video.roc_auc``: probability that a random Pass video scores above a random Fail video, ties
+  counting ½ (Mann–Whitney U / (n_pass·n_fail), from average ranks). Null with a reason unless
+  both classes are present.
+- ``video.best_f1``: the largest F1 of the Pass class when a video is predicted Pass iff
+  score ≥ t, over every score value t (``video.best_f1_threshold``; the highest t on ties).
+- ``video.spearman``: Spearman rank correlation of scores and labels, only when the labels take
+  more than two distinct values (graded); null otherwise.
+- Reward-hacking diagnostics (``diagnostics``):
+  ``pass_score_std`` / ``pass_score_iqr``: population standard deviation and interquartile range
+  (75th − 25th percentile, linear interpolation) of the Pass videos' scores (``score_std``: of all
+  videos, for scale). ``top_prompts_share``: among the ``--top_k`` highest-scoring videos (ties
+  broken by file order), the share held by the ``--top_prompts`` prompts with most videos there;
+  ``top_prompts_share_expected`` is its mean over ``--null_samples`` random draws of k scored videos
+  (seeded), i.e. what a reward with no preference among prompts would give. Group advantage
+  (GRPO): within each prompt with ≥ 2 scored videos, a = (r − mean)/std (population std); groups of
+  equal scores give no advantage and are counted in ``groups_constant``. ``mean_abs_advantage_pass``
+  / ``_fail`` (and the signed means) average a over Pass / Fail videos of the other groups;
+  ``best_is_pass_share`` is, over prompts with both a labelled Pass and Fail video, the share whose
+  highest-scoring labelled video (first in file order on ties) is a Pass, next to
+  ``best_is_pass_expected``, the mean Pass share of those groups (a random pick).
+- ``counts``: records, scored, errored (an ``error`` field), nonfinite, labelled, pass, fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from solireward import __version__
+from solireward.config import add_dataclass_arguments, arg, parse_dataclass
+from solireward.errors import ConfigError, InputError
+from solireward.io import read_json, read_records, write_json, write_text
+
+logger = logging.getLogger(__name__)
+
+PASS_THRESHOLD = 0.5
+
+
+@dataclasses.dataclass
+class EvaluateConfig:
+    """Options of `solireward evaluate` (metrics of one score file, optionally on a pair file)."""
+
+    scores: str = arg("score file from `solireward infer` (.json list or .jsonl of records with video_path, "
+                      "prompt, optional label in [0, 1], and score or error)")
+    output: str = arg("metrics JSON to write; a Markdown summary goes beside it (same name, .md) "
+                      "unless --markdown is given")
+    pairs: str | None = arg("pair file (win/lose/meta records); each side's score is looked up by video_path. "
+                            "Without it only the video-level metrics are computed", None)
+    markdown: str | None = arg("Markdown summary file; when unset, --output with the suffix .md", None)
+    score_field: str = arg("which score to evaluate: the raw score or the normalised score_norm",
+                           "score", choices=("score", "score_norm"))
+    top_k: int = arg("number of highest-scoring videos examined by the prompt-concentration diagnostic", 10)
+    top_prompts: int = arg("how many of the most frequent prompts among the top-k videos to sum", 3)
+    null_samples: int = arg("random draws of k videos for the expected top-prompt share", 200)
+    seed: int = arg("random seed of those draws", 0)
+
+    def __post_init__(self) -> None:
+        for name in ("top_k", "top_prompts", "null_samples"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, name)}", field=name)
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    """Add the flags of `solireward evaluate`."""
+    parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
+    parser.add_argument("--tag", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help="label stored under 'tags' in the output so `solireward report` can group cells "
+                             "(e.g. head=hpqa loss=btt pairing=cross_prompt labels=binary task=phy_deform); "
+                             "repeatable")
+    add_dataclass_arguments(parser, EvaluateConfig, "evaluation")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute the metrics of one score file and write them as JSON and Markdown."""
+    config = parse_dataclass(EvaluateConfig, args, args.config)
+    tags = parse_tags(args.tag)
+    result = evaluate(config, tags)
+    write_json(config.output, result)
+    markdown = config.markdown or str(Path(config.output).with_suffix(".md"))
+    write_text(markdown, metrics_markdown(result))
+    pairs = result["pairs"] or {}
+    logger.info("%d of %d videos scored; pair accuracy %s on %s win-lose pairs; ROC-AUC %s -> %s",
+                result["counts"]["scored"], result["counts"]["records"], _fmt(pairs.get("accuracy")),
+                pairs.get("win_lose", 0), _fmt(result["video"]["roc_auc"]), config.output)
+    return 0
+
+
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """`key=value` strings as a dict; a malformed or contradictory tag is a ConfigError."""
+    tags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}", field="tag")
+        if key in tags and tags[key] != value:
+            raise ConfigError(f"tag '{key}' given twice with different values ({tags[key]!r}, {value!r})",
+                              field="tag")
+        tags[key] = value
+    return tags
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the score and pair files
+
+
+@dataclasses.dataclass
+class ScoreTable:
+    """The records of a score file as arrays (one entry per record)."""
+
+    video_path: list[str]
+    prompt: list[str | None]
+    score: np.ndarray       # float, NaN where the record has no valid score
+    label: np.ndarray       # float in [0, 1], NaN where unlabelled
+    errored: np.ndarray     # bool: an `error` field and no score
+    nonfinite: np.ndarray   # bool: the score is NaN or infinite
+
+    @property
+    def valid(self) -> np.ndarray:
+        return np.isfinite(self.score)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def load_scores(path: str, score_field: str = "score") -> ScoreTable:
+    """Read and validate a score file (see the module docstring); rows are 1-based in errors."""
+    records = read_records(path)
+    paths, prompts, scores, labels, errored, nonfinite = [], [], [], [], [], []
+    for row, rec in enumerate(records, start=1):
+        video = rec.get("video_path")
+        if not isinstance(video, str) or not video:
+            raise InputError("expected a non-empty string video_path", file=path, row=row, field="video_path")
+        prompt = rec.get("prompt")
+        if prompt is not None and not isinstance(prompt, str):
+            raise InputError(f"expected a string or null, got {prompt!r}", file=path, row=row, field="prompt")
+        raw = rec.get(score_field)
+        is_error = raw is None and rec.get("error") not in (None, "")
+        score = math.nan
+        if raw is None and not is_error:
+            raise InputError(f"record has neither '{score_field}' nor 'error'", file=path, row=row,
+                             field=score_field)
+        if raw is not None:
+            score = _number(raw) if not isinstance(raw, str) else None
+            if score is None:
+                raise InputError(f"expected a number, got {raw!r}", file=path, row=row, field=score_field)
+        label = rec.get("label")
+        if label is None or (isinstance(label, str) and not label.strip()):
+            label_value = math.nan
+        else:
+            label_value = _number(label)
+            if label_value is None or not 0.0 <= label_value <= 1.0:
+                raise InputError(f"expected a quality in [0, 1] (1 Pass, 0 Fail) or null, got {label!r}",
+                                 file=path, row=row, field="label")
+        paths.append(video)
+        prompts.append(prompt)
+        scores.append(score)
+        labels.append(label_value)
+        errored.append(is_error)
+        nonfinite.append(raw is not None and not math.isfinite(score))
+    return ScoreTable(paths, prompts, np.asarray(scores, dtype=float), np.asarray(labels, dtype=float),
+                      np.asarray(errored, dtype=bool), np.asarray(nonfinite, dtype=bool))
+
+
+@dataclasses.dataclass
+class PairScores:
+    """Scores of the evaluable pairs of a pair file, and why the others were skipped."""
+
+    d: np.ndarray          # r_win − r_lose
+    relation: np.ndarray   # +1 win, 0 tie, −1 lose (sign of q_win − q_lose)
+    in_file: int
+    skipped_missing: int
+    skipped_error: int
+
+
+def _quality(pair: dict, side: str, default: float, path: str, row: int) -> float:
+    meta = pair.get("meta")
+    if meta is None:
+        return default
+    if not isinstance(meta, dict) or not isinstance(meta.get(side, {}), dict):
+        raise InputError("expected meta = {'win': {'quality': q}, 'lose': {'quality': q}}", file=path, row=row,
+                         field="meta")
+    raw = meta.get(side, {}).get("quality", default)
+    value = _number(raw) if not isinstance(raw, str) else None
+    if value is None or not math.isfinite(value):
+        raise InputError(f"expected a number, got {raw!r}", file=path, row=row, field=f"meta.{side}.quality")
+    return value
+
+
+def pair_scores(path: str, table: ScoreTable) -> PairScores:
+    """Look up each side of each pair in `table`; skip (and count) pairs with a side not scored."""
+    data = read_json(path)
+    if not isinstance(data, list):
+        raise InputError("expected a JSON list of {win, lose, meta} pairs", file=path)
+    by_path: dict[str, list[int]] = {}
+    for i, video in enumerate(table.video_path):
+        by_path.setdefault(video, []).append(i)
+
+    def find(rec: dict, row: int, side: str) -> int | None:
+        candidates = by_path.get(rec["video_path"], [])
+        if len(candidates) <= 1 or len({table.score[i] for i in candidates}) == 1:
+            return candidates[0] if candidates else None
+        same_prompt = [i for i in candidates if table.prompt[i] == rec.get("prompt")]
+        if not same_prompt:
+            raise InputError(f"video {rec['video_path']} is scored more than once with different scores and "
+                             "none of its records has this pair's prompt", file=path, row=row, field=side)
+        return same_prompt[0]
+
+    win_idx, lose_idx, relation = [], [], []
+    missing = error = 0
+    for row, pair in enumerate(data, start=1):
+        if not isinstance(pair, dict):
+            raise InputError("expected an object with 'win' and 'lose'", file=path, row=row)
+        for side in ("win", "lose"):
+            rec = pair.get(side)
+            if not isinstance(rec, dict) or not isinstance(rec.get("video_path"), str):
+                raise InputError("expected a video record with a string video_path", file=path, row=row,
+                                 field=f"{side}.video_path")
+        qw, ql = _quality(pair, "win", 1.0, path, row), _quality(pair, "lose", 0.0, path, row)
+        w, lo = find(pair["win"], row, "win"), find(pair["lose"], row, "lose")
+        if w is None or lo is None:
+            missing += 1
+            continue
+        if not (table.valid[w] and table.valid[lo]):
+            error += 1
+            continue
+        win_idx.append(w)
+        lose_idx.append(lo)
+        relation.append(int(np.sign(qw - ql)))
+    d = table.score[np.asarray(win_idx, dtype=np.int64)] - table.score[np.asarray(lose_idx, dtype=np.int64)]
+    return PairScores(d, np.asarray(relation, dtype=np.int64), len(data), missing, error)
+
+
+# ----------------------------------------------------------------------------------------------
+# Metrics (numpy); each returns None where it is undefined
+
+
+def pair_accuracy(d: np.ndarray) -> float | None:
+    """Share of win–lose pairs with d = r_win − r_lose > 0, d = 0 counting ½; None without pairs."""
+    d = np.asarray(d, dtype=float)
+    if d.size == 0:
+        return None
+    return float(((d > 0).sum() + 0.5 * (d == 0).sum()) / d.size)
+
+
+def accuracy_with_ties(d: np.ndarray, relation: np.ndarray) -> tuple[float | None, float | None]:
+    """(best accuracy, smallest best ε): relation ∈ {+1, 0, −1}; prediction win/tie/lose by d vs ±ε.
+
+    Sorting |d| makes "which pairs are predicted tie" a prefix; the accuracy of each prefix is the
+    correct ties inside it plus the correct signs outside, from two cumulative sums.
+    """
+    d, relation = np.asarray(d, dtype=float), np.asarray(relation)
+    if d.size == 0:
+        return None, None
+    order = np.argsort(np.abs(d), kind="stable")
+    abs_d, sign, rel = np.abs(d)[order], np.sign(d)[order], relation[order]
+    tie_right = np.concatenate([[0], np.cumsum(rel == 0)])                 # right among the first k
+    sign_right = np.concatenate([np.cumsum((sign == rel)[::-1])[::-1], [0]])  # right from k on
+    candidates = np.unique(np.concatenate([[0.0], abs_d]))
+    k = np.searchsorted(abs_d, candidates, side="right")
+    accuracy = (tie_right[k] + sign_right[k]) / d.size
+    best = int(np.argmax(accuracy))
+    return float(accuracy[best]), float(candidates[best])
+
+
+def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
+    """Mann–Whitney ROC-AUC (ties ½); None unless both classes are present."""
+    positive = np.asarray(positive, dtype=bool)
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    ranks = stats.rankdata(scores)  # average ranks for ties
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def best_f1(scores: np.ndarray, positive: np.ndarray) -> tuple[float | None, float | None]:
+    """(largest F1 of the Pass class predicting Pass iff score ≥ t, that t); None unless both classes."""
+    scores, positive = np.asarray(scores, dtype=float), np.asarray(positive, dtype=bool)
+    n_pos = int(positive.sum())
+    if n_pos == 0 or n_pos == positive.size:
+        return None, None
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], positive[order]
+    tp, fp = np.cumsum(y), np.cumsum(~y)
+    last = np.concatenate([s[1:] != s[:-1], [True]])  # end of each run of equal scores
+    tp, fp, thresholds = tp[last], fp[last], s[last]
+    f1 = 2 * tp / (tp + fp + n_pos)
+    best = int(np.argmax(f1))
+    return float(f1[best]), float(thresholds[best])
+
+
+def group_advantages(scores: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """GRPO advantage (r − mean)/std (population std) within each group.
+
+    Returns (advantage per video, NaN in groups of one video or of equal scores; number of groups of
+    ≥ 2 videos; number of those whose scores are all equal).
+    """
+    frame = pd.DataFrame({"g": groups, "s": scores})
+    grouped = frame.groupby("g", sort=False)["s"]
+    size, mean, std = grouped.transform("size"), grouped.transform("mean"), grouped.transform("std", ddof=0)
+    usable = (size >= 2) & (std > 0)
+    advantage = np.where(usable, (frame["s"] - mean) / std.where(usable, 1.0), np.nan)
+    sizes, stds = grouped.size(), grouped.std(ddof=0)
+    return advantage, int((sizes >= 2).sum()), int(((sizes >= 2) & (stds == 0)).sum())
+
+
+def top_prompt_share(scores: np.ndarray, groups: np.ndarray, top_k: int, top_prompts: int,
+                     null_samples: int = 200, seed: int = 0) -> dict[str, Any]:
+    """Share of the top-k videos held by the `top_prompts` most frequent prompts there, and its null."""
+    n = scores.size
+    k = min(top_k, n)
+    codes, names = pd.factorize(pd.Series(groups, dtype=object))
+    top = np.argsort(-scores, kind="stable")[:k]
+    counts = np.bincount(codes[top], minlength=len(names))
+    leaders = np.argsort(-counts, kind="stable")[:top_prompts]
+    observed = counts[leaders].sum() / k
+    rng = np.random.default_rng(seed)
+    shares = []
+    chunk = max(1, 2_000_000 // max(n, 1))
+    for start in range(0, null_samples, chunk):
+        r = min(chunk, null_samples - start)
+        draw = rng.random((r, n)).argpartition(k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (r, 1))
+        flat = (np.arange(r)[:, None] * len(names) + codes[draw]).ravel()
+        per_row = np.bincount(flat, minlength=r * len(names)).reshape(r, len(names))
+        m = min(top_prompts, len(names))
+        shares.append(np.partition(per_row, len(names) - m, axis=1)[:, len(names) - m:].sum(axis=1) / k)
+    return {"top_k": int(k), "top_prompts_share": float(observed),
+            "top_prompts_share_expected": float(np.concatenate(shares).mean()),
+            "top_k_prompts": [{"prompt": str(names[i]), "count": int(counts[i])} for i in leaders if counts[i] > 0]}
+
+
+# ----------------------------------------------------------------------------------------------
+# The report of one score file
+
+
+def evaluate(config: EvaluateConfig, tags: dict[str, str] | None = None) -> dict[str, Any]:
+    """All metrics of `config.scores` (and `config.pairs`) as a JSON-ready dict."""
+    table = load_scores(config.scores, config.score_field)
+    notes: dict[str, str] = {}
+    valid = table.valid
+    labelled = valid & np.isfinite(table.label)
+    is_pass = table.label > PASS_THRESHOLD
+    counts = {"records": len(table.video_path), "scored": int(valid.sum()), "errored": int(table.errored.sum()),
+              "nonfinite": int(table.nonfinite.sum()), "labelled": int(labelled.sum()),
+              "pass": int((labelled & is_pass).sum()), "fail": int((labelled & ~is_pass).sum())}
+    if counts["nonfinite"]:
+        logger.warning("%d record(s) of %s have a NaN or infinite %s; they are treated as errored",
+                       counts["nonfinite"], config.scores, config.score_field)
+
+    pairs = None
+    if config.pairs:
+        ps = pair_scores(config.pairs, table)
+        win_lose = ps.relation != 0
+        acc = pair_accuracy(ps.d[win_lose] * ps.relation[win_lose])
+        acc_ties, eps = accuracy_with_ties(ps.d, ps.relation)
+        pairs = {"in_file": ps.in_file, "evaluated": int(ps.d.size), "skipped_missing": ps.skipped_missing,
+                 "skipped_error": ps.skipped_error, "win_lose": int(win_lose.sum()),
+                 "ties": int((~win_lose).sum()), "accuracy": acc, "accuracy_with_ties": acc_ties,
+                 "tie_threshold": eps}
+        if acc is None:
+            notes["pairs.accuracy"] = "no win–lose pair could be evaluated"
+        if ps.skipped_missing or ps.skipped_error:
+            notes["pairs.skipped"] = (f"{ps.skipped_missing} pair(s) name a video missing from the score file, "
+                                      f"{ps.skipped_error} have a side without a valid score")
+
+    s, y = table.score[labelled], is_pass[labelled]
+    both = counts["pass"] > 0 and counts["fail"] > 0
+    f1, f1_threshold = best_f1(s, y)
+    video: dict[str, Any] = {"roc_auc": roc_auc(s, y), "best_f1": f1, "best_f1_threshold": f1_threshold,
+                             "spearman": None, "spearman_pvalue": None}
+    if not both:
+        notes["video.roc_auc"] = notes["video.best_f1"] = (
+            f"needs both Pass and Fail videos with scores; found {counts['pass']} Pass, {counts['fail']} Fail")
+    graded = np.unique(table.label[labelled]).size > 2
+    if not graded:
+        notes["video.spearman"] = "labels are binary (at most two distinct values); see ROC-AUC"
+    elif np.unique(s).size < 2:
+        notes["video.spearman"] = "all scores are equal"
+    else:
+        rho = stats.spearmanr(s, table.label[labelled])
+        video["spearman"], video["spearman_pvalue"] = float(rho.statistic), float(rho.pvalue)
+
+    diagnostics = _diagnostics(table, config, notes)
+    return {"tags": dict(tags or {}), "version": __version__,
+            "sources": {"scores": str(Path(config.scores).resolve()),
+                        "pairs": str(Path(config.pairs).resolve()) if config.pairs else None},
+            "score_field": config.score_field, "counts": counts, "pairs": pairs, "video": video,
+            "diagnostics": diagnostics, "notes": notes}
+
+
+def _diagnostics(table: ScoreTable, config: EvaluateConfig, notes: dict[str, str]) -> dict[str, Any]:
+    valid = table.valid
+    labelled = valid & np.isfinite(table.label)
+    is_pass = table.label > PASS_THRESHOLD
+    out: dict[str, Any] = {"score_std": float(table.score[valid].std()) if valid.any() else None,
+                           "pass_score_std": None, "pass_score_iqr": None}
+    pass_scores = table.score[labelled & is_pass]
+    if pass_scores.size >= 2:
+        q25, q75 = np.percentile(pass_scores, [25, 75])
+        out.update(pass_score_std=float(pass_scores.std()), pass_score_iqr=float(q75 - q25))
+    else:
+        notes["diagnostics.pass_score_std"] = f"needs at least two scored Pass videos, found {pass_scores.size}"
+
+    has_prompt = valid & np.array([p is not None for p in table.prompt], dtype=bool)
+    keys = ("top_k", "top_prompts_share", "top_prompts_share_expected", "top_k_prompts", "groups",
+            "groups_constant", "mean_abs_advantage_pass", "mean_abs_advantage_fail", "mean_advantage_pass",
+            "mean_advantage_fail", "best_is_pass_share", "best_is_pass_expected", "groups_with_both")
+    out.update(dict.fromkeys(keys))
+    if not has_prompt.any():
+        notes["diagnostics.prompts"] = "no scored video has a prompt; prompt diagnostics skipped"
+        return out
+    prompts = np.array([p for p, h in zip(table.prompt, has_prompt) if h], dtype=object)
+    scores, labels = table.score[has_prompt], table.label[has_prompt]
+    out.update(top_prompt_share(scores, prompts, config.top_k, config.top_prompts, config.null_samples,
+                                config.seed))
+    advantage, n_groups, n_constant = group_advantages(scores, prompts)
+    out.update(groups=n_groups, groups_constant=n_constant)
+    lab = np.isfinite(labels) & np.isfinite(advantage)
+    for name, mask in (("pass", lab & (labels > PASS_THRESHOLD)), ("fail", lab & (labels <= PASS_THRESHOLD))):
+        if mask.any():
+            out[f"mean_abs_advantage_{name}"] = float(np.abs(advantage[mask]).mean())
+            out[f"mean_advantage_{name}"] = float(advantage[mask].mean())
+    frame = pd.DataFrame({"g": prompts, "s": scores, "p": labels > PASS_THRESHOLD})[np.isfinite(labels)]
+    per_group = frame.groupby("g", sort=False)["p"].agg(["sum", "size"])
+    both = per_group.index[(per_group["sum"] > 0) & (per_group["sum"] < per_group["size"])]
+    out["groups_with_both"] = int(len(both))
+    if len(both):
+        sub = frame[frame["g"].isin(both)]
+        best = sub.loc[sub.groupby("g", sort=False)["s"].idxmax(), "p"]
+        share = per_group.loc[both, "sum"] / per_group.loc[both, "size"]
+        out.update(best_is_pass_share=float(best.mean()), best_is_pass_expected=float(share.mean()))
+    else:
+        notes["diagnostics.best_is_pass_share"] = "no prompt has both a scored Pass and a scored Fail video"
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def metrics_markdown(result: dict[str, Any]) -> str:
+    """A readable summary of one metrics dict (tables of the values, notes and definitions)."""
+    tags = ", ".join(f"{k}={v}" for k, v in result["tags"].items()) or "no tags"
+    lines = [f"# Evaluation ({tags})", "",
+             f"Scores: `{result['sources']['scores']}` (field `{result['score_field']}`)  ",
+             f"Pairs: `{result['sources']['pairs']}`" if result["sources"]["pairs"] else "Pairs: none given", ""]
+
+    def section(title: str, values: dict[str, Any] | None) -> None:
+        lines.extend([f"## {title}", ""])
+        if values is None:
+            lines.extend(["Not computed (no pair file).", ""])
+            return
+        lines.extend(["| metric | value |", "|---|---|"])
+        for key, value in values.items():
+            if key == "top_k_prompts":
+                value = "; ".join(f"{p['prompt']} ({p['count']})" for p in value or []) or None
+            lines.append(f"| {key} | {_fmt(value)} |")
+        lines.append("")
+
+    section("Counts", result["counts"])
+    section("Pairs", result["pairs"])
+    section("Videos", result["video"])
+    section("Reward-hacking diagnostics", result["diagnostics"])
+    if result["notes"]:
+        lines.extend(["## Notes", ""] + [f"- `{k}`: {v}" for k, v in result["notes"].items()] + [""])
+    lines.extend(["## Definitions", "",
+                  "- accuracy: share of win–lose pairs with r_win > r_lose (equal scores count ½).",
+                  "- accuracy_with_ties: best over ε ≥ 0 of the share of pairs whose predicted relation "
+                  "(win if d > ε, tie if |d| ≤ ε, lose if d < −ε; d = r_win − r_lose) matches the label; "
+                  "tie_threshold = the smallest best ε.",
+                  "- roc_auc: P(score of a random Pass > score of a random Fail), ties ½.",
+                  "- best_f1: largest F1 of Pass when predicting Pass iff score ≥ best_f1_threshold.",
+                  "- spearman: rank correlation of scores and graded labels (binary labels: skipped).",
+                  "- pass_score_std / pass_score_iqr: spread of the Pass videos' scores.",
+                  "- top_prompts_share: share of the top-k videos held by the most frequent prompts there "
+                  "(expected: mean over random draws of k videos).",
+                  "- advantage: (r − mean)/std within a prompt; best_is_pass_share: prompts whose top-scored "
+                  "video is Pass (expected: mean Pass share).", ""])
+    return "\n".join(lines)
