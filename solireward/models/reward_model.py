@@ -63,6 +63,13 @@ class RewardModelConfig:
     score_std: float = arg("standard deviation of the raw scores on the evaluation videos (for normalise)", 1.0)
 
 
+def _checked_sampling(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """Frame-sampling settings validated and completed with the reader's defaults."""
+    from solireward.data.video import FrameSampling
+
+    return FrameSampling.from_dict(dict(values or {}), source).to_dict()
+
+
 class RewardCollator:
     """Picklable `(frames, prompts) -> model inputs`: chat prompt + processor per video, then right/left padding.
 
@@ -123,11 +130,15 @@ class RewardModel(nn.Module):
     def from_backbone(cls, path: str | os.PathLike, config: RewardModelConfig | None = None,
                       torch_dtype: str | torch.dtype | None = None,
                       attn_implementation: str | None = None) -> "RewardModel":
-        """A new reward model on a backbone folder; the head is initialised from torch's global RNG."""
+        """A new reward model on a backbone folder, in eval mode (call `.train()` to train).
+
+        The head is initialised from torch's global RNG (deterministic under `torch.manual_seed`).
+        """
         config = dataclasses.replace(config or RewardModelConfig())
         backbone, processor, family = load_backbone(path, config.model_type, torch_dtype or "auto",
                                                     attn_implementation or "sdpa")
         config.model_type = family.name
+        config.sampling = _checked_sampling(config.sampling, "sampling")
         config.system_prompt = DEFAULT_SYSTEM_PROMPT if config.system_prompt is None else config.system_prompt
         config.question = default_question(config.reward_task) if config.question is None else config.question
         num_layers = len(decoder_layers(backbone, family))
@@ -135,13 +146,13 @@ class RewardModel(nn.Module):
                           config.hierarchical_query_attn_layers, config.num_query_heads)
         config.hierarchical_query_attn_layers = (list(head.layer_indices)
                                                  if config.reduce_sequence in MULTI_LAYER_HEADS else None)
-        return cls(backbone, processor, family, config, head.to(next(backbone.parameters()).device))
+        return cls(backbone, processor, family, config, head.to(next(backbone.parameters()).device)).eval()
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, torch_dtype: str | torch.dtype | None = None,
                         attn_implementation: str | None = None,
                         device: str | torch.device | None = None) -> "RewardModel":
-        """Restore a model written by `save_pretrained` (weights via safetensors only)."""
+        """Restore a model written by `save_pretrained` (weights via safetensors only), in eval mode."""
         from safetensors.torch import load_file
 
         folder = Path(path)
@@ -156,6 +167,7 @@ class RewardModel(nn.Module):
         if not isinstance(values, dict):
             raise InputError("expected a JSON object", file=str(config_file))
         config = build_dataclass(RewardModelConfig, values, str(config_file))
+        config.sampling = _checked_sampling(config.sampling, f"{config_file} sampling")
         backbone, processor, family = load_backbone(folder, config.model_type, torch_dtype or "auto",
                                                     attn_implementation or "sdpa")
         head = build_head(config.reduce_sequence, text_hidden_size(backbone), len(decoder_layers(backbone, family)),
@@ -170,7 +182,7 @@ class RewardModel(nn.Module):
                              f"{sorted(expected - set(state))}, unexpected: {sorted(set(state) - expected)})",
                              file=str(head_file))
         head.load_state_dict(state)
-        model = cls(backbone, processor, family, config, head)
+        model = cls(backbone, processor, family, config, head).eval()
         return model.to(device) if device is not None else model.to(next(backbone.parameters()).device)
 
     # ----------------------------------------------------------------------------------- saving
@@ -291,7 +303,7 @@ class RewardModel(nn.Module):
 
     def gradient_checkpointing_enable(self) -> None:
         """Recompute the backbone's activations during backward (non-reentrant checkpointing)."""
-        self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.backbone.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
     def _good_token_id(self) -> int:
         ids = self.processor.tokenizer.encode(GOOD_TOKEN, add_special_tokens=False)
