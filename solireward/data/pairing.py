@@ -11,8 +11,9 @@ from the same split.
 
 Pairs, per split, with W = Pass videos and L = Fail videos:
 
-- ``cross_prompt`` (default): win-lose pairs (w, l) with w in W, l in L and *different* prompts;
-  win-tie pairs {w, w'} from W with different prompts. ``in_prompt``: both videos share a prompt.
+- ``cross_prompt`` (default): win-lose pairs (w, l) from W x L and win-tie pairs {w, w'} from W,
+  drawn regardless of prompt (DESIGN.md section 2), so with P prompts about (P-1)/P of the pairs
+  join two different prompts. ``in_prompt`` (the ablation baseline): both videos share a prompt.
   Fail x Fail pairs are never made; there are no self-pairs and no repeated pairs.
 - Sizes: ``--pairs_per_video K`` asks for K * (#eligible videos) / 2 win-lose pairs, i.e. each
   eligible video is in about K win-lose pairs on average; ``--num_pairs N`` instead asks for N
@@ -70,8 +71,9 @@ class PairingConfig:
                     "unless --dimensions is given, in which case it is only the name", "phy_deform")
     dimensions: list[str] | None = arg("custom dimension group: Pass when all are Pass, Fail when any "
                                        "is Fail", None)
-    strategy: str = arg("cross_prompt: the two videos of a pair have different prompts; in_prompt: "
-                        "the same prompt (baseline)", "cross_prompt", choices=("cross_prompt", "in_prompt"))
+    strategy: str = arg("cross_prompt: pair videos regardless of prompt (mostly across prompts); "
+                        "in_prompt: both videos share a prompt (baseline)", "cross_prompt",
+                        choices=("cross_prompt", "in_prompt"))
     pairs_per_video: float = arg("win-lose pairs per eligible video, on average (ignored with --num_pairs)", 4.0)
     num_pairs: int | None = arg("total number of pairs over all splits, shared by each split's share "
                                 "of the task's videos (overrides --pairs_per_video)", None)
@@ -179,66 +181,59 @@ def _ragged_arange(counts: np.ndarray) -> np.ndarray:
 class _PairSpace:
     """Valid pairs between pool A and pool B, and random draws from them.
 
-    Both pools must be sorted by prompt group (``groups_a``/``groups_b`` non-decreasing): partners
-    are addressed through per-group offsets into B.
-
-    ``same_prompt`` selects in-prompt vs cross-prompt pairs; ``symmetric`` means A and B are the
-    same pool (win-tie pairs): unordered, no self-pairs.
+    ``same_prompt`` restricts pairs to videos of one prompt (in-prompt); otherwise any two videos
+    pair, whatever their prompts (cross-prompt). For in-prompt pairs both pools must be sorted by
+    prompt group (non-decreasing codes): partners are addressed through per-group offsets into B.
+    ``symmetric`` means A and B are the same pool (win-tie pairs): unordered, no self-pairs.
     """
 
     def __init__(self, groups_a: np.ndarray, groups_b: np.ndarray, n_groups: int, same_prompt: bool,
                  symmetric: bool) -> None:
-        if np.any(np.diff(groups_a) < 0) or np.any(np.diff(groups_b) < 0):
-            raise ValueError("pools must be sorted by prompt group")
+        if same_prompt and (np.any(np.diff(groups_a) < 0) or np.any(np.diff(groups_b) < 0)):
+            raise ValueError("in-prompt pools must be sorted by prompt group")
         self.ga, self.gb = groups_a, groups_b
         self.same, self.symmetric = same_prompt, symmetric
         self.count_b = np.bincount(groups_b, minlength=n_groups).astype(np.int64)
         self.start_b = np.cumsum(self.count_b) - self.count_b
         count_a = np.bincount(groups_a, minlength=n_groups).astype(np.int64)
-        in_group = self.count_b[groups_a]
-        partners = in_group if same_prompt else len(groups_b) - in_group
-        if symmetric and same_prompt:
-            partners = partners - 1
-        self.partners = partners
-        self.eligible = np.flatnonzero(partners > 0)
+        partners = self.count_b[groups_a] if same_prompt else np.full(len(groups_a), len(groups_b), np.int64)
+        self.partners = partners - 1 if symmetric else partners
+        self.eligible = np.flatnonzero(self.partners > 0)
+        partners_of_b = count_a[groups_b] if same_prompt else np.full(len(groups_b), len(groups_a), np.int64)
+        self.eligible_b = np.flatnonzero((partners_of_b - 1 if symmetric else partners_of_b) > 0)
         if symmetric:
-            same_pairs = int((count_a * (count_a - 1) // 2).sum())
-            all_pairs = len(groups_a) * (len(groups_a) - 1) // 2
+            self.total = int((count_a * (count_a - 1) // 2).sum()) if same_prompt \
+                else len(groups_a) * (len(groups_a) - 1) // 2
         else:
-            same_pairs = int((count_a * self.count_b).sum())
-            all_pairs = len(groups_a) * len(groups_b)
-        self.total = same_pairs if same_prompt else all_pairs - same_pairs
+            self.total = int((count_a * self.count_b).sum()) if same_prompt else len(groups_a) * len(groups_b)
 
     def keys(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """One integer per pair (order-free when symmetric), for finding repeats."""
         if self.symmetric:
             a, b = np.minimum(a, b), np.maximum(a, b)
         return a.astype(np.int64) * len(self.gb) + b
 
     def all_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Every valid pair (each unordered pair once when symmetric)."""
-        counts = self.count_b[self.ga] if self.same else len(self.gb) - self.count_b[self.ga]
+        counts = self.count_b[self.ga] if self.same else np.full(len(self.ga), len(self.gb), np.int64)
         a = np.repeat(np.arange(len(self.ga), dtype=np.int64), counts)
-        offset = _ragged_arange(counts)
-        b = self._partner(a, offset)
+        b = self._partner(a, _ragged_arange(counts))
         keep = a < b if self.symmetric else np.ones(len(a), dtype=bool)
         return a[keep], b[keep]
 
     def _partner(self, a: np.ndarray, offset: np.ndarray) -> np.ndarray:
-        """The `offset`-th valid partner (ignoring self) of each A index."""
-        g = self.ga[a]
-        if self.same:
-            return self.start_b[g] + offset
-        return np.where(offset >= self.start_b[g], offset + self.count_b[g], offset)
+        """The `offset`-th candidate partner of each A index (self included when symmetric)."""
+        return self.start_b[self.ga[a]] + offset if self.same else offset
 
     def draw_partner(self, a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """A uniformly random valid partner for each A index (may equal itself when symmetric)."""
-        g = self.ga[a]
-        span = self.count_b[g] if self.same else len(self.gb) - self.count_b[g]
+        """A uniformly random candidate partner for each A index (may be itself when symmetric)."""
+        span = self.count_b[self.ga[a]] if self.same else np.full(len(a), len(self.gb), np.int64)
         offset = np.floor(rng.random(len(a)) * span).astype(np.int64)
         return self._partner(a, np.minimum(offset, span - 1))
 
     def valid(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        ok = (self.ga[a] == self.gb[b]) if self.same else (self.ga[a] != self.gb[b])
+        """Whether each (a, b) is an allowed pair (same prompt when in-prompt; no self-pair)."""
+        ok = self.ga[a] == self.gb[b] if self.same else np.ones(len(a), dtype=bool)
         return ok & (a != b) if self.symmetric else ok
 
 
@@ -261,8 +256,7 @@ def sample_pairs(space: _PairSpace, n: int, rng: np.random.Generator) -> tuple[n
     if space.same:
         b = space.draw_partner(a, rng)
     else:
-        b_pool = np.arange(len(space.gb)) if not space.symmetric else space.eligible
-        b = _tile_permutations(b_pool, n, rng)
+        b = _tile_permutations(space.eligible_b, n, rng)
     for round_ in range(_MAX_ROUNDS):
         _, first = np.unique(space.keys(a, b), return_index=True)
         good = np.zeros(n, dtype=bool)
@@ -378,6 +372,7 @@ def _build_from_labels(config: PairingConfig, videos: pd.DataFrame, out: Path) -
     split_of = videos["prompt"].map(assignment).to_numpy()
     same_prompt = config.strategy == "in_prompt"
     records = np.asarray(_video_json(videos["video_path"].to_numpy(), videos["prompt"].to_numpy()), dtype=object)
+    prompt_of, _ = pd.factorize(videos["prompt"].to_numpy())
     results = {}
     for index, name in enumerate(SPLITS):
         rows = np.flatnonzero(split_of == name)
@@ -400,7 +395,7 @@ def _build_from_labels(config: PairingConfig, videos: pd.DataFrame, out: Path) -
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1, index]))
         wl = _PairSpace(g_win, g_lose, n_groups, same_prompt, symmetric=False)
         ww = _PairSpace(g_win, g_win, n_groups, same_prompt, symmetric=True)
-        eligible = int((wl.partners > 0).sum()) + _eligible_b(wl)
+        eligible = len(wl.eligible) + len(wl.eligible_b)
         want_wl, want_tie = _pair_targets(config, len(rows), len(videos), eligible)
         if want_wl > wl.total or want_tie > ww.total:
             logger.info("pairs %s: asked for %d win-lose and %d tie pairs, only %d and %d distinct ones exist; capped",
@@ -417,16 +412,9 @@ def _build_from_labels(config: PairingConfig, videos: pd.DataFrame, out: Path) -
         results[name] = {"pairs": int(len(win)), "non_ties": int(len(a)), "ties": int(len(ta)),
                          "requested_non_ties": int(want_wl), "requested_ties": int(want_tie),
                          "videos": int(len(rows)), "prompts": n_prompts,
-                         "pass": int(len(win_rows)), "fail": int(len(lose_rows))}
+                         "pass": int(len(win_rows)), "fail": int(len(lose_rows)),
+                         "cross_prompt_pairs": int((prompt_of[win] != prompt_of[lose]).sum())}
     return results
-
-
-def _eligible_b(space: _PairSpace) -> int:
-    """Number of B videos with at least one valid partner in A."""
-    count_a = np.bincount(space.ga, minlength=len(space.count_b))
-    in_group = count_a[space.gb]
-    partners = in_group if space.same else len(space.ga) - in_group
-    return int((partners > 0).sum())
 
 
 # ----------------------------------------------------------------------------------------------

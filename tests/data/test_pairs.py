@@ -50,7 +50,7 @@ def _load(out: Path) -> tuple[dict, dict, dict]:
     return pairs, videos, json.loads((out / "summary.json").read_text())
 
 
-def _check_pairs(pairs: dict, videos: dict, cross: bool) -> None:
+def _check_pairs(pairs: dict, videos: dict, in_prompt: bool) -> None:
     """Invariants of every split: no L x L, no self-pairs, no repeats, sides in the split, own prompts."""
     prompts = {s: {v["prompt"] for v in vs} for s, vs in videos.items()}
     assert not (prompts["train"] & prompts["val"]) and not (prompts["train"] & prompts["test"]) \
@@ -70,7 +70,8 @@ def _check_pairs(pairs: dict, videos: dict, cross: bool) -> None:
             key = frozenset((win["video_path"], lose["video_path"]))
             assert key not in seen
             seen.add(key)
-            assert (win["prompt"] != lose["prompt"]) == cross
+            if in_prompt:
+                assert win["prompt"] == lose["prompt"]
 
 
 def test_cross_prompt_counts_ties_and_invariants(labels: Path, tmp_path: Path) -> None:
@@ -78,7 +79,11 @@ def test_cross_prompt_counts_ties_and_invariants(labels: Path, tmp_path: Path) -
     assert run_cli("pairs", "--labels", labels, "--task", "phy_deform", "--output_dir", out,
                    "--pairs_per_video", 2, "--tie_ratio", 0.25, "--seed", 3) == 0
     pairs, videos, summary = _load(out)
-    _check_pairs(pairs, videos, cross=True)
+    _check_pairs(pairs, videos, in_prompt=False)
+    # Drawn regardless of prompt: with 16 train prompts about 15/16 of the pairs cross prompts.
+    crossing = [p["win"]["prompt"] != p["lose"]["prompt"] for p in pairs["train"]]
+    assert sum(crossing) / len(crossing) > 0.8 and summary["splits"]["train"]["cross_prompt_pairs"] == sum(crossing)
+    assert len({p["lose"]["prompt"] for p in pairs["train"] if p["meta"]["lose"]["quality"] == 0.0}) == 16
     assert summary["videos_dropped_incomplete"] == 2                    # half_null, only_physics
     all_videos = {v["video_path"]: v["label"] for v in chain(*videos.values())}
     assert len(all_videos) == N_PROMPTS * PER_PROMPT + 1 and all_videos["/data/fail_and_null.mp4"] == 0
@@ -87,7 +92,7 @@ def test_cross_prompt_counts_ties_and_invariants(labels: Path, tmp_path: Path) -
     for split, s in summary["splits"].items():
         n_videos = len(videos[split])
         assert s["videos"] == n_videos and s["pass"] + s["fail"] == n_videos
-        non_ties = round(2 * n_videos / 2)                                # every video has a cross partner
+        non_ties = round(2 * n_videos / 2)                                # every video has a partner
         ties = round(non_ties * 0.25 / 0.75)
         tie_pairs = [p for p in pairs[split] if p["meta"]["lose"]["quality"] == 1.0]
         assert (s["non_ties"], s["ties"], s["pairs"]) == (non_ties, ties, non_ties + ties)
@@ -102,8 +107,9 @@ def test_in_prompt_pairs_share_prompts(labels: Path, tmp_path: Path) -> None:
     assert run_cli("pairs", "--labels", labels, "--output_dir", out, "--strategy", "in_prompt",
                    "--pairs_per_video", 1, "--tie_ratio", 0.25) == 0
     pairs, videos, summary = _load(out)
-    _check_pairs(pairs, videos, cross=False)
+    _check_pairs(pairs, videos, in_prompt=True)
     train = summary["splits"]["train"]
+    assert train["cross_prompt_pairs"] == 0
     assert train["non_ties"] == round(train["videos"] / 2) and train["ties"] == round(train["non_ties"] / 3)
 
 
@@ -112,7 +118,7 @@ def test_request_beyond_available_pairs_is_capped(labels: Path, tmp_path: Path) 
     assert run_cli("pairs", "--labels", labels, "--output_dir", out, "--strategy", "in_prompt",
                    "--pairs_per_video", 50, "--split", 1, 0, 0) == 0
     pairs, videos, summary = _load(out)
-    _check_pairs(pairs, videos, cross=False)
+    _check_pairs(pairs, videos, in_prompt=True)
     # Each prompt has 4 Pass x 2 Fail = 8 in-prompt win-lose pairs and C(4,2) = 6 win-tie pairs;
     # prompt 02 also has fail_and_null (+4 win-lose).
     assert summary["splits"]["train"]["non_ties"] == N_PROMPTS * 8 + 4
