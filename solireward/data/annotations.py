@@ -654,16 +654,16 @@ def write_outputs(result: LabelImport, config: LabelImportConfig) -> None:
     write_json(report_dir / "label_report.json", result.report)
     write_text(report_dir / "label_report.md", report_markdown(result.report))
     s = result.report["summary"]
+    if config.rejects:                               # written even when empty, so it always exists
+        rejects = result.rejects.drop(columns=["kind", "field"])
+        if Path(config.rejects).suffix.lower() in (".jsonl", ".json"):
+            with atomic_path(config.rejects) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(r, ensure_ascii=False, default=int) + "\n"
+                                  for r in rejects.to_dict(orient="records"))
+        else:
+            with atomic_path(config.rejects) as tmp:
+                rejects.to_csv(tmp, index=False)
     if s["rows_rejected"]:
-        if config.rejects:
-            rejects = result.rejects.drop(columns=["kind", "field"])
-            if Path(config.rejects).suffix.lower() in (".jsonl", ".json"):
-                with atomic_path(config.rejects) as tmp, open(tmp, "w", encoding="utf-8") as handle:
-                    handle.writelines(json.dumps(r, ensure_ascii=False, default=int) + "\n"
-                                      for r in rejects.to_dict(orient="records"))
-            else:
-                with atomic_path(config.rejects) as tmp:
-                    rejects.to_csv(tmp, index=False)
         logger.warning("skipped %d bad row(s)%s", s["rows_rejected"],
                        f"; listed in {config.rejects}" if config.rejects else " (use --rejects FILE to list them)")
     logger.info("labels: %d rows read, %d rejected, %d exact duplicates removed; %d videos, %d dimension(s) "
