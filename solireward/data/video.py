@@ -1,0 +1,486 @@
+"""Read frames from video files (decord or PyAV) with the release's frame sampling; write mp4s.
+
+Sampling (:class:`FrameSampling`):
+
+* ``segments`` (the InternVL path of the release): split the ``n`` frames into ``k`` segments and
+  take one frame per segment, ``s = (n - 1) / k`` and ``index_i = int(s / 2 + round(s * i))`` for
+  ``i = 0 .. k-1`` (``round`` is NumPy's round-half-to-even, as in the release). A video with fewer
+  than ``k`` frames repeats frames, so the result always holds exactly ``k`` frames.
+* ``fps`` (the Qwen path): take frames at ``fps`` frames per second of video. The count is
+  ``round(n * fps / native_fps)`` clamped to ``[min_frames, max_frames]`` and to at most ``n``;
+  only when the video has fewer than ``min_frames`` frames does it exceed ``n``: then
+  ``min_frames`` indices are spread evenly over the video and frames repeat. Indices are the
+  evenly spaced ``round(linspace(0, n - 1, count))``.
+
+Resizing (after decoding, the same code for both backends, bicubic with Pillow): ``height`` and
+``width`` give the exact size; one of them alone keeps the aspect ratio; ``max_pixels`` then
+shrinks the frame, keeping the aspect ratio, until ``height * width <= max_pixels``.
+
+Backends: ``decord`` (default; ``VideoReader.get_batch`` seeks to the key frame before each
+needed frame and decodes from there), ``pyav`` (decodes frames in order, single-threaded, and
+stops after the last needed one; only needed frames are converted to RGB) and ``auto`` (decord,
+then PyAV when decord is not installed or cannot open or decode the file). Both are 2-4x faster
+than decoding and converting every frame (``bench/bench_video.py``). decord wins on long videos
+with frequent key frames (it skips whole groups of pictures); PyAV wins on short clips with a
+single key frame, as most generated videos are, because decord converts every frame it decodes.
+
+Every failure is a :class:`~solireward.errors.VideoReadError` naming the file and saying what is
+wrong: missing, empty, not a video, corrupt or truncated, no frames, or too slow to decode. Cheap
+checks run before any decoder (existence, size, a text file renamed to .mp4, and the top-level box
+layout of MP4/MOV files, which finds a cut-off file exactly); this also keeps most broken files
+away from decord, whose C++ code prints an "ERROR opening" line to stderr that no setting silences
+(its FFmpeg messages are silenced with ``decord.logging.set_level(QUIET)``).
+
+Timeout: the decoder runs in a daemon worker thread and the caller waits at most ``timeout_s``
+seconds for it. A C decoder call cannot be interrupted from Python, so a decoder that hangs is
+abandoned, not killed: the caller gets a ``VideoReadError`` at once and goes on; the abandoned
+thread keeps its CPU time and memory until the C call returns (PyAV's loop then notices the
+cancellation and stops at the next frame; decord's ``get_batch`` is one C call and finishes its
+batch), and being a daemon thread it never keeps the interpreter from exiting. Both decoders
+release the GIL while decoding, so the waiting thread is not blocked. Running each read in a
+child process would allow a hard kill but costs a process start and a copy of every frame per
+video, which is far slower than decoding the small videos reward models read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+from solireward.config import arg, build_dataclass
+from solireward.errors import ConfigError, InputError, VideoReadError
+
+BACKENDS = ("decord", "pyav", "auto")
+
+
+@dataclasses.dataclass
+class FrameSampling:
+    """How frames are taken from a video and resized (recorded in every reward-model checkpoint)."""
+
+    mode: str = arg("frame sampling: 'segments' takes num_frames frames, one per equal segment "
+                    "(InternVL); 'fps' takes frames at --fps frames per second (Qwen)", "segments",
+                    choices=("segments", "fps"))
+    num_frames: int = arg("number of frames in 'segments' mode", 8)
+    fps: float = arg("frames per second of video to sample in 'fps' mode", 2.0)
+    min_frames: int = arg("fewest frames in 'fps' mode (frames repeat when the video is shorter)", 4)
+    max_frames: int = arg("most frames in 'fps' mode", 768)
+    height: int | None = arg("resize frames to this height (alone: keep the aspect ratio); "
+                             "unset keeps the video's height", None)
+    width: int | None = arg("resize frames to this width (alone: keep the aspect ratio); "
+                            "unset keeps the video's width", None)
+    max_pixels: int | None = arg("then shrink frames, keeping the aspect ratio, until "
+                                 "height*width <= max_pixels; unset means no limit", None)
+
+    def __post_init__(self) -> None:
+        source = "frame sampling"
+        if self.mode not in ("segments", "fps"):
+            raise ConfigError(f"expected 'segments' or 'fps', got {self.mode!r}", file=source, field="mode")
+        for name in ("num_frames", "min_frames", "max_frames"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"must be at least 1, got {getattr(self, name)}", file=source, field=name)
+        if not self.fps > 0:
+            raise ConfigError(f"must be positive, got {self.fps}", file=source, field="fps")
+        if self.min_frames > self.max_frames:
+            raise ConfigError(f"min_frames ({self.min_frames}) exceeds max_frames ({self.max_frames})",
+                              file=source, field="min_frames")
+        for name in ("height", "width", "max_pixels"):
+            value = getattr(self, name)
+            if value is not None and int(value) < 1:
+                raise ConfigError(f"must be a positive integer or unset, got {value}", file=source, field=name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-serialisable dict (what checkpoints store)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "frame sampling") -> FrameSampling:
+        """Build from a dict; an unknown key or a value of the wrong type is a ConfigError."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"expected a mapping of sampling settings, got {type(values).__name__}", file=source)
+        return build_dataclass(cls, values, source)
+
+
+class VideoInfo(NamedTuple):
+    """What the container says about a video's frames."""
+
+    num_frames: int
+    fps: float
+    height: int
+    width: int
+
+
+# ----------------------------------------------------------------------------------------------
+# Frame indices and sizes
+
+
+def segment_indices(num_video_frames: int, num_segments: int) -> list[int]:
+    """One frame per segment, as released: s = (n-1)/k, index_i = int(s/2 + round(s*i))."""
+    if num_video_frames < 1 or num_segments < 1:
+        raise ValueError("segment_indices needs at least one video frame and one segment")
+    step = (num_video_frames - 1) / num_segments
+    return [int(step / 2 + np.round(step * i)) for i in range(num_segments)]
+
+
+def fps_indices(num_video_frames: int, native_fps: float, target_fps: float, min_frames: int,
+                max_frames: int) -> list[int]:
+    """Evenly spaced frames at `target_fps`, count clamped to [min_frames, max_frames] (see module doc)."""
+    if num_video_frames < 1:
+        raise ValueError("fps_indices needs at least one video frame")
+    count = int(round(num_video_frames * target_fps / native_fps))
+    count = min(max(count, min_frames), max_frames, max(num_video_frames, min_frames))
+    return np.round(np.linspace(0, num_video_frames - 1, count)).astype(int).tolist()
+
+
+def frame_indices(info: VideoInfo, sampling: FrameSampling) -> list[int]:
+    """The frame indices `sampling` takes from a video described by `info`."""
+    if sampling.mode == "segments":
+        return segment_indices(info.num_frames, sampling.num_frames)
+    if not info.fps > 0:
+        raise ValueError("the video's frame rate is unknown, so 'fps' sampling is impossible; "
+                         "use --mode segments")
+    return fps_indices(info.num_frames, info.fps, sampling.fps, sampling.min_frames, sampling.max_frames)
+
+
+def target_size(height: int, width: int, sampling: FrameSampling) -> tuple[int, int]:
+    """Output (height, width) for a video of the given size under `sampling`'s resize settings."""
+    h, w = height, width
+    if sampling.height and sampling.width:
+        h, w = sampling.height, sampling.width
+    elif sampling.height:
+        h, w = sampling.height, max(1, round(width * sampling.height / height))
+    elif sampling.width:
+        h, w = max(1, round(height * sampling.width / width)), sampling.width
+    if sampling.max_pixels and h * w > sampling.max_pixels:
+        scale = math.sqrt(sampling.max_pixels / (h * w))
+        h, w = max(1, int(h * scale)), max(1, int(w * scale))
+        while h * w > sampling.max_pixels and (h > 1 or w > 1):  # guard against float rounding
+            h, w = (h - 1, w) if h >= w else (h, w - 1)
+    return int(h), int(w)
+
+
+def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize (T, H, W, 3) uint8 frames to (T, height, width, 3) with bicubic filtering."""
+    if frames.shape[1:3] == (height, width):
+        return frames
+    from PIL import Image
+
+    out = np.empty((frames.shape[0], height, width, 3), dtype=np.uint8)
+    for i, frame in enumerate(frames):
+        out[i] = np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BICUBIC))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Diagnosing files that cannot be opened
+
+_SIGNATURES = (
+    (4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"), (4, b"skip"),  # mp4 / mov
+    (0, b"\x1a\x45\xdf\xa3"),  # Matroska / WebM
+    (0, b"RIFF"), (0, b"FLV"), (0, b"OggS"), (0, b"GIF8"),
+    (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"), (0, b"\x00\x00\x00\x01"),  # MPEG-PS/ES, H.264
+)
+
+
+def _describe_unopenable(path: str, detail: str) -> str:
+    """Why a non-empty file could not be opened, judged from its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if any(head[offset:offset + len(magic)] == magic for offset, magic in _SIGNATURES) or (
+            head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47"):  # MPEG-TS
+        return f"corrupt or truncated video: it starts like a video container but cannot be opened ({detail})"
+    return f"not a video file: its content is not a recognised video format ({detail})"
+
+
+def _is_text(head: bytes) -> bool:
+    """Whether the first bytes of a file are printable UTF-8 text (never a video)."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:  # may also be a multi-byte character cut at the end
+        try:
+            text = head[:-3].decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return bool(text) and all(c.isprintable() or c.isspace() for c in text)
+
+
+def _mp4_problem(path: str, size: int) -> str | None:
+    """Walk the top-level boxes of an MP4/MOV file; say what is missing or cut off, if anything."""
+    boxes, offset = [], 0
+    with open(path, "rb") as f:
+        while offset + 8 <= size:
+            f.seek(offset)
+            header = f.read(16)
+            box_size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if box_size == 1 and len(header) == 16:  # 64-bit size follows the type
+                box_size = int.from_bytes(header[8:16], "big")
+            elif box_size == 0:  # the box runs to the end of the file
+                box_size = size - offset
+            if box_size < 8 or not all(32 <= c < 127 for c in kind):
+                return None  # not a box header: trailing data FFmpeg may tolerate; let the decoder judge
+            name = kind.decode("ascii")
+            if offset + box_size > size:
+                return (f"truncated video: the MP4 box '{name}' at byte {offset} needs {box_size} bytes "
+                        f"but the file ends after {size - offset}")
+            boxes.append(kind)
+            offset += box_size
+    if b"moov" not in boxes:
+        return "corrupt or truncated video: the MP4 index ('moov' box) is missing"
+    return None
+
+
+def _check_file(path: str) -> None:
+    """Raise a VideoReadError for problems found without a decoder (missing, empty, text, cut mp4)."""
+    if not os.path.exists(path):
+        raise VideoReadError(path, "file does not exist")
+    if os.path.isdir(path):
+        raise VideoReadError(path, "is a directory, not a video file")
+    size = os.path.getsize(path)
+    if size == 0:
+        raise VideoReadError(path, "file is empty (0 bytes)")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except PermissionError:
+        raise VideoReadError(path, "file is not readable (permission denied)") from None
+    if _is_text(head):
+        raise VideoReadError(path, "not a video file: it holds text")
+    if head[4:8] == b"ftyp":
+        problem = _mp4_problem(path, size)
+        if problem:
+            raise VideoReadError(path, problem)
+
+
+_DECORD_LOG_PREFIX = re.compile(r"\[\d\d:\d\d:\d\d\] \S+?:\d+: ")
+
+
+def _short(exc: BaseException) -> str:
+    """One line of an exception's message, without decord's log prefixes and stack trace."""
+    text = _DECORD_LOG_PREFIX.sub("", str(exc)).split("Stack trace")[0]
+    text = " ".join(text.split())
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# Backends. Each reads (info, frames) for a path; `indices_for(info)` picks frames once the
+# video's length is known (None: only the info is wanted). They run inside the worker thread.
+
+_NO_STREAM = "no video stream: the file holds no video frames"
+IndicesFor = Callable[[VideoInfo], list[int]] | None
+_decord_quiet = False
+
+
+def _decord_module():
+    global _decord_quiet
+    try:
+        import decord
+    except ImportError:
+        raise InputError("the 'decord' video backend is not installed (it has wheels for x86-64 only); "
+                         "install decord or use the 'pyav' backend", field="backend") from None
+    if not _decord_quiet:
+        decord.logging.set_level(decord.logging.QUIET)  # keep FFmpeg's console messages out of the way
+        _decord_quiet = True
+    return decord
+
+
+def _read_decord(path: str, indices_for: IndicesFor, cancel: threading.Event
+                 ) -> tuple[VideoInfo, np.ndarray | None]:
+    decord = _decord_module()
+    try:
+        reader = decord.VideoReader(path, num_threads=1)
+    except Exception as exc:  # decord raises DECORDError / RuntimeError with FFmpeg's message
+        if "cannot find video stream" in str(exc):
+            raise VideoReadError(path, _NO_STREAM) from None
+        raise VideoReadError(path, _describe_unopenable(path, _short(exc))) from None
+    num_frames = len(reader)
+    if num_frames < 1:
+        raise VideoReadError(path, "video has no frames")
+    fps = float(reader.get_avg_fps() or 0.0)
+    # decord does not report the frame size without decoding, and decoding frame 0 before the
+    # batch would make get_batch seek back and decode it twice: take the size from the batch
+    try:
+        indices = [0] if indices_for is None else indices_for(VideoInfo(num_frames, fps, 0, 0))
+    except ValueError as exc:
+        raise VideoReadError(path, str(exc)) from None
+    try:
+        frames = reader.get_batch(indices).asnumpy()
+    except Exception as exc:
+        raise VideoReadError(path, f"corrupt or truncated video: decoding failed ({_short(exc)})") from None
+    if frames.ndim != 4 or frames.shape[0] != len(indices):
+        raise VideoReadError(path, f"corrupt or truncated video: {frames.shape[0]} of {len(indices)} "
+                                   "frames could be decoded")
+    info = VideoInfo(num_frames, fps, int(frames.shape[1]), int(frames.shape[2]))
+    return info, (None if indices_for is None else frames)
+
+
+def _read_pyav(path: str, indices_for: IndicesFor, cancel: threading.Event
+               ) -> tuple[VideoInfo, np.ndarray | None]:
+    import av
+
+    try:
+        container = av.open(path, mode="r", metadata_errors="ignore")
+    except Exception as exc:
+        raise VideoReadError(path, _describe_unopenable(path, _short(exc))) from None
+    with container:
+        if not container.streams.video:
+            raise VideoReadError(path, _NO_STREAM)
+        stream = container.streams.video[0]
+        num_frames = stream.frames
+        if num_frames <= 0:  # the container does not store a count (e.g. WebM): count packets
+            try:
+                num_frames = sum(1 for p in container.demux(stream) if p.size)
+                container.seek(0)
+            except Exception as exc:
+                raise VideoReadError(path, f"corrupt or truncated video: demuxing failed ({_short(exc)})") \
+                    from None
+        if num_frames < 1:
+            raise VideoReadError(path, "video has no frames")
+        rate = stream.average_rate or stream.guessed_rate
+        info = VideoInfo(num_frames, float(rate) if rate else 0.0, int(stream.codec_context.height),
+                         int(stream.codec_context.width))
+        if indices_for is None:
+            return info, None
+        try:
+            indices = indices_for(info)
+        except ValueError as exc:
+            raise VideoReadError(path, str(exc)) from None
+        wanted, last = set(indices), max(indices)
+        decoded: dict[int, np.ndarray] = {}
+        count = 0
+        try:
+            for count, frame in enumerate(container.decode(stream), start=1):
+                if cancel.is_set():
+                    return info, None
+                if count - 1 in wanted:
+                    decoded[count - 1] = frame.to_ndarray(format="rgb24")
+                if count - 1 >= last:
+                    break
+        except Exception as exc:
+            raise VideoReadError(path, f"corrupt or truncated video: decoding failed after {count} frames "
+                                       f"({_short(exc)})") from None
+    if last not in decoded:
+        if count == 0:
+            raise VideoReadError(path, "corrupt or truncated video: no frame could be decoded "
+                                       f"(the header promises {num_frames})")
+        raise VideoReadError(path, f"truncated video: the stream ended after {count} frames but the header "
+                                   f"promises {num_frames} (frame {last} was needed)")
+    return info, np.stack([decoded[i] for i in indices])
+
+
+_BACKENDS = {"decord": _read_decord, "pyav": _read_pyav}
+
+
+def _with_deadline(path: str, fn: Callable[[threading.Event], Any], timeout_s: float | None) -> Any:
+    """Run fn(cancel) in a daemon thread; raise VideoReadError if it takes longer than timeout_s."""
+    cancel = threading.Event()
+    if timeout_s is None or timeout_s <= 0:
+        return fn(cancel)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn(cancel)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name=f"video-read:{Path(path).name}", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        cancel.set()
+        raise VideoReadError(path, f"decoding timed out: no result after {timeout_s:g} s (the file may be "
+                                   "damaged, or far larger than expected); the read was abandoned")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _read(path: str | os.PathLike, indices_for: IndicesFor, backend: str, timeout_s: float | None
+          ) -> tuple[VideoInfo, np.ndarray | None]:
+    path = os.fspath(path)
+    if backend not in BACKENDS:
+        raise InputError(f"unknown video backend {backend!r}; expected one of {', '.join(BACKENDS)}",
+                         field="backend")
+    _check_file(path)
+    if backend != "auto":
+        reader = _BACKENDS[backend]
+        return _with_deadline(path, lambda cancel: reader(path, indices_for, cancel), timeout_s)
+    decord_reader, pyav_reader = _BACKENDS["decord"], _BACKENDS["pyav"]
+    try:
+        _decord_module()
+    except InputError:
+        return _with_deadline(path, lambda cancel: pyav_reader(path, indices_for, cancel), timeout_s)
+    try:
+        return _with_deadline(path, lambda cancel: decord_reader(path, indices_for, cancel), timeout_s)
+    except VideoReadError as exc:
+        if exc.reason.startswith("decoding timed out"):
+            raise
+        return _with_deadline(path, lambda cancel: pyav_reader(path, indices_for, cancel), timeout_s)
+
+
+# ----------------------------------------------------------------------------------------------
+# Public API
+
+
+def video_info(path: str | os.PathLike, backend: str = "decord", timeout_s: float | None = 60.0) -> VideoInfo:
+    """(num_frames, fps, height, width) of a video; a VideoReadError when it cannot be read."""
+    return _read(path, None, backend, timeout_s)[0]
+
+
+def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "decord",
+               timeout_s: float | None = 60.0) -> np.ndarray:
+    """The frames `sampling` selects, resized, as a (T, H, W, 3) uint8 array.
+
+    `backend` is 'decord', 'pyav' or 'auto'; `timeout_s` (None or 0: no limit) bounds the decode.
+    """
+    sampling = sampling or FrameSampling()
+    info, frames = _read(path, lambda info: frame_indices(info, sampling), backend, timeout_s)
+    height, width = target_size(frames.shape[1], frames.shape[2], sampling)
+    return np.ascontiguousarray(resize_frames(frames, height, width))
+
+
+def video_codec() -> str:
+    """The encoder `write_video` uses: libx264 when PyAV's FFmpeg has it, else mpeg4."""
+    import av
+
+    return "libx264" if "libx264" in av.codecs_available else "mpeg4"
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarray], fps: float = 8.0,
+                quality: int = 18, codec: str | None = None) -> None:
+    """Encode (T, H, W, 3) uint8 frames (even H and W) as an mp4 (yuv420p), atomically.
+
+    `codec` defaults to :func:`video_codec`. `quality` is libx264's CRF (lower is better; 18 is
+    visually lossless), mapped to mpeg4's quantiser 2..31. Encoding is single-threaded, so the same
+    frames give the same file.
+    """
+    import av
+    from fractions import Fraction
+
+    from solireward.io import atomic_path
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or len(frames) == 0:
+        raise ValueError(f"expected non-empty (T, H, W, 3) uint8 frames, got {frames.shape} {frames.dtype}")
+    height, width = frames.shape[1:3]
+    if height % 2 or width % 2:
+        raise ValueError(f"yuv420p needs even frame sizes, got {height}x{width}")
+    codec = codec or video_codec()
+    with atomic_path(path) as tmp:
+        with av.open(str(tmp), mode="w", format="mp4") as container:
+            stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.thread_count = 1
+            if codec == "libx264":
+                stream.options = {"crf": str(quality), "preset": "medium"}
+            else:  # fixed quantiser; 118 is FFmpeg's FF_QP2LAMBDA
+                stream.options = {"flags": "+qscale", "global_quality": str(118 * max(2, min(31, quality // 6)))}
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())
