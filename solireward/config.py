@@ -54,7 +54,11 @@ def parse_bool(text: str | bool) -> bool:
 
 
 def _list_of(item_type: Any):
+    """Split one token into items: numbers on spaces or commas ('6 12 18 24'); strings stay whole
+    (paths may hold spaces and commas)."""
     def convert(text: str) -> list:
+        if item_type is str:
+            return [str(text)]
         return [item_type(tok) for tok in str(text).replace(",", " ").split()]
     return convert
 
