@@ -1,0 +1,166 @@
+"""`solireward report` end to end from hand-made metrics files with tags."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from solireward.errors import InputError
+from solireward.reporting import load_metrics, match_scores
+from tests.conftest import run_cli
+
+# (head, loss, pairing, labels) -> (pair acc, acc with ties, ROC-AUC)
+CELLS = {
+    ("hpqa", "bt", "cross_prompt", "binary"): (0.7500, 0.6100, 0.8100),
+    ("hpqa", "btt", "cross_prompt", "binary"): (0.7848, 0.6400, 0.8500),
+    ("last_token", "bt", "cross_prompt", "binary"): (0.6900, 0.5900, 0.7700),
+    ("last_token", "btt", "cross_prompt", "binary"): (0.7012, 0.6500, 0.7900),
+    ("hpqa", "btt", "in_prompt", "binary"): (0.6543, 0.5500, 0.7000),
+    ("hpqa", "btt", "cross_prompt", "pairwise"): (0.6001, 0.5000, 0.6600),
+}
+
+
+def _metrics(tags: dict, acc: float, acc_ties: float, auc: float, scores_path: str | None) -> dict:
+    """The parts of an `evaluate` output that the report reads."""
+    out = {"tags": tags, "score_field": "score",
+           "counts": {"records": 8, "scored": 8, "errored": 0},
+           "pairs": {"evaluated": 40, "accuracy": acc, "accuracy_with_ties": acc_ties},
+           "video": {"roc_auc": auc, "best_f1": 0.7}}
+    if scores_path:
+        out["sources"] = {"scores": scores_path, "pairs": None}
+    return out
+
+
+def _scores(path: Path, shift: float) -> None:
+    records = [{"video_path": f"/v/{i}.mp4", "prompt": f"p{i % 3}", "label": i % 2, "score": i % 2 + shift + 0.1 * i}
+               for i in range(12)]
+    records.append({"video_path": "/v/bad.mp4", "prompt": "p0", "label": 1, "error": "unreadable"})
+    path.write_text(json.dumps(records))
+
+
+def _write_grid(tmp_path: Path, with_sources: bool = True, task: str = "phy_deform",
+                cells: dict = CELLS) -> tuple[list[Path], list[Path]]:
+    metrics, scores = [], []
+    for n, ((head, loss, pairing, labels), values) in enumerate(cells.items()):
+        s = tmp_path / f"scores_{task}_{n}.json"
+        _scores(s, shift=n)
+        tags = {"study": "demo", "task": task, "labels": labels, "pairing": pairing, "head": head, "loss": loss}
+        m = tmp_path / f"metrics_{task}_{n}.json"
+        m.write_text(json.dumps(_metrics(tags, *values, str(s.resolve()) if with_sources else None)))
+        metrics.append(m)
+        scores.append(s)
+    return metrics, scores
+
+
+def _is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 2000
+
+
+def test_report_tables_figures_and_readme(tmp_path):
+    metrics, scores = _write_grid(tmp_path)
+    config = tmp_path / "config.yaml"
+    config.write_text("study: demo\ngrid:\n  heads: [hpqa, last_token]\n")
+    out = tmp_path / "report"
+    # 3 of the 6 score files, in another order: only the path each metrics file records can match them
+    assert run_cli("report", "--metrics", *metrics, "--scores", scores[4], scores[1], scores[3], "--output_dir", out,
+                   "--config", config, "--title", "Demo study") == 0
+
+    head_md = (out / "table_head.md").read_text()
+    assert "loss = btt, pairing = cross_prompt, labels = binary" in head_md
+    assert "| hpqa | **78.48** | 64.00 | **85.00** |" in head_md
+    assert "| last_token | 70.12 | **65.00** | 79.00 |" in head_md
+    assert "in_prompt" not in head_md.split("\n", 2)[2] and "69.00" not in head_md  # other cells held out
+    head_tex = (out / "table_head.tex").read_text()
+    assert "\\toprule" in head_tex and "\\bottomrule" in head_tex and "\\begin{tabular}{lrrr}" in head_tex
+    assert "last\\_token & 70.12 & \\textbf{65.00} & 79.00 \\\\" in head_tex
+    assert "Pair acc. (\\%)" in head_tex
+
+    loss_md = (out / "table_loss.md").read_text()
+    assert "| bt | 75.00 | 61.00 | 81.00 |" in loss_md and "| btt | **78.48** |" in loss_md
+    assert "| cross_prompt | **78.48** |" in (out / "table_pairing.md").read_text()
+    assert "| in_prompt | 65.43 | 55.00 | 70.00 |" in (out / "table_pairing.md").read_text()
+    assert "| pairwise | 60.01 | 50.00 | 66.00 |" in (out / "table_labels.md").read_text()
+    assert (out / "table_labels.tex").is_file() and (out / "table_loss.tex").is_file()
+
+    all_md = (out / "all_results.md").read_text()
+    assert all_md.count("\n| ") == 8 and "**" not in all_md.split("\n", 1)[1]  # header, rule, 6 rows; no bold
+    csv = (out / "all_results.csv").read_text().splitlines()
+    assert csv[0].startswith("study,task,labels,pairing,head,loss") or "head" in csv[0]
+    assert len(csv) == 7
+
+    assert _is_png(out / "heatmap_head_loss.png") and _is_png(out / "score_histograms.png")
+
+    readme = (out / "README.md").read_text()
+    assert readme.startswith("# Demo study")
+    assert hashlib.sha256(config.read_bytes()).hexdigest() in readme and "heads: [hpqa, last_token]" in readme
+    for name in ("table_head.md", "table_head.tex", "table_loss.md", "table_pairing.tex", "table_labels.md",
+                 "all_results.csv", "heatmap_head_loss.png", "score_histograms.png"):
+        assert f"[`{name}`]({name})" in readme
+    for m in metrics:
+        assert str(m.resolve()) in readme
+    assert "head = `hpqa`" in readme and "loss = `btt`" in readme
+    assert "| hpqa | **78.48** | 64.00 | **85.00** |" in readme
+
+
+def test_report_tasks_as_leading_column_and_skipped_table(tmp_path):
+    grid = {k: v for k, v in CELLS.items() if k[2] == "cross_prompt" and k[3] == "binary"}
+    metrics_a, scores_a = _write_grid(tmp_path, with_sources=False, task="phy_deform", cells=grid)
+    shifted = {k: (v[0] - 0.1, v[1], v[2]) for k, v in grid.items()}
+    metrics_b, scores_b = _write_grid(tmp_path, with_sources=False, task="text_alignment", cells=shifted)
+    out = tmp_path / "report"
+    assert run_cli("report", "--metrics", *metrics_a, *metrics_b, "--output_dir", out, "--reference", "loss=bt") == 0
+    head_md = (out / "table_head.md").read_text()
+    assert "| Task | Head |" in head_md and "other factors: loss = bt, pairing = cross_prompt, labels = binary" in head_md
+    # the best is bold within each task: 75.00 for phy_deform, 65.00 for text_alignment
+    assert "| phy_deform | hpqa | **75.00** |" in head_md and "| text_alignment | hpqa | **65.00** |" in head_md
+    assert "| text_alignment | last_token | 59.00 |" in head_md
+    assert not (out / "table_pairing.md").exists() and not (out / "table_labels.md").exists()
+    readme = (out / "README.md").read_text()
+    assert "No table per pairing: the tag 'pairing' has only one value (cross_prompt)." in readme
+    assert "No study configuration was given" in readme
+    assert _is_png(out / "heatmap_head_loss.png")
+    # metrics files that record no score path: score files are matched by position
+    frame = load_metrics([str(m) for m in metrics_a])
+    assert match_scores(frame, [str(s) for s in scores_a]) == list(enumerate(map(str, scores_a)))
+    with pytest.raises(InputError, match="match no recorded score path"):
+        match_scores(frame, [str(scores_a[0])])
+
+
+def test_report_without_scores_and_bad_inputs(tmp_path, capsys):
+    metrics, _ = _write_grid(tmp_path, cells={k: v for k, v in CELLS.items() if k[1:] == ("btt", "cross_prompt", "binary")})
+    out = tmp_path / "report"
+    assert run_cli("report", "--metrics", *metrics, "--output_dir", out) == 0
+    assert (out / "table_head.tex").is_file() and not (out / "score_histograms.png").exists()
+    readme = (out / "README.md").read_text()
+    assert "no score files were given" in readme and "No head × loss heatmap: needs at least two" in readme
+    assert "No table per loss: the tag 'loss' has only one value (btt)." in readme
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"pairs": {}}))
+    assert run_cli("report", "--metrics", bad, "--output_dir", tmp_path / "r2") == 2
+    assert "bad.json" in capsys.readouterr().err
+    assert run_cli("report", "--metrics", *metrics, "--output_dir", tmp_path / "r3", "--reference", "head=nope") == 2
+    assert "head=nope is in no metrics file" in capsys.readouterr().err
+    assert run_cli("report", "--metrics", *metrics, "--scores", metrics[0], "--output_dir", tmp_path / "r4") == 2
+    assert "match no recorded score path" in capsys.readouterr().err
+
+
+def test_report_evaluate_pipeline(tmp_path):
+    """evaluate -> report on real evaluate outputs (two heads)."""
+    metrics = []
+    for n, head in enumerate(("hpqa", "last_token")):
+        s = tmp_path / f"s{n}.json"
+        _scores(s, shift=0.0 if n == 0 else -0.5)
+        m = tmp_path / f"m{n}.json"
+        assert run_cli("evaluate", "--scores", s, "--output", m, "--tag", f"head={head}", "loss=btt") == 0
+        metrics.append(m)
+    out = tmp_path / "r"
+    assert run_cli("report", "--metrics", *metrics, "--scores", tmp_path / "s0.json", tmp_path / "s1.json",
+                   "--output_dir", out) == 0
+    auc = json.loads(metrics[0].read_text())["video"]["roc_auc"]
+    assert f"{100 * auc:.2f}" in (out / "table_head.md").read_text()
+    assert "No table per loss" in (out / "README.md").read_text()
+    assert _is_png(out / "score_histograms.png") and not (out / "heatmap_head_loss.png").exists()
