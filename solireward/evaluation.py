@@ -180,7 +180,7 @@ def load_scores(path: str, score_field: str = "score") -> ScoreTable:
             raise InputError(f"record has neither '{score_field}' nor 'error'", file=path, row=row,
                              field=score_field)
         if raw is not None:
-            score = _number(raw) if not isinstance(raw, str) else None
+            score = _number(raw) if not isinstance(raw, (str, bool)) else None
             if score is None:
                 raise InputError(f"expected a number, got {raw!r}", file=path, row=row, field=score_field)
         label = rec.get("label")

@@ -141,6 +141,8 @@ def reference_values(frame: pd.DataFrame, overrides: list[str] | None) -> dict[s
     for factor in FACTORS:
         column = f"tag:{factor}"
         if column not in frame:
+            if factor in given:
+                raise ConfigError(f"no metrics file has the tag '{factor}'", field="reference")
             continue
         values = frame[column].dropna().tolist()
         if factor in given:
