@@ -76,13 +76,16 @@ class RewardCollator:
     Each video is processed alone (families differ in how they batch videos of different lengths),
     then the token sequences (`input_ids`, `attention_mask`, `mm_token_type_ids`) are padded and
     the vision tensors concatenated along their first dimension, as the models expect.
+    `video_fps` (frames per second of the sampled frames, known in 'fps' sampling mode) is passed
+    to the processor as video metadata; Qwen2.5-VL spaces its temporal positions by it.
     """
 
-    def __init__(self, processor: Any, system_prompt: str, question: str, padding_side: str = "right") -> None:
+    def __init__(self, processor: Any, system_prompt: str, question: str, padding_side: str = "right",
+                 video_fps: float | None = None) -> None:
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         self.processor, self.system_prompt, self.question = processor, system_prompt, question
-        self.padding_side = padding_side
+        self.padding_side, self.video_fps = padding_side, video_fps
         tokenizer = processor.tokenizer
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
@@ -92,7 +95,13 @@ class RewardCollator:
             raise InputError(f"expected video frames of shape (T, H, W, 3) with T >= 1, got "
                              f"{getattr(frames, 'shape', type(frames).__name__)}")
         text = render_prompt(self.processor, self.system_prompt, self.question, prompt)
-        return dict(self.processor(text=[text], videos=[frames], return_tensors="pt", do_sample_frames=False))
+        metadata = {}
+        if self.video_fps:
+            from transformers.video_utils import VideoMetadata
+
+            metadata["video_metadata"] = [VideoMetadata(total_num_frames=len(frames), fps=self.video_fps)]
+        return dict(self.processor(text=[text], videos=[frames], return_tensors="pt", do_sample_frames=False,
+                                   **metadata))
 
     def __call__(self, frames: Sequence[np.ndarray], prompts: Sequence[str | None] | None = None) -> dict[str, Tensor]:
         prompts = [None] * len(frames) if prompts is None else list(prompts)
@@ -232,8 +241,10 @@ class RewardModel(nn.Module):
 
     def collator(self, padding_side: str = "right") -> RewardCollator:
         """A picklable callable `(frames, prompts) -> inputs` for DataLoader workers."""
+        sampling = self.config.sampling
+        fps = float(sampling["fps"]) if sampling.get("mode") == "fps" else None
         return RewardCollator(self.processor, self.config.system_prompt or "", self.config.question or "",
-                              padding_side)
+                              padding_side, fps)
 
     @property
     def device(self) -> torch.device:

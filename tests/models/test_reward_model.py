@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pickle
 import shutil
@@ -217,3 +218,42 @@ def test_bad_saved_config_is_named(tiny_model_factory, tmp_path) -> None:
     config_file.write_text(json.dumps({**values, "sampling": {**values["sampling"], "num_frames": 0}}))
     with pytest.raises(ConfigError, match="num_frames"):
         RewardModel.from_pretrained(tmp_path / "rm")
+
+
+def test_bfloat16_backbone_keeps_a_float32_head(tiny_model_factory, video_frames) -> None:
+    torch.manual_seed(0)
+    model = RewardModel.from_backbone(tiny_model_factory("InternVL3"), RewardModelConfig(reward_task="text_alignment"),
+                                      torch_dtype="bfloat16", attn_implementation="eager")
+    assert model.backbone.dtype == torch.bfloat16
+    assert all(p.dtype == torch.float32 for p in model.head.parameters())
+    scores = model(**model.collator()(video_frames, PROMPTS))
+    assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
+
+
+def test_bad_dtype_and_attention_are_named(tiny_model_factory) -> None:
+    folder = tiny_model_factory("InternVL3")
+    with pytest.raises(InputError, match="'float8'") as err:
+        RewardModel.from_backbone(folder, torch_dtype="float8")
+    assert err.value.field == "torch_dtype"
+    with pytest.raises(InputError, match="'flash'") as err:
+        RewardModel.from_backbone(folder, attn_implementation="flash")
+    assert err.value.field == "attn_implementation"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("flash_attn") is not None, reason="flash-attn is installed")
+def test_flash_attention_without_the_package_is_a_clear_error(tiny_model_factory) -> None:
+    with pytest.raises(InputError, match="flash-attn package"):
+        RewardModel.from_backbone(tiny_model_factory("Qwen2-VL"), attn_implementation="flash_attention_2")
+
+
+@pytest.mark.parametrize("model_type", list(FAMILIES))
+def test_fps_sampling_reaches_the_processor(model_type: str, tiny_model_factory, video_frames) -> None:
+    from solireward.data.video import FrameSampling
+
+    model = _model(tiny_model_factory, model_type, "last_token",
+                   sampling=FrameSampling(mode="fps", fps=4.0).to_dict())
+    batch = model.collator()(video_frames, PROMPTS)
+    if model_type == "Qwen2.5-VL":
+        # temporal_patch_size 2 frames at 4 frames per second: each temporal patch spans half a second
+        torch.testing.assert_close(batch["second_per_grid_ts"], torch.tensor([0.5, 0.5]))
+    assert torch.isfinite(model(**batch)).all()
