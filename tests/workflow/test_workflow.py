@@ -115,7 +115,9 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     assert hpqa["reduce_sequence"] == "progressive_hierarchical_attention"
     assert hpqa["hierarchical_query_attn_layers"] == [2, 4]
     pairwise = yaml.safe_load((tmp_path / cells[3] / "train_config.yaml").read_text())
-    assert pairwise["pairing"] == "explicit" and pairwise["pair_groups"] == "in_prompt"
+    assert pairwise["pairing"] == "explicit" and "pair_groups" not in pairwise
+    in_prompt = yaml.safe_load((tmp_path / cells[2] / "train_config.yaml").read_text())
+    assert in_prompt["pair_groups"] == "in_prompt" and in_prompt.get("pairing", "in_batch") == "in_batch"
 
     report = root / "report"
     assert (report / "README.md").is_file()

@@ -126,15 +126,17 @@ def pairs_flags(wildcards) -> str:
 def cell_config(wildcards) -> dict:
     """The resolved training config of one cell: train < pairings.* < label_sources.* < head < loss.
 
-    The cell's pairing strategy sets `pair_groups` (in-batch pairs across prompts or within one), and
-    pairwise labels train on the annotated pairs as written (`pairing: explicit`); the config's
+    With binary labels the cell's pairing strategy sets `pair_groups` (in-batch pairs across prompts or
+    within one); pairwise labels train on the annotated pairs as written (`pairing: explicit`). The config's
     `pairings.<name>` and `label_sources.<name>` mappings add or override train flags.
     """
     resolved = {"model_type": config["backbone"]["model_type"], "reward_task": wildcards.task}
     resolved.update(config["train"])
-    resolved["pair_groups"] = wildcards.pairing
     if wildcards.labels == "pairwise":
         resolved["pairing"] = "explicit"
+        resolved.pop("pair_groups", None)
+    else:
+        resolved["pair_groups"] = wildcards.pairing
     resolved.update(config["pairings"][wildcards.pairing])
     resolved.update(config["label_sources"][wildcards.labels])
     resolved.update(config["heads"][wildcards.head])
@@ -181,8 +183,22 @@ def cell_files(pattern: str, group: str | None = None) -> list[str]:
     return seen
 
 
+def study_config_yaml() -> str:
+    """The validated study config (defaults filled in; resources left out: they do not change results)."""
+    study = {key: value for key, value in config.items() if key != "resources"}
+    return (f"# the study config that produced results/{STUDY}/ (schema defaults filled in)\n"
+            + yaml.safe_dump(study, sort_keys=False))
+
+
+def report_reference() -> list[str]:
+    """The factors held fixed in each single-factor table of the report: the default cell."""
+    grid = config["grid"]
+    return [f"head={grid['default_head']}", f"loss={grid['default_loss']}",
+            f"labels={GRID_LABELS}", f"pairing={GRID_PAIRING}"]
+
+
 def eval_tags(wildcards) -> str:
     """`--tag` arguments that identify a cell in the metrics file and the report."""
-    tags = {"study": STUDY, "task": wildcards.task, "labels": wildcards.labels,
+    tags = {"task": wildcards.task, "labels": wildcards.labels,
             "pairing": wildcards.pairing, "head": wildcards.head, "loss": wildcards.loss}
     return " ".join(shlex.quote(f"{k}={v}") for k, v in tags.items())
