@@ -6,7 +6,6 @@ import contextlib
 import functools
 import importlib.util
 import json
-import logging
 import os
 import shutil
 import tempfile
@@ -19,7 +18,6 @@ from torch import nn
 from solireward.errors import InputError
 from solireward.models.families import Family, detect_family, get_family
 
-log = logging.getLogger(__name__)
 
 TORCH_DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager", "flash_attention_2")
