@@ -245,6 +245,7 @@ def pair_scores(path: str, table: ScoreTable) -> PairScores:
                              "none of its records has this pair's prompt", file=path, row=row, field=side)
         return same_prompt[0]
 
+    valid = table.valid
     win_idx, lose_idx, relation = [], [], []
     missing = error = 0
     for row, pair in enumerate(data, start=1):
@@ -260,7 +261,7 @@ def pair_scores(path: str, table: ScoreTable) -> PairScores:
         if w is None or lo is None:
             missing += 1
             continue
-        if not (table.valid[w] and table.valid[lo]):
+        if not (valid[w] and valid[lo]):
             error += 1
             continue
         win_idx.append(w)
