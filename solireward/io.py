@@ -11,6 +11,14 @@ from typing import IO, Any, Iterable, Iterator
 
 from solireward.errors import InputError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _make_readable(tmp: str) -> None:
+    """mkstemp creates files 0600; give them the usual umask-derived mode so others can read results."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
@@ -23,6 +31,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -39,6 +48,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        _make_readable(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
