@@ -15,7 +15,7 @@ shows one coloured shape over a plain background with a ground strip and is enco
   clearly different colour, shape or motion from the start). Physics and deformity defects keep the
   prompt's colour, shape and kind of motion, so the three dimensions are independent.
 
-Every deformation and physics defect starts between 25 % and 60 % of the clip and is at full size
+Every deformation and physics defect starts between 25 % and 70 % of the clip and is at full size
 by about 75 %, so it shows in the 8 frames that segment sampling takes.
 
 Within a prompt each dimension gets ``floor(rate * videos_per_prompt + U)`` defects (U uniform in
@@ -483,7 +483,7 @@ each dimension (`none` for a Pass) and what the video shows (`shown_colour`, `sh
   apart), `melt` (flattens into a puddle). Pass: shape and size stay the same.
 - text_alignment Fail: `wrong_colour`, `wrong_shape` or `wrong_motion` from the first frame.
 
-Defects start between 25 % and 60 % of the clip and are fully developed by about 75 %.
+Defects start between 25 % and 70 % of the clip and are fully developed by about 75 %.
 Target defect rates: physics {config.physics_defect_rate}, deformity {config.deformity_defect_rate},
 text alignment {config.text_defect_rate}, each spread evenly over the prompts.
 
