@@ -200,15 +200,25 @@ class VideoBatches(torch.utils.data.Dataset):
 
     ``mode="videos"``: an item index list names videos (in-batch pairing); ``mode="pairs"``: it
     names pairs of `pairs`, whose distinct videos are scored once and whose win/lose positions are
-    returned as indices into the batch.
+    returned as indices into the batch. With `cache_frames`, decoded frames are kept in memory (in
+    each DataLoader worker) and reused in later epochs.
     """
 
     def __init__(self, batches: Sequence[np.ndarray], video_paths: Sequence[str], prompts: Sequence[str | None],
                  qualities: np.ndarray, groups: np.ndarray, read: Callable[[str], np.ndarray],
-                 collate: Callable[[list, list], dict], mode: str = "videos", pairs: PairSet | None = None) -> None:
+                 collate: Callable[[list, list], dict], mode: str = "videos", pairs: PairSet | None = None,
+                 cache_frames: bool = False) -> None:
         self.batches, self.paths, self.prompts = list(batches), list(video_paths), list(prompts)
         self.qualities, self.groups = qualities, groups
         self.read, self.collate, self.mode, self.pairs = read, collate, mode, pairs
+        self.cache: dict[int, np.ndarray] | None = {} if cache_frames else None
+
+    def _frames(self, video: int) -> np.ndarray:
+        if self.cache is None:
+            return self.read(self.paths[video])
+        if video not in self.cache:
+            self.cache[video] = self.read(self.paths[video])
+        return self.cache[video]
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -228,7 +238,7 @@ class VideoBatches(torch.utils.data.Dataset):
         frames = []
         for v in videos.tolist():
             try:
-                frames.append(self.read(self.paths[v]))
+                frames.append(self._frames(v))
             except VideoReadError as exc:
                 return {"error": (exc.path, exc.reason)}
         out["inputs"] = self.collate(frames, [self.prompts[v] for v in videos.tolist()])

@@ -26,6 +26,7 @@ class DistEnv:
     local_rank: int
     device: torch.device
     backend: str | None
+    added_env: tuple[str, ...] = ()
 
     @property
     def is_main(self) -> bool:
@@ -58,10 +59,13 @@ def setup(use_deepspeed: bool = False) -> DistEnv:
         backend = "gloo"
     if world == 1 and not use_deepspeed:
         return DistEnv(0, 1, 0, device, None)
+    added: list[str] = []
     if world == 1:
         for key, value in (("RANK", "0"), ("LOCAL_RANK", "0"), ("WORLD_SIZE", "1"),
                            ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", str(_free_port()))):
-            os.environ.setdefault(key, value)
+            if key not in os.environ:
+                os.environ[key] = value
+                added.append(key)
     if not dist.is_initialized():
         if use_deepspeed:
             import deepspeed
@@ -69,13 +73,15 @@ def setup(use_deepspeed: bool = False) -> DistEnv:
             deepspeed.init_distributed(dist_backend=backend, verbose=False)
         else:
             dist.init_process_group(backend=backend, device_id=device if backend == "nccl" else None)
-    return DistEnv(rank, world, local_rank, device, backend)
+    return DistEnv(rank, world, local_rank, device, backend, tuple(added))
 
 
 def cleanup(env: DistEnv) -> None:
-    """Leave the process group if this module made one."""
+    """Leave the process group and drop the environment variables `setup` added."""
     if env.initialized:
         dist.destroy_process_group()
+    for key in env.added_env:
+        os.environ.pop(key, None)
 
 
 def barrier(env: DistEnv) -> None:

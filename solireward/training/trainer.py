@@ -69,7 +69,6 @@ CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
 LORA_FILE = "lora_trainable.safetensors"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-LOSS_PARTS = ("bt", "tie", "bce")   # reward_loss parts logged as loss_<name>
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,6 +292,13 @@ class Trainer:
 
     def _prepare_for_training(self, model: nn.Module) -> None:
         m = self.mopts
+        lm_head = getattr(model.backbone, "lm_head", None)
+        embeddings = model.backbone.get_input_embeddings()
+        if lm_head is not None and model.config.reduce_sequence != "good_token" \
+                and lm_head.weight is not embeddings.weight:
+            # only the good_token head reads the LM head; untied and unused, it would get no gradient
+            # anyway, and DDP needs every trainable parameter to take part in the forward pass
+            lm_head.requires_grad_(False)
         if m.freeze_vision_tower:
             model.freeze_vision_tower()
         if m.lora_r > 0:
@@ -575,8 +581,8 @@ class Trainer:
             else:
                 (loss / self.cfg.gradient_accumulation_steps).backward()
         stats.loss += float(loss.detach())
-        for name in LOSS_PARTS:
-            stats.parts[name] = stats.parts.get(name, 0.0) + float(parts[name])
+        for name, count in (("bt", parts["n_win_lose"]), ("tie", parts["n_tie"]), ("bce", len(scores))):
+            stats.parts[name] = stats.parts.get(name, 0.0) + float(parts[name]) * float(count)
         stats.correct += float(parts["correct"])
         stats.non_ties += float(parts["n_win_lose"])
         stats.pairs += float(parts["n_pairs"])
@@ -656,8 +662,7 @@ class Trainer:
                 model=model, optimizer=self.optimizer, lr_scheduler=self.scheduler, config=ds_config)
         elif self.ddp:
             self.engine = nn.parallel.DistributedDataParallel(
-                model, device_ids=[env.device.index] if env.device.type == "cuda" else None,
-                find_unused_parameters=True)
+                model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
         else:
             self.engine = model
 
@@ -681,7 +686,8 @@ class Trainer:
         dataset = VideoBatches(plan.for_rank(env.rank)[start * accum:self.total_steps * accum],
                                self.train_pairs.video_paths, self.train_pairs.prompts, self.train_quality,
                                self.train_groups, self._reader(), self._unwrapped().collator(),
-                               mode=pairs_mode, pairs=None if in_batch else self.train_pairs)
+                               mode=pairs_mode, pairs=None if in_batch else self.train_pairs,
+                               cache_frames=cfg.cache_frames)
         show = env.is_main and (cfg.progress or sys.stderr.isatty())
         bar = tqdm(total=self.total_steps, initial=start, desc="train", unit="step", disable=not show,
                    dynamic_ncols=True)
@@ -708,7 +714,8 @@ class Trainer:
                 step += 1
                 now = time.time()
                 row = {"kind": "train", "step": step, "epoch": round(step / self.steps_per_epoch, 6), "loss": loss}
-                row.update({f"loss_{k}": v / max(total.micro, 1.0) for k, v in total.parts.items()})
+                for name, count in (("bt", total.non_ties), ("tie", total.ties), ("bce", total.videos)):
+                    row[f"loss_{name}"] = total.parts[name] / count if count else None
                 row.update({"accuracy": total.correct / total.non_ties if total.non_ties else None,
                             "n_pairs": int(total.pairs), "n_ties": int(total.ties), "n_videos": int(total.videos),
                             "learning_rate": lr, "grad_norm": _float(grad_norm),

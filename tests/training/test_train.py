@@ -1,0 +1,202 @@
+"""`solireward train` end to end on the demo pairs with a tiny Qwen2-VL (CPU, fixed seeds)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import run_cli
+from tests.training.conftest import fast_args
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _rows(output: Path, kind: str) -> list[dict]:
+    rows = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if r["kind"] == kind]
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return {**load_file(str(folder / "model.safetensors")),
+            **{f"head.{k}": v for k, v in load_file(str(folder / "head.safetensors")).items()}}
+
+
+def _untimed(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in ("time", "step_time")} for r in rows]
+
+
+def _subset(pairs_file: Path, out_file: Path, max_videos: int) -> int:
+    """Write the pairs of `pairs_file` among its first `max_videos` distinct videos; returns the video count."""
+    videos: set[str] = set()
+    kept = []
+    for pair in json.loads(pairs_file.read_text()):
+        ends = {pair["win"]["video_path"], pair["lose"]["video_path"]}
+        if len(videos | ends) <= max_videos:
+            videos |= ends
+            kept.append(pair)
+    out_file.write_text(json.dumps(kept))
+    return len(videos)
+
+
+def test_training_updates_weights_lowers_loss_and_writes_outputs(demo_pairs, tiny_qwen, tmp_path):
+    # one fixed batch (all videos of a small pair file in every step): the optimizer must fit it
+    data = tmp_path / "data"
+    data.mkdir()
+    n_videos = _subset(demo_pairs / "train.json", data / "train.json", 8)
+    out = tmp_path / "run"
+    assert run_cli(*fast_args(tiny_qwen, data, out, eval_data=demo_pairs / "val.json", max_steps=16,
+                              per_device_train_batch_size=n_videos, eval_steps=8, save_steps=8)) == 0
+    train, evals = _rows(out, "train"), _rows(out, "eval")
+    assert [r["step"] for r in train] == list(range(1, 17)) and [e["step"] for e in evals] == [8, 16]
+    assert all(r["n_pairs"] > 0 and r["n_videos"] == n_videos and r["learning_rate"] > 0 for r in train)
+    assert {"loss", "loss_bt", "loss_tie", "loss_bce", "accuracy", "grad_norm"} <= set(train[0])
+    assert {"eval_accuracy", "eval_roc_auc", "eval_loss"} <= set(evals[0])
+    # step 1's loss is that of the initial weights
+    assert train[-1]["loss"] < train[0]["loss"] - 0.5, [round(r["loss"], 3) for r in train]
+    assert train[-1]["accuracy"] == 1.0
+
+    before = load_file(str(tiny_qwen / "model.safetensors"))
+    after = _weights(out)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert len(changed) > len(before) // 2
+    first_head = _weights(out / "checkpoints" / "step-8" / "model")
+    assert any(not torch.equal(first_head[k], after[k]) for k in after if k.startswith("head."))
+
+    from solireward.models import RewardModel
+
+    summary = json.loads((out / "train_summary.json").read_text())
+    model = RewardModel.from_pretrained(out)
+    assert summary["global_step"] == 16 and summary["backend"] == "single"
+    assert model.config.score_mean == pytest.approx(summary["score_mean"])
+    assert model.config.score_std == pytest.approx(summary["score_std"]) and model.config.score_std > 0
+    assert model.config.sampling["num_frames"] == 4 and model.config.sampling["height"] == 56
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-16", "step-8"]
+    assert "max_steps: 16" in (out / "train_config.yaml").read_text()
+
+
+def test_resumed_run_matches_uninterrupted_run(demo_pairs, tiny_qwen, tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    args = dict(eval_data=demo_pairs / "val.json", max_steps=4, save_steps=2, eval_steps=2, lora_r=0)
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, full, **args)) == 0
+    # an interrupted run: only the step-2 checkpoint survived, plus a half-written one and extra log rows
+    (cut / "checkpoints").mkdir(parents=True)
+    shutil.copytree(full / "checkpoints" / "step-2", cut / "checkpoints" / "step-2")
+    shutil.copytree(full / "checkpoints" / "step-4" / "model", cut / "checkpoints" / "step-3" / "model")
+    shutil.copy(full / "metrics.jsonl", cut / "metrics.jsonl")
+    # without --resume an existing checkpoint is an error, not silently overwritten
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, cut, **args)) == 2
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, cut, **args), "--resume") == 0
+
+    a, b = _weights(full), _weights(cut)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _untimed(_rows(full, "train")) == _untimed(_rows(cut, "train"))
+    assert _untimed(_rows(full, "eval")) == _untimed(_rows(cut, "eval"))
+    summary = json.loads((cut / "train_summary.json").read_text())
+    assert summary["resumed_from_step"] == 2 and summary["global_step"] == 4
+
+
+def test_explicit_and_in_prompt_pairing(demo_pairs, tiny_qwen, tmp_path):
+    explicit = tmp_path / "explicit"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, explicit, pairing="explicit", max_steps=2,
+                              per_device_train_batch_size=4)) == 0
+    rows = _rows(explicit, "train")
+    # 4 pairs of the file per step, each distinct video scored once (at most 8)
+    assert all(r["n_pairs"] == 4 and r["n_videos"] <= 8 for r in rows)
+
+    cross, in_prompt = tmp_path / "cross", tmp_path / "in_prompt"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, cross, max_steps=3)) == 0
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, in_prompt, max_steps=3, pair_groups="in_prompt")) == 0
+    n_cross = sum(r["n_pairs"] for r in _rows(cross, "train"))
+    n_in = sum(r["n_pairs"] for r in _rows(in_prompt, "train"))
+    assert 0 < n_in < n_cross
+
+
+def test_non_finite_loss_stops_with_the_step(demo_pairs, tiny_qwen, tmp_path, capsys):
+    out = tmp_path / "nan"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, out, learning_rate=1e30, max_steps=6)) == 2
+    err = capsys.readouterr().err
+    assert "loss became nan" in err.lower() or "loss became inf" in err.lower()
+    assert "at step" in err
+    assert not (out / "solireward_config.json").exists()
+
+
+def test_yaml_config_with_cli_override_and_unknown_key(demo_pairs, tiny_qwen, tmp_path, capsys):
+    config = tmp_path / "train.yaml"
+    config.write_text("max_steps: 1\nlearning_rate: 0.002\nreward_margin: 1.5\nsave_steps: 0\n")
+    out = tmp_path / "yaml"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, out, max_steps=2, learning_rate=None),
+                   "--config", config) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["global_step"] == 2                       # the CLI flag wins over the file
+    resolved = (out / "train_config.yaml").read_text()
+    assert "learning_rate: 0.002" in resolved and "reward_margin: 1.5" in resolved
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("max_steps: 1\nlearning_rat: 0.1\n")
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "bad"), "--config", bad) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "learning_rat" in err
+
+
+def test_unreadable_training_video_fails_fast_naming_it(demo_pairs, tiny_qwen, tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all")
+    pairs = json.loads((demo_pairs / "train.json").read_text())
+    victim = pairs[0]["lose"]["video_path"]
+    for pair in pairs:
+        for side in ("win", "lose"):
+            if pair[side]["video_path"] == victim:
+                pair[side]["video_path"] = str(broken)
+    (tmp_path / "train.json").write_text(json.dumps(pairs))
+    code = run_cli(*fast_args(tiny_qwen, tmp_path, tmp_path / "out", dataloader_num_workers=1,
+                              per_device_train_batch_size=24, max_steps=1))
+    assert code == 2
+    assert str(broken) in capsys.readouterr().err
+
+
+def test_conflicting_labels_are_an_error_for_in_batch_pairing(demo_pairs, tiny_qwen, tmp_path, capsys):
+    pairs = json.loads((demo_pairs / "train.json").read_text())
+    win_lose = next(p for p in pairs if p["meta"]["win"]["quality"] != p["meta"]["lose"]["quality"])
+    pairs.append({"win": win_lose["lose"], "lose": win_lose["win"],
+                  "meta": {"win": {"quality": 1.0}, "lose": {"quality": 0.0}}})
+    (tmp_path / "train.json").write_text(json.dumps(pairs))
+    assert run_cli(*fast_args(tiny_qwen, tmp_path, tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert win_lose["lose"]["video_path"] in err and "--pairing explicit" in err
+
+
+def test_deepspeed_zero2_single_process(demo_pairs, tiny_qwen, tmp_path):
+    pytest.importorskip("deepspeed")
+    out = tmp_path / "ds"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, out, max_steps=2, save_steps=1,
+                              deepspeed=REPO / "config" / "deepspeed" / "zero2.json")) == 0
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["backend"] == "deepspeed" and summary["zero_stage"] == 2
+    assert (out / "checkpoints" / "step-2" / "deepspeed").is_dir()
+    assert _weights(out).keys() == _weights(out / "checkpoints" / "step-1" / "model").keys()
+    assert "RANK" not in os.environ     # the single-member process group is cleaned up
+
+
+def test_two_process_ddp_run_with_torchrun(demo_pairs, tiny_qwen, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "solireward.cli", *map(str, fast_args(tiny_qwen, demo_pairs, out, max_steps=2,
+                                                        per_device_train_batch_size=4, save_steps=1))]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["backend"] == "ddp"
+    step = out / "checkpoints" / "step-2"
+    assert {"rng-rank0.json", "rng-rank1.json", "trainer_state.json", "optimizer.safetensors"} <= \
+        {p.name for p in step.iterdir()}
+    rows = _rows(out, "train")
+    assert [r["n_videos"] for r in rows] == [8, 8]       # 4 videos on each of 2 ranks
