@@ -21,8 +21,9 @@ models are known to be gamed through fps, frame count and resolution.
 Sharding: under ``torchrun --nproc_per_node K``, rank r scores the records whose index i satisfies
 i % K == r (on ``cuda:LOCAL_RANK`` when GPUs are used), writes a shard file beside the output, and
 rank 0 merges the shards in the original order into ``--output_file`` and removes them. The ranks
-synchronise through a gloo process group (only a barrier; no tensors are exchanged). Note that
-torchrun reports any non-zero worker status (such as 3) as a failure of its own.
+synchronise through a gloo process group (only a barrier; no tensors are exchanged), so on several
+nodes the output folder must be shared. Rank 0 prints the summary and returns 3 when any video failed;
+torchrun reports any non-zero worker status as a failure of its own (exit status 1).
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class InferenceConfig:
                           "(optional), ...}, or a folder of .mp4 files")
     output_file: str = arg("JSON output: the input records, in order, plus score and score_norm, or "
                            "error for a video that could not be read")
-    video_root: str | None = arg("folder that relative video_path values are resolved against "
-                                 "(default: the input file's folder)", None)
+    video_root: str | None = arg("folder that relative video_path values are resolved against; "
+                                 "None means the input file's folder", None)
     batch_size: int = arg("videos per forward pass", 8)
     num_workers: int = arg("DataLoader worker processes decoding videos while the model runs "
                            "(0: decode in the main process)", 2)
@@ -85,6 +86,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the flags of `solireward infer`."""
     from solireward.config import add_dataclass_arguments
 
+    parser.epilog = (f"Exit status: 0 when every video was scored, {EXIT_SOME_FAILED} when some could not be "
+                     "read (their records hold 'error'), 2 on bad input. Multi-GPU: torchrun --nproc_per_node K "
+                     "-m solireward.cli infer ... (each rank scores every K-th record; rank 0 merges).")
     parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
     add_dataclass_arguments(parser, InferenceConfig, "inference")
     group = parser.add_argument_group(
@@ -94,12 +98,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     hints = typing.get_type_hints(FrameSampling)
     for f in dataclasses.fields(FrameSampling):
         is_list = typing.get_origin(hints[f.name]) in (list, tuple)
-        help_text = f.metadata.get("help", f.name.replace("_", " "))
-        if f.metadata.get("choices"):
-            help_text += f" (one of: {', '.join(map(str, f.metadata['choices']))})"
         group.add_argument(f"--{f.name}", dest=f.name, default=argparse.SUPPRESS, type=str,
-                           nargs="+" if is_list else None, metavar=f.name.upper(),
-                           help=f"{help_text} (default: the checkpoint's value)")
+                           nargs="+" if is_list else None, choices=f.metadata.get("choices"),
+                           metavar=None if f.metadata.get("choices") else f.name.upper(),
+                           help=f"{f.metadata.get('help', f.name)} (default: the checkpoint's value)")
 
 
 def run(args: argparse.Namespace) -> int:
