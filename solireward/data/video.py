@@ -445,6 +445,26 @@ def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, b
     return np.ascontiguousarray(resize_frames(frames, height, width))
 
 
+def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB frame as planar yuv420p, shape (H * 3 // 2, W): BT.601, limited range.
+
+    Done here rather than by FFmpeg's scaler, whose output was seen to vary from run to run
+    under heavy CPU load, which broke the demo data's reproducibility.
+    """
+    rgb = frame.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+    cb = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+    cr = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+    height, width = y.shape
+
+    def subsample(plane: np.ndarray) -> np.ndarray:
+        return plane.reshape(height // 2, 2, width // 2, 2).mean(axis=(1, 3)).reshape(height // 4, width)
+
+    planes = np.concatenate([y, subsample(cb), subsample(cr)])
+    return np.clip(np.round(planes), 0, 255).astype(np.uint8)
+
+
 def video_codec() -> str:
     """The encoder `write_video` uses: libx264 when PyAV's FFmpeg has it, else mpeg4."""
     import av
@@ -482,5 +502,5 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
             else:  # fixed quantiser; 118 is FFmpeg's FF_QP2LAMBDA
                 stream.options = {"flags": "+qscale", "global_quality": str(118 * max(2, min(31, quality // 6)))}
             for frame in frames:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")))
             container.mux(stream.encode())
