@@ -88,64 +88,64 @@ def test_grid_name_missing_from_heads_is_a_clear_error(tmp_path: Path) -> None:
     assert "grid.heads: mean is not defined under 'heads'" in result.stdout + result.stderr
 
 
-def _numbers_in_tables(folder: Path) -> list[float]:
-    numbers = []
-    for table in folder.glob("*.md"):
-        for line in table.read_text().splitlines():
-            if line.startswith("|") and not set(line) <= set("|-: "):
-                numbers += [float(x) for x in re.findall(r"(?<![\w.])-?\d+\.\d+(?![\w.])", line)]
-    return numbers
-
-
 @pytest.mark.slow
 def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) -> None:
+    """A real run of every rule; then: nothing to redo, a changed cell parameter, a forced cell."""
     result = snakemake(tmp_path, "--cores", "2")
     assert result.returncode == 0, result.stderr[-5000:]
-    root = tmp_path / "results" / "tiny"
-    cells = [CELL.format(labels="binary", pairing="cross_prompt", head=h, loss="bt") for h in ("last_token", "hpqa")]
-    cells += [CELL.format(labels=lab, pairing="in_prompt", head="last_token", loss="bt") for lab in ("binary", "pairwise")]
-    for cell in cells:
+    grid_cell, in_prompt_cell, pairwise_cell = (
+        CELL.format(labels=labels, pairing=pairing, head="last_token", loss="bt")
+        for labels, pairing in (("binary", "cross_prompt"), ("binary", "in_prompt"), ("pairwise", "in_prompt")))
+    for cell in (grid_cell, in_prompt_cell, pairwise_cell):
         folder = tmp_path / cell
         assert (folder / "reward_model.done").is_file() and (folder / "model" / "solireward_config.json").is_file()
         trained_with = yaml.safe_load((folder / "train_config.yaml").read_text())
         assert trained_with["max_steps"] == 2 and trained_with["reward_task"] == "phy_deform"
+        assert trained_with["reduce_sequence"] == "last_token" and trained_with["enable_btt_loss"] is False
         scores = json.loads((folder / "scores_test.json").read_text())
         assert scores and all(isinstance(r.get("score"), float) for r in scores)
-    hpqa = yaml.safe_load((tmp_path / cells[1] / "train_config.yaml").read_text())
-    assert hpqa["reduce_sequence"] == "progressive_hierarchical_attention"
-    assert hpqa["hierarchical_query_attn_layers"] == [2, 4]
-    pairwise = yaml.safe_load((tmp_path / cells[3] / "train_config.yaml").read_text())
+        metrics = json.loads((folder / "metrics_test.json").read_text())
+        assert metrics["tags"]["pairing"] in cell and metrics["tags"]["labels"] in cell
+    assert yaml.safe_load((tmp_path / grid_cell / "train_config.yaml").read_text())["pair_groups"] == "cross_prompt"
+    in_prompt = yaml.safe_load((tmp_path / in_prompt_cell / "train_config.yaml").read_text())
+    assert in_prompt["pair_groups"] == "in_prompt" and "pairing" not in in_prompt
+    pairwise = yaml.safe_load((tmp_path / pairwise_cell / "train_config.yaml").read_text())
     assert pairwise["pairing"] == "explicit" and "pair_groups" not in pairwise
-    in_prompt = yaml.safe_load((tmp_path / cells[2] / "train_config.yaml").read_text())
-    assert in_prompt["pair_groups"] == "in_prompt" and in_prompt.get("pairing", "in_batch") == "in_batch"
+    # every cell is scored on the same test videos (the grid's test split)
+    tested = [sorted(r["video_path"] for r in json.loads((tmp_path / c / "scores_test.json").read_text()))
+              for c in (grid_cell, in_prompt_cell, pairwise_cell)]
+    assert tested[0] == tested[1] == tested[2]
 
-    report = root / "report"
-    assert (report / "README.md").is_file()
+    report = tmp_path / "results" / "tiny" / "report"
+    assert (report / "README.md").is_file() and "study_config.yaml" in (report / "README.md").read_text()
     assert list(report.glob("*.tex")) and list(report.glob("*.png"))
-    numbers = _numbers_in_tables(report)
-    assert numbers and all(0.0 <= x <= 1.0 for x in numbers if abs(x) <= 1.0)
+    pairing_table = (report / "table_pairing.md").read_text()
+    rows = [line for line in pairing_table.splitlines() if line.startswith(("| cross_prompt", "| in_prompt"))]
+    assert len(rows) == 2
+    for row in rows:  # pair accuracy, accuracy with ties, ROC-AUC in percent
+        values = [float(v.strip(" *")) for v in row.strip("|").split("|")[1:]]
+        assert len(values) == 3 and all(0.0 <= v <= 100.0 for v in values), row
 
     again = snakemake(tmp_path, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
 
-    # a changed head parameter reruns the cells of that head only (params-change detection)
+    # a changed parameter of one cell reruns that cell (and the report) only: params-change detection
     overlay = tmp_path / "overlay.yaml"
-    overlay.write_text(yaml.safe_dump({"heads": {"hpqa": {"hierarchical_query_attn_layers": [1, 4]}}}))
+    overlay.write_text(yaml.safe_dump({"label_sources": {"pairwise": {"seed": 1}}}))
     changed = snakemake(tmp_path, "-n", configfiles=(TINY, overlay))
     assert changed.returncode == 0, changed.stderr
     assert job_counts(changed.stdout + changed.stderr) == {"train_config": 1, "train": 1, "infer": 1, "evaluate": 1,
-                                          "report": 1, "all": 1}
-    assert all(cells[1] in out for rule, out in dry_run_jobs(changed.stdout + changed.stderr)
-               if rule in ("train", "infer"))
+                                                           "study_config": 1, "report": 1, "all": 1}
+    planned = [out for rule, out in dry_run_jobs(changed.stdout + changed.stderr) if rule in ("train", "infer")]
+    assert len(planned) == 2 and all(pairwise_cell in out for out in planned)
 
     # one cell rebuilt alone: its training and everything downstream of it, nothing else
-    target = f"{cells[0]}/reward_model.done"
-    before = (tmp_path / cells[2] / "scores_test.json").stat().st_mtime_ns
-    rebuilt = snakemake(tmp_path, "--cores", "2", "--forcerun", target)
+    before = {c: (tmp_path / c / "scores_test.json").stat().st_mtime_ns for c in (in_prompt_cell, pairwise_cell)}
+    rebuilt = snakemake(tmp_path, "--cores", "2", "--forcerun", f"{grid_cell}/reward_model.done")
     assert rebuilt.returncode == 0, rebuilt.stderr[-5000:]
     assert job_counts(rebuilt.stdout + rebuilt.stderr) == {"train": 1, "infer": 1, "evaluate": 1,
                                                            "report": 1, "all": 1}
-    assert (tmp_path / cells[2] / "scores_test.json").stat().st_mtime_ns == before
+    assert before == {c: (tmp_path / c / "scores_test.json").stat().st_mtime_ns for c in before}
     final = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in final.stdout + final.stderr
 

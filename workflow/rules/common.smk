@@ -19,9 +19,9 @@ _PYTHONPATH = os.environ.get("PYTHONPATH", "")
 if REPO not in _PYTHONPATH.split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
 # Shell snippet choosing the launcher from the job's GPU count (which a profile may override):
-# torchrun with one process per GPU when there are several, else one python process.
+# torchrun (torch.distributed.run) with one process per GPU when there are several, else one process.
 GPU_LAUNCHER = ("if [ {resources.gpu} -gt 1 ]; then "
-                "launch='torchrun --standalone --nproc_per_node {resources.gpu}'; else launch=python; fi;")
+                "launch='python -m torch.distributed.run --standalone --nproc_per_node {resources.gpu}'; else launch=python; fi;")
 
 GRID_LABELS, GRID_PAIRING = "binary", "cross_prompt"
 # pairwise annotations compare two videos of one prompt, so their pairs are in-prompt pairs
