@@ -13,15 +13,19 @@ Pairs are formed inside each rank's micro-batch, not across ranks.
 
 Metrics (``output_dir/metrics.jsonl``, one JSON object per line, written by rank 0):
 
-- ``"kind": "train"`` every optimizer step: ``step``, ``epoch`` (fractional), ``loss`` and each
-  loss part (``loss_<name>``), ``accuracy`` = share of the step's win-lose (non-tie) pairs with
-  ``score_win > score_lose``, ``n_pairs``, ``n_ties``, ``n_videos``, ``learning_rate`` (of the
-  step), ``grad_norm`` (before clipping), ``time`` (seconds since the run started, resumes included
-  as wall time of this process) and ``step_time``.
+- ``"kind": "train"`` every optimizer step: ``step``, ``epoch`` (fractional), ``loss`` (the
+  optimised total, mean over micro-batches and ranks), ``loss_bt`` / ``loss_tie`` / ``loss_bce``
+  (unweighted means of each part over the step's win-lose pairs / win-tie pairs / videos; BCE is
+  reported even when its coefficient is 0), ``accuracy`` = in-batch pair accuracy: share of the
+  step's win-lose pairs with ``score_win > score_lose`` (equal scores ½, as ``losses.pair_correct``),
+  ``n_pairs`` (pairs in the loss), ``n_ties``, ``n_videos`` (videos scored), ``learning_rate`` (of
+  the step), ``grad_norm`` (global, before clipping), ``time`` (seconds since this process started)
+  and ``step_time``.
 - ``"kind": "eval"`` every ``--eval_steps`` and at the end: ``eval_accuracy`` = pair accuracy
-  without ties (share of the eval file's win-lose pairs with ``score_win > score_lose``; each
-  distinct video scored once), ``eval_roc_auc`` (scores against the videos' Pass/Fail label),
-  ``eval_loss`` (the training loss over the eval pairs), ``eval_n_pairs``, ``eval_n_videos``.
+  without ties over the eval file's win-lose pairs, each distinct video scored once
+  (``evaluation.pair_accuracy``: d > 0 right, d = 0 ½), ``eval_roc_auc`` (``evaluation.roc_auc`` of the
+  scores against Pass = quality > 0.5), ``eval_loss`` (the training loss over all eval pairs),
+  ``eval_n_pairs``, ``eval_n_win_lose``, ``eval_n_videos``.
 
 A non-finite loss stops training with :class:`~solireward.errors.TrainingDivergedError` naming the
 step, before the optimizer applies it.
@@ -32,6 +36,14 @@ Checkpoints (``output_dir/checkpoints/step-N/``), written into a temporary folde
 and ``trainer_state.json`` (step, epoch, world size). The batch plan is a pure function of the seed,
 so the step number is the whole data-loader position. ``--resume`` restores the newest complete
 checkpoint; on CPU with a fixed seed the resumed run matches an uninterrupted one bit for bit.
+With LoRA, ``lora_trainable.safetensors`` holds the adapters and head (``model/`` has them merged).
+
+At the end: the mean and population standard deviation of the final model's scores on the distinct
+eval videos (training videos without ``--eval_data``) are stored in the model's config
+(``score_mean``/``score_std``, used by ``normalise`` and ``score_norm``); the model is saved into
+``output_dir`` (``save_pretrained``; files renamed into place beside the logs, its config last), with
+``train_config.yaml`` (the resolved options, usable as ``--config``) and ``train_summary.json``
+(steps, epochs, backend, the last train and eval rows, score statistics, wall time).
 """
 
 from __future__ import annotations
@@ -57,6 +69,7 @@ from torch import nn
 from tqdm import tqdm
 
 from solireward.errors import ConfigError, InputError, TrainingDivergedError
+from solireward.evaluation import pair_accuracy, roc_auc
 from solireward.io import atomic_write, write_json, write_text
 from solireward.training import distributed as D
 from solireward.training.config import ARCHITECTURE_OPTIONS, ModelOptions, TrainConfig
@@ -121,23 +134,6 @@ def _move(inputs: dict[str, Any], device: torch.device, dtype: torch.dtype | Non
     """Tensors to `device`; floating ones (pixel values) also to `dtype` when given."""
     return {k: v.to(device, dtype=dtype if v.is_floating_point() else None, non_blocking=True)
             if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-
-
-def _pair_accuracy(scores: np.ndarray, win: np.ndarray, lose: np.ndarray) -> tuple[int, int]:
-    """(correct, total) over win-lose pairs: correct when score_win > score_lose (ties count as wrong)."""
-    return int((scores[win] > scores[lose]).sum()), len(win)
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    """ROC-AUC of scores against binary labels (Mann-Whitney U, ties count half); None without both classes."""
-    labels = np.asarray(labels, bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if not n_pos or not n_neg:
-        return None
-    from scipy.stats import rankdata
-
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _float(value: Any) -> float | None:
@@ -260,10 +256,9 @@ class Trainer:
     def _load_data(self) -> None:
         cfg = self.cfg
         self.train_pairs = read_pair_file(cfg.train_data)
-        bce = float(getattr(self.loss_cfg, "bce_loss_coeff", 0.0) or 0.0)
-        strict = cfg.pairing == "in_batch" or bce > 0
-        quality = self.train_pairs.video_qualities(strict=strict)
-        self.train_quality = quality
+        # in-batch pairs and the per-video BCE need one label per video; explicit BT/tie losses do not
+        strict = cfg.pairing == "in_batch" or self.loss_cfg.bce_loss_coeff > 0
+        self.train_quality = self.train_pairs.video_qualities(strict=strict)
         self.train_groups = prompt_groups(self.train_pairs.prompts)
         self.eval_pairs = read_pair_file(cfg.eval_data) if cfg.eval_data else None
 
@@ -535,22 +530,21 @@ class Trainer:
     def evaluate(self, step: int) -> dict[str, Any]:
         """Pair accuracy (no ties), ROC-AUC and loss on the eval pairs; the scores are kept for score_norm."""
         assert self.eval_pairs is not None
-        from solireward.losses import reward_loss
+        from solireward.losses import PASS_THRESHOLD, reward_loss
 
         pairs = self.eval_pairs
         scores = self.score_videos(pairs)
         self.last_eval_scores = scores
         non_tie = ~pairs.is_tie
-        correct, total = _pair_accuracy(scores, pairs.win[non_tie], pairs.lose[non_tie])
+        d = scores[pairs.win[non_tie]] - scores[pairs.lose[non_tie]]
         quality = pairs.video_qualities(strict=False)
         with torch.no_grad():
             loss, _ = reward_loss(torch.as_tensor(scores, dtype=torch.float32), torch.as_tensor(pairs.win),
                                   torch.as_tensor(pairs.lose), torch.as_tensor(pairs.is_tie),
                                   torch.as_tensor(quality, dtype=torch.float32), self.loss_cfg)
         return {"kind": "eval", "step": step, "epoch": step / self.steps_per_epoch,
-                "eval_accuracy": correct / total if total else None,
-                "eval_roc_auc": roc_auc(scores, quality > 0.5), "eval_loss": _float(loss),
-                "eval_n_pairs": int(pairs.num_pairs), "eval_n_win_lose": int(total),
+                "eval_accuracy": pair_accuracy(d), "eval_roc_auc": roc_auc(scores, quality > PASS_THRESHOLD),
+                "eval_loss": _float(loss), "eval_n_pairs": int(pairs.num_pairs), "eval_n_win_lose": int(d.size),
                 "eval_n_videos": len(scores), "time": round(time.time() - self.t0, 3)}
 
     # -- training ---------------------------------------------------------------------------
