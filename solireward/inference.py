@@ -18,6 +18,9 @@ Frame sampling: by default the settings stored in the checkpoint at training tim
 be overridden (``--num_frames``, ``--fps``, ``--height`` ...), which logs a warning, because reward
 models are known to be gamed through fps, frame count and resolution.
 
+On CPU, unless ``OMP_NUM_THREADS`` is set, the model gets one thread per core left after one core
+per decoding worker (at least one), so the workers and the model do not oversubscribe the cores.
+
 Sharding: under ``torchrun --nproc_per_node K``, rank r scores the records whose index i satisfies
 i % K == r (on ``cuda:LOCAL_RANK`` when GPUs are used), writes a shard file beside the output, and
 rank 0 merges the shards in the original order into ``--output_file`` and removes them. The ranks
@@ -333,6 +336,16 @@ def _pick_dtype(name: str, device: Any) -> str:
     return "float32" if name == "auto" and device.type == "cpu" else name
 
 
+def cpu_threads_for_model(num_workers: int) -> int:
+    """Intra-op threads for a model on CPU that leave one core to each decoding worker (at least 1).
+
+    Oversubscribed cores make torch's threads wait on each other: on a busy shared 2-core machine a
+    tiny model ran about 6 videos/s with 2 threads and about 100 with 1 (bench/bench_infer.py).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores - num_workers)
+
+
 def resolve_sampling(stored: Mapping[str, Any], overrides: Mapping[str, Any], source: str = "command line",
                      warn: bool = True) -> FrameSampling:
     """The checkpoint's frame sampling with `overrides` applied; warns (if `warn`) about every changed setting."""
@@ -374,6 +387,8 @@ def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -
 
         dist.init_process_group("gloo", rank=rank, world_size=world, timeout=_DIST_TIMEOUT)
     try:
+        if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(cpu_threads_for_model(config.num_workers))
         model = RewardModel.from_pretrained(model_dir, torch_dtype=_pick_dtype(config.torch_dtype, device),
                                             attn_implementation=config.attn_implementation, device=device)
         sampling = resolve_sampling(model.config.sampling, overrides or {}, warn=rank == 0)
