@@ -6,7 +6,9 @@ study, each with its own table: ``head`` (accuracy per reward head, the paper's 
 A factor's table varies that factor and holds every other factor at its *reference* value: the
 value given with ``--reference key=value``, else the most frequent value among the metrics files
 (first seen on a tie), so a heads × losses grid plus one-factor ablations yields the intended
-comparisons. Other tags that still differ among the rows (e.g. ``task``) become leading columns.
+comparisons. Where the factor does not vary at the references (pairwise labels exist only as
+in-prompt pairs), the other factors are held at the values under which it varies most, and the
+caption says which. Other tags that still differ among the rows (e.g. ``task``) become leading columns.
 A factor with fewer than two values there gets no table, only a note in ``README.md``. Columns
 are test pair accuracy, accuracy with ties and ROC-AUC, in percent; the best value of each column
 (within each group of leading columns) is bold. ``all_results`` lists every metrics file.
@@ -229,6 +231,34 @@ def _render(name: str, caption: str, frame: pd.DataFrame, text_columns: list[tup
     return Table(name, caption, header, rows, bold, len(text_columns))
 
 
+def _matching(frame: pd.DataFrame, column: str, held: dict[str, str]) -> pd.Series:
+    mask = frame[column].notna()
+    for other, value in held.items():
+        mask &= frame[f"tag:{other}"] == value
+    return mask
+
+
+def _held_values(frame: pd.DataFrame, factor: str, held: dict[str, str]) -> dict[str, str]:
+    """Values of the other factors for `factor`'s table: the references when `factor` varies there;
+    otherwise the combination under which it takes the most values, nearest the references.
+
+    (A study's ablation may exist only off the reference: pairwise labels come as in-prompt pairs,
+    so binary vs pairwise is compared with pairing = in_prompt.)
+    """
+    column = f"tag:{factor}"
+    if not held or frame[_matching(frame, column, held)][column].nunique() >= 2:
+        return held
+    others = list(held)
+    best: tuple[tuple[int, int], dict[str, str]] | None = None
+    rows = frame[frame[column].notna()]
+    for combo, group in rows.groupby([f"tag:{o}" for o in others], dropna=True, sort=False):
+        combo = combo if isinstance(combo, tuple) else (combo,)
+        key = (group[column].nunique(), sum(v == held[o] for o, v in zip(others, combo)))
+        if key[0] >= 2 and (best is None or key > best[0]):
+            best = (key, dict(zip(others, combo)))
+    return best[1] if best else held
+
+
 def factor_table(frame: pd.DataFrame, factor: str, refs: dict[str, str]) -> tuple[Table | None, str]:
     """The table of one factor (other factors at reference), or None and the reason it is skipped."""
     column = f"tag:{factor}"
@@ -238,11 +268,8 @@ def factor_table(frame: pd.DataFrame, factor: str, refs: dict[str, str]) -> tupl
     values = frame[column].dropna().unique()
     if len(values) < 2:
         return None, f"the tag '{factor}' has only one value ({', '.join(map(str, values))})"
-    held = {f: v for f, v in refs.items() if f != factor}
-    mask = frame[column].notna()
-    for other, value in held.items():
-        mask &= frame[f"tag:{other}"] == value
-    sub = frame[mask]
+    held = _held_values(frame, factor, {f: v for f, v in refs.items() if f != factor})
+    sub = frame[_matching(frame, column, held)]
     if sub[column].nunique() < 2:
         return None, (f"the tag '{factor}' has only one value when the other factors are held at "
                       f"{', '.join(f'{k}={v}' for k, v in held.items())}")

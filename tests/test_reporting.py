@@ -164,3 +164,18 @@ def test_report_evaluate_pipeline(tmp_path):
     assert f"{100 * auc:.2f}" in (out / "table_head.md").read_text()
     assert "No table per loss" in (out / "README.md").read_text()
     assert _is_png(out / "score_histograms.png") and not (out / "heatmap_head_loss.png").exists()
+
+
+def test_labels_table_falls_back_to_the_values_where_labels_vary(tmp_path):
+    # As in the demo study: pairwise labels exist only with in-prompt pairs, so binary vs pairwise
+    # must be compared at pairing = in_prompt, not at the reference cross_prompt.
+    cells = {k: v for k, v in CELLS.items() if k[3] == "binary"}
+    cells[("hpqa", "btt", "in_prompt", "pairwise")] = (0.6001, 0.5000, 0.6600)
+    metrics, _ = _write_grid(tmp_path, cells=cells)
+    out = tmp_path / "report"
+    assert run_cli("report", "--metrics", *metrics, "--output_dir", out) == 0
+    table = (out / "table_labels.md").read_text()
+    assert "pairing = in_prompt" in table
+    assert "| binary |" in table and "| pairwise |" in table
+    assert "65.43" in table and "60.01" in table          # the two in-prompt hpqa/btt cells
+    assert "pairing = cross_prompt" in (out / "table_head.md").read_text()
