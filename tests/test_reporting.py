@@ -66,7 +66,7 @@ def test_report_tables_figures_and_readme(tmp_path):
     out = tmp_path / "report"
     # 3 of the 6 score files, in another order: only the path each metrics file records can match them
     assert run_cli("report", "--metrics", *metrics, "--scores", scores[4], scores[1], scores[3], "--output_dir", out,
-                   "--config", config, "--title", "Demo study") == 0
+                   "--study_config", config, "--title", "Demo study") == 0
 
     head_md = (out / "table_head.md").read_text()
     assert "loss = btt, pairing = cross_prompt, labels = binary" in head_md

@@ -40,4 +40,4 @@ rule report:
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli report --metrics {input.metrics:q} --scores {input.scores:q} "
-        "--config {input.config:q} --output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
+        "--study_config {input.config:q} --output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
