@@ -629,6 +629,10 @@ class Trainer:
         _seed_all(cfg.seed)
         model = self._build_model().to(env.device)
         self.model = model
+        # record what was actually used: family, head, layers, prompts and frame sampling
+        for key in ARCHITECTURE_OPTIONS:
+            self.resolved[key] = getattr(model.config, key)
+        self.resolved.update(model.config.sampling)
 
         in_batch = cfg.pairing == "in_batch"
         n_items = len(self.train_pairs.video_paths) if in_batch else self.train_pairs.num_pairs
