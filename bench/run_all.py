@@ -1,0 +1,271 @@
+"""Run every benchmark under bench/ and write bench/RESULTS.md (machine, date, figure, goal, met).
+
+Each benchmark runs as its own process (``python bench/bench_<name>.py ...``) one after the other;
+its printed output is parsed for the figures and kept verbatim in RESULTS.md. Goals are ratios
+measured side by side inside one benchmark run, so they hold up on a shared machine better than
+absolute times do; the load average before and after each run is recorded beside it.
+
+    python bench/run_all.py                      # every benchmark at the sizes below (~15 min on 2 cores)
+    python bench/run_all.py --scale default      # each script's own default sizes (slower)
+    python bench/run_all.py --only hpqa video    # some of them; RESULTS.md then holds only those
+    python bench/run_all.py --output /tmp/R.md   # write elsewhere
+
+A benchmark that fails is listed as failed with the tail of its output; the others still run and
+the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the results table."""
+
+    benchmark: str
+    figure: str
+    goal: str
+    met: bool | None  # None: no goal (for regressions) or not measured
+
+
+@dataclasses.dataclass
+class Bench:
+    """A benchmark script, its arguments at each scale and the parser of its output."""
+
+    name: str
+    script: str
+    small: list[str]
+    parse: Callable[[str], list[Row]]
+    what: str
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one benchmark run produced."""
+
+    bench: Bench
+    command: list[str]
+    rc: int
+    seconds: float
+    output: str
+    load_before: float
+    load_after: float
+    rows: list[Row]
+    problem: str | None = None
+
+
+def _search(pattern: str, text: str, what: str) -> re.Match:
+    match = re.search(pattern, text, re.M)
+    if match is None:
+        raise ValueError(f"could not find {what} in the output (pattern {pattern!r})")
+    return match
+
+
+def parse_infer(out: str) -> list[Row]:
+    """bench_infer.py: infer rate over the slower of decode-only and model-only."""
+    ratio = float(_search(r"^infer / slower of \(decode-only, model-only\) = ([\d.]+)", out, "the overlap ratio")[1])
+    rates = dict(re.findall(r"^\s+(decode-only[^\n]*?|model-only|infer \(\d+ workers\))\s+([\d.]+) videos/s", out, re.M))
+    detail = ", ".join(f"{k} {float(v):.1f}" for k, v in rates.items())
+    return [Row("Inference pipeline overlap", f"{ratio:.2f} x the slower of decode-only / model-only "
+                f"(videos/s: {detail})", ">= 0.9 x", ratio >= 0.9)]
+
+
+def parse_video(out: str) -> list[Row]:
+    """bench_video.py: our decord reader against a plain PyAV decode-all, at 8 frames and at fps 2."""
+    rows = []
+    base = float(_search(r"^baseline: plain PyAV[^\n]*?\s([\d.]+) videos/s", out, "the PyAV baseline")[1])
+    for label, pattern in (("8 frames (segments)", r"^ours: decord, segments \(8 frames\)\s+([\d.]+) videos/s\s+([\d.]+)x"),
+                           ("fps 2", r"^ours: decord, fps 2 \((\d+) frames\)\s+([\d.]+) videos/s\s+([\d.]+)x")):
+        match = _search(pattern, out, f"the {label} reader")
+        rate, speedup = (float(match[1]), float(match[2])) if label.startswith("8") else \
+            (float(match[2]), float(match[3]))
+        rows.append(Row(f"Frame reading, {label}", f"{speedup:.2f}x plain PyAV ({rate:.1f} vs {base:.1f} videos/s)",
+                        ">= 1.5x", speedup >= 1.5))
+    return rows
+
+
+def parse_hpqa(out: str) -> list[Row]:
+    """bench_hpqa.py: HPQA forward + backward time over the last-token head's, minus one; and counted FLOPs."""
+    overhead = float(_search(r"^HPQA overhead vs last-token \(median ratio - 1\): ([+-][\d.]+) %", out,
+                             "the HPQA overhead")[1])
+    ratios = _search(r"^per-pair CPU-time ratios: ([\d. ]+)$", out, "the per-pair ratios")[1].split()
+    flops = _search(r"^FLOP overhead \(counted, noise-free\): ([+-][\d.]+) %", out, "the FLOP overhead")[1]
+    shape = _search(r"^sequence: batch 1 x (\d+) tokens", out, "the sequence length")[1]
+    dtype = _search(r"parameters, (\w+);", out, "the backbone dtype")[1]
+    return [Row("HPQA overhead (fwd+bwd, InternVL3-1B-shaped LM, CPU)",
+                f"{overhead:+.2f} % CPU time (median of {len(ratios)} interleaved pairs; pair ratios "
+                f"{', '.join(ratios)}); counted FLOPs {flops} %; {shape} tokens, {dtype} backbone, float32 heads",
+                "<= 3 %", overhead <= 3.0)]
+
+
+def parse_pairing(out: str) -> list[Row]:
+    """bench_pairing.py: CPU seconds and peak memory of `labels` and `pairs` on 1 M rows."""
+    n_rows = _search(r"^generated ([\d,]+) rows", out, "the row count")[1]
+    rows = []
+    for stage in ("labels", "pairs"):
+        cells = [c.strip() for c in _search(rf"^\| {stage}\s*\|(.*)\|\s*$", out, f"the {stage} row")[1].split("|")]
+        wall, _, cpu, _, peak = (float(c) for c in cells[:5])
+        rows.append(Row(f"Pairing scale: `{stage}` on {n_rows} rows",
+                        f"{cpu:.1f} CPU s ({wall:.1f} s wall), peak {peak:.0f} MiB",
+                        "< 10 s and < 2 GiB", cpu < 10.0 and peak < 2048.0))
+    return rows
+
+
+def parse_train(out: str) -> list[Row]:
+    """bench_train.py: in_batch over explicit pairs/s, and the step time of the backends."""
+    ratio = float(_search(r"^in_batch / explicit pairs per second: ([\d.]+)x", out, "the pairs/s ratio")[1])
+    pairs = dict(re.findall(r"^(in_batch|explicit)\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+([\d.]+)\s*$", out, re.M))
+    rows = [Row("Pairs per second: `--pairing in_batch` vs `explicit`",
+                f"{ratio:.2f}x ({pairs.get('in_batch', '?')} vs {pairs.get('explicit', '?')} pairs/s)",
+                ">= 4x", ratio >= 4.0)]
+    steps = re.findall(r"^(1 process|2-process DDP \(gloo\)|2-process ZeRO-2)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+"
+                       r"([\d.]+)x\s*$", out, re.M)
+    if len(steps) != 3:
+        raise ValueError("could not find the three backend rows (1 process, DDP, ZeRO-2) in the output")
+    figure = "; ".join(f"{name}: {float(s):.3f} s/step ({float(videos):.0f} videos)"
+                       for name, videos, s, _, _ in steps)
+    rows.append(Row("Training step on CPU: 1 process / DDP / ZeRO-2", figure, "none (regressions)", None))
+    return rows
+
+
+BENCHES = [
+    Bench("pairing", "bench_pairing.py", [], parse_pairing,
+          "1 M annotation rows (250k videos x 4 annotators) through `labels` and `pairs`, each in a fresh process"),
+    Bench("video", "bench_video.py", ["--videos", "30", "--repeats", "3"], parse_video,
+          "our reader (decord) vs PyAV decoding every frame, on generated demo videos (120 frames, 128x128)"),
+    Bench("infer", "bench_infer.py", ["--videos", "48", "--unique", "4", "--frames", "64", "--size", "192",
+                                      "--repeats", "2"], parse_infer,
+          "`solireward infer` (decoding workers + tiny model) vs decode-only and model-only on the same files"),
+    Bench("train", "bench_train.py", ["--steps", "15", "--skip", "3"], parse_train,
+          "`solireward train` on the demo data with a tiny Qwen2-VL, as subprocesses (torchrun for DDP/ZeRO-2)"),
+    Bench("hpqa", "bench_hpqa.py", ["--repeats", "3"], parse_hpqa,
+          "HPQA vs last-token head, forward + backward on a random 24-layer InternVL3-1B-shaped language model"),
+]
+
+
+def machine() -> dict[str, str]:
+    """CPU model, cores, memory, OS, Python and torch versions, git commit."""
+    cpu = platform.processor() or "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = "unknown"
+    try:
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        memory = f"{kib / 2**20:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    import torch
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
+                           text=True)
+    return {"CPU": cpu, "cores available": str(cores), "memory": memory,
+            "OS": f"{platform.system()} {platform.release()}", "Python": platform.python_version(),
+            "torch": torch.__version__,
+            "git commit": (commit.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty.stdout.strip()
+                                                                   else "")}
+
+
+def run_bench(bench: Bench, scale: str, timeout: float) -> Outcome:
+    """Run one benchmark script and parse its figures."""
+    command = [sys.executable, str(BENCH / bench.script), *(bench.small if scale == "small" else [])]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "HF_HUB_OFFLINE": "1",
+           "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
+    print(f"[run_all] {bench.name}: {' '.join(command[1:])}", file=sys.stderr, flush=True)
+    load_before, start = os.getloadavg()[0], time.perf_counter()
+    try:
+        proc = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+        rc, output = proc.returncode, proc.stdout + (f"\n[stderr]\n{proc.stderr[-3000:]}" if proc.returncode else "")
+    except subprocess.TimeoutExpired as exc:
+        rc, output = -1, f"{exc.stdout or ''}\n[timed out after {timeout:g} s]"
+        output = output if isinstance(output, str) else output.decode(errors="replace")
+    outcome = Outcome(bench, command, rc, time.perf_counter() - start, output, load_before, os.getloadavg()[0], [])
+    if rc != 0:
+        outcome.problem = f"exit status {rc}" if rc != -1 else f"timed out after {timeout:g} s"
+    else:
+        try:
+            outcome.rows = bench.parse(output)
+        except ValueError as exc:
+            outcome.problem = str(exc)
+    print(f"[run_all] {bench.name}: {outcome.problem or 'ok'} in {outcome.seconds:.0f} s", file=sys.stderr, flush=True)
+    return outcome
+
+
+def _met(value: bool | None) -> str:
+    return "—" if value is None else ("met" if value else "**not met**")
+
+
+def render(info: dict[str, str], outcomes: list[Outcome], scale: str, started: datetime.datetime) -> str:
+    """The Markdown of RESULTS.md."""
+    lines = ["# Benchmark results", "",
+             f"Written by `python bench/run_all.py{'' if scale == 'small' else ' --scale ' + scale}` on "
+             f"{started:%Y-%m-%d %H:%M} UTC. Every goal is a ratio (or a bound) measured side by side in one run of "
+             "its script; see [README.md](README.md) for what each benchmark does and how to run it alone.", "",
+             "**Machine**", ""]
+    lines += [f"- {key}: {value}" for key, value in info.items()]
+    lines += ["", "This machine is shared with other jobs and noisy: the load average (1 min) before and after each "
+              "benchmark is listed below; absolute times vary from run to run, ratios much less.", "",
+              "| benchmark | measured | goal | result |", "|---|---|---|---|"]
+    for outcome in outcomes:
+        if outcome.problem:
+            lines.append(f"| {outcome.bench.name} | failed: {outcome.problem} | | **not measured** |")
+        for row in outcome.rows:
+            lines.append(f"| {row.benchmark} | {row.figure} | {row.goal} | {_met(row.met)} |")
+    lines.append("| GPU training step time and MFU (1B-shaped model, flash-attn) | not measured: no GPU lent to "
+                 "this task | >= 40 % MFU | not measured |")
+    lines += ["", "## Runs", ""]
+    for outcome in outcomes:
+        lines += [f"### {outcome.bench.name}", "", outcome.bench.what + ".", "",
+                  f"`python {' '.join(os.path.relpath(c, REPO) if c.startswith(str(REPO)) else c for c in outcome.command[1:])}`"
+                  f" — {outcome.seconds:.0f} s, load average {outcome.load_before:.1f} before, "
+                  f"{outcome.load_after:.1f} after.", "", "```", outcome.output.rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=[b.name for b in BENCHES], default=None,
+                        help="run only these benchmarks (default: all)")
+    parser.add_argument("--scale", choices=("small", "default"), default="small",
+                        help="small: the reduced sizes listed in this script; default: each script's own "
+                             "defaults (default: small)")
+    parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md",
+                        help="Markdown file to write (default: bench/RESULTS.md)")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per benchmark (default: 1800)")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(REPO))
+    from solireward.io import write_text
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    info = machine()
+    outcomes = [run_bench(b, args.scale, args.timeout) for b in BENCHES if args.only is None or b.name in args.only]
+    write_text(args.output, render(info, outcomes, args.scale, started))
+    print(f"[run_all] wrote {args.output}", file=sys.stderr)
+    failed = [o.bench.name for o in outcomes if o.problem]
+    if failed:
+        print(f"[run_all] failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
