@@ -107,7 +107,10 @@ class RewardCollator:
         prompts = [None] * len(frames) if prompts is None else list(prompts)
         if len(prompts) != len(frames):
             raise ValueError(f"{len(frames)} videos but {len(prompts)} prompts")
-        encoded = [self.encode(f, p) for f, p in zip(frames, prompts)]
+        return self.pad([self.encode(f, p) for f, p in zip(frames, prompts)])
+
+    def pad(self, encoded: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        """One batch from per-video `encode` outputs (which callers may cache: encoding is deterministic)."""
         length = max(e["input_ids"].shape[1] for e in encoded)
         batch: dict[str, Tensor] = {}
         for key in encoded[0]:

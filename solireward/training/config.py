@@ -62,8 +62,9 @@ class TrainConfig:
                                 "are filled from these flags. Launch with torchrun or deepspeed", None)
     video_backend: str = arg("video decoder: decord, pyav, or auto (decord, then PyAV)", "decord",
                              choices=("decord", "pyav", "auto"))
-    cache_frames: bool = arg("keep decoded training frames in memory (per DataLoader worker) and reuse them "
-                             "in later epochs; for small data sets such as the demo", False)
+    cache_frames: bool = arg("keep each training video's decoded frames, encoded by the processor, in memory "
+                             "(per DataLoader worker) and reuse them in later epochs; for small data sets "
+                             "such as the demo", False)
     decode_timeout: float = arg("seconds allowed to decode one video before it counts as unreadable", 60.0)
     bf16: str = arg("bfloat16 mixed precision: auto = on when a CUDA GPU supports it", "auto",
                     choices=("auto", "true", "false"))

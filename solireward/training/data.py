@@ -30,6 +30,7 @@ import torch
 
 from solireward.errors import InputError, VideoReadError
 from solireward.io import read_json
+from solireward.models.reward_model import RewardCollator
 
 
 @dataclasses.dataclass
@@ -200,25 +201,28 @@ class VideoBatches(torch.utils.data.Dataset):
 
     ``mode="videos"``: an item index list names videos (in-batch pairing); ``mode="pairs"``: it
     names pairs of `pairs`, whose distinct videos are scored once and whose win/lose positions are
-    returned as indices into the batch. With `cache_frames`, decoded frames are kept in memory (in
-    each DataLoader worker) and reused in later epochs.
+    returned as indices into the batch. With `cache_frames`, each video's processed model inputs
+    (frames decoded, then encoded by the collator's processor) are kept in memory (in each
+    DataLoader worker) and reused in later epochs: both steps are deterministic, and on small
+    models they cost more than the forward pass.
     """
 
     def __init__(self, batches: Sequence[np.ndarray], video_paths: Sequence[str], prompts: Sequence[str | None],
                  qualities: np.ndarray, groups: np.ndarray, read: Callable[[str], np.ndarray],
-                 collate: Callable[[list, list], dict], mode: str = "videos", pairs: PairSet | None = None,
+                 collate: RewardCollator, mode: str = "videos", pairs: PairSet | None = None,
                  cache_frames: bool = False) -> None:
         self.batches, self.paths, self.prompts = list(batches), list(video_paths), list(prompts)
         self.qualities, self.groups = qualities, groups
         self.read, self.collate, self.mode, self.pairs = read, collate, mode, pairs
-        self.cache: dict[int, np.ndarray] | None = {} if cache_frames else None
+        self.cache: dict[int, dict] | None = {} if cache_frames else None
 
-    def _frames(self, video: int) -> np.ndarray:
-        if self.cache is None:
-            return self.read(self.paths[video])
-        if video not in self.cache:
-            self.cache[video] = self.read(self.paths[video])
-        return self.cache[video]
+    def _encoded(self, video: int) -> dict:
+        if self.cache is not None and video in self.cache:
+            return self.cache[video]
+        encoded = self.collate.encode(self.read(self.paths[video]), self.prompts[video])
+        if self.cache is not None:
+            self.cache[video] = encoded
+        return encoded
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -235,13 +239,13 @@ class VideoBatches(torch.utils.data.Dataset):
             out["is_tie"] = torch.as_tensor(self.pairs.is_tie[items])
         else:
             videos = items
-        frames = []
+        encoded = []
         for v in videos.tolist():
             try:
-                frames.append(self._frames(v))
+                encoded.append(self._encoded(v))
             except VideoReadError as exc:
                 return {"error": (exc.path, exc.reason)}
-        out["inputs"] = self.collate(frames, [self.prompts[v] for v in videos.tolist()])
+        out["inputs"] = self.collate.pad(encoded)
         out["video_ids"] = torch.as_tensor(videos, dtype=torch.long)
         out["qualities"] = torch.as_tensor(self.qualities[videos], dtype=torch.float32)
         out["groups"] = torch.as_tensor(self.groups[videos], dtype=torch.long)
