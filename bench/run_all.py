@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Callable
 
 BENCH = Path(__file__).resolve().parent
+HPQA_GOAL = 3.0  # percent
 REPO = BENCH.parent
 
 
@@ -40,6 +41,7 @@ class Row:
     figure: str
     goal: str
     met: bool | None  # None: no goal (for regressions) or not measured
+    result: str | None = None  # shown instead of met / not met when the measurement cannot decide
 
 
 @dataclasses.dataclass
@@ -106,10 +108,17 @@ def parse_hpqa(out: str) -> list[Row]:
     flops = _search(r"^FLOP overhead \(counted, noise-free\): ([+-][\d.]+) %", out, "the FLOP overhead")[1]
     shape = _search(r"^sequence: batch 1 x (\d+) tokens", out, "the sequence length")[1]
     dtype = _search(r"parameters, (\w+);", out, "the backbone dtype")[1]
-    return [Row("HPQA overhead (fwd+bwd, InternVL3-1B-shaped LM, CPU)",
-                f"{overhead:+.2f} % CPU time (median of {len(ratios)} interleaved pairs; pair ratios "
-                f"{', '.join(ratios)}); counted FLOPs {flops} %; {shape} tokens, {dtype} backbone, float32 heads",
-                "<= 3 %", overhead <= 3.0)]
+    estimate = float(_search(r"head-time overhead estimate[^:]*: ([+-][\d.]+) %", out, "the head-time estimate")[1])
+    figure = (f"{overhead:+.2f} % CPU time (median of {len(ratios)} interleaved pairs of whole steps; pair ratios "
+              f"{', '.join(ratios)}); heads timed alone: {estimate:+.2f} %; counted FLOPs {flops} %; {shape} tokens, "
+              f"{dtype} backbone, float32 heads")
+    spread = max(map(float, ratios)) - min(map(float, ratios))
+    name, goal = "HPQA overhead (fwd+bwd, InternVL3-1B-shaped LM, CPU)", f"<= {HPQA_GOAL:g} %"
+    if spread > 2 * HPQA_GOAL / 100:  # the noise between pairs exceeds the effect the goal bounds
+        verdict = "met" if estimate <= HPQA_GOAL else "**not met**"
+        return [Row(name, figure, goal, None, f"whole-step timing inconclusive (pair ratios spread "
+                                              f"{spread * 100:.0f} %); by the heads timed alone: {verdict}")]
+    return [Row(name, figure, goal, overhead <= HPQA_GOAL)]
 
 
 def parse_pairing(out: str) -> list[Row]:
@@ -210,8 +219,10 @@ def run_bench(bench: Bench, scale: str, timeout: float) -> Outcome:
     return outcome
 
 
-def _met(value: bool | None) -> str:
-    return "—" if value is None else ("met" if value else "**not met**")
+def _met(row: Row) -> str:
+    if row.result is not None:
+        return row.result
+    return "—" if row.met is None else ("met" if row.met else "**not met**")
 
 
 def render(info: dict[str, str], outcomes: list[Outcome], scale: str, started: datetime.datetime) -> str:
@@ -229,9 +240,15 @@ def render(info: dict[str, str], outcomes: list[Outcome], scale: str, started: d
         if outcome.problem:
             lines.append(f"| {outcome.bench.name} | failed: {outcome.problem} | | **not measured** |")
         for row in outcome.rows:
-            lines.append(f"| {row.benchmark} | {row.figure} | {row.goal} | {_met(row.met)} |")
+            lines.append(f"| {row.benchmark} | {row.figure} | {row.goal} | {_met(row)} |")
     lines.append("| GPU training step time and MFU (1B-shaped model, flash-attn) | not measured: no GPU lent to "
                  "this task | >= 40 % MFU | not measured |")
+    if any(o.bench.name == "hpqa" and o.rows for o in outcomes):
+        lines += ["", "HPQA: on this virtual machine a process's CPU time also counts the time the host hands its core "
+                  "to other guests, so whole 30–60 s steps vary by tens of percent between pairs; the heads timed "
+                  "alone (many short interleaved runs, their difference divided by the median last-token step) give "
+                  "the stabler estimate. Counted FLOPs weigh the heads' float32 work like the backbone's bfloat16 "
+                  "work, which on this CPU (AMX bfloat16) runs faster, so they understate the time overhead."]
     lines += ["", "## Runs", ""]
     for outcome in outcomes:
         lines += [f"### {outcome.bench.name}", "", outcome.bench.what + ".", "",
