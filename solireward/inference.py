@@ -79,7 +79,7 @@ class InferenceConfig:
                            "float32 on CPU", "auto", choices=("auto", "float32", "bfloat16", "float16"))
     attn_implementation: str = arg("attention kernel of the backbone (flash_attention_2 needs flash-attn "
                                    "and a GPU)", "sdpa", choices=("sdpa", "eager", "flash_attention_2"))
-    video_backend: str = arg("video decoder (auto: decord, falling back to pyav)", "decord",
+    video_backend: str = arg("video decoder (auto: decord, falling back to pyav)", "auto",
                              choices=("decord", "pyav", "auto"))
     decode_timeout: float = arg("seconds allowed to decode one video before it counts as failed", 60.0)
     progress: bool = arg("show the progress bar even when stderr is not a terminal", False)
@@ -126,6 +126,9 @@ def _parse_options(args: argparse.Namespace) -> tuple[InferenceConfig, dict[str,
     merged.update({k: v for k, v in cli.items() if k in inference_names})
     source = f"{config_file} / command line" if config_file else "command line"
     config = build_dataclass(InferenceConfig, merged, source)
+    if overrides:  # check names and types now, naming the file, not after the model has loaded
+        checked = build_dataclass(FrameSampling, overrides, source)
+        overrides = {k: getattr(checked, k) for k in overrides}
     if config.batch_size < 1:
         raise InputError("expected a positive integer", file=source, field="batch_size")
     if config.num_workers < 0:
@@ -190,15 +193,18 @@ def _resolve(video_path: str, root: Path | None) -> str:
 # --------------------------------------------------------------------------------------------
 
 class _VideoDataset:
-    """Map-style dataset: item i -> (index, frames or None, prompt, error reason or None).
+    """Map-style dataset: item i -> (index, encoded inputs or None, prompt, error reason or None).
 
-    Decode failures are caught here, inside the worker, so they travel to the main process as an
-    error marker instead of an exception that would stop the DataLoader.
+    Decoding and the processor's encoding both run here, inside the worker, and their failures are
+    caught per video (a corrupt file, or frames the processor rejects, such as an aspect ratio
+    above 200), so they travel to the main process as an error marker instead of an exception
+    that would stop the DataLoader and lose the other videos' scores.
     """
 
     def __init__(self, items: Sequence[tuple[int, str, str | None]], sampling: FrameSampling,
-                 backend: str, timeout_s: float) -> None:
+                 backend: str, timeout_s: float, collator: Any) -> None:
         self.items, self.sampling, self.backend, self.timeout_s = list(items), sampling, backend, timeout_s
+        self.collator = collator
 
     def __len__(self) -> int:
         return len(self.items)
@@ -213,7 +219,11 @@ class _VideoDataset:
             raise
         except Exception as exc:  # noqa: BLE001 - any other decoder failure is reported for this video only
             return index, None, prompt, f"{type(exc).__name__}: {exc}"
-        return index, frames, prompt, None
+        try:
+            encoded = self.collator.encode(frames, prompt)
+        except Exception as exc:  # noqa: BLE001 - the processor rejected this video's frames
+            return index, None, prompt, f"the processor could not prepare its frames ({type(exc).__name__}: {exc})"
+        return index, encoded, prompt, None
 
 
 class _GoodSamplesCollate:
@@ -224,22 +234,22 @@ class _GoodSamplesCollate:
 
     def __call__(self, samples: list[tuple[int, Any, str | None, str | None]]) -> dict[str, Any]:
         good = [s for s in samples if s[3] is None]
-        inputs = self.collator([s[1] for s in good], [s[2] for s in good]) if good else None
+        inputs = self.collator.pad([s[1] for s in good]) if good else None
         return {"index": [s[0] for s in good], "inputs": inputs,
                 "failed": [(s[0], s[3]) for s in samples if s[3] is not None]}
 
 
 def video_loader(collator: Any, items: Sequence[tuple[int, str, str | None]], sampling: FrameSampling, *,
                  batch_size: int = 8, num_workers: int = 2, prefetch_factor: int = 2,
-                 video_backend: str = "decord", decode_timeout: float = 60.0, pin_memory: bool = False) -> Any:
+                 video_backend: str = "auto", decode_timeout: float = 60.0, pin_memory: bool = False) -> Any:
     """A DataLoader over `(index, video_path, prompt)` items that decodes and collates in its workers.
 
-    Each batch is ``{"index": [...], "inputs": collator(frames, prompts) or None, "failed": [(index,
+    Each batch is ``{"index": [...], "inputs": collator.pad(encoded videos) or None, "failed": [(index,
     reason), ...]}``: ``inputs`` holds the readable videos of the batch, in the order of ``index``.
     """
     from torch.utils.data import DataLoader
 
-    return DataLoader(_VideoDataset(items, sampling, video_backend, decode_timeout), batch_size=batch_size,
+    return DataLoader(_VideoDataset(items, sampling, video_backend, decode_timeout, collator), batch_size=batch_size,
                       shuffle=False, num_workers=num_workers, collate_fn=_GoodSamplesCollate(collator),
                       pin_memory=pin_memory, prefetch_factor=prefetch_factor if num_workers > 0 else None)
 
@@ -250,7 +260,7 @@ def _move(inputs: Mapping[str, Any], device: Any) -> dict[str, Any]:
 
 def score_records(model: Any, records: Sequence[Mapping[str, Any]], *,
                   sampling: FrameSampling | None = None, batch_size: int = 8, num_workers: int = 2,
-                  prefetch_factor: int = 2, video_backend: str = "decord", decode_timeout: float = 60.0,
+                  prefetch_factor: int = 2, video_backend: str = "auto", decode_timeout: float = 60.0,
                   video_root: str | os.PathLike | None = None, progress: bool = False) -> list[dict[str, Any]]:
     """Score each record's video with `model` (on its current device and dtype).
 

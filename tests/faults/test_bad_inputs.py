@@ -119,8 +119,6 @@ def test_bad_inference_yaml(tmp_path: Path, capsys, yaml_text: str, field: str) 
     assert str(config) in err and field in err, err
 
 
-@pytest.mark.xfail(strict=True, reason="infer checks frame-sampling values from --config only after loading the "
-                                       "model, and its error names 'command line' instead of the YAML file")
 def test_bad_frame_setting_in_inference_yaml_names_the_file(tiny_model_factory, tmp_path: Path, capsys) -> None:
     from solireward.models import RewardModel
 
