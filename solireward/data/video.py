@@ -428,12 +428,12 @@ def _read(path: str | os.PathLike, indices_for: IndicesFor, backend: str, timeou
 # Public API
 
 
-def video_info(path: str | os.PathLike, backend: str = "decord", timeout_s: float | None = 60.0) -> VideoInfo:
+def video_info(path: str | os.PathLike, backend: str = "auto", timeout_s: float | None = 60.0) -> VideoInfo:
     """(num_frames, fps, height, width) of a video; a VideoReadError when it cannot be read."""
     return _read(path, None, backend, timeout_s)[0]
 
 
-def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "decord",
+def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "auto",
                timeout_s: float | None = 60.0) -> np.ndarray:
     """The frames `sampling` selects, resized, as a (T, H, W, 3) uint8 array.
 

@@ -256,7 +256,7 @@ class RewardModel(nn.Module):
 
     @torch.no_grad()
     def score(self, video_paths: Sequence[str | os.PathLike], prompts: Sequence[str | None] | None = None,
-              batch_size: int = 8, backend: str = "decord", progress: bool | None = None) -> list[float]:
+              batch_size: int = 8, backend: str = "auto", progress: bool | None = None) -> list[float]:
         """Raw scores of mp4 files, read with the checkpoint's frame sampling (eval mode, no grad)."""
         from tqdm import tqdm
 

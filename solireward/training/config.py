@@ -60,7 +60,7 @@ class TrainConfig:
     dataloader_num_workers: int = arg("DataLoader worker processes decoding videos (0 = in the main process)", 2)
     deepspeed: str | None = arg("DeepSpeed JSON config (e.g. config/deepspeed/zero2.json); 'auto' values "
                                 "are filled from these flags. Launch with torchrun or deepspeed", None)
-    video_backend: str = arg("video decoder: decord, pyav, or auto (decord, then PyAV)", "decord",
+    video_backend: str = arg("video decoder: decord, pyav, or auto (decord, then PyAV)", "auto",
                              choices=("decord", "pyav", "auto"))
     cache_frames: bool = arg("keep each training video's decoded frames, encoded by the processor, in memory "
                              "(per DataLoader worker) and reuse them in later epochs; for small data sets "
