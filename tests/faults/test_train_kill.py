@@ -56,15 +56,19 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(demo_pairs: Path, tiny_
         proc = subprocess.Popen([sys.executable, "-m", "solireward.cli", *map(str, args)], cwd=REPO, env=env,
                                 stdout=subprocess.DEVNULL, stderr=stderr)
     marker = tmp_path / "cut" / "checkpoints" / f"step-{kill_after}" / "trainer_state.json"
-    deadline = time.monotonic() + 240
-    while not marker.is_file():
-        if proc.poll() is not None:
-            pytest.fail(f"training ended (status {proc.returncode}) before step-{kill_after}: "
-                        f"{log.read_text(errors='replace')[-2000:]}")
-        assert time.monotonic() < deadline, f"no checkpoint step-{kill_after} after 240 s"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(30)
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.is_file():
+            if proc.poll() is not None:
+                pytest.fail(f"training ended (status {proc.returncode}) before step-{kill_after}: "
+                            f"{log.read_text(errors='replace')[-2000:]}")
+            assert time.monotonic() < deadline, f"no checkpoint step-{kill_after} after 240 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     cut = tmp_path / "cut"
     assert proc.returncode == -signal.SIGKILL and not (cut / "model.safetensors").exists(), note
 
