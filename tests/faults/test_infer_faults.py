@@ -125,7 +125,7 @@ def test_mixed_folder_scores_good_names_bad_loses_nothing(video_dir: Path, rewar
     good = [f"good_{i}.mp4" for i in range(len(GOOD_SOURCES))]
     names = [good[0], *list(BAD)[:3], good[1], *UNUSUAL, *list(BAD)[3:], good[2]]
     records = _records(names)
-    # auto: decord, falling back to PyAV for the videos decord cannot decode (see test_decord_reads_narrow_videos)
+    # auto (the default): decord, falling back to PyAV where decord fails (test_default_backend_reads_narrow_videos)
     rc, out = _infer(reward_dir, records, video_dir, tmp_path / "scores.json",
                      "--batch_size", 3, "--num_workers", 2, "--video_backend", "auto")
     assert rc == 3
