@@ -148,6 +148,15 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _checked(cls: type, f: dataclasses.Field, value: Any, source: str) -> Any:
+    """`value` converted to the field's type and checked against its choices (ConfigError otherwise)."""
+    value = _coerce(cls, f.name, value, source)
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"expected one of {list(choices)}, got {value!r}", file=source, field=f.name)
+    return value
+
+
 def build_dataclass(cls: type[T], values: dict[str, Any], source: str, allow_extra: bool = False) -> T:
     """Instantiate `cls` from a mapping, checking names, types and choices."""
     names = {f.name: f for f in dataclasses.fields(cls)}
@@ -159,10 +168,7 @@ def build_dataclass(cls: type[T], values: dict[str, Any], source: str, allow_ext
             close = [n for n in names if n.startswith(key[:4])][:3]
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"unknown option{hint}", file=source, field=key)
-        kwargs[key] = _coerce(cls, key, value, source)
-        choices = names[key].metadata.get("choices")
-        if choices and kwargs[key] not in choices:
-            raise ConfigError(f"expected one of {list(choices)}, got {kwargs[key]!r}", file=source, field=key)
+        kwargs[key] = _checked(cls, names[key], value, source)
     missing = [n for n, f in names.items() if n not in kwargs and f.default is dataclasses.MISSING
                and f.default_factory is dataclasses.MISSING]
     if missing:
@@ -186,7 +192,10 @@ def parse_dataclasses(classes: typing.Sequence[type], args: argparse.Namespace,
     source = "command line" if not config_file else f"{config_file} / command line"
     out = []
     for cls in classes:
-        names = {f.name for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        names = set(fields)
+        for key in names & values.keys():  # a bad YAML value is an error even when a flag overrides it
+            _checked(cls, fields[key], values[key], str(config_file))
         merged = {k: v for k, v in values.items() if k in names}
         merged.update({k: v for k, v in cli.items() if k in names})
         out.append(build_dataclass(cls, merged, source))

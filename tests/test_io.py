@@ -32,3 +32,4 @@ def test_outputs_are_readable_by_others(tmp_path):
     for name in ("a.json", "b.txt"):
         mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode & stat.S_IROTH, f"{name} has mode {oct(mode)}"
+
