@@ -98,6 +98,7 @@ class Head(nn.Module):
         return scores.float()
 
     def reduce(self, final: Tensor, mask: Tensor, layers: list[Tensor], lm_head_row: Tensor | None) -> Tensor:
+        """Score each sequence from the final hidden states (and the chosen layers); subclasses define it."""
         raise NotImplementedError
 
 
