@@ -20,6 +20,21 @@ def _make_readable(tmp: str) -> None:
     os.chmod(tmp, 0o666 & ~_UMASK)
 
 
+def make_tree_readable(folder: str | os.PathLike) -> None:
+    """Widen `folder` and every file and folder under it to the umask's mode (execute bits kept).
+
+    safetensors (and so `save_pretrained`) writes its files 0600; a shared results folder should give
+    them the same permissions as every other output.
+    """
+    os.chmod(folder, 0o777 & ~_UMASK)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~_UMASK)
+        for name in files:
+            file = os.path.join(root, name)
+            os.chmod(file, (os.stat(file).st_mode & 0o777) | (0o666 & ~_UMASK))
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path` for writers that take a file name (pandas, savefig);

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from solireward.errors import InputError
+from solireward.io import make_tree_readable
 from solireward.models.families import Family, detect_family, get_family
 
 
@@ -108,11 +109,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the result should look like any new folder
     try:
         yield tmp
+        make_tree_readable(tmp)  # mkdtemp and safetensors make private files; results should not be
         old = None
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))

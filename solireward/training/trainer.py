@@ -70,7 +70,7 @@ from tqdm import tqdm
 
 from solireward.errors import ConfigError, InputError, TrainingDivergedError
 from solireward.evaluation import pair_accuracy, roc_auc
-from solireward.io import atomic_write, write_json, write_text
+from solireward.io import atomic_write, make_tree_readable, write_json, write_text
 from solireward.training import distributed as D
 from solireward.training.config import ARCHITECTURE_OPTIONS, ModelOptions, TrainConfig
 from solireward.training.data import (BatchPlan, PairSet, VideoBatches, eval_shards, make_plan, prompt_groups,
@@ -409,6 +409,7 @@ class Trainer:
         write_json(tmp / f"rng-rank{self.env.rank}.json", _rng_state(), indent=None)
         D.barrier(self.env)
         if self.env.is_main:
+            make_tree_readable(tmp)
             write_json(tmp / STATE_FILE, {"global_step": step, "epoch": step / self.steps_per_epoch,
                                           "world_size": self.env.world_size, "total_steps": self.total_steps,
                                           "backend": "deepspeed" if self.ds else ("ddp" if self.ddp else "single")})

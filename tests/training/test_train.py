@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,13 @@ def test_training_updates_weights_lowers_loss_and_writes_outputs(demo_pairs, tin
     assert model.config.score_mean == pytest.approx(summary["score_mean"])
     assert model.config.score_std == pytest.approx(summary["score_std"]) and model.config.score_std > 0
     assert model.config.sampling["num_frames"] == 4 and model.config.sampling["height"] == 56
+    # safetensors writes 0600 files; the model, its head and the checkpoints must follow the umask
+    umask = os.umask(0)
+    os.umask(umask)
+    readable = 0o444 & ~umask
+    private = [str(f.relative_to(out)) for f in [out, *out.rglob("*")]
+               if stat.S_IMODE(f.stat().st_mode) & readable != readable]
+    assert private == []
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-16", "step-8"]
     assert "max_steps: 16" in (out / "train_config.yaml").read_text()
 
