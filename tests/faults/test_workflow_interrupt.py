@@ -38,8 +38,11 @@ def test_interrupted_training_reruns_only_the_unfinished_job(tmp_path: Path) -> 
     log = tmp_path / "first_run.log"
     model = tmp_path / CELL / "model"
     with log.open("w") as out:
-        # its own process group, so the interrupt reaches snakemake and its job as a terminal's Ctrl-C does
-        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # its own process group, so the interrupt reaches snakemake and its job as a terminal's Ctrl-C does;
+        # SIGINT back to default, as in a terminal: a suite started in the background of a script
+        # (`pytest &`) inherits it ignored, and snakemake would then never see the interrupt
+        proc = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 400
             while not (model / "checkpoints" / "step-2" / "trainer_state.json").is_file():
