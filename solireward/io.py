@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
@@ -15,24 +16,19 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _make_readable(tmp: str) -> None:
-    """mkstemp creates files 0600; give them the usual umask-derived mode so others can read results."""
-    os.chmod(tmp, 0o666 & ~_UMASK)
+def _make_readable(file: str | os.PathLike) -> None:
+    """mkstemp and safetensors create files 0600; widen them to the umask's mode (execute bits kept)."""
+    os.chmod(file, (os.stat(file).st_mode & 0o777) | (0o666 & ~_UMASK))
 
 
 def make_tree_readable(folder: str | os.PathLike) -> None:
-    """Widen `folder` and every file and folder under it to the umask's mode (execute bits kept).
-
-    safetensors (and so `save_pretrained`) writes its files 0600; a shared results folder should give
-    them the same permissions as every other output.
-    """
+    """Give `folder` and everything under it the umask's modes, so others can read shared results."""
     os.chmod(folder, 0o777 & ~_UMASK)
     for root, dirs, files in os.walk(folder):
         for name in dirs:
             os.chmod(os.path.join(root, name), 0o777 & ~_UMASK)
         for name in files:
-            file = os.path.join(root, name)
-            os.chmod(file, (os.stat(file).st_mode & 0o777) | (0o666 & ~_UMASK))
+            _make_readable(os.path.join(root, name))
 
 
 @contextlib.contextmanager
@@ -51,6 +47,27 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; it replaces `path` (even a non-empty one) if the block succeeds."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        make_tree_readable(tmp)  # mkdtemp and safetensors make private files; results should not be
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

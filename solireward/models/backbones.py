@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import importlib.util
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
 from solireward.errors import InputError
-from solireward.io import make_tree_readable
 from solireward.models.families import Family, detect_family, get_family
 
 
@@ -101,24 +96,3 @@ def decoder_layers(model: nn.Module, family: Family) -> nn.ModuleList:
 def text_hidden_size(model: nn.Module) -> int:
     """Width of the language model's hidden states."""
     return int(model.config.get_text_config().hidden_size)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside `path`; it replaces `path` (even a non-empty one) if the block succeeds."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
-        yield tmp
-        make_tree_readable(tmp)  # mkdtemp and safetensors make private files; results should not be
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / target.name)
-        os.replace(tmp, target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

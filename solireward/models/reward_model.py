@@ -26,9 +26,9 @@ from torch import Tensor, nn
 
 from solireward.config import arg, build_dataclass
 from solireward.errors import InputError
-from solireward.io import write_json
+from solireward.io import atomic_dir, write_json
 from solireward.models.prompts import DEFAULT_SYSTEM_PROMPT, default_question, render_prompt
-from solireward.models.backbones import atomic_dir, decoder_layers, get_module, load_backbone, text_hidden_size
+from solireward.models.backbones import decoder_layers, get_module, load_backbone, text_hidden_size
 from solireward.models.families import FAMILIES, Family
 from solireward.models.heads import DEFAULT_HEAD, GOOD_TOKEN, HEADS, MULTI_LAYER_HEADS, build_head
 

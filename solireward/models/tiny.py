@@ -19,7 +19,7 @@ import torch
 
 from solireward.config import add_dataclass_arguments, arg, parse_dataclass
 from solireward.errors import InputError
-from solireward.models.backbones import atomic_dir
+from solireward.io import atomic_dir
 from solireward.models.families import FAMILIES, Family, TinySizes, get_family
 from solireward.models.prompts import DEFAULT_QUESTIONS, DEFAULT_SYSTEM_PROMPT
 
