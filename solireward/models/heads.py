@@ -10,6 +10,9 @@ Conventions shared by every head:
 * Heads compute in the dtype of their own parameters, which the reward model creates in float32
   whatever the backbone's dtype (bfloat16 hidden states are upcast first): a scalar score learned
   from a few hundred pairs is sensitive to rounding. Scores are returned as float32.
+* ``MHA`` in the formulas below is a multi-head attention with one query, computed by
+  :class:`SingleQueryAttention`: the function and weights of ``nn.MultiheadAttention`` at about
+  heads / D of its cost, since the keys and values of the T tokens are never projected.
 * Every learned head ends in the same scorer, Linear(D, D) -> SiLU -> Linear(D, 1), so ablations
   compare the pooling and not the scorer's capacity. ``good_token`` has no parameters of its own.
 """
@@ -21,6 +24,7 @@ from typing import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from solireward.errors import InputError
 
@@ -139,62 +143,115 @@ class MaxHead(Head):
         return self.scorer(pooled).squeeze(-1)
 
 
-def _attend(mha: nn.MultiheadAttention, query: Tensor, states: Tensor, mask: Tensor) -> Tensor:
-    """Cross-attention of a (B, 1, D) query over `states` (B, T, D), ignoring padding."""
-    out, _ = mha(query, states, states, key_padding_mask=~mask, need_weights=False)
-    return out
+class SingleQueryAttention(nn.Module):
+    """`nn.MultiheadAttention` (batch first, no dropout) for one query, computed in folded form.
+
+    Same parameters, initialisation and state-dict keys as ``nn.MultiheadAttention(D, heads)``
+    (``in_proj_weight``, ``in_proj_bias``, ``out_proj.weight``, ``out_proj.bias``), and the same
+    function, but the T keys and values are never projected. For head h with scaled query q_h:
+
+    * logit_i = q_h . (W_k,h x_i + b_k,h) = (W_k,h^T q_h) . x_i + q_h . b_k,h, and the last term,
+      equal for every i, cancels in the softmax;
+    * sum_i a_i (W_v,h x_i + b_v,h) = W_v,h (sum_i a_i x_i) + (sum_i a_i) b_v,h.
+
+    So a head costs two T x D products instead of 2 T D^2 / heads. Padded keys get zero weight;
+    a row without any real key gets all-zero weights, as in ``nn.MultiheadAttention`` (its output
+    is ``out_proj.bias``).
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim {embed_dim} is not divisible by num_heads {num_heads}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        # created and initialised in nn.MultiheadAttention's order, so a seed gives the same weights
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * embed_dim, embed_dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * embed_dim))
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, query: Tensor, states: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Query (B, 1, D) attends over `states` (B, T, D); bool `mask` (B, T) marks real tokens. -> (B, 1, D)."""
+        B, _, D = states.shape
+        h, d = self.num_heads, self.head_dim
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, _, b_v = self.in_proj_bias.chunk(3)
+        q = F.linear(query[:, 0], w_q, b_q).view(B, h, d) * d ** -0.5
+        folded = torch.einsum("bhd,hdn->bhn", q, w_k.view(h, d, D))  # W_k,h^T q_h: (B, h, D)
+        logits = folded @ states.transpose(1, 2)  # (B, h, T)
+        if mask is not None:
+            logits = logits.masked_fill(~mask[:, None], torch.finfo(logits.dtype).min)
+        weights = logits.softmax(-1)
+        if mask is not None:
+            weights = weights * mask[:, None]  # zero for padding and for every key of a row without any
+        pooled = weights @ states  # sum_i a_i x_i: (B, h, D)
+        values = (torch.einsum("bhn,hdn->bhd", pooled, w_v.view(h, d, D))
+                  + weights.sum(-1, keepdim=True) * b_v.view(h, d))
+        return self.out_proj(values.reshape(B, 1, D))
 
 
 class AttentionHead(Head):
-    """One learned query cross-attends over H[-1]; the result is scored."""
+    """One learned query attends over H[-1]; the result is scored."""
 
     def __init__(self, hidden_size: int, num_heads: int) -> None:
         super().__init__()
         self.query = _query(hidden_size)
-        self.attn = nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
+        self.attn = SingleQueryAttention(hidden_size, num_heads)
         self.scorer = _scorer(hidden_size)
 
     def reduce(self, final, mask, layers, lm_head_row):
         q = self.query.expand(final.shape[0], -1, -1)
-        return self.scorer(_attend(self.attn, q, final, mask)[:, 0]).squeeze(-1)
+        return self.scorer(self.attn(q, final, mask)[:, 0]).squeeze(-1)
 
 
 class HierarchicalAttentionHead(Head):
-    """Parallel form (as released): query i attends over H[l_i]; the N outputs are averaged and scored."""
+    """Parallel form, as released: o_i = MHA_i(q_i, H[l_i]); r = MHA_reduce(q_reduce, [o_1 .. o_N]);
+    f = MHA_res(q_res, H[-1]); score = MLP(r + f).
+
+    Each of the N learned queries q_i attends over its own layer; a second learned query attends
+    over the N per-layer vectors (all N are real, so no mask), and a third one over the final
+    hidden states, as in HPQA's residual branch.
+    """
 
     def __init__(self, hidden_size: int, num_heads: int, layer_indices: Sequence[int]) -> None:
         super().__init__()
         self.layer_indices = tuple(layer_indices)
         self.queries = nn.ParameterList([_query(hidden_size) for _ in self.layer_indices])
-        self.attns = nn.ModuleList([nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
-                                    for _ in self.layer_indices])
+        self.attns = nn.ModuleList([SingleQueryAttention(hidden_size, num_heads) for _ in self.layer_indices])
+        self.q_reduce = _query(hidden_size)
+        self.attn_reduce = SingleQueryAttention(hidden_size, num_heads)
+        self.q_res = _query(hidden_size)
+        self.attn_res = SingleQueryAttention(hidden_size, num_heads)
         self.scorer = _scorer(hidden_size)
 
     def reduce(self, final, mask, layers, lm_head_row):
         B = final.shape[0]
-        outs = [_attend(attn, q.expand(B, -1, -1), h, mask) for q, attn, h in zip(self.queries, self.attns, layers)]
-        return self.scorer(torch.stack(outs).mean(0)[:, 0]).squeeze(-1)
+        per_layer = torch.cat([attn(q.expand(B, -1, -1), h, mask)
+                               for q, attn, h in zip(self.queries, self.attns, layers)], dim=1)  # (B, N, D)
+        r = self.attn_reduce(self.q_reduce.expand(B, -1, -1), per_layer)
+        f = self.attn_res(self.q_res.expand(B, -1, -1), final, mask)
+        return self.scorer((r + f)[:, 0]).squeeze(-1)
 
 
 class ProgressiveHierarchicalAttentionHead(Head):
-    """HPQA (DESIGN.md §3): q_i = MHA_i(q_{i-1}, H[l_i]); o = MHA_res(q_res, H[-1]); score = MLP(q_N + o)."""
+    """HPQA (docs/DESIGN.md §4): q_i = MHA_i(q_{i-1}, H[l_i]); o = MHA_res(q_res, H[-1]); score = MLP(q_N + o)."""
 
     def __init__(self, hidden_size: int, num_heads: int, layer_indices: Sequence[int]) -> None:
         super().__init__()
         self.layer_indices = tuple(layer_indices)
         self.q0 = _query(hidden_size)
         self.q_res = _query(hidden_size)
-        self.attns = nn.ModuleList([nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
-                                    for _ in self.layer_indices])
-        self.attn_res = nn.MultiheadAttention(hidden_size, num_heads, batch_first=True)
+        self.attns = nn.ModuleList([SingleQueryAttention(hidden_size, num_heads) for _ in self.layer_indices])
+        self.attn_res = SingleQueryAttention(hidden_size, num_heads)
         self.scorer = _scorer(hidden_size)
 
     def reduce(self, final, mask, layers, lm_head_row):
         B = final.shape[0]
         q = self.q0.expand(B, -1, -1)
         for attn, h in zip(self.attns, layers):
-            q = _attend(attn, q, h, mask)
-        o = _attend(self.attn_res, self.q_res.expand(B, -1, -1), final, mask)
+            q = attn(q, h, mask)
+        o = self.attn_res(self.q_res.expand(B, -1, -1), final, mask)
         return self.scorer((q + o)[:, 0]).squeeze(-1)
 
 

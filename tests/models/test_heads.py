@@ -72,8 +72,20 @@ def test_hierarchical_heads_read_exactly_their_layers(name: str) -> None:
         changed = [h.clone() for h in hidden]
         changed[layer] = changed[layer] + torch.randn_like(changed[layer])
         scores = head(changed[-1], mask, [changed[2], changed[5]])
-        reads = layer in (2, 5) or (layer == L and name.startswith("progressive"))
+        reads = layer in (2, 5, L)  # both also attend over H[-1]
         assert (not torch.allclose(scores, base)) == reads, f"layer {layer}"
+
+
+def _mha(attn: torch.nn.Module) -> torch.nn.MultiheadAttention:
+    """A torch `nn.MultiheadAttention` holding the weights of a head's attention (loaded strictly)."""
+    mha = torch.nn.MultiheadAttention(D, attn.num_heads, batch_first=True)
+    mha.load_state_dict(attn.state_dict())
+    return mha
+
+
+def _attend(attn: torch.nn.Module, query: torch.Tensor, states: torch.Tensor, pad: torch.Tensor | None = None
+            ) -> torch.Tensor:
+    return _mha(attn)(query, states, states, key_padding_mask=pad)[0]
 
 
 def test_hpqa_matches_the_formula() -> None:
@@ -84,11 +96,34 @@ def test_hpqa_matches_the_formula() -> None:
     pad = ~mask.bool()
     q = head.q0.expand(2, -1, -1)
     for attn, layer in zip(head.attns, (1, 3, 6)):
-        q = attn(q, hidden[layer], hidden[layer], key_padding_mask=pad)[0]
-    o = head.attn_res(head.q_res.expand(2, -1, -1), hidden[-1], hidden[-1], key_padding_mask=pad)[0]
+        q = _attend(attn, q, hidden[layer], pad)
+    o = _attend(head.attn_res, head.q_res.expand(2, -1, -1), hidden[-1], pad)
     expected = head.scorer((q + o)[:, 0]).squeeze(-1)
     torch.testing.assert_close(head(hidden[-1], mask, [hidden[1], hidden[3], hidden[6]]), expected)
     assert head.attns[0].num_heads == 4
+
+
+def test_hierarchical_attention_is_the_released_parallel_form() -> None:
+    """score = MLP(r + f), o_i = MHA_i(q_i, H[l_i]), r = MHA_reduce(q_reduce, o_1..N), f = MHA_res(q_res, H[-1])."""
+    torch.manual_seed(4)
+    head = build_head("hierarchical_attention", D, L, [1, 3, 6], num_query_heads=4)
+    hidden, mask = _states([6, 3], "left")
+    pad = ~mask.bool()
+    layers = [hidden[1], hidden[3], hidden[6]]
+    per_layer = torch.cat([_attend(attn, q.expand(2, -1, -1), h, pad)
+                           for q, attn, h in zip(head.queries, head.attns, layers)], dim=1)
+    r = _attend(head.attn_reduce, head.q_reduce.expand(2, -1, -1), per_layer)
+    f = _attend(head.attn_res, head.q_res.expand(2, -1, -1), hidden[-1], pad)
+    expected = head.scorer((r + f)[:, 0]).squeeze(-1)
+    base = head(hidden[-1], mask, layers)
+    torch.testing.assert_close(base, expected)
+    assert {name for name, _ in head.named_parameters()} >= {"q_reduce", "q_res", "attn_reduce.in_proj_weight"}
+
+    changed_final = hidden[-1] + torch.randn_like(hidden[-1])
+    assert not torch.allclose(head(changed_final, mask, layers), base)
+    with torch.no_grad():
+        head.q_reduce.add_(torch.randn_like(head.q_reduce))
+    assert not torch.allclose(head(hidden[-1], mask, layers), base)
 
 
 def test_good_token_is_the_lm_logit_at_the_last_real_token() -> None:
