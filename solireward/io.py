@@ -1,14 +1,15 @@
-"""Atomic file output and the small table/JSON readers every stage uses."""
+"""Atomic file output and the small readers every stage uses (JSON, tables, a pair's quality)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Iterator
 
 from solireward.errors import InputError
 
@@ -87,14 +88,6 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Non
         f.write("\n")
 
 
-def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    """Write one JSON object per line, atomically."""
-    with atomic_write(path, encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False))
-            f.write("\n")
-
-
 def write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically."""
     with atomic_write(path, encoding="utf-8") as f:
@@ -131,6 +124,28 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 raise InputError("expected a JSON object", file=str(path), row=lineno)
             rows.append(obj)
     return rows
+
+
+def pair_quality(meta: Any, side: str, file: str, row: int, default: float | None = None) -> float:
+    """``meta[side]["quality"]`` of one pair of a pair file: a finite number (not a bool).
+
+    With `default`, a pair without ``meta``, or a ``meta`` without that side or quality, gets `default`
+    (evaluation reads a pair without qualities as win-lose); without it they are errors (training needs
+    the labels). Anything else malformed is an InputError naming the file, row and field.
+    """
+    if meta is None and default is not None:
+        return default
+    if not isinstance(meta, dict) or not isinstance(meta.get(side, {}), dict):
+        raise InputError("expected meta = {'win': {'quality': q}, 'lose': {'quality': q}}", file=file, row=row,
+                         field="meta")
+    entry = meta.get(side, {})
+    if "quality" not in entry and default is not None:
+        return default
+    value = entry.get("quality")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"expected a finite number, got {value!r}", file=file, row=row,
+                         field=f"meta.{side}.quality")
+    return float(value)
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:

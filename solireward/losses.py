@@ -1,4 +1,4 @@
-"""Reward-model losses (DESIGN.md §4) and the in-batch pairing that feeds them.
+"""Reward-model losses (docs/DESIGN.md §5) and the in-batch pairing that feeds them.
 
 Notation: for a pair, d = r_win − r_lose (difference of the two videos' scalar rewards),
 m = reward margin, σ = logistic function, log σ computed with ``logsigmoid`` for stability.
@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 from solireward.config import arg
 from solireward.errors import ConfigError
+from solireward.evaluation import PASS_THRESHOLD
 
 TIE_LOSSES = ("btt", "bt_wt", "rao_kupper")
-PASS_THRESHOLD = 0.5  # a video is Pass when its quality is > 0.5
 
 
 def bt_loss(d: torch.Tensor, margin: float = 0.0, label_smoothing: float = 0.0) -> torch.Tensor:
@@ -133,18 +133,14 @@ def in_batch_pairs(qualities: torch.Tensor, groups: torch.Tensor | Sequence[Hash
 
 def pair_correct(scores: torch.Tensor, win_idx: torch.Tensor, lose_idx: torch.Tensor,
                  is_tie: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(number correct, number) over win–lose pairs: r_win > r_lose counts 1, equal scores ½."""
+    """(number correct, number) over win–lose pairs: r_win > r_lose counts 1, equal scores ½.
+
+    correct / number is ``evaluation.pair_accuracy`` of these pairs' d = r_win − r_lose.
+    """
     with torch.no_grad():
         d = (scores[win_idx] - scores[lose_idx])[~is_tie]
         correct = (d > 0).sum() + 0.5 * (d == 0).sum()
     return correct.to(torch.float32), torch.tensor(d.numel(), device=scores.device)
-
-
-def pair_accuracy(scores: torch.Tensor, win_idx: torch.Tensor, lose_idx: torch.Tensor,
-                  is_tie: torch.Tensor) -> float | None:
-    """Share of win–lose pairs with r_win > r_lose (equal scores count ½); None without such pairs."""
-    correct, count = pair_correct(scores, win_idx, lose_idx, is_tie)
-    return float(correct) / int(count) if int(count) else None
 
 
 def reward_loss(scores: torch.Tensor, win_idx: torch.Tensor, lose_idx: torch.Tensor, is_tie: torch.Tensor,

@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from solireward.io import atomic_path, atomic_write, read_json, write_json
+from solireward.errors import InputError
+from solireward.io import atomic_path, atomic_write, pair_quality, read_json, write_json
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
@@ -33,3 +34,17 @@ def test_outputs_are_readable_by_others(tmp_path):
         mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
         assert mode & stat.S_IROTH, f"{name} has mode {oct(mode)}"
 
+
+def test_pair_quality_required_or_defaulted():
+    meta = {"win": {"quality": 1}, "lose": {"quality": 0.5}}
+    assert pair_quality(meta, "win", "p.json", 3) == 1.0 and pair_quality(meta, "lose", "p.json", 3) == 0.5
+    # evaluation's reading: a pair without qualities is win-lose
+    assert pair_quality(None, "win", "p.json", 3, default=1.0) == 1.0
+    assert pair_quality({"win": {}}, "lose", "p.json", 3, default=0.0) == 0.0
+    for bad, field in ((None, "meta"), ({"win": 1.0}, "meta"), ({"win": {}}, "meta.win.quality"),
+                       ({"win": {"quality": True}}, "meta.win.quality"),
+                       ({"win": {"quality": "1"}}, "meta.win.quality"),
+                       ({"win": {"quality": float("nan")}}, "meta.win.quality")):
+        with pytest.raises(InputError) as info:  # training's reading: every quality is required
+            pair_quality(bad, "win", "p.json", 3)
+        assert info.value.field == field and info.value.row == 3 and "p.json" in str(info.value)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -99,8 +102,9 @@ def test_report_tables_figures_and_readme(tmp_path):
     for name in ("table_head.md", "table_head.tex", "table_loss.md", "table_pairing.tex", "table_labels.md",
                  "all_results.csv", "heatmap_head_loss.png", "score_histograms.png"):
         assert f"[`{name}`]({name})" in readme
-    for m in metrics:
-        assert str(m.resolve()) in readme
+    for m in metrics:  # relative to the report folder
+        assert f"| `../{m.name}` |" in readme
+    assert f"Produced by the study configuration `../{config.name}`" in readme
     assert "head = `hpqa`" in readme and "loss = `btt`" in readme
     assert "| hpqa | **78.48** | 64.00 | **85.00** |" in readme
 
@@ -179,3 +183,40 @@ def test_labels_table_falls_back_to_the_values_where_labels_vary(tmp_path):
     assert "| binary |" in table and "| pairwise |" in table
     assert "65.43" in table and "60.01" in table          # the two in-prompt hpqa/btt cells
     assert "pairing = cross_prompt" in (out / "table_head.md").read_text()
+
+
+def _referenced_paths(readme: str) -> list[str]:
+    """Every file path the report README names: study config, metrics files, score files."""
+    config = re.findall(r"Produced by the study configuration `([^`]+)`", readme)
+    metrics = re.findall(r"^\| \d+ \| `([^`]+)` \|", readme, re.M)
+    scores = [p for line in readme.splitlines() if line.startswith("Score files: ")
+              for p in re.findall(r"`([^`]+)`", line)]
+    return config + metrics + scores
+
+
+def test_report_paths_are_relative_so_a_moved_results_folder_stays_right(tmp_path):
+    study = tmp_path / "results" / "demo"
+    study.mkdir(parents=True)
+    metrics, scores = _write_grid(study)
+    config = study / "study_config.yaml"
+    config.write_text("study: demo\n")
+    assert run_cli("report", "--metrics", *metrics, "--scores", *scores, "--study_config", config,
+                   "--output_dir", study / "report") == 0
+    readme = (study / "report" / "README.md").read_text()
+    assert str(tmp_path) not in readme and str(tmp_path) not in (study / "report" / "all_results.csv").read_text()
+    referenced = _referenced_paths(readme)
+    assert len(referenced) == 1 + len(metrics) + len(scores)
+    assert all(not Path(p).is_absolute() for p in referenced), referenced
+
+    moved = tmp_path / "elsewhere" / "demo_copy"
+    moved.parent.mkdir()
+    shutil.move(str(study), str(moved))
+    report = moved / "report"
+    moved_readme = (report / "README.md").read_text()
+    assert _referenced_paths(moved_readme) == referenced
+    assert {(report / p).resolve() for p in referenced} == {p.resolve() for p in [moved / config.name,
+                                                                                   *(moved / m.name for m in metrics),
+                                                                                   *(moved / s.name for s in scores)]}
+    with open(report / "all_results.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            assert (report / row["source"]).is_file() and (report / row["scores_path"]).is_file(), row
