@@ -1,32 +1,39 @@
-"""The `solireward` command: one subcommand per stage.
+"""The `solireward` command: one subcommand per stage, dispatched to ``solireward.commands.<name>``.
 
-Each stage lives in its own module exposing ``configure_parser(parser)`` and ``run(args) -> int``.
-Modules are imported only when their subcommand runs, so ``solireward --help`` is instant and
-does not import torch.
+Subcommand ``x-y`` lives in :mod:`solireward.commands.x_y`, which exposes ``configure_parser(parser)``
+and ``run(args) -> int``. Only the module of the subcommand being run is imported: the one-line
+summaries that ``solireward --help`` lists are the first lines of the modules' docstrings, read from
+their source files, so the help is instant and does not import torch.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import logging
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from solireward import __version__
 from solireward.errors import SoliRewardError
 
-# subcommand -> (module, one-line summary)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "demo-data": ("solireward.data.synthetic", "Generate the synthetic demo data set (videos, annotations, ground truth)."),
-    "labels": ("solireward.data.annotations", "Import single-item binary annotations into one validated table with agreement statistics."),
-    "pairs": ("solireward.data.pairing", "Build cross-prompt (or in-prompt) win-lose / win-tie pairs, split by prompt."),
-    "tiny-model": ("solireward.models.tiny", "Build a tiny randomly initialised VLM of a family, saved like a real checkpoint."),
-    "train": ("solireward.training.cli", "Train a reward model on pair files."),
-    "infer": ("solireward.inference", "Score mp4 files with a trained reward model."),
-    "evaluate": ("solireward.evaluation", "Compute pair accuracy, ROC-AUC, F1 and reward-hacking diagnostics."),
-    "report": ("solireward.reporting", "Build the paper-style tables and figures from evaluation outputs."),
-}
+# the subcommands, in the order of the pipeline (the order `solireward --help` lists them in)
+COMMANDS = ("demo-data", "labels", "pairs", "tiny-model", "train", "infer", "evaluate", "report")
+
+
+def command_module(command: str) -> str:
+    """The module of a subcommand: ``solireward.commands.<command with '-' replaced by '_'>``."""
+    return f"solireward.commands.{command.replace('-', '_')}"
+
+
+def command_summary(command: str) -> str:
+    """The first line of the subcommand module's docstring, read without importing the module."""
+    spec = importlib.util.find_spec(command_module(command))
+    tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+    return (ast.get_docstring(tree) or "").strip().splitlines()[0]
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -40,11 +47,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--log_level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="logging verbosity (default: INFO)")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
-    for name, (module, summary) in COMMANDS.items():
-        p = sub.add_parser(name, help=summary, description=summary,
-                           )
+    for name in COMMANDS:
+        summary = command_summary(name)
+        p = sub.add_parser(name, help=summary, description=summary)
         if name == command:
-            importlib.import_module(module).configure_parser(p)
+            importlib.import_module(command_module(name)).configure_parser(p)
     return parser
 
 
@@ -59,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    module = importlib.import_module(COMMANDS[args.command][0])
+    module = importlib.import_module(command_module(args.command))
     try:
         return int(module.run(args) or 0)
     except SoliRewardError as exc:

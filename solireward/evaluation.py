@@ -44,7 +44,6 @@ Metrics (with d = r_win − r_lose for a pair and r the chosen score field):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import math
@@ -56,13 +55,13 @@ import pandas as pd
 from scipy import stats
 
 from solireward import __version__
-from solireward.config import add_dataclass_arguments, arg, parse_dataclass
+from solireward.config import arg
 from solireward.errors import ConfigError, InputError
-from solireward.io import read_json, read_records, write_json, write_text
+from solireward.io import pair_quality, read_json, read_records
 
 logger = logging.getLogger(__name__)
 
-PASS_THRESHOLD = 0.5
+PASS_THRESHOLD = 0.5  # a video is Pass when its label (quality in [0, 1]) is > 0.5; losses use it too
 
 
 @dataclasses.dataclass
@@ -87,46 +86,6 @@ class EvaluateConfig:
         for name in ("top_k", "top_prompts", "null_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", field=name)
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of `solireward evaluate`."""
-    parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
-    parser.add_argument("--tag", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="label stored under 'tags' in the output so `solireward report` can group cells "
-                             "(e.g. head=hpqa loss=btt pairing=cross_prompt labels=binary task=phy_deform); "
-                             "repeatable")
-    add_dataclass_arguments(parser, EvaluateConfig, "evaluation")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Compute the metrics of one score file and write them as JSON and Markdown."""
-    config = parse_dataclass(EvaluateConfig, args, args.config)
-    tags = parse_tags(args.tag)
-    result = evaluate(config, tags)
-    write_json(config.output, result)
-    markdown = config.markdown or str(Path(config.output).with_suffix(".md"))
-    write_text(markdown, metrics_markdown(result))
-    pairs = result["pairs"] or {}
-    logger.info("%d of %d videos scored; pair accuracy %s on %s win-lose pairs; ROC-AUC %s -> %s",
-                result["counts"]["scored"], result["counts"]["records"], _fmt(pairs.get("accuracy")),
-                pairs.get("win_lose", 0), _fmt(result["video"]["roc_auc"]), config.output)
-    return 0
-
-
-def parse_tags(items: list[str]) -> dict[str, str]:
-    """`key=value` strings as a dict; a malformed or contradictory tag is a ConfigError."""
-    tags: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"expected KEY=VALUE, got {item!r}", field="tag")
-        if key in tags and tags[key] != value:
-            raise ConfigError(f"tag '{key}' given twice with different values ({tags[key]!r}, {value!r})",
-                              field="tag")
-        tags[key] = value
-    return tags
 
 
 # ----------------------------------------------------------------------------------------------
@@ -212,20 +171,6 @@ class PairScores:
     skipped_error: int
 
 
-def _quality(pair: dict, side: str, default: float, path: str, row: int) -> float:
-    meta = pair.get("meta")
-    if meta is None:
-        return default
-    if not isinstance(meta, dict) or not isinstance(meta.get(side, {}), dict):
-        raise InputError("expected meta = {'win': {'quality': q}, 'lose': {'quality': q}}", file=path, row=row,
-                         field="meta")
-    raw = meta.get(side, {}).get("quality", default)
-    value = _number(raw) if not isinstance(raw, str) else None
-    if value is None or not math.isfinite(value):
-        raise InputError(f"expected a number, got {raw!r}", file=path, row=row, field=f"meta.{side}.quality")
-    return value
-
-
 def pair_scores(path: str, table: ScoreTable) -> PairScores:
     """Look up each side of each pair in `table`; skip (and count) pairs with a side not scored."""
     data = read_json(path)
@@ -256,7 +201,8 @@ def pair_scores(path: str, table: ScoreTable) -> PairScores:
             if not isinstance(rec, dict) or not isinstance(rec.get("video_path"), str):
                 raise InputError("expected a video record with a string video_path", file=path, row=row,
                                  field=f"{side}.video_path")
-        qw, ql = _quality(pair, "win", 1.0, path, row), _quality(pair, "lose", 0.0, path, row)
+        qw = pair_quality(pair.get("meta"), "win", path, row, default=1.0)
+        ql = pair_quality(pair.get("meta"), "lose", path, row, default=0.0)
         w, lo = find(pair["win"], row, "win"), find(pair["lose"], row, "lose")
         if w is None or lo is None:
             missing += 1
@@ -484,6 +430,14 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return str(value)
+
+
+def summary_line(result: dict[str, Any]) -> str:
+    """One line for the log: videos scored, pair accuracy and ROC-AUC."""
+    pairs = result["pairs"] or {}
+    return (f"{result['counts']['scored']} of {result['counts']['records']} videos scored; pair accuracy "
+            f"{_fmt(pairs.get('accuracy'))} on {pairs.get('win_lose', 0)} win-lose pairs; "
+            f"ROC-AUC {_fmt(result['video']['roc_auc'])}")
 
 
 def metrics_markdown(result: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""`solireward infer`: score videos with a trained reward model.
+"""Score videos with a trained reward model (`solireward infer`).
 
 Input (``--input_file``): a JSON list or JSON Lines of records ``{"video_path": ..., "prompt": ...}``
 (``prompt`` optional, every other key kept), or a folder whose ``*.mp4`` files (sorted by name) become
@@ -31,23 +31,23 @@ torchrun reports any non-zero worker status as a failure of its own (exit status
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import importlib.util
 import json
 import logging
-import math
 import os
 import sys
 import typing
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from solireward.config import arg, build_dataclass, load_yaml
-from solireward.data.video import FrameSampling, read_video
-from solireward.errors import InputError, VideoReadError
+from solireward.config import arg, build_dataclass
+from solireward.data.video import BACKENDS, FrameSampling
+from solireward.errors import ConfigError, InputError
 from solireward.io import read_json, read_jsonl, write_json
+from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
+from solireward.scoring import score_videos
 
 logger = logging.getLogger(__name__)
 
@@ -76,68 +76,22 @@ class InferenceConfig:
     device: str = arg("auto (cuda if available, else cpu), cpu, cuda or cuda:N; under torchrun, "
                       "cuda means cuda:LOCAL_RANK", "auto")
     torch_dtype: str = arg("weights dtype: auto keeps the checkpoint's dtype on GPU and uses "
-                           "float32 on CPU", "auto", choices=("auto", "float32", "bfloat16", "float16"))
+                           "float32 on CPU", "auto", choices=TORCH_DTYPES)
     attn_implementation: str = arg("attention kernel of the backbone (flash_attention_2 needs flash-attn "
-                                   "and a GPU)", "sdpa", choices=("sdpa", "eager", "flash_attention_2"))
-    video_backend: str = arg("video decoder (auto: decord, falling back to pyav)", "auto",
-                             choices=("decord", "pyav", "auto"))
+                                   "and a GPU)", "sdpa", choices=ATTN_IMPLEMENTATIONS)
+    video_backend: str = arg("video decoder (auto: decord, falling back to pyav)", "auto", choices=BACKENDS)
     decode_timeout: float = arg("seconds allowed to decode one video before it counts as failed", 60.0)
     progress: bool = arg("show the progress bar even when stderr is not a terminal", False)
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of `solireward infer`."""
-    from solireward.config import add_dataclass_arguments
-
-    parser.epilog = (f"Exit status: 0 when every video was scored, {EXIT_SOME_FAILED} when some could not be "
-                     "read (their records hold 'error'), 2 on bad input. Multi-GPU: torchrun --nproc_per_node K "
-                     "-m solireward.cli infer ... (each rank scores every K-th record; rank 0 merges).")
-    parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
-    add_dataclass_arguments(parser, InferenceConfig, "inference")
-    group = parser.add_argument_group(
-        "frame sampling overrides",
-        "default: the settings stored in the checkpoint at training time; overriding any of them "
-        "logs a warning (reward models can be gamed through fps, frame count and resolution)")
-    hints = typing.get_type_hints(FrameSampling)
-    for f in dataclasses.fields(FrameSampling):
-        is_list = typing.get_origin(hints[f.name]) in (list, tuple)
-        group.add_argument(f"--{f.name}", dest=f.name, default=argparse.SUPPRESS, type=str,
-                           nargs="+" if is_list else None, choices=f.metadata.get("choices"),
-                           metavar=None if f.metadata.get("choices") else f.name.upper(),
-                           help=f"{f.metadata.get('help', f.name)} (default: the checkpoint's value)")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Score the input records and write the output file; returns 0, or 3 when some failed."""
-    config, overrides = _parse_options(args)
-    return infer(config, overrides)
-
-
-def _parse_options(args: argparse.Namespace) -> tuple[InferenceConfig, dict[str, Any]]:
-    """Layer defaults < YAML < CLI; frame-sampling keys are kept apart as overrides."""
-    config_file = getattr(args, "config", None)
-    values = load_yaml(config_file) if config_file else {}
-    sampling_names = {f.name for f in dataclasses.fields(FrameSampling)}
-    overrides = {k: v for k, v in values.items() if k in sampling_names}
-    merged = {k: v for k, v in values.items() if k not in sampling_names}
-    inference_names = {f.name for f in dataclasses.fields(InferenceConfig)}
-    cli = vars(args)
-    overrides.update({k: v for k, v in cli.items() if k in sampling_names})
-    merged.update({k: v for k, v in cli.items() if k in inference_names})
-    source = f"{config_file} / command line" if config_file else "command line"
-    config = build_dataclass(InferenceConfig, merged, source)
-    if overrides:  # check names and types now, naming the file, not after the model has loaded
-        checked = build_dataclass(FrameSampling, overrides, source)
-        overrides = {k: getattr(checked, k) for k in overrides}
-    if config.batch_size < 1:
-        raise InputError("expected a positive integer", file=source, field="batch_size")
-    if config.num_workers < 0:
-        raise InputError("expected 0 or more", file=source, field="num_workers")
-    if config.prefetch_factor < 1:
-        raise InputError("expected a positive integer", file=source, field="prefetch_factor")
-    if not config.decode_timeout > 0:
-        raise InputError("expected a positive number of seconds", file=source, field="decode_timeout")
-    return config, overrides
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError("expected a positive integer", field="batch_size")
+        if self.num_workers < 0:
+            raise ConfigError("expected 0 or more", field="num_workers")
+        if self.prefetch_factor < 1:
+            raise ConfigError("expected a positive integer", field="prefetch_factor")
+        if not self.decode_timeout > 0:
+            raise ConfigError("expected a positive number of seconds", field="decode_timeout")
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,123 +142,27 @@ def _resolve(video_path: str, root: Path | None) -> str:
     return str(path)
 
 
-# --------------------------------------------------------------------------------------------
-# Decoding in DataLoader workers
-# --------------------------------------------------------------------------------------------
-
-class _VideoDataset:
-    """Map-style dataset: item i -> (index, encoded inputs or None, prompt, error reason or None).
-
-    Decoding and the processor's encoding both run here, inside the worker, and their failures are
-    caught per video (a corrupt file, or frames the processor rejects, such as an aspect ratio
-    above 200), so they travel to the main process as an error marker instead of an exception
-    that would stop the DataLoader and lose the other videos' scores.
-    """
-
-    def __init__(self, items: Sequence[tuple[int, str, str | None]], sampling: FrameSampling,
-                 backend: str, timeout_s: float, collator: Any) -> None:
-        self.items, self.sampling, self.backend, self.timeout_s = list(items), sampling, backend, timeout_s
-        self.collator = collator
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[int, Any, str | None, str | None]:
-        index, path, prompt = self.items[i]
-        try:
-            frames = read_video(path, self.sampling, backend=self.backend, timeout_s=self.timeout_s)
-        except VideoReadError as exc:
-            return index, None, prompt, exc.reason
-        except InputError:  # a setting, not this video, is wrong (e.g. the backend is not installed)
-            raise
-        except Exception as exc:  # noqa: BLE001 - any other decoder failure is reported for this video only
-            return index, None, prompt, f"{type(exc).__name__}: {exc}"
-        try:
-            encoded = self.collator.encode(frames, prompt)
-        except Exception as exc:  # noqa: BLE001 - the processor rejected this video's frames
-            return index, None, prompt, f"the processor could not prepare its frames ({type(exc).__name__}: {exc})"
-        return index, encoded, prompt, None
-
-
-class _GoodSamplesCollate:
-    """Builds one model batch from the readable samples; unreadable ones are passed on as failures."""
-
-    def __init__(self, collator: Any) -> None:
-        self.collator = collator
-
-    def __call__(self, samples: list[tuple[int, Any, str | None, str | None]]) -> dict[str, Any]:
-        good = [s for s in samples if s[3] is None]
-        inputs = self.collator.pad([s[1] for s in good]) if good else None
-        return {"index": [s[0] for s in good], "inputs": inputs,
-                "failed": [(s[0], s[3]) for s in samples if s[3] is not None]}
-
-
-def video_loader(collator: Any, items: Sequence[tuple[int, str, str | None]], sampling: FrameSampling, *,
-                 batch_size: int = 8, num_workers: int = 2, prefetch_factor: int = 2,
-                 video_backend: str = "auto", decode_timeout: float = 60.0, pin_memory: bool = False) -> Any:
-    """A DataLoader over `(index, video_path, prompt)` items that decodes and collates in its workers.
-
-    Each batch is ``{"index": [...], "inputs": collator.pad(encoded videos) or None, "failed": [(index,
-    reason), ...]}``: ``inputs`` holds the readable videos of the batch, in the order of ``index``.
-    """
-    from torch.utils.data import DataLoader
-
-    return DataLoader(_VideoDataset(items, sampling, video_backend, decode_timeout, collator), batch_size=batch_size,
-                      shuffle=False, num_workers=num_workers, collate_fn=_GoodSamplesCollate(collator),
-                      pin_memory=pin_memory, prefetch_factor=prefetch_factor if num_workers > 0 else None)
-
-
-def _move(inputs: Mapping[str, Any], device: Any) -> dict[str, Any]:
-    return {key: value.to(device, non_blocking=True) for key, value in inputs.items()}
-
-
 def score_records(model: Any, records: Sequence[Mapping[str, Any]], *,
                   sampling: FrameSampling | None = None, batch_size: int = 8, num_workers: int = 2,
                   prefetch_factor: int = 2, video_backend: str = "auto", decode_timeout: float = 60.0,
                   video_root: str | os.PathLike | None = None, progress: bool = False) -> list[dict[str, Any]]:
-    """Score each record's video with `model` (on its current device and dtype).
+    """Score each record's video with `model` (on its current device and dtype), through the scoring path.
 
     Returns new records, in order: the input keys plus ``score`` and ``score_norm``, or plus
     ``error`` (the reason the video could not be read) with no score. ``sampling`` defaults to the
     settings stored in the model's config. Never raises for an unreadable video.
     """
-    import torch
-    from tqdm import tqdm
-
     validate_records(records)
     if video_backend == "decord" and importlib.util.find_spec("decord") is None:
         raise InputError("the 'decord' video backend is not installed (it has wheels for x86-64 only); "
-                         "install decord or use --video_backend pyav or auto", field="video_backend")
-    if sampling is None:
-        sampling = FrameSampling.from_dict(model.config.sampling)
+                         "install decord or use the pyav or auto backend", field="video_backend")
     root = Path(video_root) if video_root is not None else None
-    items = [(i, _resolve(r["video_path"], root), r.get("prompt")) for i, r in enumerate(records)]
-    device = model.device
-    loader = video_loader(model.collator(), items, sampling, batch_size=batch_size, num_workers=num_workers,
-                          prefetch_factor=prefetch_factor, video_backend=video_backend,
-                          decode_timeout=decode_timeout, pin_memory=device.type == "cuda")
-    scores: dict[int, float] = {}
-    errors: dict[int, str] = {}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode(), tqdm(total=len(items), desc="scoring", unit=" videos",
-                                          disable=not progress) as bar:
-            for batch in loader:
-                errors.update(batch["failed"])
-                if batch["index"]:
-                    values = model(**_move(batch["inputs"], device)).float().cpu().tolist()
-                    for index, value in zip(batch["index"], values):
-                        if math.isfinite(value):
-                            scores[index] = value
-                        else:
-                            errors[index] = f"the model returned a non-finite score ({value})"
-                bar.update(len(batch["index"]) + len(batch["failed"]))
-                bar.set_postfix(failed=len(errors), refresh=False)
-    finally:
-        model.train(was_training)
-    ordered = [scores[i] for i in sorted(scores)]
-    normalised = dict(zip(sorted(scores), (float(v) for v in model.normalise(ordered)))) if ordered else {}
+    scores, errors = score_videos(model, [_resolve(r["video_path"], root) for r in records],
+                                  [r.get("prompt") for r in records], sampling=sampling, batch_size=batch_size,
+                                  num_workers=num_workers, prefetch_factor=prefetch_factor, backend=video_backend,
+                                  timeout_s=decode_timeout, on_error="record", progress=progress)
+    ordered = sorted(scores)
+    normalised = dict(zip(ordered, (float(v) for v in model.normalise([scores[i] for i in ordered]))))
     out = []
     for i, record in enumerate(records):
         row = {k: v for k, v in record.items() if k not in _RESULT_KEYS}
@@ -319,12 +177,6 @@ def score_records(model: Any, records: Sequence[Mapping[str, Any]], *,
 # --------------------------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------------------------
-
-def _dist_env() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from the torchrun environment; (0, 1, 0) otherwise."""
-    return (int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-            int(os.environ.get("LOCAL_RANK", "0")))
-
 
 def _pick_device(name: str, local_rank: int, distributed: bool) -> Any:
     import torch
@@ -378,12 +230,15 @@ def _shard_path(output: Path, rank: int, world: int) -> Path:
 
 
 def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -> int:
-    """Run `solireward infer` with parsed options; returns the exit status (0, or 3 if some failed)."""
+    """Score the records of `config.input_file` into `config.output_file`, with the checkpoint's frame
+    sampling changed by `overrides` (checked FrameSampling values); returns 0, or EXIT_SOME_FAILED when
+    some videos could not be scored."""
     import torch
 
+    from solireward import distributed as D
     from solireward.models import RewardModel
 
-    rank, world, local_rank = _dist_env()
+    rank, world, local_rank = D.launch_env()
     distributed = world > 1
     input_path = Path(config.input_file)
     records = load_records(input_path)
@@ -392,10 +247,8 @@ def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -
     if not model_dir.is_dir():
         raise InputError("reward model folder does not exist", file=str(model_dir))
     device = _pick_device(config.device, local_rank, distributed)
-    if distributed:
-        import torch.distributed as dist
-
-        dist.init_process_group("gloo", rank=rank, world_size=world, timeout=_DIST_TIMEOUT)
+    # the ranks only meet at the barrier before the merge: gloo, and a timeout for the slowest rank
+    env = D.setup(device=device, backend="gloo", timeout=_DIST_TIMEOUT)
     try:
         if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(cpu_threads_for_model(config.num_workers))
@@ -416,7 +269,7 @@ def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -
             merged = results
         else:
             write_json(_shard_path(output, rank, world), [[i, r] for i, r in zip(mine, results)], indent=None)
-            torch.distributed.barrier()
+            D.barrier(env)
             if rank != 0:
                 return 0
             merged = _merge_shards(output, world, len(records))
@@ -425,8 +278,7 @@ def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -
             for r in range(world):
                 _shard_path(output, r, world).unlink()
     finally:
-        if distributed:
-            torch.distributed.destroy_process_group()
+        D.cleanup(env)
     return _summarise(merged, output)
 
 

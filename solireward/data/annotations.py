@@ -24,7 +24,6 @@ with ``agreement < --min_agreement`` gets ``label`` null and ``status`` ``low_ag
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -40,7 +39,7 @@ import pyarrow as pa
 import pyarrow.json as pa_json
 from tqdm import tqdm
 
-from solireward.config import add_dataclass_arguments, arg, parse_dataclass
+from solireward.config import arg
 from solireward.data.agreement import krippendorff_alpha_nominal, pairwise_agreement
 from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_path, atomic_write, read_jsonl, write_json, write_text
@@ -76,19 +75,12 @@ class LabelImportConfig:
                               "row with source_file, row (line number) and reason", None)
     progress: bool = arg("show progress bars even when stderr is not a terminal", False)
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of `solireward labels`."""
-    parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
-    add_dataclass_arguments(parser, LabelImportConfig, "label import")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Import, validate and aggregate annotations; write the label table, report and rejects."""
-    config = parse_dataclass(LabelImportConfig, args, args.config)
-    result = import_annotations(config)
-    write_outputs(result, config)
-    return 0
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.min_agreement <= 1.0:
+            raise ConfigError(f"expected a share between 0 and 1, got {self.min_agreement}", field="min_agreement")
+        if self.rejects and self.on_error != "skip":
+            raise ConfigError("needs on_error 'skip' (with 'fail' nothing is written)", field="rejects")
+        _output_format(self.output)
 
 
 @dataclasses.dataclass
@@ -565,11 +557,6 @@ def import_annotations(config: LabelImportConfig) -> LabelImport:
 
     With ``on_error='fail'`` the first bad row raises InputError naming file, line and field.
     """
-    if not 0.0 <= config.min_agreement <= 1.0:
-        raise ConfigError(f"expected a share between 0 and 1, got {config.min_agreement}", field="min_agreement")
-    if config.rejects and config.on_error != "skip":
-        raise ConfigError("--rejects needs --on_error skip (with 'fail' nothing is written)", field="rejects")
-    _output_format(config.output)
     show = _show_progress(config)
     frame, files, kinds = read_annotation_files(config.input, show)
     clean, rej, duplicates = validate(frame, files, config, show)
@@ -582,7 +569,7 @@ def import_annotations(config: LabelImportConfig) -> LabelImport:
         more = (f"; {n_rejected} rows rejected in all ({', '.join(f'{k} {v}' for k, v in by_kind.items())})"
                 if n_rejected > 1 else "")
         raise InputError(f"{_where(kinds[file_index], int(first['row']))}: {first['reason']}{more}. "
-                         "Nothing was written; rerun with --on_error skip --rejects FILE to drop and list bad rows",
+                         "Nothing was written; rerun with on_error 'skip' and a rejects file to drop and list bad rows",
                          file=first["source_file"], row=int(first["row"]), field=first["field"])
     if clean.rows.empty:
         raise InputError("no valid annotation rows remain", file=", ".join(files))
@@ -665,7 +652,7 @@ def write_outputs(result: LabelImport, config: LabelImportConfig) -> None:
                 rejects.to_csv(tmp, index=False)
     if s["rows_rejected"]:
         logger.warning("skipped %d bad row(s)%s", s["rows_rejected"],
-                       f"; listed in {config.rejects}" if config.rejects else " (use --rejects FILE to list them)")
+                       f"; listed in {config.rejects}" if config.rejects else " (give a rejects file to list them)")
     logger.info("labels: %d rows read, %d rejected, %d exact duplicates removed; %d videos, %d dimension(s) "
                 "(%s); %d labels (%d split, %d low agreement) -> %s", s["rows_read"], s["rows_rejected"],
                 s["duplicates_removed"], s["videos"], len(s["dimensions"]), ", ".join(s["dimensions"]),

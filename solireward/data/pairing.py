@@ -12,7 +12,7 @@ from the same split.
 Pairs, per split, with W = Pass videos and L = Fail videos:
 
 - ``cross_prompt`` (default): win-lose pairs (w, l) from W x L and win-tie pairs {w, w'} from W,
-  drawn regardless of prompt (DESIGN.md section 2), so with P prompts about (P-1)/P of the pairs
+  drawn regardless of prompt (docs/DESIGN.md §2), so with P prompts about (P-1)/P of the pairs
   join two different prompts. ``in_prompt`` (the ablation baseline): both videos share a prompt.
   Fail x Fail pairs are never made; there are no self-pairs and no repeated pairs.
 - Sizes: ``--pairs_per_video K`` asks for K * (#eligible videos) / 2 win-lose pairs, i.e. each
@@ -32,7 +32,6 @@ majority gives 0.5 on both sides (equal qualities mark a tie in the pair format)
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import os
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solireward.config import add_dataclass_arguments, arg, parse_dataclass
+from solireward.config import arg
 from solireward.data.annotations import read_label_table
 from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_write, write_json
@@ -55,6 +54,7 @@ TASK_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "text_alignment": ("text_alignment",),
 }
 SPLITS = ("train", "val", "test")
+PAIRING_STRATEGIES = ("cross_prompt", "in_prompt")  # across prompts (the paper's method), within one prompt
 PAIRWISE_COLUMNS = ("prompt", "video_a", "video_b", "choice", "annotator")
 _MAX_ROUNDS = 64
 _TASK_HELP = ", ".join(f"{name} = {'+'.join(dims)}" for name, dims in TASK_DIMENSIONS.items())
@@ -73,7 +73,7 @@ class PairingConfig:
                                        "is Fail", None)
     strategy: str = arg("cross_prompt: pair videos regardless of prompt (mostly across prompts); "
                         "in_prompt: both videos share a prompt (baseline)", "cross_prompt",
-                        choices=("cross_prompt", "in_prompt"))
+                        choices=PAIRING_STRATEGIES)
     pairs_per_video: float = arg("win-lose pairs per eligible video, on average (ignored with --num_pairs)", 4.0)
     num_pairs: int | None = arg("total number of pairs over all splits, shared by each split's share "
                                 "of the task's videos (overrides --pairs_per_video)", None)
@@ -87,18 +87,23 @@ class PairingConfig:
                                  "against (default: the CSV's folder)", None)
     check_videos: bool = arg("with --pairwise_annotations: fail when a video file does not exist", True)
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of `solireward pairs`."""
-    parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
-    add_dataclass_arguments(parser, PairingConfig, "pairing")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build the pair files of every split and write them with a summary."""
-    config = parse_dataclass(PairingConfig, args, args.config)
-    build_pairs(config)
-    return 0
+    def __post_init__(self) -> None:
+        if not 0 <= self.tie_ratio < 1:
+            raise ConfigError(f"expected a share in [0, 1), got {self.tie_ratio}", field="tie_ratio")
+        if self.pairs_per_video <= 0:
+            raise ConfigError(f"expected a positive number, got {self.pairs_per_video}", field="pairs_per_video")
+        if self.num_pairs is not None and self.num_pairs <= 0:
+            raise ConfigError(f"expected a positive number, got {self.num_pairs}", field="num_pairs")
+        if not self.labels and not self.pairwise_annotations:
+            raise ConfigError("give labels (a binary label table) or pairwise_annotations", field="labels")
+        if not self.dimensions and self.task not in TASK_DIMENSIONS:
+            raise ConfigError(f"unknown task '{self.task}'; known tasks: {', '.join(TASK_DIMENSIONS)} "
+                              "(or set dimensions for a custom group)", field="task")
+        fractions = self.split
+        if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0, atol=1e-6) \
+                or fractions[0] <= 0:
+            raise ConfigError(f"expected three non-negative fractions (train val test) summing to 1 with "
+                              f"train > 0, got {fractions}", field="split")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,12 +111,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def task_dimensions(config: PairingConfig) -> tuple[str, ...]:
-    """The dimension group of the task: --dimensions, else TASK_DIMENSIONS[--task]."""
+    """The dimension group of the task: config.dimensions, else TASK_DIMENSIONS[config.task]."""
     if config.dimensions:
         return tuple(dict.fromkeys(config.dimensions))
-    if config.task not in TASK_DIMENSIONS:
-        raise ConfigError(f"unknown task '{config.task}'; known tasks: {', '.join(TASK_DIMENSIONS)} "
-                          "(or give --dimensions for a custom group)", field="task")
     return TASK_DIMENSIONS[config.task]
 
 
@@ -144,11 +146,11 @@ def task_labels(table: pd.DataFrame, dimensions: tuple[str, ...], source: str = 
 
 
 def split_prompts(prompts: list[str], fractions: list[float], seed: int) -> dict[str, str]:
-    """Assign each prompt to train/val/test deterministically from `seed` (see module docstring)."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or not np.isclose(sum(fractions), 1.0, atol=1e-6) \
-            or fractions[0] <= 0:
-        raise ConfigError(f"expected three non-negative fractions (train val test) summing to 1 with "
-                          f"train > 0, got {fractions}", field="split")
+    """Assign each prompt to train/val/test deterministically from `seed` (see module docstring).
+
+    `fractions` are three non-negative shares (train val test) summing to 1, with train > 0
+    (checked by PairingConfig).
+    """
     ordered = sorted(set(prompts))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     shuffled = [ordered[i] for i in rng.permutation(len(ordered))]
@@ -320,20 +322,8 @@ def _pair_targets(config: PairingConfig, n_videos: int, n_all_videos: int, eligi
     return non_ties, int(round(non_ties * config.tie_ratio / (1 - config.tie_ratio)))
 
 
-def _check_config(config: PairingConfig) -> None:
-    if not 0 <= config.tie_ratio < 1:
-        raise ConfigError(f"expected a share in [0, 1), got {config.tie_ratio}", field="tie_ratio")
-    if config.pairs_per_video <= 0:
-        raise ConfigError(f"expected a positive number, got {config.pairs_per_video}", field="pairs_per_video")
-    if config.num_pairs is not None and config.num_pairs <= 0:
-        raise ConfigError(f"expected a positive number, got {config.num_pairs}", field="num_pairs")
-    if not config.labels and not config.pairwise_annotations:
-        raise ConfigError("give --labels (binary label table) or --pairwise_annotations", field="labels")
-
-
 def build_pairs(config: PairingConfig) -> dict[str, Any]:
     """Build and write every split's pairs and video lists; returns the summary (also written)."""
-    _check_config(config)
     out = Path(config.output_dir)
     dimensions = task_dimensions(config)
     videos, dropped = (None, 0)

@@ -38,7 +38,6 @@ frames. The random state of prompt ``p`` depends only on (seed, p), so with the 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import itertools
@@ -51,7 +50,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from solireward.config import add_dataclass_arguments, arg, parse_dataclass
+from solireward.config import arg
 from solireward.errors import ConfigError
 from solireward.io import atomic_write, write_text
 
@@ -113,7 +112,6 @@ class DemoDataConfig:
     progress: bool = arg("show a progress bar even when stderr is not a terminal", False)
 
     def __post_init__(self) -> None:
-        source = "demo-data"
         max_prompts = len(COLOURS) * len(SHAPES) * len(MOTIONS)
         checks = [
             ("num_prompts", 1 <= self.num_prompts <= max_prompts, f"between 1 and {max_prompts}"),
@@ -124,7 +122,7 @@ class DemoDataConfig:
             ("num_annotators", 1 <= self.num_annotators <= 99, "between 1 and 99"),
             ("pairwise_per_prompt", self.pairwise_per_prompt >= 0, "0 or more"),
             ("pairwise_annotators", 1 <= self.pairwise_annotators <= self.num_annotators,
-             "between 1 and --num_annotators"),
+             "between 1 and num_annotators"),
             ("annotator_noise_max", 0 <= self.annotator_noise_min <= self.annotator_noise_max <= 0.5,
              "0 <= annotator_noise_min <= annotator_noise_max <= 0.5"),
             ("pairwise_noise_extra", 0 <= self.pairwise_noise_extra <= 0.5, "between 0 and 0.5"),
@@ -133,7 +131,7 @@ class DemoDataConfig:
                    for name in ("physics_defect_rate", "deformity_defect_rate", "text_defect_rate")]
         for name, ok, expected in checks:
             if not ok:
-                raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", file=source, field=name)
+                raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -511,15 +509,3 @@ pairs per prompt, {config.pairwise_annotators} annotators per pair; the true cho
 
 Import the binary labels with `solireward labels --input annotations.csv ...`.
 """
-
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Add the flags of `solireward demo-data`."""
-    parser.add_argument("--config", default=None, help="YAML file of option values (CLI flags win)")
-    add_dataclass_arguments(parser, DemoDataConfig, "demo data")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Generate the demo data set."""
-    generate_demo_data(parse_dataclass(DemoDataConfig, args, args.config))
-    return 0

@@ -445,6 +445,29 @@ def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, b
     return np.ascontiguousarray(resize_frames(frames, height, width))
 
 
+def sample_frames(frames: np.ndarray, sampling: FrameSampling | None = None, fps: float | None = None
+                  ) -> np.ndarray:
+    """What :func:`read_video` returns for a video whose decoded frames are `frames` at `fps` frames/s.
+
+    `frames` is a ``(T, H, W, 3)`` uint8 array already in memory (e.g. a generator's output): the
+    same indices and resizing as for an mp4, so scores match the file path without re-encoding.
+    ``fps`` is needed in 'fps' sampling mode only.
+    """
+    if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
+        raise InputError(f"expected frames of shape (T, H, W, 3) with T >= 1, got "
+                         f"{getattr(frames, 'shape', type(frames).__name__)}", field="frames")
+    if frames.dtype != np.uint8:
+        raise InputError(f"expected uint8 frames, got {frames.dtype}", field="frames")
+    sampling = sampling or FrameSampling()
+    info = VideoInfo(len(frames), float(fps or 0.0), frames.shape[1], frames.shape[2])
+    try:
+        indices = frame_indices(info, sampling)
+    except ValueError as exc:
+        raise InputError(f"{exc} (pass the frames' fps)", field="fps") from None
+    height, width = target_size(info.height, info.width, sampling)
+    return np.ascontiguousarray(resize_frames(frames[indices], height, width))
+
+
 def rgb_to_yuv420p(frame: np.ndarray) -> np.ndarray:
     """An (H, W, 3) uint8 RGB frame as planar yuv420p, shape (H * 3 // 2, W): BT.601, limited range.
 

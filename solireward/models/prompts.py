@@ -1,6 +1,6 @@
 """The text a reward model reads beside the video: a system prompt and one short question per task.
 
-Questions are kept short on purpose: every token is paid for in every training step (DESIGN.md §7).
+Questions are kept short on purpose: every token is paid for in every training step (docs/DESIGN.md §8).
 A question may contain ``{prompt}``, replaced by the video's own generation prompt (text alignment).
 """
 

@@ -126,6 +126,25 @@ class RewardCollator:
         return torch.cat([seq, pad] if self.padding_side == "right" else [pad, seq], dim=1)
 
 
+def as_uint8_frames(video: Any, index: int = 0) -> np.ndarray:
+    """One in-memory video as (T, H, W, 3) uint8: from uint8 (T, H, W, 3) or float (T, C, H, W) in [0, 1]."""
+    array = video.detach().cpu().numpy() if isinstance(video, Tensor) else np.asarray(video)
+    where = f"frames[{index}]"
+    if array.ndim != 4:
+        raise InputError(f"{where}: expected a 4-d video, got shape {array.shape}", field="frames")
+    if array.dtype == np.uint8:
+        if array.shape[-1] != 3:
+            raise InputError(f"{where}: uint8 frames must be (T, H, W, 3), got {array.shape}", field="frames")
+        return np.ascontiguousarray(array)
+    if not np.issubdtype(array.dtype, np.floating):
+        raise InputError(f"{where}: expected uint8 or float frames, got {array.dtype}", field="frames")
+    if array.shape[1] != 3:
+        raise InputError(f"{where}: float frames must be (T, 3, H, W) in [0, 1], got {array.shape}", field="frames")
+    if not np.isfinite(array).all() or array.min() < 0 or array.max() > 1:
+        raise InputError(f"{where}: float frames must be finite and within [0, 1]", field="frames")
+    return np.ascontiguousarray(np.round(array.transpose(0, 2, 3, 1) * 255).astype(np.uint8))
+
+
 class RewardModel(nn.Module):
     """Backbone + head: `model(**inputs) -> Tensor[B]` float32 scores."""
 
@@ -254,31 +273,40 @@ class RewardModel(nn.Module):
         """Device of the backbone's parameters."""
         return next(self.backbone.parameters()).device
 
-    @torch.no_grad()
     def score(self, video_paths: Sequence[str | os.PathLike], prompts: Sequence[str | None] | None = None,
               batch_size: int = 8, backend: str = "auto", progress: bool | None = None) -> list[float]:
-        """Raw scores of mp4 files, read with the checkpoint's frame sampling (eval mode, no grad)."""
-        from tqdm import tqdm
+        """Raw scores of video files, read with the checkpoint's frame sampling (eval mode, no grad).
 
-        from solireward.data.video import FrameSampling, read_video
+        A video that cannot be read raises :class:`VideoReadError` naming it; ``solireward infer``
+        (:func:`solireward.inference.score_records`) reports such videos per record instead.
+        """
+        from solireward.scoring import score_videos
 
-        paths = [str(p) for p in video_paths]
-        prompts = [None] * len(paths) if prompts is None else list(prompts)
-        if len(prompts) != len(paths):
-            raise InputError(f"{len(paths)} videos but {len(prompts)} prompts", field="prompts")
-        sampling = FrameSampling.from_dict(self.config.sampling)
-        collate, device, was_training = self.collator(), self.device, self.training
-        self.eval()
-        scores: list[float] = []
-        try:
-            starts = range(0, len(paths), batch_size)
-            for start in tqdm(starts, desc="scoring", unit="batch", disable=None if progress is None else not progress):
-                frames = [read_video(p, sampling, backend=backend) for p in paths[start:start + batch_size]]
-                batch = collate(frames, prompts[start:start + batch_size])
-                scores.extend(self(**{k: v.to(device) for k, v in batch.items()}).tolist())
-        finally:
-            self.train(was_training)
-        return scores
+        paths = [os.fspath(p) for p in video_paths]
+        return self._ordered(score_videos(self, paths, prompts, batch_size=batch_size, backend=backend,
+                                          on_error="raise", progress=bool(progress)))
+
+    def score_frames(self, frames: Sequence[Any], prompts: Sequence[str | None] | None = None,
+                     fps: float | Sequence[float] | None = None, batch_size: int = 8) -> list[float]:
+        """Raw scores of videos already in memory, sampled with the checkpoint's frame settings.
+
+        Each video of `frames` is either a ``(T, H, W, 3)`` uint8 array or tensor (0..255, as decoded
+        from a file) or a float ``(T, C, H, W)`` tensor or array with values in [0, 1] (C = 3, what video
+        generators and RL trainers hold); floats are mapped to uint8 by ``round(255 * x)``. `fps` (one
+        value, or one per video) is the frame rate of the given frames; 'fps'-mode checkpoints need it.
+        Frames decoded from an mp4 score as the file does (the same sampling, resizing and processor).
+        """
+        from solireward.scoring import score_videos
+
+        videos = [as_uint8_frames(f, i) for i, f in enumerate(frames)]
+        rates = list(fps) if isinstance(fps, Sequence) else [fps] * len(videos)
+        return self._ordered(score_videos(self, videos, prompts, fps=rates, batch_size=batch_size,
+                                          on_error="raise"))
+
+    @staticmethod
+    def _ordered(result: tuple[dict[int, float], dict[int, str]]) -> list[float]:
+        scores, _ = result  # on_error="raise": no errors
+        return [scores[i] for i in range(len(scores))]
 
     def normalise(self, scores: Any) -> Any:
         """(s - score_mean) / score_std, for a float, a sequence (-> list) or a tensor/array (same type)."""

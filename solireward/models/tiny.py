@@ -1,26 +1,22 @@
-"""`solireward tiny-model`: a tiny randomly initialised VLM of a family, saved like a real checkpoint.
+"""A tiny randomly initialised VLM of a family, saved like a real checkpoint (`solireward tiny-model`).
 
 The folder holds what a downloaded checkpoint holds (config.json, model.safetensors, tokenizer,
 image/video processor, chat template), so `from_pretrained(DIR)` loads it offline through exactly
 the code path used for real models. The tokenizer is a byte-level BPE trained with the
 `tokenizers` library on a small built-in English corpus, with the family's special tokens.
-Everything is deterministic given `--seed`.
+Everything is deterministic given the seed.
 """
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from solireward.config import add_dataclass_arguments, arg, parse_dataclass
-from solireward.errors import InputError
 from solireward.io import atomic_dir
-from solireward.models.families import FAMILIES, Family, TinySizes, get_family
+from solireward.models.families import Family, TinySizes, get_family
 from solireward.models.prompts import DEFAULT_QUESTIONS, DEFAULT_SYSTEM_PROMPT
 
 log = logging.getLogger(__name__)
@@ -39,20 +35,6 @@ _CORPUS = [
 ]
 
 
-@dataclasses.dataclass
-class TinyModelOptions:
-    """Sizes and seed of a tiny random model."""
-
-    model_type: str = arg("backbone family", choices=tuple(FAMILIES))
-    output_dir: str = arg("folder to write the model and processor into (replaced if it exists)")
-    seed: int = arg("random seed of the weights", 0)
-    hidden_size: int = arg("width of the language model", 64)
-    num_layers: int = arg("decoder layers of the language model", 4)
-    vision_layers: int = arg("layers of the vision tower", 2)
-    image_size: int = arg("frame side in pixels the processor resizes to (a multiple of 28)", 56)
-    vocab_size: int = arg("target vocabulary size of the byte-level BPE (at least 300)", 400)
-
-
 def train_tokenizer(family: Family, vocab_size: int) -> Any:
     """A byte-level BPE trained on the built-in corpus, wrapped as a `transformers` tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -66,21 +48,6 @@ def train_tokenizer(family: Family, vocab_size: int) -> Any:
     bpe.train_from_iterator(_CORPUS * 20, trainer)
     return PreTrainedTokenizerFast(tokenizer_object=bpe, pad_token=family.special_tokens[0], eos_token="<|im_end|>",
                                    extra_special_tokens=dict(family.named_tokens), padding_side="right")
-
-
-def _check(options: TinyModelOptions) -> TinySizes:
-    checks = [("hidden_size", options.hidden_size >= 16 and options.hidden_size % 8 == 0,
-               "a multiple of 8, at least 16"),
-              ("num_layers", options.num_layers >= 1, "at least 1"),
-              ("vision_layers", options.vision_layers >= 1, "at least 1"),
-              ("image_size", options.image_size >= 28 and options.image_size % 28 == 0, "a multiple of 28"),
-              ("vocab_size", options.vocab_size >= 300, "at least 300 (256 bytes + special tokens)")]
-    for name, ok, expected in checks:
-        if not ok:
-            raise InputError(f"expected {expected}, got {getattr(options, name)}", field=name)
-    return TinySizes(hidden_size=options.hidden_size, num_layers=options.num_layers,
-                     vision_layers=options.vision_layers, image_size=options.image_size,
-                     vocab_size=options.vocab_size)
 
 
 def build_tiny_model(model_type: str, output_dir: str | Path, seed: int = 0, sizes: TinySizes = TinySizes()) -> Path:
@@ -98,15 +65,3 @@ def build_tiny_model(model_type: str, output_dir: str | Path, seed: int = 0, siz
     log.info("wrote a tiny %s (%d parameters, vocabulary %d) to %s", family.name, n_params, len(tokenizer), output_dir)
     return Path(output_dir)
 
-
-def configure_parser(parser: argparse.ArgumentParser) -> None:
-    """Flags of `solireward tiny-model`."""
-    add_dataclass_arguments(parser, TinyModelOptions)
-    parser.add_argument("--config", default=None, help="YAML file with any of the options above")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Build the model; exit status 0."""
-    options = parse_dataclass(TinyModelOptions, args, args.config)
-    build_tiny_model(options.model_type, options.output_dir, options.seed, _check(options))
-    return 0

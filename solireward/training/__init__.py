@@ -1,5 +1,5 @@
 """Training: pair files → batches (in-batch or explicit pairs) → reward-model optimisation.
 
-`solireward train` (:mod:`solireward.training.cli`) parses the options of
+`solireward train` (:mod:`solireward.commands.train`) parses the options of
 :mod:`solireward.training.config` and runs :class:`solireward.training.trainer.Trainer`.
 """

@@ -1,4 +1,4 @@
-"""Options of `solireward train`: the trainer's own dataclass and the model options.
+"""Options of the trainer (`solireward train`): its own dataclass and the model options.
 
 Flags keep the release's snake_case names. Defaults follow the release (lr 1e-6, 3 epochs,
 warm-up 5 %, weight decay 0.01, gradient clipping 1.0, full fine-tuning with gradient
@@ -14,10 +14,18 @@ video of the micro-batch scored once.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from solireward.config import arg
+from solireward.data.pairing import PAIRING_STRATEGIES
+from solireward.data.video import BACKENDS
+from solireward.errors import ConfigError
 from solireward.models import RewardModelConfig
+from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
+
+PAIRINGS = ("in_batch", "explicit")  # labelled videos paired inside each batch, or a pair file's pairs as written
+LR_SCHEDULERS = ("linear", "cosine", "constant")
 
 
 @dataclasses.dataclass
@@ -33,10 +41,10 @@ class TrainConfig:
                                 "--eval_steps and at the end, and the score mean/std stored in the model", None)
     pairing: str = arg("in_batch: score a batch of labelled videos once and train on every pair inside it; "
                        "explicit: train on the pairs of --train_data as written", "in_batch",
-                       choices=("in_batch", "explicit"))
+                       choices=PAIRINGS)
     pair_groups: str = arg("in_batch pairs across prompts (cross_prompt) or only between videos of the "
                            "same prompt (in_prompt; batches then hold several videos per prompt)",
-                           "cross_prompt", choices=("cross_prompt", "in_prompt"))
+                           "cross_prompt", choices=PAIRING_STRATEGIES)
     learning_rate: float = arg("peak learning rate of AdamW", 1e-6)
     num_train_epochs: float = arg("passes over the training videos (in_batch) or pairs (explicit)", 3.0)
     max_steps: int = arg("total optimizer steps; overrides --num_train_epochs when > 0", 0)
@@ -45,7 +53,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = arg("micro-steps accumulated into one optimizer step", 1)
     warmup_ratio: float = arg("share of the steps with a linear learning-rate warm-up from 0", 0.05)
     lr_scheduler_type: str = arg("decay after warm-up: linear to 0, cosine to 0 (half period), or constant",
-                                 "linear", choices=("linear", "cosine", "constant"))
+                                 "linear", choices=LR_SCHEDULERS)
     weight_decay: float = arg("AdamW decoupled weight decay, applied to matrices and embeddings "
                               "(not to biases, norms or learned query vectors)", 0.01)
     adam_beta1: float = arg("AdamW beta1", 0.9)
@@ -61,7 +69,7 @@ class TrainConfig:
     deepspeed: str | None = arg("DeepSpeed JSON config (e.g. config/deepspeed/zero2.json); 'auto' values "
                                 "are filled from these flags. Launch with torchrun or deepspeed", None)
     video_backend: str = arg("video decoder: decord, pyav, or auto (decord, then PyAV)", "auto",
-                             choices=("decord", "pyav", "auto"))
+                             choices=BACKENDS)
     cache_frames: bool = arg("keep each training video's decoded frames, encoded by the processor, in memory "
                              "(per DataLoader worker) and reuse them in later epochs; for small data sets "
                              "such as the demo", False)
@@ -70,6 +78,24 @@ class TrainConfig:
                     choices=("auto", "true", "false"))
     resume: bool = arg("continue from the latest complete checkpoint in output_dir/checkpoints", False)
     progress: bool = arg("show the progress bar even when stderr is not a terminal", False)
+
+    def __post_init__(self) -> None:
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be at least 1, got {getattr(self, name)}", field=name)
+        for name in ("eval_steps", "save_steps", "save_total_limit", "max_steps", "dataloader_num_workers",
+                     "logging_steps"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"must not be negative, got {getattr(self, name)}", field=name)
+        if self.learning_rate < 0 or not math.isfinite(self.learning_rate):
+            raise ConfigError(f"must be a finite non-negative number, got {self.learning_rate}", field="learning_rate")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"expected a share in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
+        if self.max_steps == 0 and not self.num_train_epochs > 0:
+            raise ConfigError("give num_train_epochs > 0 or max_steps > 0", field="num_train_epochs")
+        if self.pairing == "explicit" and self.pair_groups != "cross_prompt":
+            raise ConfigError("applies to pairing in_batch only (explicit pairs are used as written)",
+                              field="pair_groups")
 
 
 def _mirror(name: str) -> Any:
@@ -92,15 +118,19 @@ class ModelOptions:
     system_prompt: str | None = _mirror("system_prompt")
     question: str | None = _mirror("question")
     torch_dtype: str = arg("dtype the backbone is loaded in; mixed precision is --bf16", "float32",
-                           choices=("float32", "bfloat16", "float16"))
+                           choices=tuple(d for d in TORCH_DTYPES if d != "auto"))
     attn_implementation: str = arg("attention kernel: sdpa, eager or flash_attention_2 (needs flash-attn)", "sdpa",
-                                   choices=("sdpa", "eager", "flash_attention_2"))
+                                   choices=ATTN_IMPLEMENTATIONS)
     freeze_vision_tower: bool = arg("keep the vision encoder and its projector fixed", False)
     lora_r: int = arg("LoRA rank on the language model's linear layers (0 = full fine-tuning); "
                       "the saved model has the adapters merged", 0)
     lora_alpha: int = arg("LoRA alpha (scaling = alpha / r)", 16)
     lora_dropout: float = arg("LoRA dropout", 0.05)
     gradient_checkpointing: bool = arg("recompute backbone activations in the backward pass to save memory", True)
+
+    def __post_init__(self) -> None:
+        if self.lora_r < 0:
+            raise ConfigError(f"must not be negative, got {self.lora_r}", field="lora_r")
 
     def architecture(self) -> dict[str, Any]:
         """The options that go into `RewardModelConfig` (unset ones left to its defaults)."""

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from solireward.errors import InputError, VideoReadError
-from solireward.io import read_json
-from solireward.models.reward_model import RewardCollator
+from solireward.io import pair_quality, read_json
+from solireward.scoring import EncodingError, VideoEncoder
 
 
 @dataclasses.dataclass
@@ -80,17 +80,6 @@ def _record(item: Any, source: str, row: int, side: str) -> tuple[str, str | Non
     return item["video_path"], prompt
 
 
-def _quality(meta: Any, source: str, row: int, side: str) -> float:
-    try:
-        value = meta[side]["quality"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise TypeError
-    except (KeyError, TypeError):
-        raise InputError(f"expected a finite number at meta.{side}.quality", file=source, row=row,
-                         field=f"meta.{side}.quality") from None
-    return float(value)
-
-
 def read_pair_file(path: str) -> PairSet:
     """Read and validate a pair file; rows in errors are 0-based list positions."""
     data = read_json(path)
@@ -116,8 +105,8 @@ def read_pair_file(path: str) -> PairSet:
                 raise InputError(f"video {video} appears with two prompts ({prompts[index[video]]!r} and "
                                  f"{prompt!r})", file=str(path), row=row, field=f"{side}.prompt")
             ids.append(index[video])
-        qw = _quality(pair.get("meta"), str(path), row, "win")
-        ql = _quality(pair.get("meta"), str(path), row, "lose")
+        qw = pair_quality(pair.get("meta"), "win", str(path), row)
+        ql = pair_quality(pair.get("meta"), "lose", str(path), row)
         if qw < ql:
             raise InputError(f"the win side has a lower quality ({qw:g}) than the lose side ({ql:g})",
                              file=str(path), row=row, field="meta")
@@ -197,32 +186,24 @@ def make_plan(n_items: int, batch_size: int, world_size: int, accumulation: int,
 
 
 class VideoBatches(torch.utils.data.Dataset):
-    """Each item is one whole micro-batch: its distinct videos decoded and collated once.
+    """Each item is one whole micro-batch: its distinct videos encoded (the scoring path's
+    :class:`~solireward.scoring.VideoEncoder`) and padded once.
 
     ``mode="videos"``: an item index list names videos (in-batch pairing); ``mode="pairs"``: it
     names pairs of `pairs`, whose distinct videos are scored once and whose win/lose positions are
-    returned as indices into the batch. With `cache_frames`, each video's processed model inputs
-    (frames decoded, then encoded by the collator's processor) are kept in memory (in each
-    DataLoader worker) and reused in later epochs: both steps are deterministic, and on small
-    models they cost more than the forward pass.
+    returned as indices into the batch. An encoder with ``cache=True`` keeps each video's processed
+    inputs (in each DataLoader worker) for later epochs: decoding and the processor are
+    deterministic, and on small models they cost more than the forward pass.
+    A video that cannot be read makes the item ``{"error": (path, reason)}``, re-raised in the main
+    process by :func:`raise_if_error` (an exception raised in a worker would lose its type).
     """
 
     def __init__(self, batches: Sequence[np.ndarray], video_paths: Sequence[str], prompts: Sequence[str | None],
-                 qualities: np.ndarray, groups: np.ndarray, read: Callable[[str], np.ndarray],
-                 collate: RewardCollator, mode: str = "videos", pairs: PairSet | None = None,
-                 cache_frames: bool = False) -> None:
+                 qualities: np.ndarray, groups: np.ndarray, encoder: VideoEncoder, mode: str = "videos",
+                 pairs: PairSet | None = None) -> None:
         self.batches, self.paths, self.prompts = list(batches), list(video_paths), list(prompts)
         self.qualities, self.groups = qualities, groups
-        self.read, self.collate, self.mode, self.pairs = read, collate, mode, pairs
-        self.cache: dict[int, dict] | None = {} if cache_frames else None
-
-    def _encoded(self, video: int) -> dict:
-        if self.cache is not None and video in self.cache:
-            return self.cache[video]
-        encoded = self.collate.encode(self.read(self.paths[video]), self.prompts[video])
-        if self.cache is not None:
-            self.cache[video] = encoded
-        return encoded
+        self.encoder, self.mode, self.pairs = encoder, mode, pairs
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -242,10 +223,12 @@ class VideoBatches(torch.utils.data.Dataset):
         encoded = []
         for v in videos.tolist():
             try:
-                encoded.append(self._encoded(v))
+                encoded.append(self.encoder(self.paths[v], self.prompts[v], key=v))
             except VideoReadError as exc:
                 return {"error": (exc.path, exc.reason)}
-        out["inputs"] = self.collate.pad(encoded)
+            except EncodingError as exc:
+                return {"error": (self.paths[v], str(exc))}
+        out["inputs"] = self.encoder.collator.pad(encoded)
         out["video_ids"] = torch.as_tensor(videos, dtype=torch.long)
         out["qualities"] = torch.as_tensor(self.qualities[videos], dtype=torch.float32)
         out["groups"] = torch.as_tensor(self.groups[videos], dtype=torch.long)

@@ -119,12 +119,35 @@ def test_explicit_and_in_prompt_pairing(demo_pairs, tiny_qwen, tmp_path):
     # 4 pairs of the file per step, each distinct video scored once (at most 8)
     assert all(r["n_pairs"] == 4 and r["n_videos"] <= 8 for r in rows)
 
+    # The demo's training videos regrouped under new prompts of exactly one Pass and one Fail video:
+    # pairs within a prompt are then win-lose pairs only, one per prompt, while any pair across two
+    # prompts that the grouping let through would show as a tie (Pass x Pass) or as a surplus
+    # win-lose pair (more than one per two videos).
+    videos: dict[str, list[dict]] = {"pass": [], "fail": []}
+    seen: set[str] = set()
+    for pair in json.loads((demo_pairs / "train.json").read_text()):
+        for side in ("win", "lose"):
+            if pair[side]["video_path"] not in seen:
+                seen.add(pair[side]["video_path"])
+                videos["pass" if pair["meta"][side]["quality"] > 0.5 else "fail"].append(dict(pair[side]))
+    regrouped = []
+    for k, (win, lose) in enumerate(zip(videos["pass"], videos["fail"])):
+        win["prompt"] = lose["prompt"] = f"prompt group {k}"
+        regrouped.append({"win": win, "lose": lose, "meta": {"win": {"quality": 1.0}, "lose": {"quality": 0.0}}})
+    assert len(regrouped) >= 6
+    data = tmp_path / "regrouped"
+    data.mkdir()
+    (data / "train.json").write_text(json.dumps(regrouped))
+
     cross, in_prompt = tmp_path / "cross", tmp_path / "in_prompt"
-    assert run_cli(*fast_args(tiny_qwen, demo_pairs, cross, max_steps=3)) == 0
-    assert run_cli(*fast_args(tiny_qwen, demo_pairs, in_prompt, max_steps=3, pair_groups="in_prompt")) == 0
+    assert run_cli(*fast_args(tiny_qwen, data, cross, max_steps=3)) == 0
+    assert run_cli(*fast_args(tiny_qwen, data, in_prompt, max_steps=3, pair_groups="in_prompt")) == 0
+    in_rows = _rows(in_prompt, "train")
+    for r in in_rows:  # every pair shares its prompt: no tie, at most one win-lose pair per two videos
+        assert r["n_ties"] == 0 and r["n_pairs"] <= r["n_videos"] // 2, r
     n_cross = sum(r["n_pairs"] for r in _rows(cross, "train"))
-    n_in = sum(r["n_pairs"] for r in _rows(in_prompt, "train"))
-    assert 0 < n_in < n_cross
+    n_in = sum(r["n_pairs"] for r in in_rows)
+    assert 0 < n_in < n_cross and sum(r["n_ties"] for r in _rows(cross, "train")) > 0
 
 
 def test_non_finite_loss_stops_with_the_step(demo_pairs, tiny_qwen, tmp_path, capsys):

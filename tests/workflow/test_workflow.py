@@ -164,5 +164,5 @@ def test_internvl3_study_config_is_valid(tmp_path: Path) -> None:
                        configfiles=(REPO / "config" / "internvl3_1b.yaml", overlay))
     assert result.returncode == 0, result.stdout + result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 28 and counts["pairs"] == 6 and "tiny_backbone" not in counts
+    assert counts["train"] == 28 and counts["pairs"] == 6 and "tiny_model" not in counts
     assert "demo_data" not in counts

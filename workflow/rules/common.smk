@@ -66,11 +66,32 @@ def cli_flags(options: dict) -> str:
 
 
 def rule_resources(rule: str) -> dict:
-    """Threads and resources of a rule: config.resources.<rule> over config.resources.default."""
-    merged = {"threads": 1, "mem_mb": 2000, "runtime": 30}
-    merged.update(config["resources"]["default"])
-    merged.update(config["resources"][rule])
-    return merged
+    """Threads and resources of a rule: config.resources.<rule> over config.resources.default.
+
+    Job sizes have one source, the study config's `resources` with the schema's defaults (which fill
+    every key of `default`); the workflow profiles only say how jobs run.
+    """
+    return {**config["resources"]["default"], **config["resources"][rule]}
+
+
+def load_train_recipe() -> dict:
+    """The flags of the study's `train_recipe` file ({} when it is null); a relative path is read from REPO."""
+    name = config["train_recipe"]
+    if name is None:
+        return {}
+    path = Path(REPO, name)
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise WorkflowError(f"config key train_recipe: cannot read {path}: {exc}") from None
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, dict) or not all(isinstance(k, str) for k in recipe):
+        raise WorkflowError(f"config key train_recipe: {path} must hold a mapping of `solireward train` flags")
+    return recipe
+
+
+TRAIN_RECIPE = load_train_recipe()
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,13 +145,14 @@ def pairs_flags(wildcards) -> str:
 
 
 def cell_config(wildcards) -> dict:
-    """The resolved training config of one cell: train < pairings.* < label_sources.* < head < loss.
+    """The resolved training config of one cell: recipe < train < pairings.* < label_sources.* < head < loss.
 
     With binary labels the cell's pairing strategy sets `pair_groups` (in-batch pairs across prompts or
     within one); pairwise labels train on the annotated pairs as written (`pairing: explicit`). The config's
     `pairings.<name>` and `label_sources.<name>` mappings add or override train flags.
     """
     resolved = {"model_type": config["backbone"]["model_type"], "reward_task": wildcards.task}
+    resolved.update(TRAIN_RECIPE)
     resolved.update(config["train"])
     if wildcards.labels == "pairwise":
         resolved["pairing"] = "explicit"
@@ -184,10 +206,13 @@ def cell_files(pattern: str, group: str | None = None) -> list[str]:
 
 
 def study_config_yaml() -> str:
-    """The validated study config (defaults filled in; resources left out: they do not change results)."""
+    """The validated study config (defaults filled in, `train` = the recipe with the study's overrides;
+    resources left out: they do not change results)."""
     study = {key: value for key, value in config.items() if key != "resources"}
-    return (f"# the study config that produced results/{STUDY}/ (schema defaults filled in)\n"
-            + yaml.safe_dump(study, sort_keys=False))
+    study["train"] = {**TRAIN_RECIPE, **config["train"]}
+    header = (f"# the study config that produced results/{STUDY}/ (schema defaults filled in; train: the "
+              "train_recipe flags with the train overrides applied)\n")
+    return header + yaml.safe_dump(study, sort_keys=False)
 
 
 def report_reference() -> list[str]:

@@ -24,20 +24,20 @@ rule demo_data:
         "python -m solireward.cli demo-data --output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
 
 
-rule tiny_backbone:
+rule tiny_model:
     output:
         directory(f"{R}/backbone"),
     params:
         model_type=config["backbone"]["model_type"],
         flags=cli_flags(config["backbone"]["tiny"]),
     log:
-        f"{LOGS}/tiny_backbone.log",
+        f"{LOGS}/tiny_model.log",
     conda:
         "../../envs/solireward.yaml"
-    threads: rule_resources("tiny_backbone")["threads"]
+    threads: rule_resources("tiny_model")["threads"]
     resources:
-        mem_mb=rule_resources("tiny_backbone")["mem_mb"],
-        runtime=rule_resources("tiny_backbone")["runtime"],
+        mem_mb=rule_resources("tiny_model")["mem_mb"],
+        runtime=rule_resources("tiny_model")["runtime"],
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli tiny-model --model_type {params.model_type:q} {params.flags} "

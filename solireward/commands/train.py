@@ -1,8 +1,9 @@
-"""`solireward train`: flags, YAML config (``--config``, CLI flags win) and the call into the trainer.
+"""Train a reward model on pair files.
 
 Launch with one process (``solireward train ...``), with ``torchrun --nproc_per_node N -m
 solireward.cli train ...`` (DDP) or with ``--deepspeed config/deepspeed/zero2.json`` under either
-launcher (DeepSpeed ZeRO). See :mod:`solireward.training.trainer` for the loop and the metrics.
+launcher (DeepSpeed ZeRO). Library: :mod:`solireward.training` (the options in
+:mod:`solireward.training.config`, the loop and the metrics in :mod:`solireward.training.trainer`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from solireward.config import add_dataclass_arguments, build_dataclass, load_yaml, parse_dataclasses
+from solireward.commands._options import (add_config_argument, add_dataclass_arguments, command_line_source,
+                                          parse_dataclasses)
+from solireward.config import build_dataclass, load_yaml
 from solireward.data.video import FrameSampling
 from solireward.losses import LossConfig
 from solireward.training.config import ModelOptions, TrainConfig
@@ -24,8 +27,7 @@ _SAMPLING_TITLE = ("frame sampling (default: the settings stored in a reward mod
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add every flag of `solireward train`."""
-    parser.add_argument("--config", default=None,
-                        help="YAML file holding any of the options below (CLI flags override it)")
+    add_config_argument(parser, "YAML file holding any of the options below (CLI flags override it)")
     add_dataclass_arguments(parser, TrainConfig, "training")
     add_dataclass_arguments(parser, ModelOptions, "reward model")
     add_dataclass_arguments(parser, FrameSampling, _SAMPLING_TITLE)
@@ -62,8 +64,7 @@ def resolve_options(args: argparse.Namespace) -> tuple[TrainConfig, ModelOptions
         values = {k: yaml_values[k] for k in sampling_keys if k in yaml_values}
         values.update({k: getattr(args, k) for k in sampling_keys if hasattr(args, k)})
         base = _stored_sampling(train.model_name_or_path) or FrameSampling().to_dict()
-        source = f"{config_file} / command line" if config_file else "command line"
-        sampling = build_dataclass(FrameSampling, {**base, **values}, source)
+        sampling = build_dataclass(FrameSampling, {**base, **values}, command_line_source(config_file))
     return train, model, loss, sampling, frozenset(given)
 
 

@@ -1,0 +1,97 @@
+"""Option dataclasses as argparse flags, and the layering defaults < YAML file < command-line flags.
+
+:func:`add_dataclass_arguments` adds one snake_case flag per field (as in the release:
+``--model_type``), with the field's help text and default; :func:`parse_dataclasses` builds the
+instances with the precedence *field default < YAML file (``--config``) < command-line flag*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import typing
+from typing import Any, TypeVar
+
+from solireward.config import (build_dataclass, check_value, field_type, is_list_type, list_item_type, load_yaml,
+                               parse_bool)
+from solireward.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def bool_flag(text: str) -> bool:
+    """The argparse type of a boolean flag: true/false, yes/no, 1/0 (any case)."""
+    try:
+        return parse_bool(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: str | None = None) -> None:
+    """Add one flag per field of the dataclass `cls` to `parser`, in a group titled `title`."""
+    group = parser.add_argument_group(title or cls.__name__, (cls.__doc__ or "").strip().splitlines()[0]
+                                      if cls.__doc__ else None)
+    for f in dataclasses.fields(cls):
+        tp, optional = field_type(cls, f.name)
+        help_text = f.metadata.get("help", "")
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "dest": f.name}
+        shown = default
+        if is_list_type(tp):
+            kwargs.update(nargs="+", type=str, metavar=list_item_type(tp).__name__.upper())
+            shown = " ".join(map(str, default)) if default else default
+        elif tp is bool:
+            kwargs.update(nargs="?", const=True, type=bool_flag, metavar="BOOL")
+        elif tp in (int, float, str):
+            kwargs["type"] = tp
+        else:
+            kwargs["type"] = str
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        required = default is None and not optional and f.default is dataclasses.MISSING \
+            and f.default_factory is dataclasses.MISSING
+        suffix = " (required)" if required else f" (default: {shown})"
+        group.add_argument(f"--{f.name}", help=f"{help_text}{suffix}", **kwargs)
+
+
+def add_config_argument(parser: argparse.ArgumentParser,
+                        help: str = "YAML file of option values (CLI flags win)") -> None:
+    """The ``--config FILE.yaml`` flag: a YAML file of option values, overridden by flags."""
+    parser.add_argument("--config", default=None, help=help)
+
+
+def parse_dataclasses(classes: typing.Sequence[type], args: argparse.Namespace,
+                      config_file: str | None = None) -> tuple:
+    """Build each class in `classes` from defaults < YAML file < CLI flags.
+
+    A YAML key that belongs to none of the classes is a ConfigError naming the file and key.
+    """
+    values: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    known = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        raise ConfigError(f"unknown option(s): {', '.join(unknown)}", file=str(config_file),
+                          field=unknown[0])
+    cli = vars(args)
+    source = command_line_source(config_file)
+    out = []
+    for cls in classes:
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        names = set(fields)
+        for key in names & values.keys():  # a bad YAML value is an error even when a flag overrides it
+            check_value(cls, fields[key], values[key], str(config_file))
+        merged = {k: v for k, v in values.items() if k in names}
+        merged.update({k: v for k, v in cli.items() if k in names})
+        out.append(build_dataclass(cls, merged, source))
+    return tuple(out)
+
+
+def parse_dataclass(cls: type[T], args: argparse.Namespace, config_file: str | None = None) -> T:
+    """Build `cls` from defaults, then the YAML file, then CLI flags."""
+    return parse_dataclasses([cls], args, config_file)[0]
+
+
+def command_line_source(config_file: str | None) -> str:
+    """How errors name where merged option values came from."""
+    return f"{config_file} / command line" if config_file else "command line"

@@ -1,0 +1,115 @@
+"""The `solireward` command: one module per subcommand, named like it and like its Snakemake rule;
+no argparse in the library; `solireward --help` stays light."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from solireward.cli import COMMANDS, command_module, main
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "solireward"
+COMMANDS_DIR = PACKAGE / "commands"
+
+
+def _imports(path: Path) -> set[str]:
+    """Top-level names of every module `path` imports (anywhere in the file)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_only_the_command_layer_imports_argparse() -> None:
+    library = [p for p in PACKAGE.rglob("*.py") if COMMANDS_DIR not in p.parents and p != PACKAGE / "cli.py"]
+    assert library
+    offenders = [str(p.relative_to(REPO)) for p in library if "argparse" in _imports(p)]
+    assert offenders == [], f"library modules importing argparse: {offenders}"
+
+
+def test_library_modules_have_no_command_entry_points() -> None:
+    library = [p for p in PACKAGE.rglob("*.py") if COMMANDS_DIR not in p.parents and p != PACKAGE / "cli.py"]
+    for path in library:
+        functions = {node.name for node in ast.parse(path.read_text(encoding="utf-8")).body
+                     if isinstance(node, ast.FunctionDef)}
+        assert not functions & {"configure_parser", "run"}, f"{path.relative_to(REPO)} defines a command entry point"
+
+
+def test_every_subcommand_has_its_module_and_every_module_is_a_subcommand() -> None:
+    modules = {p.stem for p in COMMANDS_DIR.glob("*.py") if not p.stem.startswith("_")}
+    assert modules == {name.replace("-", "_") for name in COMMANDS}
+    for name in COMMANDS:
+        assert command_module(name) == f"solireward.commands.{name.replace('-', '_')}"
+        tree = ast.parse((COMMANDS_DIR / f"{name.replace('-', '_')}.py").read_text(encoding="utf-8"))
+        functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert {"configure_parser", "run"} <= functions, name
+        assert ast.get_docstring(tree), f"{name}: the module docstring is the summary in `solireward --help`"
+
+
+def _rules_running_commands() -> list[tuple[str, str, str]]:
+    """(file, rule, subcommand) for each rule of workflow/rules/*.smk whose shell runs `solireward.cli X`."""
+    found = []
+    for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        blocks = re.split(r"^rule (\w+):\n", smk.read_text(encoding="utf-8"), flags=re.M)
+        for rule, body in zip(blocks[1::2], blocks[2::2]):
+            for command in re.findall(r"solireward\.cli ([a-z][a-z_-]*)", body):
+                found.append((smk.name, rule, command))
+    return found
+
+
+def test_rules_are_named_like_the_command_they_run() -> None:
+    found = _rules_running_commands()
+    assert {command for _, _, command in found} == set(COMMANDS)  # the study runs every stage
+    for smk, rule, command in found:
+        assert rule == command.replace("-", "_"), f"{smk}: rule {rule} runs `solireward {command}`"
+
+
+def test_top_level_help_does_not_import_torch() -> None:
+    code = ("import contextlib, io, json, sys\n"
+            "from solireward.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+            "    try:\n"
+            "        main(['--help'])\n"
+            "    except SystemExit:\n"
+            "        pass\n"
+            "print(json.dumps({'torch': 'torch' in sys.modules, 'help': out.getvalue()}))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert not result["torch"]
+    for name in COMMANDS:
+        assert name in result["help"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_subcommand_help(command: str, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: solireward {command}") and "--config" in out
+
+
+def test_a_bad_boolean_flag_is_a_usage_error(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["labels", "--input", "a.csv", "--output", "t.jsonl", "--check_videos", "maybe"])
+    assert info.value.code == 2
+    assert "argument --check_videos: expected true or false, got 'maybe'" in capsys.readouterr().err
+
+
+def test_an_option_check_names_the_source_and_field(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "labels.yaml"
+    config.write_text("min_agreement: 1.5\n")
+    assert main(["labels", "--config", str(config), "--input", "a.csv", "--output", "t.jsonl"]) == 2
+    err = capsys.readouterr().err
+    assert f"{config} / command line, field 'min_agreement': expected a share between 0 and 1" in err
