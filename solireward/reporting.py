@@ -401,7 +401,7 @@ def _relative(path: str | os.PathLike, folder: Path) -> str:
 
 def _config_section(config_file: str | None, folder: Path) -> list[str]:
     if not config_file:
-        return ["No study configuration was given (`--config`).", ""]
+        return ["No study configuration was given (`--study_config`).", ""]
     path = Path(config_file)
     if not path.is_file():
         raise InputError("config file does not exist", file=config_file, field="config")

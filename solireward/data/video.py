@@ -58,6 +58,7 @@ from solireward.config import arg, build_dataclass
 from solireward.errors import ConfigError, InputError, VideoReadError
 
 BACKENDS = ("decord", "pyav", "auto")
+SAMPLING_MODES = ("segments", "fps")
 
 
 @dataclasses.dataclass
@@ -66,7 +67,7 @@ class FrameSampling:
 
     mode: str = arg("frame sampling: 'segments' takes num_frames frames, one per equal segment "
                     "(InternVL); 'fps' takes frames at --fps frames per second (Qwen)", "segments",
-                    choices=("segments", "fps"))
+                    choices=SAMPLING_MODES)
     num_frames: int = arg("number of frames in 'segments' mode", 8)
     fps: float = arg("frames per second of video to sample in 'fps' mode", 2.0)
     min_frames: int = arg("fewest frames in 'fps' mode (frames repeat when the video is shorter)", 4)
@@ -79,21 +80,20 @@ class FrameSampling:
                                  "height*width <= max_pixels; unset means no limit", None)
 
     def __post_init__(self) -> None:
-        source = "frame sampling"
-        if self.mode not in ("segments", "fps"):
-            raise ConfigError(f"expected 'segments' or 'fps', got {self.mode!r}", file=source, field="mode")
+        if self.mode not in SAMPLING_MODES:
+            raise ConfigError(f"expected one of {', '.join(SAMPLING_MODES)}, got {self.mode!r}", field="mode")
         for name in ("num_frames", "min_frames", "max_frames"):
             if int(getattr(self, name)) < 1:
-                raise ConfigError(f"must be at least 1, got {getattr(self, name)}", file=source, field=name)
+                raise ConfigError(f"must be at least 1, got {getattr(self, name)}", field=name)
         if not self.fps > 0:
-            raise ConfigError(f"must be positive, got {self.fps}", file=source, field="fps")
+            raise ConfigError(f"must be positive, got {self.fps}", field="fps")
         if self.min_frames > self.max_frames:
             raise ConfigError(f"min_frames ({self.min_frames}) exceeds max_frames ({self.max_frames})",
-                              file=source, field="min_frames")
+                              field="min_frames")
         for name in ("height", "width", "max_pixels"):
             value = getattr(self, name)
             if value is not None and int(value) < 1:
-                raise ConfigError(f"must be a positive integer or unset, got {value}", file=source, field=name)
+                raise ConfigError(f"must be a positive integer or unset, got {value}", field=name)
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-serialisable dict (what checkpoints store)."""

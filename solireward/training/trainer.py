@@ -150,31 +150,8 @@ class Trainer:
         self.sampling_override, self.explicit = sampling, explicit
         self.resolved = resolved or {}
         self.out = Path(config.output_dir)
-        self._check_config()
 
     # -- set-up -----------------------------------------------------------------------------
-
-    def _check_config(self) -> None:
-        cfg = self.cfg
-        positive = ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps")
-        for name in positive:
-            if getattr(cfg, name) < 1:
-                raise ConfigError(f"must be at least 1, got {getattr(cfg, name)}", field=name)
-        for name in ("eval_steps", "save_steps", "save_total_limit", "max_steps", "dataloader_num_workers",
-                     "logging_steps"):
-            if getattr(cfg, name) < 0:
-                raise ConfigError(f"must not be negative, got {getattr(cfg, name)}", field=name)
-        if cfg.learning_rate < 0 or not math.isfinite(cfg.learning_rate):
-            raise ConfigError(f"must be a finite non-negative number, got {cfg.learning_rate}", field="learning_rate")
-        if not 0 <= cfg.warmup_ratio < 1:
-            raise ConfigError(f"expected a share in [0, 1), got {cfg.warmup_ratio}", field="warmup_ratio")
-        if cfg.max_steps == 0 and not cfg.num_train_epochs > 0:
-            raise ConfigError("give --num_train_epochs > 0 or --max_steps > 0", field="num_train_epochs")
-        if self.mopts.lora_r < 0:
-            raise ConfigError(f"must not be negative, got {self.mopts.lora_r}", field="lora_r")
-        if cfg.pairing == "explicit" and cfg.pair_groups != "cross_prompt" and "pair_groups" in self.explicit:
-            raise ConfigError("--pair_groups applies to --pairing in_batch only (explicit pairs are used as "
-                              "written)", field="pair_groups")
 
     def _load_data(self) -> None:
         cfg = self.cfg

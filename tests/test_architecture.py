@@ -1,0 +1,84 @@
+"""The layer table of docs/ARCHITECTURE.md is the rule: every import in solireward/ must follow it."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "solireward"
+
+
+def layer_table() -> tuple[dict[str, str], dict[str, set[str]]]:
+    """(module -> layer, layer -> layers it may import) from the 'Layers' table of ARCHITECTURE.md."""
+    text = (REPO / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = text.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    layer_of: dict[str, str] = {}
+    allowed: dict[str, set[str]] = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in ("layer", "") or set(cells[0]) <= {"-"}:
+            continue
+        layer, modules, may = cells[0], re.findall(r"`([\w.*]+)`", cells[1]), cells[2]
+        for module in modules:
+            layer_of[module] = layer
+        allowed[layer] = {layer} | ({"*"} if may == "all" else {m.strip() for m in may.split(",") if m.strip() != "—"})
+    return layer_of, allowed
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def layer(module: str, layer_of: dict[str, str]) -> str | None:
+    """The layer of a dotted module below the package; a package (`models`) has its modules' layer."""
+    if module in ("", "__version__"):
+        return "base"  # the package itself: `from solireward import __version__`
+    for pattern, name in layer_of.items():
+        stem = pattern.removesuffix(".*")
+        if module == pattern or module == stem or module.startswith(stem + ".") and pattern.endswith(".*") \
+                or pattern.startswith(module + "."):
+            return name
+    return None
+
+
+def imports(path: Path) -> list[str]:
+    """Package modules a file imports: `solireward.x.y` -> `x.y`; `from solireward import d` -> `d`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "solireward":
+            below = node.module.partition(".")[2]
+            found += [below] if below else [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            found += [a.name.partition(".")[2] for a in node.names if a.name.split(".")[0] == "solireward"]
+    return found
+
+
+def test_every_module_has_a_layer() -> None:
+    layer_of, _ = layer_table()
+    missing = [module_name(p) for p in PACKAGE.rglob("*.py")
+               if module_name(p) not in ("", "__init__") and layer(module_name(p), layer_of) is None]
+    assert not missing, f"modules missing from the Layers table of docs/ARCHITECTURE.md: {missing}"
+
+
+def test_imports_follow_the_layer_table() -> None:
+    layer_of, allowed = layer_table()
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        here = layer(module_name(path), layer_of) or "base"
+        for target in imports(path):
+            there = layer(target, layer_of)
+            if "*" not in allowed[here] and there not in allowed[here]:
+                wrong.append(f"{module_name(path)} ({here}) imports {target} ({there})")
+    assert not wrong, "imports against docs/ARCHITECTURE.md's Layers table:\n" + "\n".join(wrong)
+
+
+def test_the_layer_checker_can_fail() -> None:
+    """The table parses as written, and an import against it (reporting -> training) is not allowed."""
+    layer_of, allowed = layer_table()
+    assert layer("training.trainer", layer_of) == "training" and "training" not in allowed["reporting"]
+    assert layer("models", layer_of) == "models" and layer("data.video", layer_of) == "data"
+    assert layer("commands.train", layer_of) == "commands" and "*" in allowed["commands"]
+    assert allowed["scoring"] == {"scoring", "base", "data"}
