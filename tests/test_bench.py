@@ -1,0 +1,100 @@
+"""Smoke tests of the benchmark scripts that must work first time on a machine this suite never sees
+(bench_gpu.py on a GPU), at tiny sizes on the CPU, and of run_all.py's parsing and report of them."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bench_gpu  # noqa: E402
+import bench_processor  # noqa: E402
+import run_all  # noqa: E402
+
+
+@pytest.mark.parametrize("name, peak", [
+    ("NVIDIA H100 80GB HBM3", 989.0), ("NVIDIA H100 PCIe", 756.0), ("NVIDIA H100 NVL", 835.0), ("NVIDIA H200", 989.0),
+    ("NVIDIA GH200 480GB", 989.0), ("NVIDIA A100-SXM4-80GB", 312.0), ("NVIDIA L40S", 362.0), ("NVIDIA L4", 121.0),
+    ("NVIDIA GeForce RTX 4090", 165.0), ("Tesla T4", None)])
+def test_peak_rate_by_device_name(name: str, peak: float | None) -> None:
+    assert bench_gpu.peak_tflops(name) == peak
+
+
+def test_real_shape_is_internvl3_1b() -> None:
+    shape = bench_gpu.INTERNVL3_1B
+    assert (shape.frames, shape.image_size, shape.tokens_per_frame) == (8, 448, 256)
+    assert (shape.text["num_hidden_layers"], shape.text["hidden_size"], shape.vision["hidden_size"]) == (24, 896, 1024)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present: the bench would measure it")
+def test_gpu_bench_without_gpu_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bench_gpu.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("no CUDA GPU available")
+    assert run_all.parse_gpu(out) == []
+    assert run_all.gpu_section(out)[0].startswith("No GPU was present in this run")
+
+
+def test_gpu_bench_tiny_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--device", "cpu", "--tiny", "--steps", "1", "--warmup", "0", "--infer_batches", "1", "2",
+            "--backends", "single", "--peak_tflops", "1"]
+    assert bench_gpu.main(args) == 0
+    out = capsys.readouterr().out
+    section = run_all.gpu_section(out)
+    assert sum(line.startswith("| sdpa | o") for line in section) == 2  # checkpointing off and on
+    assert sum(line.startswith("| sdpa | ") and "| - |" in line for line in section) == 4  # no CUDA peak memory
+    assert any(line.startswith("- FLOPs per video:") for line in section)
+    mfu_row, infer_row = run_all.parse_gpu(out)
+    assert mfu_row.goal == f">= {run_all.goals.GPU_MIN_MFU * 100:g} % MFU" and mfu_row.met is False
+    assert "best MFU" in mfu_row.figure and "cpu" in mfu_row.benchmark
+    assert infer_row.figure.startswith("videos/s at batch 1 / 2: ")
+
+
+@pytest.mark.slow
+def test_gpu_bench_zero2_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
+    """The ZeRO-2 rows: DeepSpeed's engine in a single-process group, built by the trainer's backend code."""
+    pytest.importorskip("deepspeed")
+    args = ["--device", "cpu", "--tiny", "--steps", "1", "--warmup", "0", "--infer_batches", "2",
+            "--backends", "zero2"]
+    assert bench_gpu.main(args) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| sdpa |") and "ZeRO-2 (DeepSpeed, 1 process)" in line]
+    assert len(rows) == 2 and not any("not measured" in row for row in rows)
+
+
+def test_flop_count_is_linear_in_layers() -> None:
+    """The processor bench extrapolates FLOPs (and time) per layer: counts must grow by equal steps."""
+    shape = bench_gpu.TINY
+    processor = bench_gpu.build_processor(shape)
+    inputs = bench_gpu.video_inputs(shape, processor)
+    counts = []
+    for layers in (1, 2, 3):
+        model = bench_gpu.build_model(shape.with_layers(layers, layers), processor, "sdpa", torch.float32,
+                                      torch.device("cpu"))
+        flops = bench_gpu.count_flops(model, inputs, torch.device("cpu"), bench_processor.contextlib.nullcontext)
+        assert 0 < flops.forward < flops.train and flops.attention_share > 0
+        counts.append(flops.train)
+    assert counts[2] - counts[1] == counts[1] - counts[0] > 0
+
+
+def test_processor_bench_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--tiny", "--repeats", "1", "--model_repeats", "1", "--steps", "1", "--batch_size", "2"]
+    assert bench_processor.main(args) == 0
+    cost, loop = run_all.parse_processor(capsys.readouterr().out)
+    assert "ms (" in cost.figure and "workers to feed" in cost.figure
+    assert "0 workers:" in loop.figure and "2 workers:" in loop.figure
+
+
+def test_report_writes_only_measured_rows() -> None:
+    bench = next(b for b in run_all.BENCHES if b.name == "gpu")
+    out = "no CUDA GPU available: bench_gpu.py measured nothing\n"
+    outcome = run_all.Outcome(bench, ["python", "bench_gpu.py"], 0, 1.0, out, 0.5, 0.5, run_all.parse_gpu(out))
+    text = run_all.render({"CPU": "test"}, [outcome], "small", datetime.datetime(2026, 1, 1))
+    assert "not measured" not in text and "HPQA: on this virtual machine" not in text
+    assert "No GPU was present in this run" in text
