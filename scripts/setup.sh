@@ -4,6 +4,6 @@ source .venv/bin/activate || return 1
 stamp=.venv/.solireward-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
   python -m pip install -q --upgrade pip || return 1
-  python -m pip install -q -c constraints.txt -e '.[test,workflow,deepspeed]' || return 1
+  python -m pip install -q -c constraints.txt -e '.[test,workflow,deepspeed,serve]' || return 1
   touch "$stamp"
 fi

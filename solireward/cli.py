@@ -21,7 +21,7 @@ from solireward import __version__
 from solireward.errors import SoliRewardError
 
 # the subcommands, in the order of the pipeline (the order `solireward --help` lists them in)
-COMMANDS = ("demo-data", "labels", "pairs", "tiny-model", "train", "infer", "evaluate", "report")
+COMMANDS = ("demo-data", "labels", "pairs", "tiny-model", "train", "infer", "serve", "evaluate", "report")
 
 
 def command_module(command: str) -> str:

@@ -105,7 +105,7 @@ def load_records(input_file: str | os.PathLike) -> list[dict[str, Any]]:
         videos = sorted(p for p in path.iterdir() if p.suffix.lower() == ".mp4" and not p.is_dir())
         if not videos:
             raise InputError("folder holds no .mp4 files", file=str(path))
-        return [{"video_path": str(p.resolve())} for p in videos]
+        return [{"video_path": _absolute(p)} for p in videos]
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         records = read_jsonl(path)
@@ -118,6 +118,14 @@ def load_records(input_file: str | os.PathLike) -> list[dict[str, Any]]:
                          "of .mp4 files", file=str(path))
     validate_records(records, source=str(path))
     return records
+
+
+def _absolute(path: Path) -> str:
+    """`path` resolved; a symlink loop stays as named (absolute), so reading it fails for that record alone."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):
+        return str(path.absolute())
 
 
 def validate_records(records: Sequence[Any], source: str | None = None) -> None:

@@ -69,7 +69,8 @@ def _rules_running_commands() -> list[tuple[str, str, str]]:
 
 def test_rules_are_named_like_the_command_they_run() -> None:
     found = _rules_running_commands()
-    assert {command for _, _, command in found} == set(COMMANDS)  # the study runs every stage
+    # the study runs every stage; `serve` is a long-running service for RL trainers, not a stage
+    assert {command for _, _, command in found} == set(COMMANDS) - {"serve"}
     for smk, rule, command in found:
         assert rule == command.replace("-", "_"), f"{smk}: rule {rule} runs `solireward {command}`"
 

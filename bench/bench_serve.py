@@ -1,0 +1,220 @@
+"""Load-test `solireward serve` on loopback against in-process batched scoring of the same videos.
+
+Generates ``--videos`` mp4 files and a reward model on a tiny random backbone, then measures, one
+after the other so that they never share the cores:
+
+* in-process: :func:`solireward.scoring.score_videos` over ``--requests`` x ``--items`` videos (batches
+  of ``--batch_size``, decoding in ``--num_workers`` DataLoader workers), what `solireward infer` runs;
+* the server (a subprocess on 127.0.0.1: ``--max_batch_size`` = ``--batch_size``, ``--num_workers``
+  decoding processes), loaded by 1, 4 and 16 concurrent clients, each sending requests of
+  ``--items`` videos (paths under ``--video_root``) one after another, until ``--requests`` requests
+  in all or ``--seconds`` per level: requests/s, items/s, latency p50/p95/p99 and the mean batch fill
+  (videos per forward pass / max_batch_size, from /metrics).
+
+Goal: at saturation (16 clients) the server's items/s >= ``SERVE_MIN_RATIO`` (bench/goals.py) x the
+in-process items/s: HTTP, JSON and the queue cost little next to decoding and the model. The two
+sides of the goal run interleaved ``--repeats`` times (best of each), as the machine's load drifts.
+
+    python bench/bench_serve.py [--videos 48] [--unique 8] [--frames 48] [--size 128] [--num_frames 8]
+                                [--batch_size 8] [--num_workers 1] [--items 4] [--requests 64]
+                                [--seconds 60] [--max_wait_ms 10] [--repeats 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_infer import make_videos
+from goals import SERVE_MIN_RATIO
+
+LEVELS = (1, 4, 16)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def post(port: int, path: str, body: dict | None = None, timeout: float = 300) -> tuple[int, str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        if body is None:
+            conn.request("GET", path)
+        else:
+            conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def batch_totals(port: int) -> tuple[float, float]:
+    """(sum, count) of the server's batch-size histogram."""
+    text = post(port, "/metrics")[1]
+    values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+              if line.startswith(("solireward_batch_size_sum", "solireward_batch_size_count"))}
+    return values["solireward_batch_size_sum"], values["solireward_batch_size_count"]
+
+
+def load(port: int, names: list[str], clients: int, items: int, requests: int, seconds: float) -> dict:
+    """Drive the server with `clients` threads; latency per request and rates over the whole level."""
+    latencies: list[float] = []
+    failures: list[str] = []
+    issued = [0]
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(c: int) -> None:
+        while time.monotonic() < deadline:
+            with lock:
+                if issued[0] >= requests:
+                    return
+                r = issued[0]
+                issued[0] += 1
+            chosen = [names[(r * items + k) % len(names)] for k in range(items)]
+            start = time.perf_counter()
+            status, text = post(port, "/v1/score", {"items": [{"video_path": n, "id": f"{r}-{k}"}
+                                                              for k, n in enumerate(chosen)]})
+            took = time.perf_counter() - start
+            body = json.loads(text) if status == 200 else {}
+            ok = status == 200 and all("reward" in x for x in body["results"])
+            with lock:
+                (latencies.append(took) if ok else failures.append(f"{status}: {text[:200]}"))
+
+    before = batch_totals(port)
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    after = batch_totals(port)
+    if failures:
+        raise SystemExit(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    n = len(latencies)
+    batches = after[1] - before[1]
+    return {"clients": clients, "requests": n, "wall": wall, "req_s": n / wall, "items_s": n * items / wall,
+            "p50": float(np.percentile(latencies, 50)), "p95": float(np.percentile(latencies, 95)),
+            "p99": float(np.percentile(latencies, 99)),
+            "videos_per_batch": (after[0] - before[0]) / batches if batches else float("nan")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--videos", type=int, default=48, help="generated videos (default: 48)")
+    parser.add_argument("--unique", type=int, default=8, help="distinct videos among them (default: 8)")
+    parser.add_argument("--frames", type=int, default=48, help="frames per generated video (default: 48)")
+    parser.add_argument("--size", type=int, default=128, help="width and height of the videos (default: 128)")
+    parser.add_argument("--num_frames", type=int, default=8, help="frames the model reads per video (default: 8)")
+    parser.add_argument("--batch_size", type=int, default=8, help="videos per forward pass, both ways (default: 8)")
+    parser.add_argument("--num_workers", type=int, default=1, help="decoding processes, both ways (default: 1)")
+    parser.add_argument("--items", type=int, default=4, help="videos per request (default: 4)")
+    parser.add_argument("--requests", type=int, default=64, help="requests per client level, at most (default: 64)")
+    parser.add_argument("--seconds", type=float, default=60.0, help="seconds per client level, at most (default: 60)")
+    parser.add_argument("--max_wait_ms", type=float, default=10.0,
+                        help="the server's --max_wait_ms (default: 10, its default)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="interleaved runs of in-process and of the server at 16 clients (default: 2)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    args = parser.parse_args()
+
+    import torch
+
+    from solireward.cli import main as cli
+    from solireward.data.video import FrameSampling
+    from solireward.inference import cpu_threads_for_model
+    from solireward.models import RewardModel, RewardModelConfig
+    from solireward.scoring import score_videos
+
+    with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
+        folder = Path(tmp)
+        (folder / "videos").mkdir()
+        paths = make_videos(folder / "videos", args.videos, args.unique, args.frames, args.size)
+        names = [Path(p).name for p in paths]
+        assert cli(["tiny-model", "--model_type", "Qwen2-VL", "--output_dir", str(folder / "backbone"), "--seed", "0"]) == 0
+        torch.manual_seed(0)
+        config = RewardModelConfig(sampling=FrameSampling(num_frames=args.num_frames).to_dict())
+        RewardModel.from_backbone(str(folder / "backbone"), config).save_pretrained(folder / "model")
+        device = torch.device(args.device)
+        print(f"{args.videos} videos ({args.unique} distinct), {args.frames} frames of {args.size}x{args.size}; "
+              f"model reads {args.num_frames}; batch {args.batch_size}; {args.num_workers} decoding workers; "
+              f"{args.items} videos per request; device {device}")
+
+        # in-process: what `infer` runs, on as many videos as one saturated server run scores
+        if device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+            torch.set_num_threads(cpu_threads_for_model(args.num_workers))
+        model = RewardModel.from_pretrained(folder / "model", device=device)
+        score_videos(model, paths[: args.batch_size], batch_size=args.batch_size, num_workers=0)  # warm-up
+        n_inproc = args.requests * args.items
+        sources = [paths[i % len(paths)] for i in range(n_inproc)]
+
+        def in_process() -> float:
+            start = time.perf_counter()
+            scores, errors = score_videos(model, sources, batch_size=args.batch_size, num_workers=args.num_workers)
+            assert not errors and len(scores) == n_inproc
+            return n_inproc / (time.perf_counter() - start)
+
+        port = free_port()
+        command = [sys.executable, "-m", "solireward.cli", "serve", "--model", f"bench={folder / 'model'}",
+                   "--port", str(port), "--video_root", str(folder / "videos"), "--max_batch_size",
+                   str(args.batch_size), "--num_workers", str(args.num_workers), "--max_wait_ms", str(args.max_wait_ms),
+                   "--devices", "cpu" if device.type == "cpu" else str(device.index or 0)]
+        log = (folder / "server.log").open("w")
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"the server did not start:\n{(folder / 'server.log').read_text()}")
+                try:
+                    if post(port, "/health", timeout=5)[0] == 200:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.2)
+            load(port, names, 2, args.items, 4, args.seconds)  # warm-up
+            results = {c: load(port, names, c, args.items, args.requests, args.seconds) for c in LEVELS[:-1]}
+            # the goal's two sides interleaved (the idle server holds no core), best of --repeats each
+            inproc_rates, saturated = [], []
+            for _ in range(args.repeats):
+                inproc_rates.append(in_process())
+                saturated.append(load(port, names, LEVELS[-1], args.items, args.requests, args.seconds))
+            results[LEVELS[-1]] = max(saturated, key=lambda r: r["items_s"])
+        finally:
+            server.terminate()
+            server.wait(60)
+            log.close()
+    inproc = max(inproc_rates)
+    print(f"in-process score_videos ({n_inproc} videos): " + ", ".join(f"{r:.1f}" for r in inproc_rates) + " items/s; "
+          f"server at {LEVELS[-1]} clients: " + ", ".join(f"{r['items_s']:.1f}" for r in saturated) + " items/s "
+          f"(interleaved; best of each below)")
+    results = [results[c] for c in LEVELS]
+
+    print("\n| clients | requests | requests/s | items/s | p50 ms | p95 ms | p99 ms | mean batch fill |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['clients']} | {r['requests']} | {r['req_s']:.2f} | {r['items_s']:.1f} | {r['p50'] * 1000:.0f} | "
+              f"{r['p95'] * 1000:.0f} | {r['p99'] * 1000:.0f} | {r['videos_per_batch'] / args.batch_size:.2f} |")
+    print(f"| in-process | {n_inproc} videos | | {inproc:.1f} | | | | |")
+    ratio = results[-1]["items_s"] / inproc
+    verdict = "met" if ratio >= SERVE_MIN_RATIO else "NOT met"
+    print(f"\nserver items/s at {LEVELS[-1]} clients / in-process items/s = {ratio:.2f} "
+          f"(goal >= {SERVE_MIN_RATIO:g}: {verdict})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Decoding in worker processes, a dynamic batching queue, and one model replica per device.
+
+A request's videos go through three stages:
+
+1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or PNG/JPEG frames) is
+   decoded and turned into every served model's inputs by :class:`ItemEncoder` (the scoring path's
+   :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
+   thread with 0). A failure is that item's :class:`ItemError`.
+2. :class:`Batcher`: the encoded items wait in one queue; a replica takes up to ``max_batch_size`` of
+   them, waiting at most ``max_wait_ms`` after the oldest arrived.
+3. :class:`Replica`: one thread per device holding every model; it pads the batch with each model's
+   collator, scores it through :func:`solireward.scoring.score_batches` and resolves each item's
+   future on the event loop. Items of one request may be scored by different replicas and batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+from concurrent.futures.process import BrokenProcessPool
+import dataclasses
+import io
+import logging
+import multiprocessing
+import signal
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from solireward.errors import InputError, VideoReadError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS = ("PNG", "JPEG")
+
+
+@dataclasses.dataclass
+class Item:
+    """One video to score: `source` is a checked path or the encoded images of its frames."""
+
+    source: str | list[bytes]
+    prompt: str | None = None
+    fps: float | None = None
+
+
+class ItemError(Exception):
+    """Why one item could not be scored; `kind` labels it in /metrics."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(kind, message)  # both in args: the error crosses from worker processes by pickling
+        self.kind, self.message = kind, message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def decode_images(images: list[bytes]) -> np.ndarray:
+    """PNG/JPEG frames -> ``(T, H, W, 3)`` uint8; anything else (or frames of different sizes) is an ItemError."""
+    from PIL import Image
+
+    frames = []
+    for t, data in enumerate(images):
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format not in IMAGE_FORMATS:
+                    raise ItemError("frames", f"frame {t}: expected PNG or JPEG, got {image.format}")
+                frames.append(np.asarray(image.convert("RGB")))
+        except ItemError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any decoder failure is this item's
+            raise ItemError("frames", f"frame {t}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
+        if frames[-1].shape != frames[0].shape:
+            raise ItemError("frames", f"frame {t} is {frames[-1].shape[1]}x{frames[-1].shape[0]} but frame 0 is "
+                                      f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+    if not frames:
+        raise ItemError("frames", "no frames")
+    return np.stack(frames)
+
+
+class ItemEncoder:
+    """Picklable ``Item -> {model name: model inputs}``: decode once per frame setting, encode per model."""
+
+    def __init__(self, encoders: Mapping[str, Any]) -> None:
+        self.encoders = dict(encoders)  # name -> solireward.scoring.VideoEncoder
+
+    def __call__(self, item: Item) -> dict[str, Any]:
+        from solireward.scoring import EncodingError
+
+        frames_in_memory = None if isinstance(item.source, str) else decode_images(item.source)
+        decoded: dict[str, np.ndarray] = {}
+        out = {}
+        for name, encoder in self.encoders.items():
+            key = repr(sorted(encoder.sampling.to_dict().items()))
+            try:
+                if key not in decoded:
+                    decoded[key] = encoder.frames(frames_in_memory if frames_in_memory is not None else item.source,
+                                                  item.fps)
+                out[name] = encoder.collator.encode(decoded[key], item.prompt)
+            except VideoReadError as exc:
+                raise ItemError("video", exc.reason) from None
+            except InputError as exc:
+                raise ItemError("frames", exc.reason) from None
+            except EncodingError as exc:
+                raise ItemError("encoding", str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - any processor failure is this item's
+                raise ItemError("encoding", f"model {name!r} could not prepare the frames "
+                                            f"({type(exc).__name__}: {exc})") from None
+        return out
+
+
+_WORKER_ENCODER: ItemEncoder | None = None
+
+
+def _install(encoder: ItemEncoder, threads: int) -> None:
+    """Worker initializer: keep `encoder`; leave SIGINT/SIGTERM to the server, which drains and stops the pool."""
+    global _WORKER_ENCODER
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+    _WORKER_ENCODER = encoder
+
+
+def _encode_installed(item: Item) -> dict[str, Any]:
+    assert _WORKER_ENCODER is not None
+    return _WORKER_ENCODER(item)
+
+
+def _ready() -> bool:
+    return _WORKER_ENCODER is not None
+
+
+class EncoderPool:
+    """Runs :class:`ItemEncoder` in `num_workers` spawned processes (0: one thread); a crashed pool is rebuilt."""
+
+    def __init__(self, encoder: ItemEncoder, num_workers: int) -> None:
+        self.encoder, self.num_workers = encoder, num_workers
+        self._executor = self._start(wait=True)
+
+    def _start(self, wait: bool) -> concurrent.futures.Executor:
+        if self.num_workers == 0:
+            return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solireward-decode")
+        # spawn: the server process runs threads (event loop, replicas), which fork must not copy
+        pool = concurrent.futures.ProcessPoolExecutor(self.num_workers, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=_install, initargs=(self.encoder, 1))
+        for future in [pool.submit(_ready) for _ in range(self.num_workers)] if wait else ():
+            future.result()  # start every worker now, not on the first request
+        return pool
+
+    async def encode(self, item: Item) -> dict[str, Any]:
+        """The models' inputs of `item` (raises ItemError)."""
+        loop = asyncio.get_running_loop()
+        executor = self._executor
+        fn: Callable[[Item], dict[str, Any]] = self.encoder if self.num_workers == 0 else _encode_installed
+        try:
+            return await loop.run_in_executor(executor, fn, item)
+        except BrokenProcessPool:
+            if self._executor is executor:  # the first item to see it replaces the pool (all on the event loop)
+                logger.error("a decoding worker died; restarting the pool (its items in flight fail)")
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start(wait=False)
+            raise ItemError("worker", "the decoding worker handling this video died (a crashing decoder?)") from None
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclasses.dataclass
+class Job:
+    """An encoded item waiting in the queue, and the future its result goes to."""
+
+    inputs: dict[str, Any]
+    future: asyncio.Future
+    loop: asyncio.AbstractEventLoop
+    queued_at: float = dataclasses.field(default_factory=time.monotonic)
+
+
+class Batcher:
+    """The queue of jobs; :meth:`take` returns up to `max_batch_size`, waiting at most `max_wait_s` past the oldest."""
+
+    def __init__(self, max_batch_size: int, max_wait_s: float) -> None:
+        self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def put(self, job: Job) -> None:
+        with self._cond:
+            if self._closed:
+                raise ItemError("shutdown", "the server is shutting down")
+            self._jobs.append(job)
+            self._cond.notify()
+
+    def take(self) -> list[Job] | None:
+        """The next batch, or None once closed and drained."""
+        with self._cond:
+            while not self._jobs:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            deadline = self._jobs[0].queued_at + self.max_wait_s
+            while len(self._jobs) < self.max_batch_size and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            batch = [self._jobs.popleft() for _ in range(min(self.max_batch_size, len(self._jobs)))]
+            if self._jobs:
+                self._cond.notify()  # another replica may take the rest now
+            return batch
+
+    def close(self) -> None:
+        """Accept no more jobs; replicas drain what is queued, then stop."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+def _resolve(future: asyncio.Future, value: Any) -> None:
+    if not future.done():  # the request may have been cancelled (client gone); its batch carries on
+        future.set_result(value)
+
+
+class Replica(threading.Thread):
+    """A thread scoring batches from `batcher` with its own copies of the models on `device`."""
+
+    def __init__(self, models: Mapping[str, Any], weights: Mapping[str, float], device: Any, batcher: Batcher,
+                 on_batch: Callable[[int, float], None]) -> None:
+        super().__init__(name=f"solireward-replica-{device}", daemon=True)
+        self.models, self.weights, self.device, self.batcher = dict(models), dict(weights), device, batcher
+        self.collators = {name: model.collator() for name, model in self.models.items()}
+        self.on_batch = on_batch
+
+    def run(self) -> None:
+        while (batch := self.batcher.take()) is not None:
+            started = time.monotonic()
+            try:
+                results = self.score(batch)
+            except Exception as exc:  # noqa: BLE001 - e.g. out of memory: this batch fails, the server goes on
+                logger.exception("scoring a batch of %d on %s failed", len(batch), self.device)
+                results = [ItemError("model", f"the model failed on this batch ({type(exc).__name__}: {exc})")
+                           for _ in batch]
+            self.on_batch(len(batch), time.monotonic() - started)
+            for job, result in zip(batch, results):
+                job.loop.call_soon_threadsafe(_resolve, job.future, result)
+
+    def score(self, batch: list[Job]) -> list[dict[str, Any] | ItemError]:
+        """Each job's combined result, or its ItemError (a non-finite score)."""
+        from solireward.scoring import Batch, score_batches
+        from solireward.serving.ensemble import combine
+
+        rows = list(range(len(batch)))
+        scores: dict[str, dict[int, float]] = {}
+        errors: dict[int, str] = {}
+        for name, model in self.models.items():
+            padded = self.collators[name].pad([job.inputs[name] for job in batch])
+            got, failed = score_batches(model, [Batch(index=rows, inputs=padded, failed=[])], self.device)
+            scores[name] = got
+            for row, reason in failed.items():
+                errors.setdefault(row, f"model {name!r}: {reason}")
+        return [ItemError("model", errors[row]) if row in errors else
+                combine({name: scores[name][row] for name in self.models}, self.models, self.weights)
+                for row in rows]

@@ -1,0 +1,96 @@
+"""Options of `solireward serve` (no web framework imported here, so `--help` needs no extra)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+from solireward.config import arg
+from solireward.data.video import BACKENDS
+from solireward.errors import ConfigError
+from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
+
+API_KEY_ENV = "SOLIREWARD_API_KEY"
+
+
+@dataclasses.dataclass
+class ServeConfig:
+    """Options of `solireward serve` (a batched reward server over HTTP)."""
+
+    model: list[str] = arg("reward models to serve, NAME=DIR each (a folder written by `solireward train`); "
+                           "the flag may be repeated")
+    weights: list[str] = arg("weight of a model in the reward, NAME=W each (unnamed models weigh 1); "
+                             "reward = sum of weight x score_norm", default_factory=list)
+    host: str = arg("address to bind (anything but a loopback address exposes the server: set --api_key)",
+                    "127.0.0.1")
+    port: int = arg("TCP port", 8000)
+    devices: list[str] = arg("one model replica per device: auto (every GPU, else cpu), cpu, or GPU "
+                             "indices such as 0 1 2 3", default_factory=lambda: ["auto"])
+    max_batch_size: int = arg("most videos per forward pass", 8)
+    max_wait_ms: float = arg("longest a queued video waits for others to fill its batch", 10.0)
+    num_workers: int = arg("worker processes decoding videos and frames (0: a thread of the server "
+                           "process)", 2)
+    video_root: str | None = arg("folder that video paths in requests are resolved under; paths outside "
+                                 "it (.., absolute, escaping symlinks) are refused; unset: paths are refused", None)
+    api_key: str | None = arg(f"require 'Authorization: Bearer KEY' on every endpoint but /health; when unset, "
+                              f"${API_KEY_ENV} is used if set (prefer it: a flag shows in the process list)", None)
+    max_body_mb: float = arg("largest request body, MiB", 64.0)
+    max_items: int = arg("most videos per request", 256)
+    max_frames: int = arg("most frames per in-memory video", 512)
+    max_pixels: int = arg("most pixels (height x width) per in-memory frame", 3840 * 2160)
+    max_queue: int = arg("most videos queued or being decoded; beyond it requests get 503", 4096)
+    failed_reward: str = arg("reward given to a failed video in /compute and /get_reward, which have no error "
+                             "field: batch_min (lowest valid reward of the request, 0 when none) or a number",
+                             "batch_min")
+    torch_dtype: str = arg("weights dtype: auto keeps the checkpoint's dtype on GPU and uses float32 on CPU",
+                           "auto", choices=TORCH_DTYPES)
+    attn_implementation: str = arg("attention kernel of the backbone", "sdpa", choices=ATTN_IMPLEMENTATIONS)
+    video_backend: str = arg("video decoder (auto: decord, falling back to pyav)", "auto", choices=BACKENDS)
+    decode_timeout: float = arg("seconds allowed to decode one video before it counts as failed", 60.0)
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise ConfigError("expected at least one NAME=DIR", field="model")
+        for name in ("max_batch_size", "max_items", "max_frames", "max_pixels", "max_queue"):
+            if getattr(self, name) < 1:
+                raise ConfigError("expected a positive integer", field=name)
+        if not 0 < self.port < 65536:
+            raise ConfigError("expected a port number in 1..65535", field="port")
+        if self.num_workers < 0:
+            raise ConfigError("expected 0 or more", field="num_workers")
+        for name in ("max_wait_ms",):
+            if getattr(self, name) < 0:
+                raise ConfigError("expected 0 or more milliseconds", field=name)
+        for name in ("max_body_mb", "decode_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError("expected a positive number", field=name)
+        failed_reward_value(self.failed_reward)
+        if self.api_key is not None and not self.api_key.strip():
+            raise ConfigError("must not be empty", field="api_key")
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+
+def failed_reward_value(text: str) -> float | None:
+    """The fixed reward of `--failed_reward`, or None for ``batch_min``."""
+    if text == "batch_min":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"expected batch_min or a number, got {text!r}", field="failed_reward") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"expected a finite number, got {text!r}", field="failed_reward")
+    return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names only this machine (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

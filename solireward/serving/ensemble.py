@@ -1,0 +1,84 @@
+"""Several named reward models scored together: their specs, loading, and one reward from their scores.
+
+Each model contributes ``score`` (raw) and ``score_norm`` = (score - score_mean) / score_std with the
+mean and std stored in its checkpoint (as `solireward infer` writes); the reward is
+``sum(weight[name] * score_norm[name])`` with weights 1 unless given. The server, the in-process
+adapters (:mod:`solireward.integrations`) and every protocol build their rewards with :func:`combine`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from solireward.errors import ConfigError, InputError
+
+_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def parse_pairs(values: Sequence[str], field: str) -> dict[str, str]:
+    """``["NAME=VALUE", ...]`` -> ``{NAME: VALUE}``; a malformed entry or a repeated name is a ConfigError."""
+    pairs: dict[str, str] = {}
+    for text in values:
+        name, sep, value = str(text).partition("=")
+        name, value = name.strip(), value.strip()
+        if not sep or not value:
+            raise ConfigError(f"expected NAME=VALUE, got {text!r}", field=field)
+        if not _NAME.match(name):
+            raise ConfigError(f"model name {name!r}: use 1-64 letters, digits, '_', '.' or '-'", field=field)
+        if name in pairs:
+            raise ConfigError(f"model name {name!r} given twice", field=field)
+        pairs[name] = value
+    return pairs
+
+
+def model_specs(models: Sequence[str], weights: Sequence[str] = ()) -> tuple[dict[str, Path], dict[str, float]]:
+    """Model folders and weights from ``NAME=DIR`` and ``NAME=W`` entries; every folder must hold a reward model."""
+    from solireward.models.reward_model import CONFIG_NAME
+
+    folders = {name: Path(path).expanduser() for name, path in parse_pairs(models, "model").items()}
+    for name, folder in folders.items():
+        if not (folder / CONFIG_NAME).is_file():
+            raise InputError(f"model {name!r}: not a reward-model folder ({CONFIG_NAME} is missing)",
+                             file=str(folder))
+    return folders, checked_weights(folders, parse_pairs(weights, "weights"))
+
+
+def checked_weights(names: Mapping[str, Any], weights: Mapping[str, Any] | None) -> dict[str, float]:
+    """A finite float weight per model name (default 1); a weight naming no model is a ConfigError."""
+    weights = dict(weights or {})
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise ConfigError(f"weights name no served model: {', '.join(unknown)}", field="weights")
+    out = {}
+    for name in names:
+        try:
+            value = float(weights.get(name, 1.0))
+        except (TypeError, ValueError):
+            raise ConfigError(f"weight of {name!r}: expected a number, got {weights[name]!r}", field="weights") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"weight of {name!r}: expected a finite number", field="weights")
+        out[name] = value
+    return out
+
+
+def load_models(folders: Mapping[str, str | os.PathLike], device: Any, torch_dtype: str = "auto",
+                attn_implementation: str = "sdpa") -> dict[str, Any]:
+    """Each named reward model, loaded on `device` in eval mode (auto dtype: float32 on CPU)."""
+    from solireward.inference import _pick_dtype
+    from solireward.models import RewardModel
+
+    return {name: RewardModel.from_pretrained(folder, torch_dtype=_pick_dtype(torch_dtype, device),
+                                              attn_implementation=attn_implementation, device=device)
+            for name, folder in folders.items()}
+
+
+def combine(scores: Mapping[str, float], models: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
+    """``{"reward", "scores": {name: {"score", "score_norm"}}}`` of one video scored by every model."""
+    per_model = {name: {"score": float(scores[name]), "score_norm": float(models[name].normalise(scores[name]))}
+                 for name in models}
+    reward = sum(weights[name] * per_model[name]["score_norm"] for name in models)
+    return {"reward": float(reward), "scores": per_model}

@@ -1,0 +1,82 @@
+"""Request bodies of the three protocols (pydantic models; unknown or mistyped fields are a 422 naming them).
+
+- ``POST /v1/score`` (:class:`ScoreRequest`): this server's own; one result per item, in order, with
+  every model's score or an ``error``.
+- ``POST /compute`` (:class:`ComputeRequest`): Flow-Factory's remote reward server protocol: base64
+  frames per video, ``{"rewards": [...]}`` back.
+- ``POST /get_reward`` (:class:`GetRewardRequest`): OpenRLHF's remote reward model protocol; each
+  ``query`` is the path of a video under ``--video_root``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+
+class ScoreItem(BaseModel):
+    """One video: a path under --video_root, or its frames as base64 PNG/JPEG images."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | int | None = Field(None, description="echoed in the result (any marker of the caller's)")
+    video_path: str | None = Field(None, min_length=1, description="a video file, relative to --video_root")
+    frames: list[str] | None = Field(None, min_length=1, description="base64 PNG or JPEG images, one per frame")
+    prompt: str | None = Field(None, description="the text the video was generated from")
+    fps: float | None = Field(None, gt=0, description="frame rate of `frames` (needed by fps-mode checkpoints)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ScoreItem":
+        if (self.video_path is None) == (self.frames is None):
+            raise ValueError("give exactly one of video_path and frames")
+        return self
+
+
+class ScoreRequest(BaseModel):
+    """``{"items": [ScoreItem, ...]}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[ScoreItem] = Field(min_length=1)
+
+
+class ComputeRequest(BaseModel):
+    """Flow-Factory: ``{"prompt(s)": [...], "video(s)": [[base64 image per frame], ...], "extra": {...}}``.
+
+    Both spellings are accepted (Flow-Factory's client sends ``prompt`` and ``video``); ``extra.fps``
+    (one number, or one per video) is the frames' rate. Image inputs are refused: this scores videos.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    prompts: list[str | None] = Field(validation_alias=AliasChoices("prompts", "prompt"))
+    videos: list[list[str]] = Field(validation_alias=AliasChoices("videos", "video"))
+    extra: dict[str, Any] = Field(default_factory=dict)
+    image: None = None
+    condition_images: None = None
+    condition_videos: None = None
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "ComputeRequest":
+        if len(self.prompts) != len(self.videos):
+            raise ValueError(f"{len(self.videos)} videos but {len(self.prompts)} prompts")
+        if not self.videos:
+            raise ValueError("no videos")
+        return self
+
+
+class GetRewardRequest(BaseModel):
+    """OpenRLHF: ``{"query": [video path, ...], "prompts": [...], "labels": ...}`` (labels are ignored)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    query: list[str] = Field(min_length=1)
+    prompts: list[str | None] | None = None
+    labels: Any = None
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "GetRewardRequest":
+        if self.prompts is not None and len(self.prompts) != len(self.query):
+            raise ValueError(f"{len(self.query)} queries but {len(self.prompts)} prompts")
+        return self

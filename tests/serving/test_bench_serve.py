@@ -1,0 +1,30 @@
+"""run_all.py reads bench_serve.py's output into its results row (the bench itself is too slow for the suite)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import run_all  # noqa: E402
+
+OUTPUT = """\
+| clients | requests | requests/s | items/s | p50 ms | p95 ms | p99 ms | mean batch fill |
+|---|---|---|---|---|---|---|---|
+| 1 | 64 | 2.39 | 9.5 | 430 | 635 | 659 | 0.14 |
+| 4 | 64 | 3.33 | 13.3 | 1113 | 1894 | 1972 | 0.20 |
+| 16 | 64 | 4.30 | 17.2 | 3389 | 5019 | 5179 | 0.24 |
+| in-process | 256 videos | | 17.1 | | | | |
+
+server items/s at 16 clients / in-process items/s = 1.01 (goal >= 0.9: met)
+"""
+
+
+def test_run_all_parses_the_serve_bench() -> None:
+    (row,) = run_all.parse_serve(OUTPUT)
+    assert row.met is True and row.goal == f">= {run_all.goals.SERVE_MIN_RATIO:g} x"
+    assert row.figure.startswith("1.01 x in-process (17.1 items/s); 1 clients: 9.5 items/s")
+    assert "16 clients: 17.2 items/s, 4.30 req/s, p50/p95/p99 3389/5019/5179 ms, batch fill 0.24" in row.figure
+    assert run_all.parse_serve(OUTPUT.replace("= 1.01", "= 0.80"))[0].met is False
