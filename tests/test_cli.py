@@ -57,11 +57,14 @@ def test_every_subcommand_has_its_module_and_every_module_is_a_subcommand() -> N
 
 
 def _rules_running_commands() -> list[tuple[str, str, str]]:
-    """(file, rule, subcommand) for each rule of workflow/rules/*.smk whose shell runs `solireward.cli X`."""
+    """(file, rule, subcommand) for each rule of workflow/rules/*.smk whose shell runs `solireward.cli X`,
+    directly or through a launcher script named by a `<NAME>_SCRIPT` constant (workflow/scripts/<name>.sh)."""
     found = []
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         blocks = re.split(r"^rule (\w+):\n", smk.read_text(encoding="utf-8"), flags=re.M)
         for rule, body in zip(blocks[1::2], blocks[2::2]):
+            for name in re.findall(r"\b([A-Z]+)_SCRIPT\b", body):
+                body += (REPO / "workflow" / "scripts" / f"{name.lower()}.sh").read_text(encoding="utf-8")
             for command in re.findall(r"solireward\.cli ([a-z][a-z_-]*)", body):
                 found.append((smk.name, rule, command))
     return found

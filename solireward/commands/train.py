@@ -69,10 +69,11 @@ def resolve_options(args: argparse.Namespace) -> tuple[TrainConfig, ModelOptions
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train a reward model; returns 0 on success."""
-    from solireward.training.trainer import Trainer
+    """Train a reward model; returns 0 on success, 75 (EXIT_PREEMPTED) when SIGTERM/SIGUSR1 stopped it
+    after writing a checkpoint (continue with --resume)."""
+    from solireward.training.trainer import EXIT_PREEMPTED, Trainer
 
     train, model, loss, sampling, given = resolve_options(args)
     resolved = {**dataclasses.asdict(train), **dataclasses.asdict(model), **dataclasses.asdict(loss)}
-    Trainer(train, model, loss, sampling=sampling, explicit=given, resolved=resolved).run()
-    return 0
+    summary = Trainer(train, model, loss, sampling=sampling, explicit=given, resolved=resolved).run()
+    return EXIT_PREEMPTED if "stopped_by_signal" in summary else 0

@@ -39,6 +39,13 @@ position. ``--resume`` restores the newest complete checkpoint; on CPU with a fi
 run matches an uninterrupted one bit for bit. With LoRA, ``lora_trainable.safetensors`` holds the
 adapters and head (``model/`` has them merged).
 
+Preemption: on SIGTERM or SIGUSR1 (what SLURM sends at a time limit, on preemption or as the
+``--signal`` warning) the trainer finishes the optimizer step in progress, writes a checkpoint of
+it (atomically, as above), logs which signal stopped it and exits with status
+:data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL``: rerun with ``--resume`` to continue). Under torchrun
+every rank checks the flag after each step (one all-reduce), so all ranks stop at the same step.
+A signal during the last step, the final evaluation or the final save changes nothing.
+
 The parts: :mod:`~solireward.training.backend` runs and updates the model (one process, DDP or
 DeepSpeed), :mod:`~solireward.training.checkpoint` writes and restores checkpoints,
 :mod:`~solireward.training.metrics_log` keeps metrics.jsonl, and :class:`Trainer` composes them.
@@ -56,7 +63,9 @@ from __future__ import annotations
 import logging
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -82,6 +91,10 @@ from solireward.training.data import (BatchPlan, PairSet, VideoBatches, eval_sha
 from solireward.training.metrics_log import MetricsLog, StepStats, finite_or_none
 
 logger = logging.getLogger(__name__)
+
+EXIT_PREEMPTED = 75
+"""Exit status of `solireward train` stopped by SIGTERM/SIGUSR1 after writing a checkpoint (EX_TEMPFAIL)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,6 +143,30 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+class StopSignals:
+    """While entered, SIGTERM and SIGUSR1 only record their arrival (`received`); the previous handlers
+    come back on exit. Outside the main thread (where Python cannot set handlers) it does nothing."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is None:
+            logger.warning("%s received: stopping after this step with a checkpoint",
+                           signal.Signals(signum).name)
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,11 +306,13 @@ class Trainer:
     # -- training ---------------------------------------------------------------------------
 
     def run(self) -> dict[str, Any]:
-        """Train, evaluate, checkpoint and write the final model; returns the summary."""
+        """Train, evaluate, checkpoint and write the final model; returns the summary (with
+        ``stopped_by_signal`` when SIGTERM/SIGUSR1 stopped it early: then only a checkpoint was written)."""
         self.t0 = time.time()
         self.env = D.setup(use_deepspeed=self.cfg.deepspeed is not None)
         try:
-            return self._run()
+            with StopSignals() as self.signals:
+                return self._run()
         finally:
             D.cleanup(self.env)
 
@@ -304,10 +343,32 @@ class Trainer:
                 self.log.log(row)
                 self._report(row, bar, show)
                 last_eval = self._evaluate_and_save(step) or last_eval
+                if step < self.total_steps and self._stop_requested():
+                    return self._stop(step, start)
                 stats, t_step = StepStats(), time.time()
         finally:
             bar.close()
         return self._finish(step, start, last_eval)
+
+    def _stop_requested(self) -> bool:
+        """True when a stop signal reached this process or any other rank."""
+        flag = torch.tensor([0.0 if self.signals.received is None else 1.0])
+        return D.all_reduce_sum(self.env, flag).item() > 0
+
+    def _stop(self, step: int, start: int) -> dict[str, Any]:
+        """Checkpoint optimizer step `step` (unless --save_steps just did) and return the stop summary."""
+        cfg = self.cfg
+        if not (cfg.save_steps and step % cfg.save_steps == 0):
+            self._save_checkpoint(step)
+        received = self.signals.received or "a stop signal on another rank"
+        logger.warning("stopped by %s after step %d of %d: checkpoint %s written; rerun with --resume to "
+                       "continue (exit status %d)", received, step, self.total_steps,
+                       latest_checkpoint(self.out), EXIT_PREEMPTED)
+        if self.env.is_main:
+            self.log.close()
+        D.barrier(self.env)
+        return {"stopped_by_signal": received, "global_step": step, "total_steps": self.total_steps,
+                "resumed_from_step": start or None, "train_time_s": round(time.time() - self.t0, 3)}
 
     def _micro_step(self, batch: dict[str, Any], last: bool, stats: StepStats) -> None:
         """Forward and backward of one micro-batch; its sums go into `stats`."""

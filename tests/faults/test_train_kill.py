@@ -75,14 +75,57 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(demo_pairs: Path, tiny_
     assert run_cli(*args, "--resume") == 0, note
     full = tmp_path / "full"
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, full, eval_data=demo_pairs / "val.json", **OPTIONS)) == 0
+    assert_resumed_run_equals(cut, full, kill_after, note)
 
+
+def assert_resumed_run_equals(cut: Path, full: Path, stopped_after: int, note: str, steps: int = MAX_STEPS,
+                              others: frozenset[str] = frozenset()) -> None:
+    """The interrupted-and-resumed run in `cut` has the uninterrupted run's weights and metrics after `steps`
+    steps, resumed from step `stopped_after` or later, and left nothing half-written (files named in `others`,
+    written by someone else, aside)."""
     a, b = _weights(full), _weights(cut)
     assert a.keys() == b.keys(), note
     assert [k for k in a if not torch.equal(a[k], b[k])] == [], note
     assert _metrics(cut) == _metrics(full), note
     summary = json.loads((cut / "train_summary.json").read_text())
-    assert summary["global_step"] == MAX_STEPS and summary["resumed_from_step"] >= kill_after, note
+    assert summary["global_step"] == steps and summary["resumed_from_step"] >= stopped_after, note
     # nothing half-written is left behind: every checkpoint folder is complete, no temporary folders
-    leftovers = [p.name for p in cut.rglob("*") if p.name.startswith(".") or p.name.endswith(".tmp")]
+    leftovers = [p.name for p in cut.rglob("*") if (p.name.startswith(".") or p.name.endswith(".tmp"))
+                 and p.name not in others]
     assert leftovers == [], note
     assert all((c / "trainer_state.json").is_file() for c in (cut / "checkpoints").iterdir()), note
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGUSR1])
+def test_stop_signal_checkpoints_exits_75_and_resumes_exactly(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path,
+                                                             one_thread: None, stop_signal: signal.Signals) -> None:
+    """SIGTERM/SIGUSR1 (SLURM's time-limit and warning signals): the step in progress ends, a checkpoint of it is
+    written, the status is 75; --resume then ends where an uninterrupted run ends."""
+    options = {**OPTIONS, "save_steps": 0}  # the only checkpoint is the one the signal asks for
+    args = fast_args(tiny_qwen, demo_pairs, tmp_path / "cut", eval_data=demo_pairs / "val.json", **options)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "solireward.cli", *map(str, args)], cwd=REPO, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not (metrics.is_file() and '"kind": "train"' in metrics.read_text()):
+            assert proc.poll() is None, f"training ended (status {proc.returncode}) before its first step"
+            assert time.monotonic() < deadline, "no training step after 240 s"
+            time.sleep(0.02)
+        proc.send_signal(stop_signal)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    cut = tmp_path / "cut"
+    assert proc.returncode == 75, stderr[-2000:]
+    stopped = [json.loads(line)["step"] for line in metrics.read_text().splitlines()][-1]
+    assert 1 <= stopped < MAX_STEPS and f"stopped by {stop_signal.name} after step {stopped}" in stderr
+    assert [c.name for c in (cut / "checkpoints").iterdir()] == [f"step-{stopped}"]
+    assert not (cut / "model.safetensors").exists()
+
+    assert run_cli(*args, "--resume") == 0
+    full = tmp_path / "full"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, full, eval_data=demo_pairs / "val.json", **options)) == 0
+    assert_resumed_run_equals(cut, full, stopped, f"stopped by {stop_signal.name} after step {stopped}")

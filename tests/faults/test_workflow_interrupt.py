@@ -20,10 +20,10 @@ TARGET = str(CELL / "reward_model.done")
 STEPS = 16
 
 
-def _snapshot(root: Path, skip: Path) -> dict[str, int]:
-    """Modification times of every file under `root` except those under `skip` and the logs."""
+def _snapshot(root: Path, *skip: Path) -> dict[str, int]:
+    """Modification times of every file under `root` except those under the `skip` folders and the logs."""
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")
-            if p.is_file() and skip not in p.parents and "logs" not in p.relative_to(root).parts}
+            if p.is_file() and not any(s in p.parents for s in skip) and "logs" not in p.relative_to(root).parts}
 
 
 @pytest.mark.slow
@@ -37,6 +37,7 @@ def test_interrupted_training_reruns_only_the_unfinished_job(tmp_path: Path) -> 
                "--configfile", *map(str, configs), "--cores", "1", TARGET]
     log = tmp_path / "first_run.log"
     model = tmp_path / CELL / "model"
+    partial = tmp_path / CELL / "model.partial"  # the train rule trains here and renames it when done
     with log.open("w") as out:
         # its own process group, so the interrupt reaches snakemake and its job as a terminal's Ctrl-C does;
         # SIGINT back to default, as in a terminal: a suite started in the background of a script
@@ -45,7 +46,7 @@ def test_interrupted_training_reruns_only_the_unfinished_job(tmp_path: Path) -> 
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         try:
             deadline = time.monotonic() + 400
-            while not (model / "checkpoints" / "step-2" / "trainer_state.json").is_file():
+            while not (partial / "checkpoints" / "step-2" / "trainer_state.json").is_file():
                 assert proc.poll() is None, f"snakemake ended before training started:\n{log.read_text()[-3000:]}"
                 assert time.monotonic() < deadline, f"no training checkpoint after 400 s:\n{log.read_text()[-3000:]}"
                 time.sleep(0.05)
@@ -58,14 +59,15 @@ def test_interrupted_training_reruns_only_the_unfinished_job(tmp_path: Path) -> 
     assert proc.returncode != 0, first[-3000:]
     assert not (tmp_path / CELL / "reward_model.done").exists(), first[-3000:]
     assert not (model / "solireward_config.json").exists()  # no half-trained model that looks finished
-    finished = _snapshot(tmp_path / "results", model)
+    finished = _snapshot(tmp_path / "results", model, partial)
     assert any(name.endswith("train.json") for name in finished) and any(n.endswith("train_config.yaml") for n in finished)
 
     again = snakemake(tmp_path, "--cores", "1", TARGET, configfiles=configs)
     output = again.stdout + again.stderr
     assert again.returncode == 0, output[-5000:]
     assert job_counts(output) == {"train": 1}, output[-3000:]  # data, pairs, backbone and config not rebuilt
-    assert {k: v for k, v in _snapshot(tmp_path / "results", model).items()
+    assert not partial.exists()  # renamed into place once complete
+    assert {k: v for k, v in _snapshot(tmp_path / "results", model, partial).items()
             if not k.endswith("reward_model.done")} == finished
 
     from solireward.models import RewardModel
