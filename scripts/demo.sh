@@ -5,3 +5,5 @@ cd "$(dirname "$0")/.."
 source scripts/setup.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 snakemake --cores all "$@"
+# the browsable, self-contained HTML report of the run (tables, figures, configs); open it in a browser
+snakemake "$@" --report results/demo/report.html

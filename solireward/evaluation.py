@@ -14,11 +14,23 @@ Metrics (with d = r_win − r_lose for a pair and r the chosen score field):
 
 - ``pairs.accuracy`` (pair accuracy without ties, the paper's "RM ACC"): over the pairs whose label
   is not a tie, the share with sign(d) equal to the label; d = 0 counts ½ (the expected accuracy of
-  breaking the tie at random).
+  breaking the tie at random). ``pairs.accuracy_cd`` = C/(C+D) leaves the d = 0 pairs out instead
+  (C concordant, D discordant; ``score_ties`` counts the others).
+- ``pairs.accuracy_ci``: a ``--confidence`` interval of ``pairs.accuracy`` from ``--bootstrap_samples``
+  draws that resample **test prompts** with replacement (pairs of one prompt are not independent):
+  a pair counts m_p times when both sides show prompt p (drawn m_p times) and m_p·m_q times when it
+  joins prompts p and q (percentile interval). A side without a prompt is its own cluster.
 - ``pairs.accuracy_with_ties`` (VideoGen-RewardBench): over all evaluated pairs, the largest share
   of pairs whose predicted relation (win when d > ε, tie when |d| ≤ ε, lose when d < −ε) equals the
   label, maximised over ε ≥ 0. Only ε = 0 and the values of |d| change the prediction, so exactly
   those candidates are tried; ``pairs.tie_threshold`` is the smallest best ε.
+  ``pairs.accuracy_with_ties_fixed`` is the same share at the fixed ε ``--tie_epsilon`` when given.
+  Accuracies with ties are comparable across papers only at a stated ε (the notes say so).
+- ``pairs.by_dimension``: the pair metrics per label dimension when the pairs carry
+  ``meta.labels`` with several dimensions ({dimension: +1, 0 or −1}, as ``solireward import-bench``
+  writes them for VideoGen-RewardBench).
+- ``per_pair``: the evaluated pairs' file rows (1-based), prompts, d and relation, for the paired
+  tests of ``solireward report``.
 - ``video.roc_auc``: probability that a random Pass video scores above a random Fail video, ties
   counting ½ (Mann–Whitney U / (n_pass·n_fail), from average ranks). Null with a reason unless
   both classes are present.
@@ -48,7 +60,7 @@ import dataclasses
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import pandas as pd
@@ -80,12 +92,23 @@ class EvaluateConfig:
     top_k: int = arg("number of highest-scoring videos examined by the prompt-concentration diagnostic", 10)
     top_prompts: int = arg("how many of the most frequent prompts among the top-k videos to sum", 3)
     null_samples: int = arg("random draws of k videos for the expected top-prompt share", 200)
-    seed: int = arg("random seed of those draws", 0)
+    seed: int = arg("random seed of those draws and of the bootstrap", 0)
+    tie_epsilon: float | None = arg("a fixed ε for accuracy with ties (|d| <= ε predicts a tie), reported beside "
+                                    "the searched ε; ties are comparable across papers only at a stated ε", None)
+    bootstrap_samples: int = arg("bootstrap draws over test prompts for the interval of pair accuracy (0: none)",
+                                 1000)
+    confidence: float = arg("level of that interval", 0.95)
 
     def __post_init__(self) -> None:
         for name in ("top_k", "top_prompts", "null_samples"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"must be >= 1, got {getattr(self, name)}", field=name)
+        if self.bootstrap_samples < 0:
+            raise ConfigError(f"must be >= 0, got {self.bootstrap_samples}", field="bootstrap_samples")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"must be in (0, 1), got {self.confidence}", field="confidence")
+        if self.tie_epsilon is not None and self.tie_epsilon < 0:
+            raise ConfigError(f"must be >= 0, got {self.tie_epsilon}", field="tie_epsilon")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -169,6 +192,10 @@ class PairScores:
     in_file: int
     skipped_missing: int
     skipped_error: int
+    row: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # 1-based
+    prompt_win: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=object))
+    prompt_lose: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=object))
+    labels: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)  # meta.labels per dimension
 
 
 def pair_scores(path: str, table: ScoreTable) -> PairScores:
@@ -191,7 +218,8 @@ def pair_scores(path: str, table: ScoreTable) -> PairScores:
         return same_prompt[0]
 
     valid = table.valid
-    win_idx, lose_idx, relation = [], [], []
+    win_idx, lose_idx, relation, rows, prompts = [], [], [], [], []
+    dimensions: dict[str, list[int]] = {}
     missing = error = 0
     for row, pair in enumerate(data, start=1):
         if not isinstance(pair, dict):
@@ -210,11 +238,26 @@ def pair_scores(path: str, table: ScoreTable) -> PairScores:
         if not (valid[w] and valid[lo]):
             error += 1
             continue
+        labels = (pair.get("meta") or {}).get("labels") or {}
+        if not isinstance(labels, dict) or any(v not in (-1, 0, 1) for v in labels.values()):
+            raise InputError(f"expected {{dimension: -1, 0 or 1}}, got {labels!r}", file=path, row=row,
+                             field="meta.labels")
+        if relation and set(labels) != set(dimensions):
+            raise InputError(f"dimensions {sorted(labels)} differ from earlier pairs' {sorted(dimensions)}",
+                             file=path, row=row, field="meta.labels")
+        for key, value in labels.items():
+            dimensions.setdefault(key, []).append(int(value))
         win_idx.append(w)
         lose_idx.append(lo)
         relation.append(int(np.sign(qw - ql)))
+        rows.append(row)
+        prompts.append(tuple(pair[side].get("prompt") or table.prompt[i] or table.video_path[i]
+                             for side, i in (("win", w), ("lose", lo))))
     d = table.score[np.asarray(win_idx, dtype=np.int64)] - table.score[np.asarray(lose_idx, dtype=np.int64)]
-    return PairScores(d, np.asarray(relation, dtype=np.int64), len(data), missing, error)
+    sides = np.array(prompts, dtype=object).reshape(-1, 2)
+    return PairScores(d, np.asarray(relation, dtype=np.int64), len(data), missing, error,
+                      np.asarray(rows, dtype=np.int64), sides[:, 0], sides[:, 1],
+                      {k: np.asarray(v, dtype=np.int64) for k, v in dimensions.items()})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,6 +290,104 @@ def accuracy_with_ties(d: np.ndarray, relation: np.ndarray) -> tuple[float | Non
     accuracy = (tie_right[k] + sign_right[k]) / d.size
     best = int(np.argmax(accuracy))
     return float(accuracy[best]), float(candidates[best])
+
+
+def accuracy_at_epsilon(d: np.ndarray, relation: np.ndarray, epsilon: float) -> float | None:
+    """Share of pairs whose predicted relation (win d > ε, tie |d| ≤ ε, lose d < −ε) is the label."""
+    d, relation = np.asarray(d, dtype=float), np.asarray(relation)
+    if d.size == 0:
+        return None
+    predicted = np.where(d > epsilon, 1, np.where(d < -epsilon, -1, 0))
+    return float((predicted == relation).mean())
+
+
+def pair_correct(d: np.ndarray, relation: np.ndarray) -> np.ndarray:
+    """Per win–lose pair: 1 when the score order matches the label, ½ on equal scores, else 0."""
+    signed = np.asarray(d, dtype=float) * np.asarray(relation)
+    return np.where(signed > 0, 1.0, np.where(signed == 0, 0.5, 0.0))
+
+
+def pair_metrics(d: np.ndarray, relation: np.ndarray, tie_epsilon: float | None) -> dict[str, Any]:
+    """Accuracy without ties (½ and C/(C+D)), with ties at the searched and the fixed ε, and counts."""
+    d, relation = np.asarray(d, dtype=float), np.asarray(relation)
+    win_lose = relation != 0
+    signed = d[win_lose] * relation[win_lose]
+    concordant, discordant = int((signed > 0).sum()), int((signed < 0).sum())
+    acc_ties, eps = accuracy_with_ties(d, relation)
+    return {"evaluated": int(d.size), "win_lose": int(win_lose.sum()), "ties": int((~win_lose).sum()),
+            "accuracy": pair_accuracy(signed), "concordant": concordant, "discordant": discordant,
+            "score_ties": int((signed == 0).sum()),
+            "accuracy_cd": concordant / (concordant + discordant) if concordant + discordant else None,
+            "accuracy_with_ties": acc_ties, "tie_threshold": eps, "tie_epsilon": tie_epsilon,
+            "accuracy_with_ties_fixed": None if tie_epsilon is None else accuracy_at_epsilon(d, relation, tie_epsilon)}
+
+
+def prompt_weights(prompt_a: np.ndarray, prompt_b: np.ndarray, samples: int, seed: int,
+                   chunk_elements: int = 4_000_000) -> Iterator[np.ndarray]:
+    """Bootstrap weights of pairs, resampling prompts: chunks of shape (draws, pairs).
+
+    Each draw takes as many prompts as there are, with replacement (m_p copies of prompt p); a pair
+    within prompt p then counts m_p times and a pair joining prompts p and q m_p·m_q times.
+    """
+    codes, uniques = pd.factorize(np.concatenate([np.asarray(prompt_a, dtype=object),
+                                                  np.asarray(prompt_b, dtype=object)]))
+    n = len(prompt_a)
+    ca, cb = codes[:n], codes[n:]
+    same = ca == cb
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 14]))
+    step = max(1, chunk_elements // max(n + len(uniques), 1))
+    for start in range(0, samples, step):
+        draws = min(step, samples - start)
+        m = rng.multinomial(len(uniques), np.full(len(uniques), 1.0 / len(uniques)), size=draws).astype(float)
+        yield m[:, ca] * np.where(same, 1.0, m[:, cb])
+
+
+def bootstrap_interval(correct: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray, samples: int,
+                       confidence: float = 0.95, seed: int = 0) -> tuple[float, float] | None:
+    """Percentile interval of the mean of `correct` (per pair) over prompt-resampling draws."""
+    correct = np.asarray(correct, dtype=float)
+    if correct.size == 0 or samples < 1:
+        return None
+    values = []
+    for w in prompt_weights(prompt_a, prompt_b, samples, seed):
+        total = w.sum(axis=1)
+        keep = total > 0
+        values.append((w[keep] @ correct) / total[keep])
+    values = np.concatenate(values)
+    alpha = (1.0 - confidence) / 2
+    return float(np.quantile(values, alpha)), float(np.quantile(values, 1 - alpha))
+
+
+def paired_bootstrap(correct_x: np.ndarray, correct_ref: np.ndarray, prompt_a: np.ndarray,
+                     prompt_b: np.ndarray, samples: int, confidence: float = 0.95,
+                     seed: int = 0) -> dict[str, float | None]:
+    """Paired test of a model (or its replicates) against a reference on the same pairs.
+
+    `correct_x` and `correct_ref` are (replicates, pairs) arrays of ``pair_correct`` on one list of
+    pairs. Each draw resamples the prompts (``prompt_weights``) and, with more than one replicate,
+    each side's replicates with replacement; the difference of the mean accuracies gives a percentile
+    interval and a two-sided p = 2·min(P(Δ* ≤ 0), P(Δ* ≥ 0)) (capped at 1).
+    """
+    x, ref = np.atleast_2d(np.asarray(correct_x, dtype=float)), np.atleast_2d(np.asarray(correct_ref, dtype=float))
+    if x.shape[1] != ref.shape[1]:
+        raise ValueError(f"the two sides have {x.shape[1]} and {ref.shape[1]} pairs")
+    if x.shape[1] == 0 or samples < 1:
+        return {"difference": None, "low": None, "high": None, "p_value": None, "samples": 0}
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 15]))
+    diffs = []
+    for w in prompt_weights(prompt_a, prompt_b, samples, seed):
+        draws = w.shape[0]
+        mean_x = x[rng.integers(0, len(x), size=(draws, len(x)))].mean(axis=1) if len(x) > 1 else np.repeat(x, draws, 0)
+        mean_r = (ref[rng.integers(0, len(ref), size=(draws, len(ref)))].mean(axis=1) if len(ref) > 1
+                  else np.repeat(ref, draws, 0))
+        total = w.sum(axis=1)
+        keep = total > 0
+        diffs.append(((w * (mean_x - mean_r)).sum(axis=1)[keep]) / total[keep])
+    diffs = np.concatenate(diffs)
+    alpha = (1.0 - confidence) / 2
+    p = min(1.0, 2 * min(float((diffs <= 0).mean()), float((diffs >= 0).mean())))
+    return {"difference": float(x.mean() - ref.mean()), "low": float(np.quantile(diffs, alpha)),
+            "high": float(np.quantile(diffs, 1 - alpha)), "p_value": p, "samples": int(diffs.size)}
 
 
 def roc_auc(scores: np.ndarray, positive: np.ndarray) -> float | None:
@@ -333,18 +474,30 @@ def evaluate(config: EvaluateConfig, tags: dict[str, str] | None = None) -> dict
         logger.warning("%d record(s) of %s have a NaN or infinite %s; they are treated as errored",
                        counts["nonfinite"], config.scores, config.score_field)
 
-    pairs = None
+    pairs = per_pair = None
     if config.pairs:
         ps = pair_scores(config.pairs, table)
         win_lose = ps.relation != 0
-        acc = pair_accuracy(ps.d[win_lose] * ps.relation[win_lose])
-        acc_ties, eps = accuracy_with_ties(ps.d, ps.relation)
-        pairs = {"in_file": ps.in_file, "evaluated": int(ps.d.size), "skipped_missing": ps.skipped_missing,
-                 "skipped_error": ps.skipped_error, "win_lose": int(win_lose.sum()),
-                 "ties": int((~win_lose).sum()), "accuracy": acc, "accuracy_with_ties": acc_ties,
-                 "tie_threshold": eps}
-        if acc is None:
+        pairs = {"in_file": ps.in_file, "skipped_missing": ps.skipped_missing, "skipped_error": ps.skipped_error,
+                 **pair_metrics(ps.d, ps.relation, config.tie_epsilon)}
+        interval = bootstrap_interval(pair_correct(ps.d[win_lose], ps.relation[win_lose]), ps.prompt_win[win_lose],
+                                      ps.prompt_lose[win_lose], config.bootstrap_samples, config.confidence,
+                                      config.seed)
+        pairs.update(accuracy_ci=list(interval) if interval else None, confidence=config.confidence,
+                     bootstrap_samples=config.bootstrap_samples,
+                     prompts=int(len(set(ps.prompt_win[win_lose]) | set(ps.prompt_lose[win_lose]))))
+        if len(ps.labels) > 1:
+            pairs["by_dimension"] = {name: pair_metrics(ps.d, rel, config.tie_epsilon)
+                                     for name, rel in ps.labels.items()}
+        per_pair = {"row": ps.row.tolist(), "prompt_win": ps.prompt_win.tolist(),
+                    "prompt_lose": ps.prompt_lose.tolist(), "d": ps.d.tolist(), "relation": ps.relation.tolist()}
+        if pairs["accuracy"] is None:
             notes["pairs.accuracy"] = "no win–lose pair could be evaluated"
+        if pairs["ties"] or ps.labels:
+            notes["pairs.accuracy_with_ties"] = (
+                "accuracies with ties depend on ε and are not comparable across papers unless ε is stated: "
+                f"searched ε = {_fmt(pairs['tie_threshold'], 6)}"
+                + (f", fixed ε = {config.tie_epsilon}" if config.tie_epsilon is not None else ""))
         if ps.skipped_missing or ps.skipped_error:
             notes["pairs.skipped"] = (f"{ps.skipped_missing} pair(s) name a video missing from the score file, "
                                       f"{ps.skipped_error} have a side without a valid score")
@@ -371,7 +524,7 @@ def evaluate(config: EvaluateConfig, tags: dict[str, str] | None = None) -> dict
             "sources": {"scores": str(Path(config.scores).resolve()),
                         "pairs": str(Path(config.pairs).resolve()) if config.pairs else None},
             "score_field": config.score_field, "counts": counts, "pairs": pairs, "video": video,
-            "diagnostics": diagnostics, "notes": notes}
+            "diagnostics": diagnostics, "notes": notes, "per_pair": per_pair}
 
 
 def _diagnostics(table: ScoreTable, config: EvaluateConfig, notes: dict[str, str]) -> dict[str, Any]:
@@ -435,8 +588,10 @@ def _fmt(value: Any, digits: int = 4) -> str:
 def summary_line(result: dict[str, Any]) -> str:
     """One line for the log: videos scored, pair accuracy and ROC-AUC."""
     pairs = result["pairs"] or {}
+    interval = pairs.get("accuracy_ci")
+    ci = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
     return (f"{result['counts']['scored']} of {result['counts']['records']} videos scored; pair accuracy "
-            f"{_fmt(pairs.get('accuracy'))} on {pairs.get('win_lose', 0)} win-lose pairs; "
+            f"{_fmt(pairs.get('accuracy'))}{ci} on {pairs.get('win_lose', 0)} win-lose pairs; "
             f"ROC-AUC {_fmt(result['video']['roc_auc'])}")
 
 
@@ -454,22 +609,36 @@ def metrics_markdown(result: dict[str, Any]) -> str:
             return
         lines.extend(["| metric | value |", "|---|---|"])
         for key, value in values.items():
+            if key == "by_dimension":
+                continue
             if key == "top_k_prompts":
                 value = "; ".join(f"{p['prompt']} ({p['count']})" for p in value or []) or None
+            if isinstance(value, list):
+                value = "[" + ", ".join(_fmt(v) for v in value) + "]"
             lines.append(f"| {key} | {_fmt(value)} |")
         lines.append("")
 
     section("Counts", result["counts"])
     section("Pairs", result["pairs"])
+    by_dimension = (result["pairs"] or {}).get("by_dimension")
+    if by_dimension:
+        keys = list(next(iter(by_dimension.values())))
+        lines.extend(["## Pairs per label dimension", "", "| dimension | " + " | ".join(keys) + " |",
+                      "|---|" + "---:|" * len(keys)])
+        lines.extend(f"| {name} | " + " | ".join(_fmt(values[k]) for k in keys) + " |"
+                     for name, values in by_dimension.items())
+        lines.append("")
     section("Videos", result["video"])
     section("Reward-hacking diagnostics", result["diagnostics"])
     if result["notes"]:
         lines.extend(["## Notes", ""] + [f"- `{k}`: {v}" for k, v in result["notes"].items()] + [""])
     lines.extend(["## Definitions", "",
-                  "- accuracy: share of win–lose pairs with r_win > r_lose (equal scores count ½).",
+                  "- accuracy: share of win–lose pairs with r_win > r_lose (equal scores count ½); "
+                  "accuracy_cd = C/(C+D) leaves equal scores out; accuracy_ci: bootstrap interval over test prompts.",
                   "- accuracy_with_ties: best over ε ≥ 0 of the share of pairs whose predicted relation "
                   "(win if d > ε, tie if |d| ≤ ε, lose if d < −ε; d = r_win − r_lose) matches the label; "
-                  "tie_threshold = the smallest best ε.",
+                  "tie_threshold = the smallest best ε; accuracy_with_ties_fixed: at the given tie_epsilon. "
+                  "Accuracies with ties are comparable across papers only at a stated ε.",
                   "- roc_auc: P(score of a random Pass > score of a random Fail), ties ½.",
                   "- best_f1: largest F1 of Pass when predicting Pass iff score ≥ best_f1_threshold.",
                   "- spearman: rank correlation of scores and graded labels (binary labels: skipped).",

@@ -13,9 +13,26 @@ A factor with fewer than two values there gets no table, only a note in ``README
 are test pair accuracy, accuracy with ties and ROC-AUC, in percent; the best value of each column
 (within each group of leading columns) is bold. ``all_results`` lists every metrics file.
 
+Replicates and uncertainty. Metrics files that differ only in the ``replicate`` tag are replicates
+of one cell (trained with different seeds): a table row shows their mean, and the ``95 % CI`` column
+the interval of pair accuracy: mean ± t(0.975, K−1)·s/√K over K replicates, or, for a single model,
+the percentile bootstrap interval over test prompts that ``evaluate`` stored (``pairs.accuracy_ci``).
+Each row is compared with the reference row of its table (the factor's reference value) on the
+test pairs both were evaluated on (``per_pair`` of the metrics files, same pair file): ``Δ`` is the
+difference of pair accuracy in points, ``p`` a two-sided paired bootstrap p-value
+(``evaluation.paired_bootstrap``: test prompts resampled, and replicates when there are several),
+and ``*`` marks p < 1 − ``--confidence``. Intervals and tests need the per-pair records, so
+hand-made metrics files without them get neither.
+
+Layout: ``README.md``; ``tables/`` (each table as .md, .tex and .html, and ``all_results.csv``);
+``figures/`` (.png).
+
 Figures (seaborn, Agg backend): ``score_histograms.png``, one panel per model with the score
-distributions of its Pass and Fail videos, and ``heatmap_head_loss.png``, pair accuracy per head ×
-loss cell (other factors at reference). Score files (``--scores``) are matched to metrics files by
+distributions of its Pass and Fail videos, ``heatmap_head_loss.png``, pair accuracy per head ×
+loss cell (other factors at reference), and ``learning_curves.png`` (``--training_logs``: the
+``metrics.jsonl`` of each model, in the order of ``--metrics``): validation pair accuracy (the eval
+rows) and training loss (a moving average over 2 % of the steps) against step, one colour per cell,
+replicates as thin lines around their mean. Score files (``--scores``) are matched to metrics files by
 the score path each metrics file records (``sources.scores``), otherwise by position (the n-th
 score file belongs to the n-th metrics file; the counts must then be equal). A panel is titled by
 the ``model`` tag when present, else by the tags that differ among the metrics files.
@@ -24,7 +41,9 @@ the ``model`` tag when present, else by the tags that differ among the metrics f
 from __future__ import annotations
 
 import dataclasses
+import base64
 import hashlib
+import html
 import logging
 import os
 import textwrap
@@ -33,12 +52,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from solireward import __version__
 from solireward.config import arg
 from solireward.errors import ConfigError, InputError
-from solireward.evaluation import PASS_THRESHOLD, load_scores
-from solireward.io import atomic_path, read_json, write_text
+from solireward.evaluation import PASS_THRESHOLD, load_scores, paired_bootstrap, pair_correct
+from solireward.io import atomic_path, read_json, read_jsonl, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +82,7 @@ EXTRA_COLUMNS: dict[str, str] = {
     "counts.errored": "Errored",
 }
 PERCENT = set(COLUMNS) | {"video.best_f1"}
+REPLICATE = "replicate"  # the tag that numbers the trainings of one cell (different seeds)
 MAX_EMBEDDED_CONFIG = 64_000
 
 
@@ -79,10 +100,23 @@ class ReportConfig:
     reference: list[str] | None = arg("reference value of a factor held fixed in the other tables, as "
                                       "KEY=VALUE (e.g. head=hpqa loss=btt); default: the most frequent value",
                                       None)
+    training_logs: list[str] | None = arg("metrics.jsonl of each model's training, in the order of --metrics, "
+                                          "for the learning curves", None)
+    confidence: float = arg("level of the intervals over replicates; differences with p < 1 - confidence "
+                            "are marked significant", 0.95)
+    bootstrap_samples: int = arg("draws of the paired bootstrap against the reference row", 2000)
+    seed: int = arg("random seed of the paired bootstrap", 0)
 
     def __post_init__(self) -> None:
         if not self.metrics:
             raise ConfigError("give at least one metrics file", field="metrics")
+        if not 0.0 < self.confidence < 1.0:
+            raise ConfigError(f"must be in (0, 1), got {self.confidence}", field="confidence")
+        if self.bootstrap_samples < 1:
+            raise ConfigError(f"must be >= 1, got {self.bootstrap_samples}", field="bootstrap_samples")
+        if self.training_logs is not None and len(self.training_logs) != len(self.metrics):
+            raise ConfigError(f"give one training log per metrics file ({len(self.metrics)}), got "
+                              f"{len(self.training_logs)}", field="training_logs")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,16 +143,66 @@ def load_metrics(paths: list[str]) -> pd.DataFrame:
             if value is not None and not isinstance(value, (int, float)):
                 raise InputError(f"expected a number or null, got {value!r}", file=path, field=dotted)
             row[dotted] = np.nan if value is None else float(value)
+        interval = _get(result, "pairs.accuracy_ci")
+        if interval is not None and not (isinstance(interval, list) and len(interval) == 2):
+            raise InputError(f"expected [low, high], got {interval!r}", file=path, field="pairs.accuracy_ci")
+        row["ci_low"], row["ci_high"] = interval if interval else (np.nan, np.nan)
         row["source"] = str(path)
         row["scores_path"] = (result.get("sources") or {}).get("scores")
+        row["pairs_path"] = (result.get("sources") or {}).get("pairs")
         row["score_field"] = result.get("score_field", "score")
+        row["per_pair"] = _per_pair(result.get("per_pair"), path)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _per_pair(records: Any, path: str) -> dict[str, np.ndarray] | None:
+    """The per-pair records of a metrics file as arrays (None when absent)."""
+    if records is None:
+        return None
+    keys = ("row", "prompt_win", "prompt_lose", "d", "relation")
+    if not isinstance(records, dict) or any(not isinstance(records.get(k), list) for k in keys) \
+            or len({len(records[k]) for k in keys}) != 1:
+        raise InputError(f"expected lists {', '.join(keys)} of equal length", file=path, field="per_pair")
+    return {"row": np.asarray(records["row"], dtype=np.int64), "d": np.asarray(records["d"], dtype=float),
+            "relation": np.asarray(records["relation"], dtype=np.int64),
+            "prompt_win": np.asarray(records["prompt_win"], dtype=object),
+            "prompt_lose": np.asarray(records["prompt_lose"], dtype=object)}
+
+
+def aggregate_replicates(frame: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """One row per cell: files differing only in the `replicate` tag are averaged.
+
+    Adds ``replicates`` (K) and ``members`` (row numbers in `frame`); ``ci_low``/``ci_high`` become the
+    t-interval of the mean pair accuracy when K > 1 and stay the file's bootstrap interval when K = 1.
+    """
+    if f"tag:{REPLICATE}" not in frame:
+        return frame.assign(replicates=1, members=[[i] for i in range(len(frame))])
+    keys = [c for c in frame.columns if c.startswith("tag:") and c != f"tag:{REPLICATE}"]
+    rows = []
+    for _, group in frame.groupby([frame[k].fillna("\0") for k in keys], sort=False) if keys else [((), frame)]:
+        first = group.iloc[0]
+        row = {k: first[k] for k in keys}
+        for metric in (*COLUMNS, *EXTRA_COLUMNS):
+            row[metric] = group[metric].mean() if group[metric].notna().any() else np.nan
+        k = len(group)
+        row.update(replicates=k, members=list(group.index), ci_low=first["ci_low"], ci_high=first["ci_high"],
+                   source=first["source"], scores_path=first["scores_path"], pairs_path=first["pairs_path"],
+                   score_field=first["score_field"], per_pair=first["per_pair"])
+        values = group["pairs.accuracy"].dropna().to_numpy()
+        if k > 1:
+            row["ci_low"] = row["ci_high"] = np.nan
+            if len(values) > 1:
+                half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+                row["ci_low"], row["ci_high"] = values.mean() - half, values.mean() + half
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _tags(frame: pd.DataFrame) -> list[str]:
     names = [c[4:] for c in frame.columns if c.startswith("tag:")]
-    return [f for f in FACTORS if f in names] + [n for n in names if n not in FACTORS]
+    return [f for f in FACTORS if f in names] + [n for n in names if n not in FACTORS and n != REPLICATE] \
+        + [n for n in names if n == REPLICATE]
 
 
 def reference_values(frame: pd.DataFrame, overrides: list[str] | None) -> dict[str, str]:
@@ -175,6 +259,7 @@ class Table:
     rows: list[list[str]]
     bold: list[list[bool]]
     n_text_columns: int
+    note: str = ""
 
     def markdown(self) -> str:
         align = ["---"] * self.n_text_columns + ["---:"] * (len(self.header) - self.n_text_columns)
@@ -182,7 +267,28 @@ class Table:
         for row, bold in zip(self.rows, self.bold):
             cells = [(f"**{c}**" if b and c else (c or "–")) for c, b in zip(row, bold)]
             lines.append("| " + " | ".join(cells) + " |")
+        if self.note:
+            lines += ["", self.note]
         return "\n".join(lines) + "\n"
+
+    def html(self) -> str:
+        """A standalone HTML page of the table (what the Snakemake report shows)."""
+        return _html_page(self.name, self.html_fragment())
+
+    def html_fragment(self) -> str:
+        """The table (caption, header, rows) and its note as HTML elements."""
+        def cell(tag: str, text: str, right: bool, bold: bool = False) -> str:
+            text = html.escape(text or "–")
+            attribute = ' class="r"' if right else ""
+            return f"<{tag}{attribute}>{f'<b>{text}</b>' if bold else text}</{tag}>"
+
+        right = [i >= self.n_text_columns for i in range(len(self.header))]
+        head = "".join(cell("th", h, r) for h, r in zip(self.header, right))
+        body = "".join("<tr>" + "".join(cell("td", c, r, b) for c, r, b in zip(row, right, bold)) + "</tr>\n"
+                       for row, bold in zip(self.rows, self.bold))
+        note = f"<p class=\"note\">{html.escape(self.note)}</p>" if self.note else ""
+        return (f"<table><caption>{html.escape(self.caption)}</caption>\n<thead><tr>{head}</tr></thead>\n"
+                f"<tbody>\n{body}</tbody></table>\n{note}\n")
 
     def latex(self) -> str:
         spec = "l" * self.n_text_columns + "r" * (len(self.header) - self.n_text_columns)
@@ -194,13 +300,29 @@ class Table:
             cells = [(f"\\textbf{{{_escape_tex(c)}}}" if b and c else (_escape_tex(c) if c else "--"))
                      for c, b in zip(row, bold)]
             lines.append(" & ".join(cells) + " \\\\")
-        lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+        lines += ["\\bottomrule", "\\end{tabular}"]
+        if self.note:
+            lines.append(f"\\par\\smallskip{{\\footnotesize {_escape_tex(self.note)}}}")
+        lines.append("\\end{table}")
         return "\n".join(lines) + "\n"
+
+
+def _html_page(title: str, body: str) -> str:
+    """A self-contained HTML page with the report's table style."""
+    return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + html.escape(title) + "</title>"
+            "<style>body{font-family:sans-serif;margin:1em;max-width:75em}table{border-collapse:collapse;"
+            "margin-top:1.2em}th,td{padding:3px 10px;border-bottom:1px solid #ccc}th{border-bottom:2px solid #444}"
+            ".r{text-align:right}caption{font-weight:bold;text-align:left;padding-bottom:6px}"
+            ".note{font-size:90%;color:#444;max-width:60em}img{max-width:100%;margin:1em 0}</style></head><body>\n"
+            f"{body}</body></html>\n")
 
 
 def _render(name: str, caption: str, frame: pd.DataFrame, text_columns: list[tuple[str, str]],
             metric_columns: dict[str, str], group_by: list[str] | None) -> Table:
-    """Format the rows; the best percentage per column within each `group_by` group is bold (None: no bold)."""
+    """Format the rows; the best percentage per column within each `group_by` group is bold (None: no bold).
+
+    A metric column whose key starts with ``_`` holds ready-made text (right-aligned, never bold).
+    """
     header = [h for _, h in text_columns] + list(metric_columns.values())
     rows, bold = [], []
     best: dict[tuple, dict[str, float]] = {}
@@ -215,6 +337,10 @@ def _render(name: str, caption: str, frame: pd.DataFrame, text_columns: list[tup
         flags = [False] * len(text_columns)
         for metric in metric_columns:
             value = record[metric]
+            if metric.startswith("_"):
+                cells.append(value if isinstance(value, str) else "")
+                flags.append(False)
+                continue
             cells.append(_cell(value, metric in PERCENT))
             flags.append(bool(not np.isnan(value) and value == best.get(key, {}).get(metric)))
         rows.append(cells)
@@ -250,8 +376,109 @@ def _held_values(frame: pd.DataFrame, factor: str, held: dict[str, str]) -> dict
     return best[1] if best else held
 
 
-def factor_table(frame: pd.DataFrame, factor: str, refs: dict[str, str]) -> tuple[Table | None, str]:
-    """The table of one factor (other factors at reference), or None and the reason it is skipped."""
+@dataclasses.dataclass
+class Uncertainty:
+    """How the tables show uncertainty: the metrics files (for the per-pair records) and the test settings."""
+
+    files: pd.DataFrame        # load_metrics of every file (the rows that `members` point at)
+    confidence: float = 0.95
+    samples: int = 2000
+    seed: int = 0
+
+
+def _percent(fraction: float) -> str:
+    """0.95 -> '95 %' (the house style of the tables)."""
+    return f"{100 * fraction:.3g} %"
+
+
+def compare_to_reference(files: pd.DataFrame, members: list[int], reference: list[int], samples: int,
+                         confidence: float, seed: int) -> dict[str, Any] | None:
+    """Paired bootstrap of a cell's replicates against the reference cell's on their common win–lose pairs.
+
+    None when a side lacks per-pair records, the two were evaluated on different pair files, or they
+    share no win–lose pair.
+    """
+    records = [files["per_pair"].iloc[i] for i in [*members, *reference]]
+    sources = {files["pairs_path"].iloc[i] for i in [*members, *reference]}
+    if any(r is None for r in records) or len(sources) != 1:
+        return None
+    correct = []
+    for r in records:
+        keep = r["relation"] != 0
+        correct.append(dict(zip(r["row"][keep].tolist(), pair_correct(r["d"][keep], r["relation"][keep]))))
+    common = sorted(set.intersection(*(set(c) for c in correct)))
+    if not common:
+        return None
+    first = records[0]
+    position = {row: i for i, row in enumerate(first["row"].tolist())}
+    index = np.array([position[row] for row in common])
+    matrix = np.array([[c[row] for row in common] for c in correct])
+    result = paired_bootstrap(matrix[:len(members)], matrix[len(members):], first["prompt_win"][index],
+                              first["prompt_lose"][index], samples, confidence, seed)
+    return {**result, "pairs": len(common)}
+
+
+def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, leading: list[str],
+                         unc: Uncertainty) -> tuple[pd.DataFrame, dict[str, str], str]:
+    """Interval, Δ-vs-reference, p and replicate-count text columns of a factor table, and their note."""
+    alpha = 1 - unc.confidence
+    sub = sub.copy()
+    sub["_ci"] = [f"[{100 * lo:.1f}, {100 * hi:.1f}]" if pd.notna(lo) else ""
+                  for lo, hi in zip(sub["ci_low"], sub["ci_high"])]
+    sub["_delta"], sub["_p"] = "", ""
+    tested = 0
+    groups = sub.groupby([f"tag:{t}" for t in leading], sort=False) if leading else [((), sub)]
+    for _, group in groups:
+        ref_rows = group.index[group[column] == reference]
+        if reference is None or len(ref_rows) != 1:
+            continue
+        ref_members = group.loc[ref_rows[0], "members"]
+        for i in group.index:
+            if i == ref_rows[0]:
+                continue
+            test = compare_to_reference(unc.files, group.loc[i, "members"], ref_members, unc.samples,
+                                        unc.confidence, unc.seed)
+            if test is None or test["p_value"] is None:
+                continue
+            tested += 1
+            mark = "*" if test["p_value"] < alpha else ""
+            sub.loc[i, "_delta"] = f"{100 * test['difference']:+.2f}{mark}"
+            sub.loc[i, "_p"] = "<0.001" if test["p_value"] < 0.001 else f"{test['p_value']:.3f}"
+        if tested:
+            sub.loc[ref_rows[0], "_delta"] = "ref."
+    columns: dict[str, str] = {"pairs.accuracy": COLUMNS["pairs.accuracy"]}
+    notes = []
+    replicated = bool((sub["replicates"] > 1).any())
+    if (sub["_ci"] != "").any():
+        how = []
+        if replicated:
+            how.append("mean ± t·s/√K over the K replicates (column Models; seed-to-seed spread on this test set, "
+                       "the test-set sampling is in p)")
+        if ((sub["replicates"] == 1) & (sub["_ci"] != "")).any():
+            how.append("a bootstrap over test prompts for a single model")
+        columns["_ci"] = f"{_percent(unc.confidence)} CI"
+        notes.append(f"{_percent(unc.confidence)} CI of pair accuracy: " + "; ".join(how) + ".")
+    if tested:
+        columns.update({"_delta": "Δ vs ref. (pp)", "_p": "p"})
+        notes.append(f"Δ: pair accuracy minus the reference row's ({column[4:]} = {reference}) on the same test "
+                     f"pairs, in points; p: two-sided paired bootstrap over test prompts"
+                     f"{' and replicates' if replicated else ''} ({unc.samples} draws); "
+                     f"* = significant at the {_percent(alpha)} level.")
+    columns.update({k: v for k, v in COLUMNS.items() if k != "pairs.accuracy"})
+    if replicated:
+        sub["_n"] = sub["replicates"].astype(str)
+        columns["_n"] = "Models"
+        notes.append("Metrics are means over the replicates (same cell, different seeds).")
+    return sub, columns, " ".join(notes)
+
+
+def factor_table(frame: pd.DataFrame, factor: str, refs: dict[str, str],
+                 uncertainty: Uncertainty | None = None) -> tuple[Table | None, str]:
+    """The table of one factor (other factors at reference), or None and the reason it is skipped.
+
+    `frame` holds one row per cell (``aggregate_replicates``); with `uncertainty`, intervals and paired
+    tests against the reference row are added.
+    """
     column = f"tag:{factor}"
     header, title = FACTORS[factor]
     if column not in frame:
@@ -270,14 +497,28 @@ def factor_table(frame: pd.DataFrame, factor: str, refs: dict[str, str]) -> tupl
     sub = sub.assign(_order=sub[column].map(order)).sort_values([f"tag:{t}" for t in leading] + ["_order"],
                                                                  kind="stable")
     caption = title + ("; other factors: " + ", ".join(f"{k} = {v}" for k, v in held.items()) if held else "")
-    return _render(f"table_{factor}", caption, sub, text_columns, COLUMNS, [f"tag:{t}" for t in leading]), ""
+    columns, note = COLUMNS, ""
+    if uncertainty is not None:
+        sub, columns, note = _uncertainty_columns(sub, column, refs.get(factor), leading, uncertainty)
+    table = _render(f"table_{factor}", caption, sub, text_columns, columns, [f"tag:{t}" for t in leading])
+    table.note = note
+    return table, ""
 
 
 def all_results_table(frame: pd.DataFrame) -> Table:
     """Every metrics file: all tags and all metrics, in input order."""
     text_columns = [(f"tag:{t}", FACTORS[t][0] if t in FACTORS else t.capitalize()) for t in _tags(frame)]
-    return _render("all_results", "All evaluated models (test split)", frame, text_columns,
-                   {**COLUMNS, **EXTRA_COLUMNS}, None)
+    columns = {**COLUMNS, **EXTRA_COLUMNS}
+    note = ""
+    if "ci_low" in frame and frame["ci_low"].notna().any():
+        frame = frame.assign(_ci=[f"[{100 * lo:.1f}, {100 * hi:.1f}]" if pd.notna(lo) else ""
+                                  for lo, hi in zip(frame["ci_low"], frame["ci_high"])])
+        columns = {"pairs.accuracy": COLUMNS["pairs.accuracy"], "_ci": "95 % CI (prompts)",
+                   **{k: v for k, v in columns.items() if k != "pairs.accuracy"}}
+        note = "95 % CI (prompts): the bootstrap interval of each model's pair accuracy over test prompts."
+    table = _render("all_results", "All evaluated models (test split)", frame, text_columns, columns, None)
+    table.note = note
+    return table
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,6 +631,61 @@ def accuracy_heatmap(frame: pd.DataFrame, refs: dict[str, str], path: Path) -> s
     return None
 
 
+def learning_curves(frame: pd.DataFrame, logs: list[str], path: Path) -> str | None:
+    """Validation pair accuracy and training loss vs step, a colour per cell, replicates as thin lines."""
+    names = model_names(frame.drop(columns=[f"tag:{REPLICATE}"], errors="ignore"))
+    parts = []
+    for i, log in enumerate(logs):
+        rows = pd.DataFrame(read_jsonl(log))
+        if rows.empty or "kind" not in rows or "step" not in rows:
+            raise InputError("expected the metrics.jsonl of `solireward train` (rows with kind and step)", file=log)
+        rows = rows.assign(model=names[i], run=i)
+        parts.append(rows)
+    data = pd.concat(parts, ignore_index=True)
+    train = data[data["kind"] == "train"].dropna(subset=["loss"]) if "loss" in data else data.iloc[:0]
+    evals = data[data["kind"] == "eval"].dropna(subset=["eval_accuracy"]) if "eval_accuracy" in data else data.iloc[:0]
+    if train.empty and evals.empty:
+        return "no train or eval rows in the training logs"
+    plt, sns = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    order = list(dict.fromkeys(names))
+    colours = dict(zip(order, sns.color_palette("tab20" if len(order) > 10 else "tab10", len(order))))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, rows, value, label in ((axes[0], evals, "eval_accuracy", "validation pair accuracy (%)"),
+                                   (axes[1], train, "loss", "training loss (moving average)")):
+        for model in order:
+            runs = rows[rows["model"] == model]
+            several = runs["run"].nunique() > 1
+            curves = []
+            for _, run in runs.groupby("run", sort=False):
+                run = run.sort_values("step")
+                y = run[value].astype(float) * (100 if value == "eval_accuracy" else 1)
+                if value == "loss":
+                    y = y.rolling(max(1, round(len(run) / 50)), min_periods=1).mean()
+                curves.append(pd.Series(y.to_numpy(), index=run["step"].to_numpy()))
+                ax.plot(run["step"], y, color=colours[model], lw=0.7 if several else 1.5, alpha=0.45 if several else 1,
+                        marker="o" if value == "eval_accuracy" and not several else None, ms=3,
+                        label=None if several else model)
+            if several:
+                mean = pd.concat(curves, axis=1).mean(axis=1).sort_index()
+                ax.plot(mean.index, mean.to_numpy(), color=colours[model], lw=1.8, label=f"{model} (mean)")
+        ax.set_xlabel("step")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(label)
+        if rows.empty:
+            ax.text(0.5, 0.5, "no rows", ha="center", va="center", transform=ax.transAxes)
+    axes[0].set_title("Validation (eval rows of metrics.jsonl)", fontsize=9)
+    axes[1].set_title("Training (train rows)", fontsize=9)
+    handles, labels = axes[0].get_legend_handles_labels() if not evals.empty else axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return None
+
+
 # ----------------------------------------------------------------------------------------------
 # The report
 
@@ -414,56 +710,111 @@ def _config_section(config_file: str | None, folder: Path) -> list[str]:
     return lines
 
 
+def _summary_html(title: str, uncertainty: str, tables: list[Table], figures: list[str], notes: list[str],
+                  out: Path) -> str:
+    """One self-contained page: the uncertainty note, every table, every figure (embedded) and the notes."""
+    parts = [f"<h1>{html.escape(title)}</h1>", f"<p class=\"note\">{html.escape(uncertainty.replace('`', ''))}</p>",
+             "<p class=\"note\">Details, the study configuration and the file list: README.md in the same "
+             "folder.</p>", "<h2>Tables</h2>"]
+    parts += [t.html_fragment() for t in tables]
+    parts.append("<h2>Figures</h2>")
+    for name in figures:
+        data = base64.b64encode((out / name).read_bytes()).decode("ascii")
+        parts.append(f"<h3>{html.escape(Path(name).stem.replace('_', ' '))}</h3>"
+                     f"<img alt=\"{html.escape(name)}\" src=\"data:image/png;base64,{data}\">")
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    return _html_page(title, "\n".join(parts) + "\n")
+
+
+def _first_replicates(frame: pd.DataFrame, cells: pd.DataFrame, scores: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """The metrics rows and score files of each cell's first replicate (all of them without replicates or
+    when score files cannot be matched by their recorded paths)."""
+    if f"tag:{REPLICATE}" not in frame or frame["scores_path"].isna().any():
+        return frame, scores
+    shown = frame.iloc[[m[0] for m in cells["members"]]].drop(columns=[f"tag:{REPLICATE}"]).reset_index(drop=True)
+    wanted = {str(Path(p).resolve()) for p in shown["scores_path"]}
+    return shown, [s for s in scores if str(Path(s).resolve()) in wanted]
+
+
 def build_report(config: ReportConfig) -> list[str]:
-    """Write the tables, figures and README.md into `config.output_dir`; returns the file names."""
+    """Write the tables, figures and README.md into `config.output_dir`; returns the file names (relative)."""
     out = Path(config.output_dir)
+    tables_dir, figures_dir = out / "tables", out / "figures"
     frame = load_metrics(config.metrics)
+    cells = aggregate_replicates(frame, config.confidence)
     refs = reference_values(frame, config.reference)
+    uncertainty = Uncertainty(frame, config.confidence, config.bootstrap_samples, config.seed)
     files: dict[str, str] = {}
     notes: list[str] = []
     sections: list[str] = []
+    tables: list[Table] = []
+
+    def write_table(table: Table, what: str) -> None:
+        tables.append(table)
+        for suffix, kind in (("md", "Markdown"), ("tex", "LaTeX, booktabs"), ("html", "HTML")):
+            text = {"md": table.markdown, "tex": table.latex, "html": table.html}[suffix]()
+            write_text(tables_dir / f"{table.name}.{suffix}", text)
+            files[f"tables/{table.name}.{suffix}"] = f"{what} ({kind})"
 
     for factor in FACTORS:
-        table, reason = factor_table(frame, factor, refs)
+        table, reason = factor_table(cells, factor, refs, uncertainty)
         if table is None:
             notes.append(f"No table per {factor}: {reason}.")
             continue
-        write_text(out / f"{table.name}.md", table.markdown())
-        write_text(out / f"{table.name}.tex", table.latex())
-        files[f"{table.name}.md"] = f"{table.caption} (Markdown)"
-        files[f"{table.name}.tex"] = f"{table.caption} (LaTeX, booktabs)"
+        write_table(table, table.caption)
         sections += [f"### {FACTORS[factor][1]}", "", table.markdown(),
-                     f"Files: [`{table.name}.md`]({table.name}.md), [`{table.name}.tex`]({table.name}.tex)", ""]
+                     f"Files: [`{table.name}.md`](tables/{table.name}.md), "
+                     f"[`{table.name}.tex`](tables/{table.name}.tex), [`{table.name}.html`](tables/{table.name}.html)",
+                     ""]
     everything = all_results_table(frame)
-    write_text(out / "all_results.md", everything.markdown())
-    write_text(out / "all_results.tex", everything.latex())
-    relocatable = frame.drop(columns=["score_field"]).assign(  # paths relative to the report folder
-        source=[_relative(p, out) for p in frame["source"]],
-        scores_path=[_relative(p, out) if isinstance(p, str) else None for p in frame["scores_path"]])
-    with atomic_path(out / "all_results.csv") as tmp:
+    write_table(everything, "every metrics file: tags and metrics")
+    relocatable = frame.drop(columns=["score_field", "per_pair"]).assign(  # paths relative to the CSV's folder
+        source=[_relative(p, tables_dir) for p in frame["source"]],
+        scores_path=[_relative(p, tables_dir) if isinstance(p, str) else None for p in frame["scores_path"]],
+        pairs_path=[_relative(p, tables_dir) if isinstance(p, str) else None for p in frame["pairs_path"]])
+    with atomic_path(tables_dir / "all_results.csv") as tmp:
         relocatable.rename(columns=lambda c: c[4:] if c.startswith("tag:") else c).to_csv(tmp, index=False)
-    files.update({"all_results.md": "every metrics file: tags and metrics (Markdown)",
-                  "all_results.tex": "the same (LaTeX, booktabs)",
-                  "all_results.csv": "the same, unrounded (CSV; metrics as fractions)"})
+    files["tables/all_results.csv"] = "the same, unrounded (CSV; metrics and intervals as fractions)"
 
     figures: list[str] = []
-    reason = accuracy_heatmap(frame, refs, out / "heatmap_head_loss.png")
-    if reason:
-        notes.append(f"No head × loss heatmap: {reason}.")
-    else:
-        files["heatmap_head_loss.png"] = "pair accuracy (%) per head × loss (other factors at reference)"
-        figures.append("heatmap_head_loss.png")
-    if config.scores:
-        reason = score_histograms(frame, config.scores, out / "score_histograms.png")
+
+    def figure(name: str, reason: str | None, what: str, missing: str) -> None:
         if reason:
-            notes.append(f"No score histograms: {reason}.")
+            notes.append(f"No {missing}: {reason}.")
         else:
-            files["score_histograms.png"] = "score histograms of Pass vs Fail test videos, one panel per model"
-            figures.append("score_histograms.png")
+            files[f"figures/{name}"] = what
+            figures.append(f"figures/{name}")
+
+    if config.training_logs:
+        figure("learning_curves.png", learning_curves(frame, config.training_logs, figures_dir / "learning_curves.png"),
+               "validation pair accuracy and training loss vs step per model (replicates as thin lines)",
+               "learning curves")
+    else:
+        notes.append("No learning curves: no training logs were given (`--training_logs`).")
+    figure("heatmap_head_loss.png", accuracy_heatmap(cells, refs, figures_dir / "heatmap_head_loss.png"),
+           "pair accuracy (%) per head × loss (other factors at reference)", "head × loss heatmap")
+    if config.scores:
+        shown, scores = _first_replicates(frame, cells, config.scores)
+        figure("score_histograms.png", score_histograms(shown, scores, figures_dir / "score_histograms.png"),
+               "score histograms of Pass vs Fail test videos, one panel per model", "score histograms")
     else:
         notes.append("No score histograms: no score files were given (`--scores`).")
     files["README.md"] = "this file"
+    files["summary.html"] = "the tables and figures on one self-contained HTML page"
 
+    replicated = int(cells["replicates"].max())
+    uncertainty_text = (
+        (f"{len(cells)} cell(s), up to {replicated} replicate(s) each (same cell, different seeds). "
+         if replicated > 1 else f"{len(cells)} cell(s), one model each. ")
+        + "Intervals: " + ("mean ± t·s/√K over a cell's replicates (the spread from seeds), and " if replicated > 1
+                           else "")
+        + "a percentile bootstrap over test prompts for a single model (`evaluate`; pairs of one prompt "
+        "are not independent, so prompts are resampled, not pairs). Δ and p compare each row with its "
+        "table's reference row on the same test pairs (paired bootstrap over prompts"
+        + (" and replicates" if replicated > 1 else "") + f", {config.bootstrap_samples} draws); "
+        f"* marks p < {1 - config.confidence:.2g}. A difference without * is not distinguishable from "
+        "noise at this test-set size.")
     readme = [f"# {config.title}", "",
               f"Generated by `solireward report` (solireward {__version__}) from {len(frame)} metrics "
               "file(s); every table and figure here is written by the program, none by hand.", "",
@@ -473,9 +824,10 @@ def build_report(config: ReportConfig) -> list[str]:
               "Each table varies one factor and holds the others at these values "
               f"({'given with --reference, else ' if config.reference else ''}the most frequent value): "
               + (", ".join(f"{k} = `{v}`" for k, v in refs.items()) or "none (no factor tags)") + ".", "",
+              "## Uncertainty", "", uncertainty_text, "",
               "## Tables", "", *sections, "### All results", "", everything.markdown(),
               "## Figures", ""]
-    readme += [f"![{name}]({name})" + "\n" for name in figures] or ["None.", ""]
+    readme += [f"![{Path(name).name}]({name})" + "\n" for name in figures] or ["None.", ""]
     if notes:
         readme += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     readme += ["## Source metrics files", "", "| # | file | tags |", "|---:|---|---|"]
@@ -484,16 +836,20 @@ def build_report(config: ReportConfig) -> list[str]:
         readme.append(f"| {i} | `{_relative(row['source'], out)}` | {tags} |")
     if config.scores:
         readme += ["", "Score files: " + ", ".join(f"`{_relative(s, out)}`" for s in config.scores)]
+    if config.training_logs:
+        readme += ["", "Training logs: " + ", ".join(f"`{_relative(s, out)}`" for s in config.training_logs)]
     readme += ["", "## Files", "", "| file | content |", "|---|---|"]
     readme += [f"| [`{name}`]({name}) | {what} |" for name, what in files.items()]
     readme += ["", "## Metrics", "",
                "- Pair acc.: share of test win–lose pairs with r_win > r_lose (equal scores count ½).",
                "- Acc. w/ ties: best over ε ≥ 0 of the share of all test pairs (win–lose and win–tie) whose "
-               "predicted relation (win if d > ε, tie if |d| ≤ ε, lose otherwise; d = r_win − r_lose) is right.",
+               "predicted relation (win if d > ε, tie if |d| ≤ ε, lose otherwise; d = r_win − r_lose) is right; "
+               "comparable with other work only at a stated ε (each model's ε is in its metrics file).",
                "- ROC-AUC: probability that a random Pass test video outscores a random Fail one (ties ½).",
                "- Best F1: largest F1 of Pass over score thresholds. All in percent; bold = best in the column.",
                ""]
     write_text(out / "README.md", "\n".join(readme))
+    write_text(out / "summary.html", _summary_html(config.title, uncertainty_text, tables, figures, notes, out))
     for note in notes:
         logger.info(note)
     return list(files)

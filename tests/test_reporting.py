@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from solireward.errors import InputError
@@ -71,36 +72,37 @@ def test_report_tables_figures_and_readme(tmp_path):
     assert run_cli("report", "--metrics", *metrics, "--scores", scores[4], scores[1], scores[3], "--output_dir", out,
                    "--study_config", config, "--title", "Demo study") == 0
 
-    head_md = (out / "table_head.md").read_text()
+    head_md = (out / "tables" / "table_head.md").read_text()
     assert "loss = btt, pairing = cross_prompt, labels = binary" in head_md
     assert "| hpqa | **78.48** | 64.00 | **85.00** |" in head_md
     assert "| last_token | 70.12 | **65.00** | 79.00 |" in head_md
     assert "in_prompt" not in head_md.split("\n", 2)[2] and "69.00" not in head_md  # other cells held out
-    head_tex = (out / "table_head.tex").read_text()
+    head_tex = (out / "tables" / "table_head.tex").read_text()
     assert "\\toprule" in head_tex and "\\bottomrule" in head_tex and "\\begin{tabular}{lrrr}" in head_tex
     assert "last\\_token & 70.12 & \\textbf{65.00} & 79.00 \\\\" in head_tex
     assert "Pair acc. (\\%)" in head_tex
 
-    loss_md = (out / "table_loss.md").read_text()
+    loss_md = (out / "tables" / "table_loss.md").read_text()
     assert "| bt | 75.00 | 61.00 | 81.00 |" in loss_md and "| btt | **78.48** |" in loss_md
-    assert "| cross_prompt | **78.48** |" in (out / "table_pairing.md").read_text()
-    assert "| in_prompt | 65.43 | 55.00 | 70.00 |" in (out / "table_pairing.md").read_text()
-    assert "| pairwise | 60.01 | 50.00 | 66.00 |" in (out / "table_labels.md").read_text()
-    assert (out / "table_labels.tex").is_file() and (out / "table_loss.tex").is_file()
+    assert "| cross_prompt | **78.48** |" in (out / "tables" / "table_pairing.md").read_text()
+    assert "| in_prompt | 65.43 | 55.00 | 70.00 |" in (out / "tables" / "table_pairing.md").read_text()
+    assert "| pairwise | 60.01 | 50.00 | 66.00 |" in (out / "tables" / "table_labels.md").read_text()
+    assert (out / "tables" / "table_labels.tex").is_file() and (out / "tables" / "table_loss.tex").is_file()
 
-    all_md = (out / "all_results.md").read_text()
+    all_md = (out / "tables" / "all_results.md").read_text()
     assert all_md.count("\n| ") == 8 and "**" not in all_md.split("\n", 1)[1]  # header, rule, 6 rows; no bold
-    csv = (out / "all_results.csv").read_text().splitlines()
+    csv = (out / "tables" / "all_results.csv").read_text().splitlines()
     assert csv[0].startswith("study,task,labels,pairing,head,loss") or "head" in csv[0]
     assert len(csv) == 7
 
-    assert _is_png(out / "heatmap_head_loss.png") and _is_png(out / "score_histograms.png")
+    assert _is_png(out / "figures" / "heatmap_head_loss.png") and _is_png(out / "figures" / "score_histograms.png")
 
     readme = (out / "README.md").read_text()
     assert readme.startswith("# Demo study")
     assert hashlib.sha256(config.read_bytes()).hexdigest() in readme and "heads: [hpqa, last_token]" in readme
-    for name in ("table_head.md", "table_head.tex", "table_loss.md", "table_pairing.tex", "table_labels.md",
-                 "all_results.csv", "heatmap_head_loss.png", "score_histograms.png"):
+    for name in ("tables/table_head.md", "tables/table_head.tex", "tables/table_loss.md", "tables/table_pairing.tex",
+                 "tables/table_labels.md", "tables/all_results.csv", "tables/table_head.html",
+                 "figures/heatmap_head_loss.png", "figures/score_histograms.png"):
         assert f"[`{name}`]({name})" in readme
     for m in metrics:  # relative to the report folder
         assert f"| `../{m.name}` |" in readme
@@ -116,16 +118,16 @@ def test_report_tasks_as_leading_column_and_skipped_table(tmp_path):
     metrics_b, scores_b = _write_grid(tmp_path, with_sources=False, task="text_alignment", cells=shifted)
     out = tmp_path / "report"
     assert run_cli("report", "--metrics", *metrics_a, *metrics_b, "--output_dir", out, "--reference", "loss=bt") == 0
-    head_md = (out / "table_head.md").read_text()
+    head_md = (out / "tables" / "table_head.md").read_text()
     assert "| Task | Head |" in head_md and "other factors: loss = bt, pairing = cross_prompt, labels = binary" in head_md
     # the best is bold within each task: 75.00 for phy_deform, 65.00 for text_alignment
     assert "| phy_deform | hpqa | **75.00** |" in head_md and "| text_alignment | hpqa | **65.00** |" in head_md
     assert "| text_alignment | last_token | 59.00 |" in head_md
-    assert not (out / "table_pairing.md").exists() and not (out / "table_labels.md").exists()
+    assert not (out / "tables" / "table_pairing.md").exists() and not (out / "tables" / "table_labels.md").exists()
     readme = (out / "README.md").read_text()
     assert "No table per pairing: the tag 'pairing' has only one value (cross_prompt)." in readme
     assert "No study configuration was given" in readme
-    assert _is_png(out / "heatmap_head_loss.png")
+    assert _is_png(out / "figures" / "heatmap_head_loss.png")
     # metrics files that record no score path: score files are matched by position
     frame = load_metrics([str(m) for m in metrics_a])
     assert match_scores(frame, [str(s) for s in scores_a]) == list(enumerate(map(str, scores_a)))
@@ -137,7 +139,7 @@ def test_report_without_scores_and_bad_inputs(tmp_path, capsys):
     metrics, _ = _write_grid(tmp_path, cells={k: v for k, v in CELLS.items() if k[1:] == ("btt", "cross_prompt", "binary")})
     out = tmp_path / "report"
     assert run_cli("report", "--metrics", *metrics, "--output_dir", out) == 0
-    assert (out / "table_head.tex").is_file() and not (out / "score_histograms.png").exists()
+    assert (out / "tables" / "table_head.tex").is_file() and not (out / "figures" / "score_histograms.png").exists()
     readme = (out / "README.md").read_text()
     assert "no score files were given" in readme and "No head × loss heatmap: needs at least two" in readme
     assert "No table per loss: the tag 'loss' has only one value (btt)." in readme
@@ -165,9 +167,10 @@ def test_report_evaluate_pipeline(tmp_path):
     assert run_cli("report", "--metrics", *metrics, "--scores", tmp_path / "s0.json", tmp_path / "s1.json",
                    "--output_dir", out) == 0
     auc = json.loads(metrics[0].read_text())["video"]["roc_auc"]
-    assert f"{100 * auc:.2f}" in (out / "table_head.md").read_text()
+    assert f"{100 * auc:.2f}" in (out / "tables" / "table_head.md").read_text()
     assert "No table per loss" in (out / "README.md").read_text()
-    assert _is_png(out / "score_histograms.png") and not (out / "heatmap_head_loss.png").exists()
+    assert _is_png(out / "figures" / "score_histograms.png")
+    assert not (out / "figures" / "heatmap_head_loss.png").exists()
 
 
 def test_labels_table_falls_back_to_the_values_where_labels_vary(tmp_path):
@@ -178,11 +181,11 @@ def test_labels_table_falls_back_to_the_values_where_labels_vary(tmp_path):
     metrics, _ = _write_grid(tmp_path, cells=cells)
     out = tmp_path / "report"
     assert run_cli("report", "--metrics", *metrics, "--output_dir", out) == 0
-    table = (out / "table_labels.md").read_text()
+    table = (out / "tables" / "table_labels.md").read_text()
     assert "pairing = in_prompt" in table
     assert "| binary |" in table and "| pairwise |" in table
     assert "65.43" in table and "60.01" in table          # the two in-prompt hpqa/btt cells
-    assert "pairing = cross_prompt" in (out / "table_head.md").read_text()
+    assert "pairing = cross_prompt" in (out / "tables" / "table_head.md").read_text()
 
 
 def _referenced_paths(readme: str) -> list[str]:
@@ -203,7 +206,8 @@ def test_report_paths_are_relative_so_a_moved_results_folder_stays_right(tmp_pat
     assert run_cli("report", "--metrics", *metrics, "--scores", *scores, "--study_config", config,
                    "--output_dir", study / "report") == 0
     readme = (study / "report" / "README.md").read_text()
-    assert str(tmp_path) not in readme and str(tmp_path) not in (study / "report" / "all_results.csv").read_text()
+    assert str(tmp_path) not in readme
+    assert str(tmp_path) not in (study / "report" / "tables" / "all_results.csv").read_text()
     referenced = _referenced_paths(readme)
     assert len(referenced) == 1 + len(metrics) + len(scores)
     assert all(not Path(p).is_absolute() for p in referenced), referenced
@@ -217,6 +221,93 @@ def test_report_paths_are_relative_so_a_moved_results_folder_stays_right(tmp_pat
     assert {(report / p).resolve() for p in referenced} == {p.resolve() for p in [moved / config.name,
                                                                                    *(moved / m.name for m in metrics),
                                                                                    *(moved / s.name for s in scores)]}
-    with open(report / "all_results.csv", newline="") as f:
+    with open(report / "tables" / "all_results.csv", newline="") as f:
         for row in csv.DictReader(f):
-            assert (report / row["source"]).is_file() and (report / row["scores_path"]).is_file(), row
+            assert (report / "tables" / row["source"]).is_file(), row
+            assert (report / "tables" / row["scores_path"]).is_file(), row
+
+
+def _replicated_study(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    """Three heads x three replicates evaluated by `solireward evaluate` on one pair file of 20 prompts.
+
+    Each pair has its own two videos; a model ranks a pair right with probability q: 0.6 for hpqa and
+    attention, 0.95 for last_token.
+    """
+    pairs = [{"win": {"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}"},
+              "lose": {"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}"}} for i in range(120)]
+    pair_file = tmp_path / "pairs.json"
+    pair_file.write_text(json.dumps(pairs))
+    metrics, logs = [], []
+    rng = np.random.default_rng(3)
+    for head, q in (("hpqa", 0.6), ("last_token", 0.95), ("attention", 0.6)):
+        for replicate in range(3):
+            right = rng.random(120) < q
+            records = [{"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}", "label": 1, "score": 1.0 if r else -1.0}
+                       for i, r in enumerate(right)]
+            records += [{"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}", "label": 0, "score": 0.0}
+                        for i in range(120)]
+            name = f"{head}_{replicate}"
+            scores = tmp_path / f"scores_{name}.json"
+            scores.write_text(json.dumps(records))
+            out = tmp_path / f"metrics_{name}.json"
+            assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out, "--bootstrap_samples",
+                           200, "--tag", f"head={head}", "loss=btt", f"replicate={replicate}") == 0
+            metrics.append(out)
+            log = tmp_path / f"train_{name}.jsonl"
+            log.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": 1.0 / s + 0.01 * replicate}) + "\n"
+                                   for s in range(1, 21))
+                           + "".join(json.dumps({"kind": "eval", "step": s, "eval_accuracy": q - 0.2 / s}) + "\n"
+                                     for s in (10, 20)))
+            logs.append(log)
+    return metrics, logs
+
+
+def test_replicates_intervals_and_significance_marks(tmp_path):
+    metrics, logs = _replicated_study(tmp_path)
+    out = tmp_path / "report"
+    assert run_cli("report", "--metrics", *metrics, "--training_logs", *logs, "--output_dir", out,
+                   "--reference", "head=hpqa", "--bootstrap_samples", 1000) == 0
+    table = (out / "tables" / "table_head.md").read_text()
+    header = next(line for line in table.splitlines() if line.startswith("| Head"))
+    assert header == "| Head | Pair acc. (%) | 95 % CI | Δ vs ref. (pp) | p | Acc. w/ ties (%) | ROC-AUC (%) | Models |"
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in table.splitlines() if line.startswith(("| hpqa", "| last_token", "| attention"))}
+    assert rows["hpqa"][3] == "ref." and rows["hpqa"][7] == "3"
+    assert rows["last_token"][3].endswith("*") and float(rows["last_token"][3].rstrip("*")) > 25
+    assert not rows["attention"][3].endswith("*") and float(rows["attention"][4]) > 0.05
+    # the interval of the mean over 3 replicates contains the mean
+    for cells in rows.values():
+        mean = float(cells[1].strip("*"))
+        low, high = (float(v) for v in cells[2].strip("[]").split(","))
+        assert low <= mean <= high
+    assert "t·s/√K over the K replicates" in table and "paired bootstrap over test prompts and replicates" in table
+    assert "* = significant at the 5 % level" in table
+    tex = (out / "tables" / "table_head.tex").read_text()
+    assert "\\footnotesize" in tex and "ref." in tex and "\\begin{tabular}{lrrrrrrr}" in tex
+    assert "<td class=\"r\">ref.</td>" in (out / "tables" / "table_head.html").read_text()
+    everything = (out / "tables" / "all_results.md").read_text()
+    assert everything.count("\n| hpqa") == 3 and "95 % CI (prompts)" in everything and "| Replicate |" in everything
+    readme = (out / "README.md").read_text()
+    assert "up to 3 replicate(s) each" in readme and "![learning_curves.png](figures/learning_curves.png)" in readme
+    assert _is_png(out / "figures" / "learning_curves.png")
+
+
+def test_single_models_get_bootstrap_intervals_and_learning_curve_errors(tmp_path, capsys):
+    metrics, logs = _replicated_study(tmp_path)
+    firsts = [m for m in metrics if m.stem.endswith("_0")]
+    for m in firsts:   # drop the replicate tag: one model per head
+        result = json.loads(m.read_text())
+        del result["tags"]["replicate"]
+        m.write_text(json.dumps(result))
+    out = tmp_path / "single"
+    assert run_cli("report", "--metrics", *firsts, "--output_dir", out, "--reference", "head=hpqa") == 0
+    table = (out / "tables" / "table_head.md").read_text()
+    assert "a bootstrap over test prompts for a single model" in table and "Models" not in table
+    stored = json.loads(firsts[1].read_text())["pairs"]["accuracy_ci"]
+    assert f"[{100 * stored[0]:.1f}, {100 * stored[1]:.1f}]" in table
+    assert run_cli("report", "--metrics", *firsts, "--training_logs", logs[0], "--output_dir", tmp_path / "x") == 2
+    assert "give one training log per metrics file" in capsys.readouterr().err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"no_kind": 1}\n')
+    assert run_cli("report", "--metrics", firsts[0], "--training_logs", bad, "--output_dir", tmp_path / "y") == 2
+    assert "bad.jsonl" in capsys.readouterr().err

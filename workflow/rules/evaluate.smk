@@ -7,18 +7,24 @@ rule evaluate:
         pairs=f"{REFERENCE_PAIRS}/test.json",
     output:
         json=f"{CELL}/metrics_test.json",
-        md=f"{CELL}/metrics_test.md",
-    params:
-        tags=eval_tags,
-        flags=cli_flags(config["evaluate"]),
+        md=report(
+            f"{CELL}/metrics_test.md",
+            caption="../report/metrics_test.rst",
+            category="4. Metrics per model",
+            subcategory="{task}",
+            labels={"model": "{labels}__{pairing}/{head}__{loss}{replicate}"},
+        ),
     log:
-        f"{LOGS}/evaluate/{{task}}/{{labels}}__{{pairing}}/{{head}}__{{loss}}.log",
+        f"{LOGS}/evaluate/{CELL_LOG}",
     conda:
         "../../envs/solireward.yaml"
     threads: rule_resources("evaluate")["threads"]
     resources:
         mem_mb=rule_resources("evaluate")["mem_mb"],
         runtime=rule_resources("evaluate")["runtime"],
+    params:
+        tags=eval_tags,
+        flags=cli_flags(config["evaluate"]),
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli evaluate --scores {input.scores:q} --pairs {input.pairs:q} --output {output.json:q} "

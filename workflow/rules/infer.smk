@@ -9,10 +9,8 @@ rule infer:
         videos=f"{REFERENCE_PAIRS}/videos_test.json",
     output:
         f"{CELL}/scores_test.json",
-    params:
-        flags=cli_flags(config["infer"]),
     log:
-        f"{LOGS}/infer/{{task}}/{{labels}}__{{pairing}}/{{head}}__{{loss}}.log",
+        f"{LOGS}/infer/{CELL_LOG}",
     conda:
         "../../envs/solireward.yaml"
     threads: rule_resources("infer")["threads"]
@@ -20,6 +18,8 @@ rule infer:
         mem_mb=rule_resources("infer")["mem_mb"],
         runtime=rule_resources("infer")["runtime"],
         gpu=rule_resources("infer").get("gpu", 0),
+    params:
+        flags=cli_flags(config["infer"]),
     shell:
         "export OMP_NUM_THREADS={threads}; "
         f"{GPU_LAUNCHER} "

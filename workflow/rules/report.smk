@@ -1,11 +1,10 @@
-# Paper-style tables and figures from every cell's metrics and scores.
+# Paper-style tables and figures from every cell's metrics, scores and training logs; the outputs marked
+# with report() make up `snakemake --report results/<study>/report.html` (captions in workflow/report/).
 
 
 rule study_config:
     output:
-        f"{R}/study_config.yaml",
-    params:
-        text=study_config_yaml(),
+        report(f"{R}/study_config.yaml", caption="../report/study_config.rst", category="5. Configuration"),
     log:
         f"{LOGS}/study_config.log",
     conda:
@@ -14,6 +13,8 @@ rule study_config:
     resources:
         mem_mb=100,
         runtime=1,
+    params:
+        text=study_config_yaml(),
     shell:
         "printf '%s' {params.text:q} > {output:q} 2> {log:q}"
 
@@ -22,13 +23,27 @@ rule report:
     input:
         metrics=cell_files(f"{CELL}/metrics_test.json"),
         scores=cell_files(f"{CELL}/scores_test.json"),
+        models=cell_files(f"{CELL}/model"),
         config=f"{R}/study_config.yaml",
+        probe=PROBE_FILES,
+        overopt=OVEROPT_FILES,
     output:
-        readme=f"{R}/report/README.md",
-    params:
-        outdir=lambda wildcards, output: str(Path(output.readme).parent),
-        flags=cli_flags({"title": f"SoliReward study: {STUDY}", "reference": report_reference(),
-                         **config["report"]}),
+        readme=report(f"{R}/report/README.md", caption="../report/readme.rst", category="1. Report"),
+        summary=report(f"{R}/report/summary.html", caption="../report/summary.rst", category="1. Report"),
+        tables=report(
+            directory(f"{R}/report/tables"),
+            patterns=["{name}.html"],
+            caption="../report/tables.rst",
+            category="2. Tables",
+            labels={"table": "{name}"},
+        ),
+        figures=report(
+            directory(f"{R}/report/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="3. Figures",
+            labels={"figure": "{name}"},
+        ),
     log:
         f"{LOGS}/report.log",
     conda:
@@ -37,7 +52,13 @@ rule report:
     resources:
         mem_mb=rule_resources("report")["mem_mb"],
         runtime=rule_resources("report")["runtime"],
+    params:
+        outdir=lambda wildcards, output: str(Path(output.readme).parent),
+        logs=lambda wildcards, input: [f"{m}/metrics.jsonl" for m in input.models],
+        hacking=lambda wildcards, input: cli_flags({"probe": list(input.probe), "overopt": list(input.overopt)}),
+        flags=cli_flags({"title": f"SoliReward study: {STUDY}", "reference": report_reference(), **config["report"]}),
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli report --metrics {input.metrics:q} --scores {input.scores:q} "
-        "--study_config {input.config:q} --output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
+        "--training_logs {params.logs:q} --study_config {input.config:q} --output_dir {params.outdir:q} {params.flags} "
+        "{params.hacking} > {log:q} 2>&1"
