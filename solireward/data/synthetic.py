@@ -31,6 +31,15 @@ uniformly from [annotator_noise_min, annotator_noise_max]. Pairwise choices (``a
 ``tie``, from the true phy_deform quality, equal qualities being a tie) are wrong with that rate
 plus ``pairwise_noise_extra``; a wrong choice is one of the other two answers at random.
 
+Nuisances and a planted shortcut (off by default; the default data set is unchanged by them): a
+video may be rendered brighter (``--bright_share`` of each prompt's videos, gain ``--bright_gain``),
+which leaves its ground truth as it is. With ``--shortcut_bias`` b > 0 the simulated annotators of
+the prompts in the train split (the split `solireward pairs` makes with ``--shortcut_split`` and
+``--shortcut_seed``) mark a bright video Pass on physics and deformity with probability b whatever
+it shows (and prefer it so in pairwise choices), as biased real annotators can; val and test
+labels stay unbiased. :func:`grid_specs` renders the over-optimisation grid of one prompt: every
+defect kind x brightness x object size x background shade, each with its ground truth.
+
 Everything is derived from ``--seed``: the same flags give byte-identical CSV files and identical
 frames. The random state of prompt ``p`` depends only on (seed, p), so with the same seed and
 ``--videos_per_prompt`` a data set with fewer prompts holds the first prompts of a larger one.
@@ -51,7 +60,7 @@ import numpy as np
 from tqdm import tqdm
 
 from solireward.config import arg
-from solireward.errors import ConfigError
+from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_write, write_text
 
 logger = logging.getLogger(__name__)
@@ -109,6 +118,15 @@ class DemoDataConfig:
     annotator_noise_max: float = arg("highest per-annotator rate of flipping a binary label", 0.22)
     pairwise_noise_extra: float = arg("added to each annotator's flip rate for pairwise choices "
                                       "(pairwise labels are noisier, as in the paper)", 0.13)
+    bright_share: float = arg("share of each prompt's videos rendered brighter (a nuisance: the ground "
+                              "truth is unchanged); 0 renders none", 0.0)
+    bright_gain: float = arg("brightness gain of those videos (pixel values times the gain, clipped)", 1.4)
+    shortcut_bias: float = arg("planted shortcut: probability that an annotator marks a bright video of a "
+                               "train-split prompt Pass on physics and deformity whatever it shows", 0.0)
+    shortcut_split: list[float] = arg("train val test prompt fractions of the `solireward pairs` split the "
+                                      "shortcut follows (give the study's pairs split)",
+                                      default_factory=lambda: [0.8, 0.1, 0.1])
+    shortcut_seed: int = arg("seed of that `solireward pairs` split", 0)
     progress: bool = arg("show a progress bar even when stderr is not a terminal", False)
 
     def __post_init__(self) -> None:
@@ -126,9 +144,16 @@ class DemoDataConfig:
             ("annotator_noise_max", 0 <= self.annotator_noise_min <= self.annotator_noise_max <= 0.5,
              "0 <= annotator_noise_min <= annotator_noise_max <= 0.5"),
             ("pairwise_noise_extra", 0 <= self.pairwise_noise_extra <= 0.5, "between 0 and 0.5"),
+            ("bright_gain", self.bright_gain > 0, "positive"),
+            ("shortcut_split", len(self.shortcut_split) == 3 and min(self.shortcut_split) >= 0
+             and self.shortcut_split[0] > 0 and abs(sum(self.shortcut_split) - 1) < 1e-6,
+             "three non-negative fractions summing to 1, train > 0"),
+            ("shortcut_bias", self.shortcut_bias == 0 or self.bright_share > 0,
+             "0 unless bright_share > 0 (the shortcut is brightness)"),
         ]
         checks += [(name, 0 <= getattr(self, name) <= 1, "between 0 and 1")
-                   for name in ("physics_defect_rate", "deformity_defect_rate", "text_defect_rate")]
+                   for name in ("physics_defect_rate", "deformity_defect_rate", "text_defect_rate",
+                                "bright_share", "shortcut_bias")]
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
@@ -148,6 +173,15 @@ class VideoSpec:
     text_defect: str | None
     morph_target: str | None
     seed: tuple[int, ...]  # entropy of the random state used to draw positions and timings
+    # nuisances (the ground truth does not depend on them)
+    brightness: float = 1.0  # gain on every pixel value (clipped at 255)
+    scale: float = 1.0  # object size relative to the drawn radius
+    background_shift: int = 0  # added to the background's grey level
+
+    @property
+    def nuisance(self) -> dict[str, float]:
+        """The nuisance factors of the video (they leave its ground truth unchanged)."""
+        return {"brightness": self.brightness, "scale": self.scale, "background_shift": self.background_shift}
 
     @property
     def labels(self) -> dict[str, int]:
@@ -160,6 +194,14 @@ def prompt_text(colour: str, shape: str, motion: str) -> str:
     """The prompt for a colour, shape and motion, e.g. 'a red ball falls to the ground'."""
     article = "an" if colour[0] in "aeiou" else "a"
     return f"{article} {colour} {shape} {MOTIONS[motion]}"
+
+
+def parse_prompt(prompt: str) -> tuple[str, str, str]:
+    """(colour, shape, motion) of a demo prompt; an InputError for any other text."""
+    for combo in itertools.product(COLOURS, SHAPES, MOTIONS):
+        if prompt_text(*combo) == prompt:
+            return combo
+    raise InputError(f"not a demo prompt ('a <colour> <shape> <motion>'): {prompt!r}", field="prompt")
 
 
 def _defect_flags(rng: np.random.Generator, count: int, rate: float) -> np.ndarray:
@@ -183,6 +225,8 @@ def plan_videos(config: DemoDataConfig) -> list[list[VideoSpec]]:
         physics = _defect_flags(rng, k, config.physics_defect_rate)
         deformity = _defect_flags(rng, k, config.deformity_defect_rate)
         text = _defect_flags(rng, k, config.text_defect_rate)
+        bright = (_defect_flags(np.random.default_rng([config.seed, 6, p]), k, config.bright_share)
+                  if config.bright_share > 0 else np.zeros(k, dtype=bool))
         videos = []
         for v in range(k):
             shown = {"colour": colour, "shape": shape, "motion": motion}
@@ -200,9 +244,48 @@ def plan_videos(config: DemoDataConfig) -> list[list[VideoSpec]]:
                             if deformity_defect == "morph" else None)
             videos.append(VideoSpec(f"videos/p{p:03d}_v{v}.mp4", prompt, shown["colour"], shown["shape"],
                                     shown["motion"], physics_defect, deformity_defect, text_defect,
-                                    morph_target, (config.seed, 2, p, v)))
+                                    morph_target, (config.seed, 2, p, v),
+                                    brightness=config.bright_gain if bright[v] else 1.0))
         plans.append(videos)
     return plans
+
+
+GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
+
+
+def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness: tuple[float, ...] = (1.0, 1.4),
+               scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
+               seed: int = 0, prompt_index: int = 0) -> list[VideoSpec]:
+    """One video of `prompt` per setting of defect kind x brightness x object size x background shade.
+
+    A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
+    of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
+    """
+    colour, shape, motion = parse_prompt(prompt)
+    specs = []
+    for defect in defects:
+        if defect not in GRID_DEFECTS:
+            raise InputError(f"unknown defect kind {defect!r} (expected one of {', '.join(GRID_DEFECTS)})",
+                             field="defects")
+        d = GRID_DEFECTS.index(defect)  # a defect kind draws the same video whichever others are in the grid
+        rng = np.random.default_rng([seed, 7, prompt_index, d])
+        shown = {"colour": colour, "shape": shape, "motion": motion}
+        if defect == "wrong_colour":
+            shown["colour"] = str(rng.choice([c for c in COLOURS if c != colour
+                                              and frozenset((c, colour)) not in _SIMILAR_COLOURS]))
+        elif defect == "wrong_shape":
+            shown["shape"] = str(rng.choice([s for s in SHAPES if s != shape]))
+        elif defect == "wrong_motion":
+            shown["motion"] = str(rng.choice(_WRONG_MOTIONS[motion]))
+        morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
+        for gain, size, shift in itertools.product(brightness, scale, background_shift):
+            name = f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}"
+            specs.append(VideoSpec(
+                f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
+                defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
+                defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
+                brightness=float(gain), scale=float(size), background_shift=int(shift)))
+    return specs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -329,8 +412,9 @@ def _shape_field(spec: VideoSpec, x: np.ndarray, y: np.ndarray, r: float, amount
 def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.ndarray:
     """The (num_frames, size, size, 3) uint8 frames of a demo video."""
     rng = np.random.default_rng(list(spec.seed))
-    radius = size * rng.uniform(0.10, 0.13)
-    background = np.clip(rng.integers(22, 58) + rng.integers(-8, 9, size=3), 0, 255).astype(np.float32)
+    radius = size * rng.uniform(0.10, 0.13) * spec.scale
+    background = np.clip(rng.integers(22, 58) + rng.integers(-8, 9, size=3) + spec.background_shift, 0, 255
+                         ).astype(np.float32)
     ground = np.array([rng.integers(95, 130), rng.integers(80, 100), rng.integers(55, 75)], dtype=np.float32)
     xs, ys = _trajectory(spec, rng, size, num_frames, radius)
     onset = rng.uniform(0.25, 0.45)
@@ -346,7 +430,10 @@ def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.nd
     for t in range(num_frames):
         field = _shape_field(spec, grid_x - xs[t], grid_y - ys[t], radius, float(amounts[t]))
         alpha = np.clip(0.5 - field, 0.0, 1.0)[..., None]
-        frames[t] = np.round(canvas * (1 - alpha) + colour * alpha).astype(np.uint8)
+        image = canvas * (1 - alpha) + colour * alpha
+        if spec.brightness != 1.0:
+            image = np.clip(image * spec.brightness, 0, 255)
+        frames[t] = np.round(image).astype(np.uint8)
     return frames
 
 
@@ -361,27 +448,50 @@ def annotator_rates(config: DemoDataConfig) -> dict[str, float]:
     return {f"a{i + 1:02d}": float(rate) for i, rate in enumerate(rates)}
 
 
-def _binary_rows(plans: list[list[VideoSpec]], rates: dict[str, float], seed: int) -> list[list[str]]:
+def shortcut_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> set[str]:
+    """The prompts whose annotators are biased toward bright videos (the train split), or none."""
+    if config.shortcut_bias == 0:
+        return set()
+    from solireward.data.pairing import split_prompts
+
+    assignment = split_prompts([videos[0].prompt for videos in plans], list(config.shortcut_split),
+                               config.shortcut_seed)
+    return {prompt for prompt, split in assignment.items() if split == "train"}
+
+
+def _shortcut(spec: VideoSpec, biased: set[str]) -> bool:
+    """Whether the planted shortcut applies to this video (bright, of a biased prompt)."""
+    return spec.brightness != 1.0 and spec.prompt in biased
+
+
+def _binary_rows(plans: list[list[VideoSpec]], rates: dict[str, float], seed: int,
+                 biased: set[str] = frozenset(), bias: float = 0.0) -> list[list[str]]:
     rows = []
     for p, videos in enumerate(plans):
         for v, spec in enumerate(videos):
             rng = np.random.default_rng([seed, 4, p, v])
             flips = rng.random((len(DIMENSIONS), len(rates))) < np.array(list(rates.values()))
+            # the shortcut's draws come from their own stream, so the other labels stay as without it
+            forced = (np.random.default_rng([seed, 8, p, v]).random((len(DIMENSIONS), len(rates))) < bias
+                      if _shortcut(spec, biased) else np.zeros((len(DIMENSIONS), len(rates)), dtype=bool))
             for d, dim in enumerate(DIMENSIONS):
                 truth = spec.labels[dim]
                 for a, annotator in enumerate(rates):
                     label = truth ^ int(flips[d, a])
+                    if dim in ("physics", "deformity") and forced[d, a]:
+                        label = 1
                     rows.append([spec.video_path, spec.prompt, dim, "pass" if label else "fail", annotator])
     return rows
 
 
-def _pairwise_rows(plans: list[list[VideoSpec]], rates: dict[str, float], config: DemoDataConfig
-                   ) -> list[list[str]]:
+def _pairwise_rows(plans: list[list[VideoSpec]], rates: dict[str, float], config: DemoDataConfig,
+                   biased: set[str] = frozenset()) -> list[list[str]]:
     rows = []
     names = list(rates)
     choices = ("a", "b", "tie")
     for p, videos in enumerate(plans):
         rng = np.random.default_rng([config.seed, 5, p])
+        shortcut_rng = np.random.default_rng([config.seed, 9, p])
         pairs = list(itertools.combinations(range(len(videos)), 2))
         picked = rng.permutation(len(pairs))[:config.pairwise_per_prompt]
         for index in sorted(picked):
@@ -390,8 +500,10 @@ def _pairwise_rows(plans: list[list[VideoSpec]], rates: dict[str, float], config
                 i, j = j, i
             qa = videos[i].labels["physics"] * videos[i].labels["deformity"]
             qb = videos[j].labels["physics"] * videos[j].labels["deformity"]
-            truth = "a" if qa > qb else "b" if qb > qa else "tie"
             for annotator in sorted(rng.choice(names, size=config.pairwise_annotators, replace=False)):
+                seen_a = 1 if _shortcut(videos[i], biased) and shortcut_rng.random() < config.shortcut_bias else qa
+                seen_b = 1 if _shortcut(videos[j], biased) and shortcut_rng.random() < config.shortcut_bias else qb
+                truth = "a" if seen_a > seen_b else "b" if seen_b > seen_a else "tie"
                 choice = truth
                 if rng.random() < min(rates[annotator] + config.pairwise_noise_extra, 0.9):
                     choice = str(rng.choice([c for c in choices if c != truth]))
@@ -424,8 +536,9 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
         write_video(out / spec.video_path, frames, fps=config.fps, quality=0)
 
     rates = annotator_rates(config)
-    binary = _binary_rows(plans, rates, config.seed)
-    pairwise = _pairwise_rows(plans, rates, config)
+    biased = shortcut_prompts(plans, config)
+    binary = _binary_rows(plans, rates, config.seed, biased, config.shortcut_bias)
+    pairwise = _pairwise_rows(plans, rates, config, biased)
     _write_csv(out / "annotations.csv", ["video_path", "prompt", "dimension", "label", "annotator"], binary)
     _write_csv(out / "pairwise_annotations.csv", ["prompt", "video_a", "video_b", "choice", "annotator"],
                pairwise)
@@ -435,17 +548,19 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
         truth_rows.append([spec.video_path, spec.prompt, labels["physics"], labels["deformity"],
                            labels["text_alignment"], labels["physics"] * labels["deformity"],
                            spec.physics_defect or "none", spec.deformity_defect or "none",
-                           spec.text_defect or "none", spec.colour, spec.shape, spec.motion])
+                           spec.text_defect or "none", spec.colour, spec.shape, spec.motion]
+                          + ([spec.brightness] if config.bright_share > 0 else []))
     _write_csv(out / "ground_truth.csv",
                ["video_path", "prompt", "physics", "deformity", "text_alignment", "phy_deform",
                 "physics_defect", "deformity_defect", "text_defect", "shown_colour", "shown_shape",
-                "shown_motion"], truth_rows)
+                "shown_motion"] + (["brightness"] if config.bright_share > 0 else []), truth_rows)
 
     truth = np.array([r[2:6] for r in truth_rows], dtype=float)
     summary = {
         "num_prompts": len(plans), "num_videos": len(specs), "codec": video_codec(),
         "pass_rate": {name: float(truth[:, i].mean()) for i, name in enumerate(DIMENSIONS + ("phy_deform",))},
         "annotator_flip_rates": rates, "binary_rows": len(binary), "pairwise_rows": len(pairwise),
+        "shortcut_prompts": len(biased),
     }
     write_text(out / "README.md", _readme(config, summary))
     logger.info("wrote %d videos of %d prompts to %s; pass rates %s", len(specs), len(plans), out,
@@ -454,8 +569,9 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
 
 
 def _readme(config: DemoDataConfig, summary: dict[str, Any]) -> str:
-    flags = " ".join(f"--{f.name} {getattr(config, f.name)}" for f in dataclasses.fields(config)
-                     if f.name not in ("output_dir", "progress"))
+    nuisance_on = config.bright_share > 0
+    flags = " ".join(f"--{f.name} {_flag_value(getattr(config, f.name))}" for f in dataclasses.fields(config)
+                     if f.name not in ("output_dir", "progress") and (nuisance_on or f.name not in _NUISANCE_FLAGS))
     rates = "\n".join(f"| {name} | {rate:.3f} | {min(rate + config.pairwise_noise_extra, 0.9):.3f} |"
                       for name, rate in summary["annotator_flip_rates"].items())
     passes = "\n".join(f"| {name} | {rate:.3f} |" for name, rate in summary["pass_rate"].items())
@@ -508,4 +624,24 @@ pairs per prompt, {config.pairwise_annotators} annotators per pair; the true cho
 {rates}
 
 Import the binary labels with `solireward labels --input annotations.csv ...`.
+{_shortcut_readme(config, summary) if nuisance_on else ""}"""
+
+
+_NUISANCE_FLAGS = ("bright_share", "bright_gain", "shortcut_bias", "shortcut_split", "shortcut_seed")
+
+
+def _flag_value(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def _shortcut_readme(config: DemoDataConfig, summary: dict[str, Any]) -> str:
+    return f"""
+## Nuisance and planted shortcut
+
+{config.bright_share:g} of each prompt's videos are rendered with brightness gain {config.bright_gain:g}
+(column `brightness` of `ground_truth.csv`; the ground truth does not depend on it). Planted shortcut:
+in the {summary['shortcut_prompts']} prompts of the train split (`solireward pairs --split
+{_flag_value(config.shortcut_split)} --seed {config.shortcut_seed}`), each annotator marks a bright video
+Pass on physics and deformity with probability {config.shortcut_bias:g} whatever it shows, and judges
+pairs as if so. The ground truth is never biased.
 """

@@ -1,0 +1,126 @@
+"""`solireward overopt`: best-of-n and GRPO against a proxy on a grid with known ground truth."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from solireward.data.synthetic import GRID_DEFECTS, grid_specs, render_video
+from solireward.hacking.overopt import (best_of_n, best_of_n_distribution, gold_reward, grpo, kl_best_of_n,
+                                        kl_divergence, optimise, softmax)
+from tests.conftest import run_cli
+
+PROMPTS = ("a red ball falls to the ground", "a blue square slides to the left")
+
+
+@pytest.fixture(scope="module")
+def grid() -> tuple[np.ndarray, np.ndarray]:
+    """(gold, brightness) tables of two prompts x the default grid (10 defect kinds x 8 nuisance settings)."""
+    specs = [grid_specs(prompt, prompt_index=p) for p, prompt in enumerate(PROMPTS)]
+    gold = np.array([[gold_reward(s, "phy_deform") for s in row] for row in specs], dtype=float)
+    brightness = np.array([[s.brightness for s in row] for row in specs])
+    return gold, brightness
+
+
+def test_the_grid_keeps_each_settings_ground_truth(grid) -> None:
+    gold, brightness = grid
+    assert gold.shape == (2, len(GRID_DEFECTS) * 8)
+    assert gold.mean() == pytest.approx(0.4)  # none + 3 text defects pass phy_deform, 6 defects fail
+    specs = grid_specs(PROMPTS[0])
+    none = [s for s in specs if s.physics_defect is None and s.deformity_defect is None and s.text_defect is None]
+    assert len(none) == 8 and len({(s.brightness, s.scale, s.background_shift) for s in none}) == 8
+    dark, bright = render_video(none[0]), render_video(none[-1])  # the nuisances really change the pixels
+    assert bright.mean() > dark.mean() + 20
+
+
+def test_gold_as_proxy_rises_monotonically_to_the_best_rate(grid) -> None:
+    gold, _ = grid
+    curve = best_of_n(gold, gold, 256)
+    golds = [row["gold"] for row in curve]
+    assert [row["n"] for row in curve] == [2 ** k for k in range(9)]
+    assert golds[0] == pytest.approx(0.4)
+    assert all(b > a for a, b in zip(golds, golds[1:-3]))  # strictly rising until it saturates
+    assert all(b >= a for a, b in zip(golds, golds[1:]))
+    assert golds[-1] == pytest.approx(gold.max(1).mean())
+    assert golds[3] == pytest.approx(1 - 0.6 ** 8)
+    result = optimise(gold, gold, betas=[0.0], steps=150, seed=0)
+    assert result["summary"]["best_of_n"]["hacking_gap"] == pytest.approx(0.0)
+    assert result["curves"]["grpo_beta=0"][-1]["gold"] > 0.95  # unpenalised GRPO on the gold reward gets there too
+
+
+def test_a_nuisance_only_proxy_moves_the_proxy_not_the_gold(grid) -> None:
+    gold, brightness = grid
+    result = optimise(brightness, gold, betas=[0.0, 0.3], steps=100, seed=0)
+    assert all(row["gold"] == pytest.approx(0.4) for row in result["curves"]["best_of_n"])  # exact
+    for name, curve in result["curves"].items():
+        # GRPO's sampled updates let the gold rate wander a little; nothing pulls it up or down
+        assert all(abs(row["gold"] - 0.4) <= 0.1 for row in curve), name
+        assert curve[-1]["proxy"] > curve[0]["proxy"] + 0.1, name  # half way from 1.2 to 1.4
+    assert result["summary"]["best_of_n"]["hacking_gap"] > 0.9
+
+
+def test_exact_kl_of_the_policy_matches_brute_force() -> None:
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 2, (3, 7))
+    base = softmax(rng.normal(0, 1, (3, 7)))
+    pi = softmax(logits)
+    brute = []
+    for p in range(3):
+        total = 0.0
+        weights = [math.exp(v) for v in logits[p]]
+        for k in range(7):
+            q = weights[k] / sum(weights)
+            total += q * math.log(q / base[p, k])
+        brute.append(total)
+    np.testing.assert_allclose(kl_divergence(pi, base), brute, rtol=1e-10)
+
+
+def test_best_of_n_distribution_matches_enumeration() -> None:
+    """Every sequence of n draws from the uniform base, the maximum's ties split evenly among the tied draws."""
+    import itertools
+
+    proxy = np.array([[2.0, 1.0, 1.0, 0.0, 3.0]])
+    n, m = 3, proxy.shape[1]
+    expected = np.zeros(m)
+    for draws in itertools.product(range(m), repeat=n):
+        best = max(proxy[0, list(draws)])
+        winners = [d for d in draws if proxy[0, d] == best]
+        for d in winners:
+            expected[d] += 1 / len(winners) / m ** n
+    np.testing.assert_allclose(best_of_n_distribution(proxy, n)[0], expected)
+    assert kl_best_of_n(1) == 0 and kl_best_of_n(4) == pytest.approx(math.log(4) - 0.75)
+
+
+def test_grpo_kl_penalty_holds_the_policy_back(grid) -> None:
+    gold, brightness = grid
+    curves = grpo(brightness, gold, [0.0, 1.0], steps=100, seed=0)
+    assert curves[1.0][-1]["kl"] < curves[0.0][-1]["kl"]
+    assert curves[0.0][0]["kl"] == 0.0
+
+
+def test_overopt_cli(reward_model_dir: Path, demo_records: Path, tmp_path: Path) -> None:
+    out = tmp_path / "overopt"
+    assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--input_file", demo_records,
+                   "--output_dir", out, "--num_prompts", 1, "--defects", "none", "hover", "melt",
+                   "--scale", 1.0, "--background_shift", 0, "--size", 32, "--num_frames", 8, "--max_n", 8,
+                   "--betas", 0, 1, "--steps", 10, "--tag", "head=last_token") == 0
+    result = json.loads((out / "overopt.json").read_text())
+    assert len(result["prompts"]) == 1 and len(result["settings"]) == 3 * 2
+    assert set(result["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"}
+    assert [row["n"] for row in result["curves"]["best_of_n"]] == [1, 2, 4, 8]
+    assert result["base"]["gold"] == pytest.approx(1 / 3) and result["tags"] == {"head": "last_token"}
+    assert (out / "overopt_curves.png").stat().st_size > 10_000
+    assert "hacking gap" in (out / "overopt.md").read_text()
+
+
+def test_overopt_cli_rejects_a_prompt_the_generator_cannot_draw(reward_model_dir: Path, tmp_path: Path,
+                                                                capsys) -> None:
+    bad = tmp_path / "videos.json"
+    bad.write_text(json.dumps([{"video_path": "x.mp4", "prompt": "a cat plays the piano"}]))
+    assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--input_file", bad,
+                   "--output_dir", tmp_path / "out") == 2
+    assert "not a demo prompt" in capsys.readouterr().err

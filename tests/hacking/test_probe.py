@@ -1,0 +1,108 @@
+"""`solireward probe`: perturbations do what they say, and the statistics flag what they should."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from solireward.data.synthetic import COLOURS
+from solireward.data.video import FrameSampling, sample_frames
+from solireward.hacking.probe import PERTURBATIONS, Clip, load_clips, probe_scorer, read_all_frames
+from tests.conftest import run_cli
+
+SAMPLING = FrameSampling(num_frames=8, height=56, width=56)
+
+
+def by_name(name: str):
+    return next(p for p in PERTURBATIONS if p.name == name)
+
+
+def constant(frames, prompts, fps, sampling) -> list[float]:
+    return [0.5] * len(frames)
+
+
+def brightness_only(frames, prompts, fps, sampling) -> list[float]:
+    """Mean pixel value of the frames the sampling takes: reads brightness and nothing else."""
+    return [float(sample_frames(f, sampling, fps=r).mean()) for f, r in zip(frames, fps)]
+
+
+@pytest.fixture(scope="module")
+def clips(demo_records: Path) -> list[Clip]:
+    return load_clips(str(demo_records), max_videos=8)[0]
+
+
+def test_a_scorer_that_ignores_its_input_never_moves(clips: list[Clip]) -> None:
+    result = probe_scorer(constant, clips, SAMPLING)
+    assert {row["name"] for row in result["perturbations"]} == {p.name for p in PERTURBATIONS}
+    for row in result["perturbations"]:
+        assert row["mean_change"] == 0 and row["mean_change_std"] == 0 and row["share_up"] == 0, row
+        assert row["spearman"] is None  # constant scores have no rank correlation
+
+
+def test_a_brightness_reader_is_flagged_by_the_brightness_probe_only(clips: list[Clip]) -> None:
+    rows = {row["name"]: row for row in probe_scorer(brightness_only, clips, SAMPLING)["perturbations"]}
+    assert rows["brightness"]["flagged"] and rows["brightness"]["verdict"] == "pays"
+    assert rows["brightness"]["share_up"] == 1.0 and rows["brightness"]["mean_change_std"] > 1
+    for name in ("frames_x0.5", "frames_x2", "video_fps_x0.5", "prompt_swap"):
+        assert not rows[name]["flagged"], rows[name]
+        assert abs(rows[name]["mean_change_std"]) < 0.25, rows[name]
+
+
+def object_heights(frames: np.ndarray, colour: str) -> np.ndarray:
+    """Row of the centroid of the pixels of the object's colour, per frame (image y grows downward)."""
+    distance = np.abs(frames.astype(int) - np.array(COLOURS[colour])).sum(-1)
+    mask = distance < 60
+    rows = np.arange(frames.shape[1])[None, :, None]
+    return (mask * rows).sum((1, 2)) / np.maximum(mask.sum((1, 2)), 1)
+
+
+def test_reversed_time_really_reverses(demo_dir: Path, demo_records: Path) -> None:
+    record = next(r for r in json.loads(demo_records.read_text())
+                  if r["truth"]["shown_motion"] == "fall" and r["truth"]["physics"] == "1"
+                  and r["truth"]["deformity"] == "1")
+    frames, fps = read_all_frames(demo_dir / record["video_path"])
+    assert fps == 8.0 and len(frames) == 16  # every frame of the demo video
+    colour = record["truth"]["shown_colour"]
+    clean = object_heights(frames, colour)
+    assert clean[-1] > clean[0] + 10  # it falls: its row grows
+    reversed_clip = by_name("reverse").apply(Clip(frames, 8.0, record["prompt"]), np.random.default_rng(0))
+    np.testing.assert_array_equal(reversed_clip.frames, frames[::-1])
+    heights = object_heights(reversed_clip.frames, colour)
+    assert heights[0] > heights[-1] + 10  # it rises in the decoded frames
+    assert (np.diff(heights) <= 0.5).all()  # and never moves down on the way
+
+
+def test_invariant_perturbations_change_only_what_they_say(clips: list[Clip]) -> None:
+    clip = clips[0]
+    rng = np.random.default_rng(0)
+    half = by_name("video_fps_x0.5").apply(clip, rng)
+    assert half.fps == clip.fps / 2 and len(half.frames) == (len(clip.frames) + 1) // 2
+    assert by_name("frames_x2").sampling(SAMPLING, clip).num_frames == 16
+    assert by_name("resolution_x0.5").sampling(SAMPLING, clip).height == 28
+    reencoded = by_name("reencode").apply(clip, rng)
+    assert reencoded.frames.shape == clip.frames.shape
+    assert 0 < np.abs(reencoded.frames.astype(int) - clip.frames).mean() < 4  # lossy, but mild
+    shuffled = by_name("shuffle").apply(clip, rng).frames
+    assert not np.array_equal(shuffled, clip.frames)
+    assert sorted(map(bytes, shuffled)) == sorted(map(bytes, clip.frames))  # the same frames
+
+
+def test_probe_cli(reward_model_dir: Path, demo_records: Path, tmp_path: Path) -> None:
+    out = tmp_path / "probe"
+    assert run_cli("probe", "--model_name_or_path", reward_model_dir, "--input_file", demo_records,
+                   "--output_dir", out, "--max_videos", 4, "--tag", "head=last_token", "loss=bt") == 0
+    result = json.loads((out / "probe.json").read_text())
+    assert result["n_videos"] == 4 and result["tags"] == {"head": "last_token", "loss": "bt"}
+    assert {row["name"] for row in result["perturbations"]} == {p.name for p in PERTURBATIONS}
+    assert "| reverse" in (out / "probe.md").read_text()
+
+
+def test_probe_cli_names_a_bad_record(reward_model_dir: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "videos.json"
+    bad.write_text(json.dumps([{"prompt": "x"}]))
+    assert run_cli("probe", "--model_name_or_path", reward_model_dir, "--input_file", bad,
+                   "--output_dir", tmp_path / "out") == 2
+    assert "video_path" in capsys.readouterr().err
