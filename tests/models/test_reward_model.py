@@ -20,9 +20,9 @@ PROMPTS = ["a cat", "a red ball bounces across the floor while a dog runs after 
 
 def _model(tiny_model_factory, model_type: str, head: str = "progressive_hierarchical_attention",
            task: str = "text_alignment", **kwargs) -> RewardModel:
+    folder = tiny_model_factory(model_type)  # built (once) before seeding: building draws random numbers
     torch.manual_seed(0)
-    return RewardModel.from_backbone(tiny_model_factory(model_type),
-                                     RewardModelConfig(reduce_sequence=head, reward_task=task, **kwargs))
+    return RewardModel.from_backbone(folder, RewardModelConfig(reduce_sequence=head, reward_task=task, **kwargs))
 
 
 @pytest.mark.parametrize("model_type", list(FAMILIES))
@@ -164,8 +164,9 @@ def test_freeze_vision_tower_and_gradient_checkpointing(tiny_model_factory, vide
 
 def test_head_initialisation_follows_the_seed(tiny_model_factory) -> None:
     a, b = (_model(tiny_model_factory, "InternVL3") for _ in range(2))
+    folder = tiny_model_factory("InternVL3")
     torch.manual_seed(1)
-    c = RewardModel.from_backbone(tiny_model_factory("InternVL3"), RewardModelConfig())
+    c = RewardModel.from_backbone(folder, RewardModelConfig())
     assert all(torch.equal(x, y) for x, y in zip(a.head.parameters(), b.head.parameters()))
     assert not all(torch.equal(x, y) for x, y in zip(a.head.parameters(), c.head.parameters()))
 

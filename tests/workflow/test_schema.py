@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import yaml
 
+from solireward.data.benchmarks import PAIRWISE_FORMATS
 from solireward.data.pairing import PAIRING_STRATEGIES, TASK_DIMENSIONS
 from solireward.losses import TIE_LOSSES
 from solireward.models.families import FAMILIES
@@ -41,6 +42,7 @@ MIRRORS = {
     "losses/additionalProperties/tie_loss": list(TIE_LOSSES),
     "ablations/pairing/items": [s for s in PAIRING_STRATEGIES if s != GRID_PAIRING],
     "ablations/labels/items": [s for s in LABEL_SOURCES if s != GRID_LABELS],
+    "data/pairwise_format": list(PAIRWISE_FORMATS),
 }
 
 

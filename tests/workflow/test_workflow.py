@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -57,6 +58,7 @@ def test_demo_study_has_the_grid_and_both_ablations(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     assert counts["train"] == 11 and counts["infer"] == 11 and counts["evaluate"] == 11
+    assert counts["probe"] == 11 and counts["overopt"] == 11  # the reward-hacking lab runs on every model
     assert counts["report"] == 1 and counts["labels"] == 1 and counts["pairs"] == 3
     trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
     cells = {re.sub(r"^results/demo/models/phy_deform/|/model$", "", p) for p in trained}
@@ -78,6 +80,19 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, overlay: dict, key: str, fr
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "Error validating config file" in message and key in message and fragment in message, message
+
+
+def test_demo_replicates_train_each_cell_three_times(tmp_path: Path) -> None:
+    """config/demo_replicates.yaml: K = 3, the first replicate at the demo's paths, the others at __rep1/2."""
+    result = snakemake(tmp_path, "-n", configfiles=(REPO / "config" / "config.yaml",
+                                                    REPO / "config" / "demo_replicates.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    counts = job_counts(result.stdout + result.stderr)
+    assert counts["train"] == 33 and counts["evaluate"] == 33 and counts["report"] == 1
+    trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
+    assert {"results/demo/models/phy_deform/binary__cross_prompt/hpqa__btt/model",
+            "results/demo/models/phy_deform/binary__cross_prompt/hpqa__btt__rep1/model",
+            "results/demo/models/phy_deform/binary__cross_prompt/hpqa__btt__rep2/model"} <= trained
 
 
 def test_grid_name_missing_from_heads_is_a_clear_error(tmp_path: Path) -> None:
@@ -106,6 +121,11 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         assert scores and all(isinstance(r.get("score"), float) for r in scores)
         metrics = json.loads((folder / "metrics_test.json").read_text())
         assert metrics["tags"]["pairing"] in cell and metrics["tags"]["labels"] in cell
+        probe = json.loads((folder / "probe" / "probe.json").read_text())
+        assert probe["n_videos"] == 4 and len(probe["perturbations"]) == 14 and probe["tags"] == metrics["tags"]
+        overopt = json.loads((folder / "overopt" / "overopt.json").read_text())
+        assert set(overopt["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"} and len(overopt["settings"]) == 8
+        assert (folder / "overopt" / "overopt_curves.png").is_file()
     assert yaml.safe_load((tmp_path / grid_cell / "train_config.yaml").read_text())["pair_groups"] == "cross_prompt"
     in_prompt = yaml.safe_load((tmp_path / in_prompt_cell / "train_config.yaml").read_text())
     assert in_prompt["pair_groups"] == "in_prompt" and "pairing" not in in_prompt
@@ -116,15 +136,41 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
               for c in (grid_cell, in_prompt_cell, pairwise_cell)]
     assert tested[0] == tested[1] == tested[2]
 
+    # the pairwise cell trained from the demo votes exported as a VideoAlign CSV and imported back
+    imported = json.loads((tmp_path / "results" / "tiny" / "imports" / "preferences" / "summary.json").read_text())
+    assert imported["format"] == "videoalign" and imported["pairs"] > 0 and imported["videos_missing"] == 0
+    pairwise_pairs = json.loads((tmp_path / "results/tiny/pairs/phy_deform/pairwise__in_prompt/train.json").read_text())
+    assert pairwise_pairs
+
     report = tmp_path / "results" / "tiny" / "report"
     assert (report / "README.md").is_file() and "study_config.yaml" in (report / "README.md").read_text()
-    assert list(report.glob("*.tex")) and list(report.glob("*.png"))
-    pairing_table = (report / "table_pairing.md").read_text()
+    assert list((report / "tables").glob("*.tex")) and (report / "figures" / "learning_curves.png").is_file()
+    assert (report / "figures" / "overopt_curves.png").is_file()
+    for table in ("stress_probe.md", "overoptimisation.md"):  # a row per cell
+        assert (report / "tables" / table).read_text().count("| last_token / bt (") == 3, table
+    pairing_table = (report / "tables" / "table_pairing.md").read_text()
+    header = next(line for line in pairing_table.splitlines() if line.startswith("| Pairing"))
+    assert header == "| Pairing | Pair acc. (%) | 95 % CI | Δ vs ref. (pp) | p | Acc. w/ ties (%) | ROC-AUC (%) |"
     rows = [line for line in pairing_table.splitlines() if line.startswith(("| cross_prompt", "| in_prompt"))]
     assert len(rows) == 2
-    for row in rows:  # pair accuracy, accuracy with ties, ROC-AUC in percent
-        values = [float(v.strip(" *")) for v in row.strip("|").split("|")[1:]]
-        assert len(values) == 3 and all(0.0 <= v <= 100.0 for v in values), row
+    for row in rows:  # pair accuracy, its bootstrap interval, Δ and p against cross_prompt, acc. with ties, ROC-AUC
+        acc, interval, delta, p_value, ties, auc = (v.strip(" *") for v in row.strip("|").split("|")[1:])
+        low, high = (float(v) for v in interval.strip("[]").split(","))
+        assert all(0.0 <= float(v) <= 100.0 for v in (acc, ties, auc, low, high)) and low <= float(acc) <= high, row
+        if row.startswith("| cross_prompt"):
+            assert (delta, p_value) == ("ref.", "–"), row
+        else:
+            assert float(delta) == float(acc) - float(rows[0].split("|")[2].strip(" *")) and float(p_value) <= 1, row
+
+    # the browsable Snakemake report: self-contained, every figure embedded
+    html = snakemake(tmp_path, "--report", "results/tiny/report.html")
+    assert html.returncode == 0, html.stderr[-3000:]
+    page = (tmp_path / "results" / "tiny" / "report.html").read_text()
+    figures = sorted(tmp_path.glob("results/tiny/**/figures/*.png"))
+    assert figures
+    for figure in figures:
+        assert base64.b64encode(figure.read_bytes()).decode()[:2000] in page, figure
+    assert "table_pairing.html" in page and "study_config.yaml" in page
 
     again = snakemake(tmp_path, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout
@@ -135,7 +181,8 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     changed = snakemake(tmp_path, "-n", configfiles=(TINY, overlay))
     assert changed.returncode == 0, changed.stderr
     assert job_counts(changed.stdout + changed.stderr) == {"train_config": 1, "train": 1, "infer": 1, "evaluate": 1,
-                                                           "study_config": 1, "report": 1, "all": 1}
+                                                           "probe": 1, "overopt": 1, "study_config": 1, "report": 1,
+                                                           "all": 1}
     planned = [out for rule, out in dry_run_jobs(changed.stdout + changed.stderr) if rule in ("train", "infer")]
     assert len(planned) == 2 and all(pairwise_cell in out for out in planned)
 
@@ -143,8 +190,8 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     before = {c: (tmp_path / c / "scores_test.json").stat().st_mtime_ns for c in (in_prompt_cell, pairwise_cell)}
     rebuilt = snakemake(tmp_path, "--cores", "2", "--forcerun", f"{grid_cell}/reward_model.done")
     assert rebuilt.returncode == 0, rebuilt.stderr[-5000:]
-    assert job_counts(rebuilt.stdout + rebuilt.stderr) == {"train": 1, "infer": 1, "evaluate": 1,
-                                                           "report": 1, "all": 1}
+    assert job_counts(rebuilt.stdout + rebuilt.stderr) == {"train": 1, "infer": 1, "evaluate": 1, "probe": 1,
+                                                           "overopt": 1, "report": 1, "all": 1}
     assert before == {c: (tmp_path / c / "scores_test.json").stat().st_mtime_ns for c in before}
     final = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in final.stdout + final.stderr

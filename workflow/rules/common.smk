@@ -2,6 +2,7 @@
 # validated config into `solireward` flags and per-cell training configs.
 
 import os
+import re
 import shlex
 from pathlib import Path
 
@@ -20,27 +21,37 @@ if REPO not in _PYTHONPATH.split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
 # Shell snippet choosing the launcher from the job's GPU count (which a profile may override):
 # torchrun (torch.distributed.run) with one process per GPU when there are several, else one process.
-GPU_LAUNCHER = ("if [ {resources.gpu} -gt 1 ]; then "
-                "launch='python -m torch.distributed.run --standalone --nproc_per_node {resources.gpu}'; else launch=python; fi;")
+GPU_LAUNCHER = (
+    "if [ {resources.gpu} -gt 1 ]; then "
+    "launch='python -m torch.distributed.run --standalone --nproc_per_node {resources.gpu}'; else launch=python; fi;"
+)
 
 GRID_LABELS, GRID_PAIRING = "binary", "cross_prompt"
 # pairwise annotations compare two videos of one prompt, so their pairs are in-prompt pairs
 LABEL_SOURCE_PAIRING = {"binary": None, "pairwise": "in_prompt"}
 REFERENCE_PAIRS = f"{R}/pairs/{{task}}/{GRID_LABELS}__{GRID_PAIRING}"
-CELL = f"{R}/models/{{task}}/{{labels}}__{{pairing}}/{{head}}__{{loss}}"
+# `replicate` is "" for the first training of a cell and "__rep<r>" for the r-th repeat (config `replicates`),
+# so a study with one replicate keeps its paths; replicate r trains with seed = the cell's seed + r.
+CELL = f"{R}/models/{{task}}/{{labels}}__{{pairing}}/{{head}}__{{loss}}{{replicate}}"
+CELL_LOG = "{task}/{labels}__{pairing}/{head}__{loss}{replicate}.log"
+REPLICATES = [""] + [f"__rep{r}" for r in range(1, config["replicates"])]
 
 
 def check_config() -> None:
     """Cross-key checks the JSON schema cannot express; each failure names the key."""
     grid = config["grid"]
-    for key, names, section in (("grid.heads", grid["heads"], "heads"),
-                                ("grid.losses", grid["losses"], "losses"),
-                                ("grid.default_head", [grid["default_head"]], "heads"),
-                                ("grid.default_loss", [grid["default_loss"]], "losses")):
+    for key, names, section in (
+        ("grid.heads", grid["heads"], "heads"),
+        ("grid.losses", grid["losses"], "losses"),
+        ("grid.default_head", [grid["default_head"]], "heads"),
+        ("grid.default_loss", [grid["default_loss"]], "losses"),
+    ):
         missing = [n for n in names if n not in config[section]]
         if missing:
-            raise WorkflowError(f"config key {key}: {', '.join(missing)} is not defined under "
-                                f"'{section}' (defined: {', '.join(config[section])})")
+            raise WorkflowError(
+                f"config key {key}: {', '.join(missing)} is not defined under "
+                f"'{section}' (defined: {', '.join(config[section])})"
+            )
     data = config["data"]
     if data["demo"] is None and not data["annotations"]:
         raise WorkflowError("config key data: give data.demo (generated data) or data.annotations (real files)")
@@ -48,9 +59,11 @@ def check_config() -> None:
         raise WorkflowError("config key ablations.labels: 'pairwise' needs data.pairwise_annotations")
     if config["backbone"]["path"] is None and data["demo"] is None:
         raise WorkflowError("config key backbone.path: a real study needs a backbone checkpoint folder")
-
-
-check_config()
+    if config["replicates"] > 1 and "seed" not in {**TRAIN_RECIPE, **config["train"]}:
+        raise WorkflowError(
+            "config key replicates: give train.seed (or a seed in the train_recipe); "
+            "replicate r trains with that seed + r"
+        )
 
 
 def cli_flags(options: dict) -> str:
@@ -74,6 +87,19 @@ def rule_resources(rule: str) -> dict:
     return {**config["resources"]["default"], **config["resources"][rule]}
 
 
+def train_launch() -> dict:
+    """GPUs and processes per node and nodes of a training job (config resources.train): one process per GPU,
+    `procs_per_node` CPU processes (gloo) without GPUs; one process in all stays a plain `python` run."""
+    res = rule_resources("train")
+    gpus = res.get("gpu", 0)
+    return {"gpus": gpus, "nodes": res.get("nodes", 1), "procs": res.get("procs_per_node", max(gpus, 1))}
+
+
+TRAIN_LAUNCH = train_launch()
+# resumes from MODEL.partial, launches python / torchrun / srun + torchrun, renames MODEL.partial to MODEL
+TRAIN_SCRIPT = shlex.quote(str(Path(workflow.basedir, "scripts", "train.sh")))
+
+
 def load_train_recipe() -> dict:
     """The flags of the study's `train_recipe` file ({} when it is null); a relative path is read from REPO."""
     name = config["train_recipe"]
@@ -92,6 +118,31 @@ def load_train_recipe() -> dict:
 
 
 TRAIN_RECIPE = load_train_recipe()
+check_config()
+
+
+def profile_placeholders() -> list[str]:
+    """`rule:resource=value` of every resource a workflow profile (or the command line) set to a value that
+    still holds a `<...>` placeholder, e.g. default-resources slurm_partition: "<cpu_partition>"."""
+    settings = workflow.resource_settings
+    scopes = [
+        ("default-resources", settings.default_resources or {}),
+        *((f"set-resources {rule}", values) for rule, values in settings.overwrite_resources.items()),
+    ]
+    found = []
+    for scope, values in scopes:
+        for key, value in values.items():
+            text = str(getattr(value, "raw", value))  # a parsed Resource keeps the profile's text as `raw`
+            if re.search(r"<[^<>]+>", text):
+                found.append(f"{scope}: {key}={text}")
+    return found
+
+
+if profile_placeholders():
+    raise WorkflowError(
+        "the workflow profile still holds placeholders; fill in (or delete) these resources "
+        "before running: " + "; ".join(profile_placeholders())
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -105,11 +156,32 @@ def annotation_files() -> list[str]:
     return list(config["data"]["annotations"])
 
 
-def pairwise_annotation_file() -> str:
-    """Pairwise annotation file: the generated demo file or the real one."""
+def pairwise_source_file() -> str:
+    """The study's pairwise file as given: the generated demo votes (exported as a VideoAlign CSV when
+    data.pairwise_format is videoalign) or the real file."""
     if config["data"]["demo"] is not None:
+        if config["data"]["pairwise_format"] == "videoalign":
+            return f"{R}/imports/demo_votes/preferences.csv"
         return f"{R}/data/pairwise_annotations.csv"
     return config["data"]["pairwise_annotations"]
+
+
+# `import_bench` conversions: import name -> format of its input
+IMPORTS = {"demo_votes": "votes", "preferences": "videoalign"}
+
+
+def import_bench_input(wildcards) -> str:
+    """The file an import converts: the demo's votes, or the study's pairwise file."""
+    if wildcards.bench == "demo_votes":
+        return f"{R}/data/pairwise_annotations.csv"
+    return pairwise_source_file()
+
+
+def pairwise_annotation_file() -> str:
+    """Pairwise votes for `solireward pairs`: the source file, or its conversion by `import_bench`."""
+    if config["data"]["pairwise_format"] == "videoalign":
+        return f"{R}/imports/preferences/votes.csv"
+    return pairwise_source_file()
 
 
 def backbone_dir() -> str:
@@ -123,9 +195,11 @@ def pairs_inputs(wildcards) -> dict:
     inputs = {"labels": f"{R}/labels/labels.jsonl"}
     if wildcards.labels == "pairwise":
         if wildcards.pairing != LABEL_SOURCE_PAIRING["pairwise"]:
-            raise WorkflowError(f"pairwise labels give {LABEL_SOURCE_PAIRING['pairwise']} pairs; "
-                                f"ask for .../pairwise__{LABEL_SOURCE_PAIRING['pairwise']}/..., "
-                                f"not pairwise__{wildcards.pairing}")
+            raise WorkflowError(
+                f"pairwise labels give {LABEL_SOURCE_PAIRING['pairwise']} pairs; "
+                f"ask for .../pairwise__{LABEL_SOURCE_PAIRING['pairwise']}/..., "
+                f"not pairwise__{wildcards.pairing}"
+            )
         inputs["pairwise"] = pairwise_annotation_file()
     return inputs
 
@@ -135,7 +209,7 @@ def pairs_flags(wildcards) -> str:
     options = {"task": wildcards.task, "strategy": wildcards.pairing, **config["pairs"]}
     if wildcards.labels == "pairwise":
         options["pairwise_annotations"] = pairwise_annotation_file()
-        if config["data"]["video_root"]:
+        if config["data"]["video_root"] and config["data"]["pairwise_format"] != "videoalign":
             options["video_root"] = config["data"]["video_root"]
     return cli_flags(options)
 
@@ -163,13 +237,22 @@ def cell_config(wildcards) -> dict:
     resolved.update(config["label_sources"][wildcards.labels])
     resolved.update(config["heads"][wildcards.head])
     resolved.update(config["losses"][wildcards.loss])
+    if wildcards.replicate:
+        resolved["seed"] += replicate_index(wildcards.replicate)
     return resolved
+
+
+def replicate_index(replicate: str) -> int:
+    """0 for the first training of a cell (""), r for "__rep<r>"."""
+    return int(replicate.removeprefix("__rep")) if replicate else 0
 
 
 def cell_config_yaml(wildcards) -> str:
     """The cell's training config as YAML text (a rule param, so a change reruns that cell)."""
-    header = (f"# solireward train --config THIS_FILE ... (cell {wildcards.task}/{wildcards.labels}__"
-              f"{wildcards.pairing}/{wildcards.head}__{wildcards.loss} of study {STUDY})\n")
+    header = (
+        f"# solireward train --config THIS_FILE ... (cell {wildcards.task}/{wildcards.labels}__"
+        f"{wildcards.pairing}/{wildcards.head}__{wildcards.loss}{wildcards.replicate} of study {STUDY})\n"
+    )
     return header + yaml.safe_dump(cell_config(wildcards), sort_keys=False)
 
 
@@ -180,28 +263,31 @@ def cells() -> list[dict]:
     for task in config["tasks"]:
         for head in grid["heads"]:
             for loss in grid["losses"]:
-                out.append(dict(task=task, labels=GRID_LABELS, pairing=GRID_PAIRING, head=head, loss=loss, group="grid"))
+                out.append(
+                    dict(task=task, labels=GRID_LABELS, pairing=GRID_PAIRING, head=head, loss=loss, group="grid")
+                )
         default = dict(task=task, head=grid["default_head"], loss=grid["default_loss"])
         for pairing in config["ablations"]["pairing"]:
             out.append(dict(default, labels=GRID_LABELS, pairing=pairing, group="ablation_pairing"))
         for labels in config["ablations"]["labels"]:
             out.append(dict(default, labels=labels, pairing=LABEL_SOURCE_PAIRING[labels], group="ablation_labels"))
         for group in ("ablation_pairing", "ablation_labels"):
-            if (config["ablations"]["pairing"] if group == "ablation_pairing" else config["ablations"]["labels"]):
+            if config["ablations"]["pairing"] if group == "ablation_pairing" else config["ablations"]["labels"]:
                 # the ablation's reference cell (default head and loss on the grid data)
                 out.append(dict(default, labels=GRID_LABELS, pairing=GRID_PAIRING, group=group))
     return out
 
 
 def cell_files(pattern: str, group: str | None = None) -> list[str]:
-    """`pattern` (a path under CELL) for each distinct cell, optionally of one group only."""
+    """`pattern` (a path under CELL) for each distinct cell and replicate, optionally of one group only."""
     seen = []
     for cell in cells():
         if group is not None and cell["group"] != group:
             continue
-        path = pattern.format(**{k: v for k, v in cell.items() if k != "group"})
-        if path not in seen:
-            seen.append(path)
+        for replicate in REPLICATES:
+            path = pattern.format(**{k: v for k, v in cell.items() if k != "group"}, replicate=replicate)
+            if path not in seen:
+                seen.append(path)
     return seen
 
 
@@ -210,20 +296,33 @@ def study_config_yaml() -> str:
     resources left out: they do not change results)."""
     study = {key: value for key, value in config.items() if key != "resources"}
     study["train"] = {**TRAIN_RECIPE, **config["train"]}
-    header = (f"# the study config that produced results/{STUDY}/ (schema defaults filled in; train: the "
-              "train_recipe flags with the train overrides applied)\n")
+    header = (
+        f"# the study config that produced results/{STUDY}/ (schema defaults filled in; train: the "
+        "train_recipe flags with the train overrides applied)\n"
+    )
     return header + yaml.safe_dump(study, sort_keys=False)
 
 
 def report_reference() -> list[str]:
     """The factors held fixed in each single-factor table of the report: the default cell."""
     grid = config["grid"]
-    return [f"head={grid['default_head']}", f"loss={grid['default_loss']}",
-            f"labels={GRID_LABELS}", f"pairing={GRID_PAIRING}"]
+    return [
+        f"head={grid['default_head']}",
+        f"loss={grid['default_loss']}",
+        f"labels={GRID_LABELS}",
+        f"pairing={GRID_PAIRING}",
+    ]
 
 
 def eval_tags(wildcards) -> str:
     """`--tag` arguments that identify a cell in the metrics file and the report."""
-    tags = {"task": wildcards.task, "labels": wildcards.labels,
-            "pairing": wildcards.pairing, "head": wildcards.head, "loss": wildcards.loss}
+    tags = {
+        "task": wildcards.task,
+        "labels": wildcards.labels,
+        "pairing": wildcards.pairing,
+        "head": wildcards.head,
+        "loss": wildcards.loss,
+    }
+    if config["replicates"] > 1:
+        tags["replicate"] = replicate_index(wildcards.replicate)
     return " ".join(shlex.quote(f"{k}={v}") for k, v in tags.items())

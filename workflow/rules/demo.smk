@@ -8,9 +8,6 @@ rule demo_data:
         ground_truth=f"{R}/data/ground_truth.csv",
         readme=f"{R}/data/README.md",
         videos=directory(f"{R}/data/videos"),
-    params:
-        outdir=lambda wildcards, output: str(Path(output.annotations).parent),
-        flags=cli_flags(config["data"]["demo"] or {}),
     log:
         f"{LOGS}/demo_data.log",
     conda:
@@ -19,6 +16,9 @@ rule demo_data:
     resources:
         mem_mb=rule_resources("demo_data")["mem_mb"],
         runtime=rule_resources("demo_data")["runtime"],
+    params:
+        outdir=lambda wildcards, output: str(Path(output.annotations).parent),
+        flags=cli_flags(config["data"]["demo"] or {}),
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli demo-data --output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
@@ -27,9 +27,6 @@ rule demo_data:
 rule tiny_model:
     output:
         directory(f"{R}/backbone"),
-    params:
-        model_type=config["backbone"]["model_type"],
-        flags=cli_flags(config["backbone"]["tiny"]),
     log:
         f"{LOGS}/tiny_model.log",
     conda:
@@ -38,6 +35,9 @@ rule tiny_model:
     resources:
         mem_mb=rule_resources("tiny_model")["mem_mb"],
         runtime=rule_resources("tiny_model")["runtime"],
+    params:
+        model_type=config["backbone"]["model_type"],
+        flags=cli_flags(config["backbone"]["tiny"]),
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli tiny-model --model_type {params.model_type:q} {params.flags} "

@@ -8,9 +8,6 @@ rule labels:
         table=f"{R}/labels/labels.jsonl",
         report_json=f"{R}/labels/label_report.json",
         report_md=f"{R}/labels/label_report.md",
-    params:
-        report_dir=lambda wildcards, output: str(Path(output.table).parent),
-        flags=cli_flags({"video_root": config["data"]["video_root"], **config["labels"]}),
     log:
         f"{LOGS}/labels.log",
     conda:
@@ -19,6 +16,9 @@ rule labels:
     resources:
         mem_mb=rule_resources("labels")["mem_mb"],
         runtime=rule_resources("labels")["runtime"],
+    params:
+        report_dir=lambda wildcards, output: str(Path(output.table).parent),
+        flags=cli_flags({"video_root": config["data"]["video_root"], **config["labels"]}),
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli labels --input {input:q} --output {output.table:q} "

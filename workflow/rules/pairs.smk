@@ -10,9 +10,6 @@ rule pairs:
         test=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/test.json",
         videos_test=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/videos_test.json",
         summary=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/summary.json",
-    params:
-        outdir=lambda wildcards, output: str(Path(output.summary).parent),
-        flags=pairs_flags,
     log:
         f"{LOGS}/pairs/{{task}}/{{labels}}__{{pairing}}.log",
     conda:
@@ -21,6 +18,9 @@ rule pairs:
     resources:
         mem_mb=rule_resources("pairs")["mem_mb"],
         runtime=rule_resources("pairs")["runtime"],
+    params:
+        outdir=lambda wildcards, output: str(Path(output.summary).parent),
+        flags=pairs_flags,
     shell:
         "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli pairs --labels {input.labels:q} --output_dir {params.outdir:q} {params.flags} "
