@@ -43,6 +43,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from solireward.config import arg
+from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.data.synthetic import GRID_DEFECTS, grid_specs, render_video
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import group_advantages
@@ -50,7 +51,7 @@ from solireward.io import read_records
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("phy_deform", "text_alignment")
+TASKS = tuple(TASK_DIMENSIONS)  # the tasks the demo generator has a ground truth for
 
 
 @dataclasses.dataclass
