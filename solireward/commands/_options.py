@@ -95,3 +95,26 @@ def parse_dataclass(cls: type[T], args: argparse.Namespace, config_file: str | N
 def command_line_source(config_file: str | None) -> str:
     """How errors name where merged option values came from."""
     return f"{config_file} / command line" if config_file else "command line"
+
+
+def add_tag_argument(parser: argparse.ArgumentParser, output: str, example: str | None = None) -> None:
+    """`--tag KEY=VALUE ...`: labels stored under 'tags' in `output`, by which `solireward report` groups cells."""
+    hint = f" (e.g. {example})" if example else ""
+    parser.add_argument("--tag", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
+                        help=f"label stored under 'tags' in {output} so `solireward report` can group cells{hint}; "
+                             "repeatable")
+
+
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """`key=value` strings as a dict; a malformed or contradictory tag is a ConfigError."""
+    tags: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}", field="tag")
+        if key in tags and tags[key] != value:
+            raise ConfigError(f"tag '{key}' given twice with different values ({tags[key]!r}, {value!r})",
+                              field="tag")
+        tags[key] = value
+    return tags

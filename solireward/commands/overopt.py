@@ -9,8 +9,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from solireward.commands._options import add_config_argument, add_dataclass_arguments, parse_dataclass
-from solireward.commands.evaluate import parse_tags
+from solireward.commands._options import (add_config_argument, add_dataclass_arguments, add_tag_argument,
+                                         parse_dataclass, parse_tags)
 from solireward.hacking.overopt import OveroptConfig, overopt_markdown, plot_curves, run_overopt
 from solireward.io import write_json, write_text
 
@@ -20,9 +20,7 @@ logger = logging.getLogger(__name__)
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     """Add the flags of `solireward overopt`."""
     add_config_argument(parser)
-    parser.add_argument("--tag", nargs="+", action="extend", default=[], metavar="KEY=VALUE",
-                        help="label stored under 'tags' in overopt.json so `solireward report` can group cells; "
-                             "repeatable")
+    add_tag_argument(parser, "overopt.json")
     add_dataclass_arguments(parser, OveroptConfig, "over-optimisation")
 
 
