@@ -4,31 +4,38 @@ Generates ``--videos`` mp4 files (``--size`` pixels square, ``--frames`` frames,
 noise so the codec has real work) and a reward model on a tiny random backbone, then measures on
 the same files, in one process, after one warm-up pass each, best of ``--repeats`` interleaved runs:
 
-* decode-only: the input pipeline alone (``solireward.scoring.loader``: decode + collate in ``--num_workers``
-  DataLoader workers), no model;
+* decode-only: the input pipeline alone (``solireward.scoring.loader``: decode + collate in DataLoader
+  workers), no model;
 * model-only: the model's forward passes on batches collated beforehand and held in memory;
 * infer: ``score_records`` (what ``solireward infer`` runs after loading), workers and model together;
 * infer with ``num_workers=0``: decoding and the model one after the other, for reference.
 
-Goal: infer >= ``INFER_MIN_OVERLAP`` (bench/goals.py) x the slower of decode-only and model-only (the
-pipeline costs little more than its bottleneck). Rates are videos per second. On CPU the decoding
-workers and the model share the cores, so overlap cannot beat the sum of their CPU work: with W
-workers on W cores decoding at rate d and a model needing 1/m core-seconds per video, the ceiling is
-about 1 / (1/d + 1/(W m)).
-With the model on a GPU (``--device cuda``) the ceiling is the slower of the two rates.
+Two worker counts, each with its own decode-only and infer:
+
+* ``--num_workers`` (default: the cores less one) leaves the model a core of its own, as a GPU host
+  leaves the main process free to drive the GPU. The stages then have separate resources, so this
+  measures what the goal asks: infer >= ``INFER_MIN_OVERLAP`` (bench/goals.py) x the slower of
+  decode-only and model-only, i.e. the pipeline costs little more than its bottleneck. With the model
+  on a GPU (``--device cuda``) every core can decode; pass ``--num_workers`` accordingly.
+* ``--shared_workers`` (default: every core; 0 skips it) is what infer does on a CPU-only machine:
+  the decoders and the model share the cores, so infer cannot beat the sum of their CPU work. Its
+  ceiling, ``cores / (infer's CPU seconds per video x decode-only's rate)``, is printed beside it: the
+  most videos/s that ``cores`` can give at infer's CPU per video (its least of the repeats), as a share
+  of decode-only's rate.
+
+Rates are videos per second.
 
 Where the time goes: each repeat also runs one instrumented pass of infer's pieces (the dataset,
-``loader`` and ``score_batches`` that ``score_videos`` composes), timed from the main process: starting
-the workers, waiting for batches, the model, the drain (after the last batch arrived only the model
-runs) and stopping the workers; and every figure's CPU seconds per video, of the main process and of
-the workers (``getrusage``), which background load does not inflate. On CPU the ceiling is then
-decode-only's CPU per video / infer's (on busy cores infer cannot run faster than its CPU work
-allows), and the lost share of decode-only's rate is split into that CPU part, the drain and the
-rest (background load, scheduling); a ``cause:`` line names the largest.
+``loader`` and ``score_batches`` that ``score_videos`` composes) with ``--num_workers``, timed from the
+main process: starting the workers, waiting for batches, the model, the drain (after the last batch
+arrived only the model runs) and stopping the workers; and every figure's CPU seconds per video, of
+the main process and of the workers (``getrusage``), which background load does not inflate. The lost
+share of decode-only's rate is split into the CPU part (the ceiling above), the drain and the rest
+(background load, scheduling); a ``cause:`` line names the largest.
 
     python bench/bench_infer.py [--videos 96] [--unique 8] [--frames 96] [--size 256] [--num_frames 8]
-                                [--batch_size 8] [--num_workers 2] [--torch_threads N] [--repeats 3]
-                                [--device cpu]
+                                [--batch_size 8] [--num_workers N] [--shared_workers N] [--torch_threads N]
+                                [--repeats 3] [--device cpu]
 """
 
 from __future__ import annotations
@@ -159,7 +166,12 @@ def parse_cause(text: str) -> str | None:
     return match[1] if match else None
 
 
+def available_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def main() -> None:
+    cores = available_cores()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=96, help="number of generated videos (default: 96)")
     parser.add_argument("--unique", type=int, default=8, help="distinct videos among them (default: 8)")
@@ -167,15 +179,22 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="width and height of the videos (default: 256)")
     parser.add_argument("--num_frames", type=int, default=8, help="frames the model reads per video (default: 8)")
     parser.add_argument("--batch_size", type=int, default=8, help="videos per forward pass (default: 8)")
-    parser.add_argument("--num_workers", type=int, default=2, help="decoding workers (default: 2)")
+    parser.add_argument("--num_workers", type=int, default=max(1, cores - 1),
+                        help="decoding workers of the goal's figures: the model keeps a core of its own "
+                             f"(default: the cores less one, here {max(1, cores - 1)})")
+    parser.add_argument("--shared_workers", type=int, default=cores,
+                        help="decoding workers of the reference figures where the model shares every core "
+                             f"with them, as infer on a CPU-only machine (default: the cores, here {cores}; 0: skip)")
     parser.add_argument("--model_type", default="Qwen2-VL", help="tiny backbone family (default: Qwen2-VL)")
     parser.add_argument("--torch_threads", type=int, default=None,
                         help="intra-op threads of the model (default: what infer picks on CPU: one per core "
-                             "left after one core per decoding worker)")
+                             "left after one core per decoding worker, at least one)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="measurements of each figure, interleaved; the best is reported (default: 3)")
     parser.add_argument("--device", default="cpu", help="device of the model: cpu or cuda (default: cpu)")
     args = parser.parse_args()
+    if args.num_workers < 1 or args.shared_workers < 0:
+        parser.error("--num_workers must be 1 or more and --shared_workers 0 or more")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -208,10 +227,6 @@ def main() -> None:
 
         dataset = ScoringDataset([p for _, p, _ in items], [q for _, _, q in items], VideoEncoder(collator, sampling))
 
-        def pipeline(workers: int) -> Any:
-            """The scoring path's input side alone: decode + processor + pad in `workers` processes."""
-            return loader(dataset, collator, batch_size=args.batch_size, num_workers=workers)
-
         cpu: dict[str, list[tuple[float, float, float]]] = {}  # per figure and run: CPU main, CPU workers, wall
 
         def measured(name: str, run: Callable[[], None]) -> float:
@@ -222,11 +237,13 @@ def main() -> None:
             cpu.setdefault(name, []).append((main1 - main0, workers1 - workers0, t1 - t0))
             return rate(n, t1 - t0)
 
-        def decode_only() -> None:
-            for batch in pipeline(args.num_workers):
+        def decode_only(workers: int) -> None:
+            """The scoring path's input side alone: decode + processor + pad in `workers` processes."""
+            for batch in loader(dataset, collator, batch_size=args.batch_size, num_workers=workers):
                 assert not batch.failed
 
-        batches = [{k: v.to(args.device) for k, v in batch.inputs.items()} for batch in pipeline(0)]
+        batches = [{k: v.to(args.device) for k, v in batch.inputs.items()}
+                   for batch in loader(dataset, collator, batch_size=args.batch_size, num_workers=0)]
 
         def model_only() -> None:
             with torch.inference_mode():
@@ -251,75 +268,105 @@ def main() -> None:
             timeline.wall, timeline.cpu_main, timeline.cpu_workers = t1 - t0, main1 - main0, workers1 - workers0
             return timeline
 
-        decode_only(), model_only(), infer(args.num_workers)  # warm-up (caches, thread pools, page cache)
-        decode_name, infer_name = f"decode-only ({args.num_workers} workers)", f"infer ({args.num_workers} workers)"
+        own, shared = Config(args.num_workers), Config(args.shared_workers) if args.shared_workers else None
+        figures: list[tuple[str, Callable[[], None]]] = [(own.decode, lambda: decode_only(args.num_workers)),
+                                                         ("model-only", model_only),
+                                                         (own.infer, lambda: infer(args.num_workers))]
+        if shared and shared.workers != own.workers:
+            figures += [(shared.decode, lambda: decode_only(args.shared_workers)),
+                        (shared.infer, lambda: infer(args.shared_workers))]
+        figures.append(("infer (0 workers, serial)", lambda: infer(0)))
+        for _, measure in figures:  # warm-up (caches, thread pools, page cache)
+            measure()
         runs: dict[str, list[float]] = {}
         timelines: list[Timeline] = []
         for _ in range(args.repeats):  # interleaved, so background load hits every figure alike
-            for name, measure in ((decode_name, decode_only), ("model-only", model_only),
-                                  (infer_name, lambda: infer(args.num_workers)),
-                                  ("infer (0 workers, serial)", lambda: infer(0))):
+            for name, measure in figures:
                 runs.setdefault(name, []).append(measured(name, measure))
             timelines.append(instrumented())
-        figures = {name: max(values) for name, values in runs.items()}  # best of the repeats
-    bottleneck = min(figures[decode_name], figures["model-only"])
-    achieved = figures[infer_name] / bottleneck
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    best = {name: max(values) for name, values in runs.items()}  # best of the repeats
     print(f"device {args.device}, cores: {cores}, torch threads: {torch.get_num_threads()}, "
-          f"batch size {args.batch_size}, "
-          f"{args.num_frames} frames per video, {n} videos")
-    for name, value in figures.items():
+          f"batch size {args.batch_size}, {args.num_frames} frames per video, {n} videos")
+    for name, value in best.items():
         print(f"  {name:<30} {value:8.2f} videos/s   (runs: {', '.join(f'{v:.2f}' for v in runs[name])})")
-    print(f"infer / slower of (decode-only, model-only) = {achieved:.2f} (goal >= {INFER_MIN_OVERLAP:g}): "
+    achieved = best[own.infer] / min(best[own.decode], best["model-only"])
+    print(f"infer / slower of (decode-only, model-only) = {achieved:.2f} with {own.workers} decoding "
+          f"worker(s) and the model on the remaining core(s) (goal >= {INFER_MIN_OVERLAP:g}): "
           f"{'met' if achieved >= INFER_MIN_OVERLAP else 'NOT met'}")
-    explain(figures[decode_name], figures["model-only"], figures[infer_name], cpu, decode_name, infer_name,
+    if shared and shared.workers != own.workers:
+        ratio = best[shared.infer] / min(best[shared.decode], best["model-only"])
+        ceiling = cpu_ceiling(cpu, shared, best[shared.decode], n, cores)
+        print(f"all cores shared: infer / slower of (decode-only, model-only) = {ratio:.2f} with "
+              f"{shared.workers} decoding workers and the model on the same {cores} cores; ceiling from CPU work "
+              f"{ceiling:.2f}, so {ratio / ceiling:.2f} of it reached (reference, no goal)")
+    explain(best[own.decode], best["model-only"], best[own.infer], cpu, own,
             min(timelines, key=lambda t: t.wall), n, cores, args)
 
 
-def explain(decode: float, model: float, infer: float, cpu: dict[str, list[tuple[float, float, float]]],
-            decode_name: str, infer_name: str, timeline: Timeline, n: int, cores: int, args: argparse.Namespace
-            ) -> None:
-    """Print where infer loses time against the slower of decode-only and model-only, and name the main cause."""
-    def ms_per_video(name: str, part: int) -> float:
-        """Mean CPU milliseconds per video of `name`'s runs: part 0 the main process, 1 the workers."""
-        return 1000 * sum(c[part] for c in cpu[name]) / len(cpu[name]) / n
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """A decoding worker count and the names of its decode-only and infer figures."""
 
-    print(f"where the time goes (instrumented infer pass, the fastest of {args.repeats}; seconds):")
+    workers: int
+
+    @property
+    def decode(self) -> str:
+        return f"decode-only ({self.workers} workers)"
+
+    @property
+    def infer(self) -> str:
+        return f"infer ({self.workers} workers)"
+
+
+def ms_per_video(cpu: dict[str, list[tuple[float, float, float]]], name: str, part: int, n: int) -> float:
+    """Mean CPU milliseconds per video of `name`'s runs: part 0 the main process, 1 the workers."""
+    return 1000 * sum(c[part] for c in cpu[name]) / len(cpu[name]) / n
+
+
+def cpu_ceiling(cpu: dict[str, list[tuple[float, float, float]]], config: Config, decode: float, n: int,
+                cores: int) -> float:
+    """The most of decode-only's rate that `cores` allow at infer's CPU seconds per video (at most 1), taking
+    the run that used the least CPU: sharing cores inflates CPU time (caches, switches), so runs differ."""
+    infer_cpu = min(main + workers for main, workers, _ in cpu[config.infer]) / n
+    return min(1.0, cores / (infer_cpu * decode))
+
+
+def explain(decode: float, model: float, infer: float, cpu: dict[str, list[tuple[float, float, float]]],
+            config: Config, timeline: Timeline, n: int, cores: int, args: argparse.Namespace) -> None:
+    """Print where infer loses time against the slower of decode-only and model-only, and name the main cause."""
+    print(f"where the time goes (instrumented infer pass with {config.workers} worker(s), the fastest of "
+          f"{args.repeats}; seconds):")
     other = timeline.wall - timeline.starting - timeline.waiting - timeline.model - timeline.shutdown
     print(f"  main process: {timeline.wall:.3f} wall = starting the workers {timeline.starting:.3f} + waiting for "
           f"batches {timeline.waiting:.3f} (the first arrived at {timeline.first_batch:.3f}) + model "
           f"{timeline.model:.3f} + stopping the workers {timeline.shutdown:.3f} + other {other:.3f}")
     tail = timeline.exhausted - timeline.last_batch
-    print(f"  after the last batch arrived (decoders done, the model alone on one core): {tail:.3f}")
-    decode_cpu = ms_per_video(decode_name, 0) + ms_per_video(decode_name, 1)
-    infer_cpu = ms_per_video(infer_name, 0) + ms_per_video(infer_name, 1)
-    print(f"  CPU ms per video: decode-only {decode_cpu:.2f} (workers {ms_per_video(decode_name, 1):.2f}, main "
-          f"{ms_per_video(decode_name, 0):.2f}), infer {infer_cpu:.2f} (workers {ms_per_video(infer_name, 1):.2f}, "
-          f"main {ms_per_video(infer_name, 0):.2f}), model-only {ms_per_video('model-only', 0):.2f}")
+    print(f"  after the last batch arrived (decoders done, the model alone): {tail:.3f}")
+    lines = []
+    for name in (config.decode, config.infer, "model-only"):
+        main, workers = ms_per_video(cpu, name, 0, n), ms_per_video(cpu, name, 1, n)
+        lines.append(f"{name} {main + workers:.2f}" + (f" (workers {workers:.2f}, main {main:.2f})" if workers else ""))
+    print("  CPU ms per video: " + ", ".join(lines))
     busy = {name: max((main + workers) / wall for main, workers, wall in cpu[name])
-            for name in (decode_name, infer_name)}
-    print(f"  cores kept busy (CPU seconds / wall, best run): decode-only {busy[decode_name]:.2f}, infer "
-          f"{busy[infer_name]:.2f} of {cores} (fewer: background load took the rest, or the processes waited)")
+            for name in (config.decode, config.infer)}
+    print(f"  cores kept busy (CPU seconds / wall, best run): decode-only {busy[config.decode]:.2f}, infer "
+          f"{busy[config.infer]:.2f} of {cores}")
     if args.device != "cpu" or model <= decode:
         print("cause: not analysed (the model, not decoding, is the slower side, or it runs on a GPU)")
         return
-    # On CPU the decoders and the model share the cores: when decoding keeps them busy, infer can run at most
-    # at decode-only's rate x decode-only's CPU per video / infer's (the docstring's ceiling, in CPU seconds).
-    ceiling = decode_cpu / infer_cpu
+    ceiling = cpu_ceiling(cpu, config, decode, n, cores)
     lost = 1.0 - infer / decode
-    parts = {"CPU: the model's forward passes run on the cores the decoding workers need": 1.0 - ceiling,
-             "drain: the last batches are scored after decoding has finished": tail / timeline.wall,
+    parts = {"CPU: the cores cannot supply infer's CPU work per video at decode-only's rate": 1.0 - ceiling,
+             "drain: the last batch is scored after decoding has finished": tail / timeline.wall,
              "other: background load, scheduling, start-up": lost - (1.0 - ceiling) - tail / timeline.wall}
     print(f"  infer lost {lost:.3f} of decode-only's rate = " + " + ".join(
         f"{name.split(':')[0]} {value:.3f}" for name, value in parts.items()))
     if lost <= 0:
-        print(f"cause: none: infer kept up with decode-only (CPU per video {infer_cpu:.1f} ms in infer vs "
-              f"{decode_cpu:.1f} in decode-only)")
+        print("cause: none: infer kept up with decode-only")
         return
     cause = max(parts, key=lambda k: parts[k])
-    print(f"cause: {cause} ({parts[cause]:.3f} of the {lost:.3f} lost; CPU per video {infer_cpu:.1f} ms in infer vs "
-          f"{decode_cpu:.1f} in decode-only, so on {cores} busy cores infer can reach at most {ceiling:.3f} x "
-          f"decode-only)")
+    print(f"cause: {cause} ({parts[cause]:.3f} of the {lost:.3f} lost)")
+
 
 if __name__ == "__main__":
     main()

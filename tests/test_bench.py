@@ -104,3 +104,19 @@ def test_report_writes_only_measured_rows() -> None:
     text = run_all.render({"CPU": "test"}, [outcome], "small", datetime.datetime(2026, 1, 1))
     assert "not measured" not in text and "HPQA: on this virtual machine" not in text
     assert "No GPU was present in this run" in text
+
+
+def test_infer_bench_tiny_rows() -> None:
+    """bench_infer.py at a tiny size: both worker settings are measured and run_all turns them into its rows."""
+    args = ["--videos", "8", "--unique", "2", "--frames", "16", "--size", "64", "--batch_size", "4",
+            "--num_workers", "1", "--shared_workers", "2", "--repeats", "1"]
+    run = subprocess.run([sys.executable, str(BENCH / "bench_infer.py"), *args], capture_output=True, text=True,
+                         timeout=600, cwd=BENCH, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    goal_row, shared_row = run_all.parse_infer(run.stdout)
+    assert goal_row.benchmark.startswith("Inference pipeline overlap (1 decoding worker(s)")
+    assert goal_row.met is (float(goal_row.figure.split(" x ")[0]) >= run_all.goals.INFER_MIN_OVERLAP)
+    assert "decode-only (1 workers)" in goal_row.figure and "infer (1 workers)" in goal_row.figure
+    assert "decode-only (2 workers)" in shared_row.figure and "ceiling from CPU work" in shared_row.figure
+    assert shared_row.met is None
+    assert run.stdout.count("\ncause: ") == 1
