@@ -17,7 +17,7 @@ sides of the goal run interleaved ``--repeats`` times (best of each), as the mac
 
     python bench/bench_serve.py [--videos 48] [--unique 8] [--frames 48] [--size 128] [--num_frames 8]
                                 [--batch_size 8] [--num_workers 1] [--items 4] [--requests 64]
-                                [--seconds 60] [--max_wait_ms 10] [--repeats 2] [--device cpu]
+                                [--seconds 60] [--max_wait_ms MS] [--repeats 2] [--device cpu]
 """
 
 from __future__ import annotations
@@ -125,8 +125,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=4, help="videos per request (default: 4)")
     parser.add_argument("--requests", type=int, default=64, help="requests per client level, at most (default: 64)")
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds per client level, at most (default: 60)")
-    parser.add_argument("--max_wait_ms", type=float, default=10.0,
-                        help="the server's --max_wait_ms (default: 10, its default)")
+    parser.add_argument("--max_wait_ms", type=float, default=None,
+                        help="the server's --max_wait_ms (default: the server's own)")
     parser.add_argument("--repeats", type=int, default=2,
                         help="interleaved runs of in-process and of the server at 16 clients (default: 2)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
@@ -171,7 +171,8 @@ def main() -> None:
         port = free_port()
         command = [sys.executable, "-m", "solireward.cli", "serve", "--model", f"bench={folder / 'model'}",
                    "--port", str(port), "--video_root", str(folder / "videos"), "--max_batch_size",
-                   str(args.batch_size), "--num_workers", str(args.num_workers), "--max_wait_ms", str(args.max_wait_ms),
+                   str(args.batch_size), "--num_workers", str(args.num_workers),
+                   *(["--max_wait_ms", str(args.max_wait_ms)] if args.max_wait_ms is not None else []),
                    "--devices", "cpu" if device.type == "cpu" else str(device.index or 0)]
         log = (folder / "server.log").open("w")
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

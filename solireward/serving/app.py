@@ -212,8 +212,13 @@ class ServerState:
         if isinstance(item, ItemError):
             return item
         assert self.pool is not None
+        self.batcher.expect()
         try:
-            inputs = await self.pool.encode(item)
+            try:
+                inputs = await self.pool.encode(item)
+            except BaseException:  # failed, or the request was cancelled: the batcher stops waiting for it
+                self.batcher.forget()
+                raise
             loop = asyncio.get_running_loop()
             future = loop.create_future()
             self.batcher.put(Job(inputs, future, loop))

@@ -7,7 +7,10 @@ A request's videos go through three stages:
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
    thread with 0). A failure is that item's :class:`ItemError`.
 2. :class:`Batcher`: the encoded items wait in one queue; a replica takes up to ``max_batch_size`` of
-   them, waiting at most ``max_wait_ms`` after the oldest arrived.
+   them, waiting at most ``max_wait_ms`` after the oldest arrived, and only while more items are
+   being decoded: a lone request is scored as soon as its last video is ready, and under load the
+   batches fill instead of each forward pass taking the one or two videos decoded meanwhile (on a
+   CPU those small passes cost the cores the decoders need: ``bench/bench_serve.py``).
 3. :class:`Replica`: one thread per device holding every model; it pads the batch with each model's
    collator, scores it through :func:`solireward.scoring.score_batches` and resolves each item's
    future on the event loop. Items of one request may be scored by different replicas and batches.
@@ -125,9 +128,34 @@ def _install(encoder: ItemEncoder, threads: int) -> None:
     _WORKER_ENCODER = encoder
 
 
+# A tensor returned by a worker crosses in shared memory (torch's reduction: an fd handed over a socket,
+# a few ms per tensor and a round trip with the worker for each) or, as a numpy array, pickled by value
+# (a copy, ~5 ms per MiB). An item's inputs are several tensors, mostly small: sharing each one made the
+# thread receiving results the bottleneck at ~50 items/s on 2 cores (bench/bench_serve.py), while copying
+# real-size frames (8 x 448² float32 = 19 MiB) by value would cost ~100 ms. So small ones go by value.
+_BY_VALUE_MAX_BYTES = 1 << 20
+
+
+def _to_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Worker side: every model's inputs, their tensors up to ``_BY_VALUE_MAX_BYTES`` as numpy arrays."""
+    import torch
+
+    def small(v: Any) -> bool:
+        return isinstance(v, torch.Tensor) and v.nbytes <= _BY_VALUE_MAX_BYTES and v.dtype != torch.bfloat16
+    return {name: {k: v.numpy() if small(v) else v for k, v in d.items()} for name, d in inputs.items()}
+
+
+def _from_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Server side: the inverse of :func:`_to_wire` (numpy arrays back to tensors, without a copy)."""
+    import torch
+
+    return {name: {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in d.items()}
+            for name, d in inputs.items()}
+
+
 def _encode_installed(item: Item) -> dict[str, Any]:
     assert _WORKER_ENCODER is not None
-    return _WORKER_ENCODER(item)
+    return _to_wire(_WORKER_ENCODER(item))
 
 
 def _ready() -> bool:
@@ -157,7 +185,8 @@ class EncoderPool:
         executor = self._executor
         fn: Callable[[Item], dict[str, Any]] = self.encoder if self.num_workers == 0 else _encode_installed
         try:
-            return await loop.run_in_executor(executor, fn, item)
+            inputs = await loop.run_in_executor(executor, fn, item)
+            return inputs if self.num_workers == 0 else _from_wire(inputs)
         except BrokenProcessPool:
             if self._executor is executor:  # the first item to see it replaces the pool (all on the event loop)
                 logger.error("a decoding worker died; restarting the pool (its items in flight fail)")
@@ -180,16 +209,31 @@ class Job:
 
 
 class Batcher:
-    """The queue of jobs; :meth:`take` returns up to `max_batch_size`, waiting at most `max_wait_s` past the oldest."""
+    """The queue of jobs; :meth:`take` returns up to `max_batch_size`, waiting at most `max_wait_s` past the
+    oldest while items announced by :meth:`expect` are still being decoded."""
 
     def __init__(self, max_batch_size: int, max_wait_s: float) -> None:
         self.max_batch_size, self.max_wait_s = max_batch_size, max_wait_s
         self._jobs: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
         self._closed = False
+        self._decoding = 0  # items announced by expect(), neither put nor forgotten yet
+
+    def expect(self) -> None:
+        """An item went to the decoders: its job will be :meth:`put`, or :meth:`forget` called if it fails."""
+        with self._cond:
+            self._decoding += 1
+
+    def forget(self) -> None:
+        """An expected item will not come (it failed or its request was cancelled)."""
+        with self._cond:
+            self._decoding -= 1
+            self._cond.notify()
 
     def put(self, job: Job) -> None:
+        """Queue an expected item's job."""
         with self._cond:
+            self._decoding -= 1
             if self._closed:
                 raise ItemError("shutdown", "the server is shutting down")
             self._jobs.append(job)
@@ -203,7 +247,7 @@ class Batcher:
                     return None
                 self._cond.wait()
             deadline = self._jobs[0].queued_at + self.max_wait_s
-            while len(self._jobs) < self.max_batch_size and not self._closed:
+            while len(self._jobs) < self.max_batch_size and self._decoding > 0 and not self._closed:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

@@ -27,7 +27,9 @@ class ServeConfig:
     devices: list[str] = arg("one model replica per device: auto (every GPU, else cpu), cpu, or GPU "
                              "indices such as 0 1 2 3", default_factory=lambda: ["auto"])
     max_batch_size: int = arg("most videos per forward pass", 8)
-    max_wait_ms: float = arg("longest a queued video waits for others to fill its batch", 10.0)
+    max_wait_ms: float = arg("longest a queued video waits for others to fill its batch; it waits only while "
+                             "more videos are being decoded, so a lone request is scored once its last video is "
+                             "ready", 100.0)
     num_workers: int = arg("worker processes decoding videos and frames (0: a thread of the server "
                            "process)", 2)
     video_root: str | None = arg("folder that video paths in requests are resolved under; paths outside "

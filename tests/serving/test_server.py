@@ -341,3 +341,37 @@ def test_sigterm_finishes_the_requests_in_flight(reward_dirs, video_root, expect
             srv.call("GET", "/health", key=None, timeout=5)
     finally:
         srv.stop()
+
+
+def batch_totals(srv: Server) -> tuple[float, float]:
+    """(videos scored, forward passes) so far, from the batch-size histogram of /metrics."""
+    text = srv.call("GET", "/metrics")[1]
+    values = dict(line.split()[:2] for line in text.splitlines()
+                  if line.startswith(("solireward_batch_size_sum", "solireward_batch_size_count")))
+    return float(values["solireward_batch_size_sum"]), float(values["solireward_batch_size_count"])
+
+
+def test_a_batch_waits_only_while_videos_are_being_decoded(reward_dirs, video_root, expected, tmp_path) -> None:
+    """A long --max_wait_ms: a request's videos share one forward pass, scored once the last is decoded,
+    not when the wait runs out (decoding in a worker process: the inputs cross by value and in shared memory)."""
+    srv = Server(reward_dirs, video_root, tmp_path / "server.log", "--num_workers", 1, "--max_batch_size", 8,
+                 "--max_wait_ms", 60_000)
+    try:
+        names = list(GOOD)
+        before = batch_totals(srv)
+        started = time.monotonic()
+        status, body = srv.call("POST", "/v1/score", {"items": [{"video_path": n, "prompt": GOOD[n][1]}
+                                                                for n in names]}, timeout=120)
+        took = time.monotonic() - started
+        assert status == 200, body
+        for result, name in zip(body["results"], names):
+            assert_matches(result, expected[name])
+        after = batch_totals(srv)
+        assert (after[0] - before[0], after[1] - before[1]) == (len(names), 1)
+        assert took < 30, f"the batch waited for --max_wait_ms ({took:.1f} s) although nothing more was decoding"
+        status, body = srv.call("POST", "/v1/score", {"items": [{"video_path": "text.mp4"}, {"video_path": names[0]}]},
+                                timeout=120)  # a failed video is not waited for either
+        assert status == 200 and "error" in body["results"][0] and "reward" in body["results"][1]
+        assert time.monotonic() - started < 60
+    finally:
+        srv.stop()
