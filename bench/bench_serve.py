@@ -202,7 +202,7 @@ def main() -> None:
     inproc = max(inproc_rates)
     print(f"in-process score_videos ({n_inproc} videos): " + ", ".join(f"{r:.1f}" for r in inproc_rates) + " items/s; "
           f"server at {LEVELS[-1]} clients: " + ", ".join(f"{r['items_s']:.1f}" for r in saturated) + " items/s "
-          f"(interleaved; best of each below)")
+          "(interleaved; best of each below)")
     results = [results[c] for c in LEVELS]
 
     print("\n| clients | requests | requests/s | items/s | p50 ms | p95 ms | p99 ms | mean batch fill |")

@@ -69,7 +69,7 @@ from scipy import stats
 from solireward import __version__
 from solireward.config import arg
 from solireward.errors import ConfigError, InputError
-from solireward.io import pair_quality, read_json, read_records
+from solireward.io import markdown_cell, pair_quality, read_json, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -496,7 +496,7 @@ def evaluate(config: EvaluateConfig, tags: dict[str, str] | None = None) -> dict
         if pairs["ties"] or ps.labels:
             notes["pairs.accuracy_with_ties"] = (
                 "accuracies with ties depend on ε and are not comparable across papers unless ε is stated: "
-                f"searched ε = {_fmt(pairs['tie_threshold'], 6)}"
+                f"searched ε = {markdown_cell(pairs['tie_threshold'], 6)}"
                 + (f", fixed ε = {config.tie_epsilon}" if config.tie_epsilon is not None else ""))
         if ps.skipped_missing or ps.skipped_error:
             notes["pairs.skipped"] = (f"{ps.skipped_missing} pair(s) name a video missing from the score file, "
@@ -577,22 +577,14 @@ def _diagnostics(table: ScoreTable, config: EvaluateConfig, notes: dict[str, str
 # Markdown
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
 def summary_line(result: dict[str, Any]) -> str:
     """One line for the log: videos scored, pair accuracy and ROC-AUC."""
     pairs = result["pairs"] or {}
     interval = pairs.get("accuracy_ci")
-    ci = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+    ci = f" [{markdown_cell(interval[0])}, {markdown_cell(interval[1])}]" if interval else ""
     return (f"{result['counts']['scored']} of {result['counts']['records']} videos scored; pair accuracy "
-            f"{_fmt(pairs.get('accuracy'))}{ci} on {pairs.get('win_lose', 0)} win-lose pairs; "
-            f"ROC-AUC {_fmt(result['video']['roc_auc'])}")
+            f"{markdown_cell(pairs.get('accuracy'))}{ci} on {pairs.get('win_lose', 0)} win-lose pairs; "
+            f"ROC-AUC {markdown_cell(result['video']['roc_auc'])}")
 
 
 def metrics_markdown(result: dict[str, Any]) -> str:
@@ -614,8 +606,8 @@ def metrics_markdown(result: dict[str, Any]) -> str:
             if key == "top_k_prompts":
                 value = "; ".join(f"{p['prompt']} ({p['count']})" for p in value or []) or None
             if isinstance(value, list):
-                value = "[" + ", ".join(_fmt(v) for v in value) + "]"
-            lines.append(f"| {key} | {_fmt(value)} |")
+                value = "[" + ", ".join(markdown_cell(v) for v in value) + "]"
+            lines.append(f"| {key} | {markdown_cell(value)} |")
         lines.append("")
 
     section("Counts", result["counts"])
@@ -625,7 +617,7 @@ def metrics_markdown(result: dict[str, Any]) -> str:
         keys = list(next(iter(by_dimension.values())))
         lines.extend(["## Pairs per label dimension", "", "| dimension | " + " | ".join(keys) + " |",
                       "|---|" + "---:|" * len(keys)])
-        lines.extend(f"| {name} | " + " | ".join(_fmt(values[k]) for k in keys) + " |"
+        lines.extend(f"| {name} | " + " | ".join(markdown_cell(values[k]) for k in keys) + " |"
                      for name, values in by_dimension.items())
         lines.append("")
     section("Videos", result["video"])

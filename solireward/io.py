@@ -94,6 +94,16 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+def markdown_cell(value: Any, digits: int = 4, missing: str = "–", signed: bool = False) -> str:
+    """A Markdown table cell: a float to `digits` decimals (with its sign if `signed`), None or NaN as
+    `missing`, anything else as ``str``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return missing
+    if isinstance(value, float):
+        return f"{value:{'+' if signed else ''}.{digits}f}"
+    return str(value)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; a missing or malformed file is an InputError naming it."""
     path = Path(path)

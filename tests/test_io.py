@@ -8,7 +8,7 @@ import stat
 import pytest
 
 from solireward.errors import InputError
-from solireward.io import atomic_path, atomic_write, pair_quality, read_json, write_json
+from solireward.io import atomic_path, atomic_write, markdown_cell, pair_quality, read_json, write_json
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
@@ -48,3 +48,11 @@ def test_pair_quality_required_or_defaulted():
         with pytest.raises(InputError) as info:  # training's reading: every quality is required
             pair_quality(bad, "win", "p.json", 3)
         assert info.value.field == field and info.value.row == 3 and "p.json" in str(info.value)
+
+
+def test_markdown_cell_formats_floats_and_marks_missing_values() -> None:
+    assert markdown_cell(0.123456) == "0.1235"
+    assert markdown_cell(0.5, 2, signed=True) == "+0.50" and markdown_cell(-0.5, 2, signed=True) == "-0.50"
+    assert markdown_cell(None) == markdown_cell(float("nan")) == "–"
+    assert markdown_cell(None, missing="n/a") == "n/a"
+    assert markdown_cell(12) == "12" and markdown_cell("bt") == "bt"

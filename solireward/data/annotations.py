@@ -42,7 +42,7 @@ from tqdm import tqdm
 from solireward.config import arg
 from solireward.data.agreement import krippendorff_alpha_nominal, pairwise_agreement
 from solireward.errors import ConfigError, InputError
-from solireward.io import atomic_path, atomic_write, read_jsonl, write_json, write_text
+from solireward.io import atomic_path, atomic_write, markdown_cell, read_jsonl, write_json, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -500,11 +500,7 @@ def build_report(table: pd.DataFrame, clean: CleanRows, unit_of_row: np.ndarray)
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
+    return markdown_cell(value, digits=3, missing="n/a")
 
 
 def report_markdown(report: dict[str, Any]) -> str:

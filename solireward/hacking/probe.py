@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import tempfile
 import time
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 from solireward.config import arg
 from solireward.data.video import FrameSampling, read_video, target_size, video_info, write_video
 from solireward.errors import ConfigError, InputError
-from solireward.io import read_records
+from solireward.io import markdown_cell, read_records
 
 logger = logging.getLogger(__name__)
 
@@ -326,10 +325,6 @@ def run_probe(config: ProbeConfig, tags: dict[str, str] | None = None) -> dict[s
             **result, "seconds": round(time.perf_counter() - start, 1)}
 
 
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:+.{digits}f}"
-
-
 def probe_markdown(result: dict[str, Any]) -> str:
     """The probe result as a Markdown table with its thresholds."""
     t = result["threshold"]
@@ -342,6 +337,6 @@ def probe_markdown(result: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|"]
     for row in result["perturbations"]:
         verdict = f"**{row['verdict']}**" if row["flagged"] else row["verdict"]
-        lines.append(f"| {row['name']} | {row['description']} | {row['expected']} | {_fmt(row['mean_change_std'])} "
-                     f"| {row['share_up']:.2f} | {_fmt(row['spearman'])} | {verdict} |")
+        lines.append(f"| {row['name']} | {row['description']} | {row['expected']} | {markdown_cell(row['mean_change_std'], 2, signed=True)} "
+                     f"| {row['share_up']:.2f} | {markdown_cell(row['spearman'], 2, signed=True)} | {verdict} |")
     return "\n".join(lines) + "\n"
