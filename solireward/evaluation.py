@@ -52,6 +52,9 @@ Metrics (with d = r_win − r_lose for a pair and r the chosen score field):
   highest-scoring labelled video (first in file order on ties) is a Pass, next to
   ``best_is_pass_expected``, the mean Pass share of those groups (a random pick).
 - ``counts``: records, scored, errored (an ``error`` field), nonfinite, labelled, pass, fail.
+
+The metrics JSON also holds ``tags`` (``--tag``), ``version``, ``score_field`` and ``sources``: the
+score and pair files, relative to the metrics file's folder (a study folder stays valid when moved).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -521,10 +525,15 @@ def evaluate(config: EvaluateConfig, tags: dict[str, str] | None = None) -> dict
 
     diagnostics = _diagnostics(table, config, notes)
     return {"tags": dict(tags or {}), "version": __version__,
-            "sources": {"scores": str(Path(config.scores).resolve()),
-                        "pairs": str(Path(config.pairs).resolve()) if config.pairs else None},
+            "sources": {"scores": _relative_to_output(config.scores, config.output),
+                        "pairs": _relative_to_output(config.pairs, config.output) if config.pairs else None},
             "score_field": config.score_field, "counts": counts, "pairs": pairs, "video": video,
             "diagnostics": diagnostics, "notes": notes, "per_pair": per_pair}
+
+
+def _relative_to_output(path: str, output: str) -> str:
+    """`path` relative to the metrics file's folder, so that a study folder can be moved or copied whole."""
+    return os.path.relpath(Path(path).resolve(), Path(output).resolve().parent)
 
 
 def _diagnostics(table: ScoreTable, config: EvaluateConfig, notes: dict[str, str]) -> dict[str, Any]:

@@ -148,12 +148,19 @@ def load_metrics(paths: list[str]) -> pd.DataFrame:
             raise InputError(f"expected [low, high], got {interval!r}", file=path, field="pairs.accuracy_ci")
         row["ci_low"], row["ci_high"] = interval if interval else (np.nan, np.nan)
         row["source"] = str(path)
-        row["scores_path"] = (result.get("sources") or {}).get("scores")
-        row["pairs_path"] = (result.get("sources") or {}).get("pairs")
+        sources = result.get("sources") or {}
+        row["scores_path"], row["pairs_path"] = (_recorded_path(sources.get(key), path) for key in ("scores", "pairs"))
         row["score_field"] = result.get("score_field", "score")
         row["per_pair"] = _per_pair(result.get("per_pair"), path)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _recorded_path(recorded: Any, metrics_file: str) -> str | None:
+    """A source path of a metrics file, absolute: `evaluate` records it relative to the file's folder."""
+    if not isinstance(recorded, str):
+        return None
+    return str((Path(metrics_file).resolve().parent / recorded).resolve())
 
 
 def _per_pair(records: Any, path: str) -> dict[str, np.ndarray] | None:

@@ -126,7 +126,7 @@ def test_evaluate_cli_end_to_end(tmp_path):
     assert dg["mean_abs_advantage_pass"] == pytest.approx(1.0) and dg["mean_advantage_pass"] == pytest.approx(0.0)
     # best per prompt: A -> v1 Pass, B -> tie 2 = 2, first in file order v3 Pass, C -> v7 Fail
     assert dg["best_is_pass_share"] == pytest.approx(2 / 3) and dg["best_is_pass_expected"] == pytest.approx(0.5)
-    assert result["sources"]["scores"] == str(scores.resolve())
+    assert (tmp_path / "eval" / result["sources"]["scores"]).resolve() == scores.resolve()
     md = (tmp_path / "eval" / "metrics.md").read_text()
     assert "| accuracy_with_ties | 0.7143 |" in md and "head=hpqa" in md and "skipped" in md
 
@@ -241,3 +241,19 @@ def test_evaluate_stores_interval_and_per_pair_records(tmp_path):
     assert result["per_pair"]["row"] == [1, 2, 3, 4, 5, 6, 7]          # rows 8 and 9 were skipped
     assert result["per_pair"]["relation"] == [1, 1, 1, 1, 0, 0, 0] and result["per_pair"]["prompt_win"][0] == "p"
     assert "accuracy_ci | [" in (tmp_path / "m.md").read_text()
+
+
+def test_metrics_sources_follow_a_moved_study_folder(tmp_path):
+    """`sources` are relative to the metrics file, so `report` finds the score and pair files after a move."""
+    from solireward.reporting import load_metrics
+
+    study = tmp_path / "study"
+    study.mkdir()
+    scores, pairs = _write_inputs(study)
+    assert run_cli("evaluate", "--scores", scores, "--pairs", pairs, "--output", study / "eval" / "metrics.json") == 0
+    moved = tmp_path / "elsewhere" / "study"
+    moved.parent.mkdir()
+    study.rename(moved)
+    row = load_metrics([str(moved / "eval" / "metrics.json")]).iloc[0]
+    assert Path(row["scores_path"]) == (moved / "scores.json").resolve()
+    assert Path(row["pairs_path"]) == (moved / "pairs.json").resolve()
