@@ -287,7 +287,8 @@ BENCHES = [
           parse_processor, "InternVL3's video processor on 8 frames of 448x448 beside the model's step, and a "
           "training loop with the processor in the main process (0 workers) and in 2 DataLoader workers",
           extra_args=processor_args),
-    Bench("serve", "bench_serve.py", ["--videos", "32", "--requests", "48", "--seconds", "45", "--repeats", "3"], parse_serve,
+    Bench("serve", "bench_serve.py", ["--videos", "32", "--requests", "48", "--seconds", "45", "--repeats", "3"],
+          parse_serve,
           "`solireward serve` on loopback (tiny model, decoding workers) at 1, 4 and 16 clients vs in-process "
           "batched scoring of the same videos"),
 ]

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from solireward.errors import InputError
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 HEADS = ("progressive_hierarchical_attention", "hierarchical_attention", "attention", "last_token", "mean", "max",
          "good_token")
@@ -66,7 +66,7 @@ def attention_heads(hidden_size: int, requested: int) -> int:
         raise InputError(f"must be at least 1, got {requested}", field="num_query_heads")
     heads = next(h for h in range(min(requested, hidden_size), 0, -1) if hidden_size % h == 0)
     if heads != requested:
-        log.warning("hidden size %d is not divisible by %d query heads; using %d", hidden_size, requested, heads)
+        logger.warning("hidden size %d is not divisible by %d query heads; using %d", hidden_size, requested, heads)
     return heads
 
 

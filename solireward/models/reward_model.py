@@ -32,7 +32,7 @@ from solireward.models.backbones import decoder_layers, get_module, load_backbon
 from solireward.models.families import FAMILIES, Family
 from solireward.models.heads import DEFAULT_HEAD, GOOD_TOKEN, HEADS, MULTI_LAYER_HEADS, build_head
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "solireward_config.json"
 HEAD_NAME = "head.safetensors"
@@ -352,6 +352,6 @@ class RewardModel(nn.Module):
         if not ids:
             raise InputError(f"the tokenizer cannot encode '{GOOD_TOKEN}' (needed by the good_token head)")
         if len(ids) > 1:
-            log.warning("'%s' is %d tokens for this tokenizer; the good_token head uses the first", GOOD_TOKEN,
+            logger.warning("'%s' is %d tokens for this tokenizer; the good_token head uses the first", GOOD_TOKEN,
                         len(ids))
         return int(ids[0])

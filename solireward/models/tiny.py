@@ -19,7 +19,7 @@ from solireward.io import atomic_dir
 from solireward.models.families import Family, TinySizes, get_family
 from solireward.models.prompts import DEFAULT_QUESTIONS, DEFAULT_SYSTEM_PROMPT
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 _CORPUS = [
     DEFAULT_SYSTEM_PROMPT,
@@ -62,6 +62,7 @@ def build_tiny_model(model_type: str, output_dir: str | Path, seed: int = 0, siz
         model.save_pretrained(str(tmp))
         processor.save_pretrained(str(tmp))
     n_params = sum(p.numel() for p in model.parameters())
-    log.info("wrote a tiny %s (%d parameters, vocabulary %d) to %s", family.name, n_params, len(tokenizer), output_dir)
+    logger.info("wrote a tiny %s (%d parameters, vocabulary %d) to %s", family.name, n_params, len(tokenizer),
+                output_dir)
     return Path(output_dir)
 
