@@ -229,15 +229,8 @@ def plan_videos(config: DemoDataConfig) -> list[list[VideoSpec]]:
                   if config.bright_share > 0 else np.zeros(k, dtype=bool))
         videos = []
         for v in range(k):
-            shown = {"colour": colour, "shape": shape, "motion": motion}
             text_defect = str(rng.choice(TEXT_DEFECTS)) if text[v] else None
-            if text_defect == "wrong_colour":
-                shown["colour"] = str(rng.choice([c for c in COLOURS if c != colour
-                                                  and frozenset((c, colour)) not in _SIMILAR_COLOURS]))
-            elif text_defect == "wrong_shape":
-                shown["shape"] = str(rng.choice([s for s in SHAPES if s != shape]))
-            elif text_defect == "wrong_motion":
-                shown["motion"] = str(rng.choice(_WRONG_MOTIONS[motion]))
+            shown = _shown(rng, colour, shape, motion, text_defect)
             physics_defect = str(rng.choice(PHYSICS_DEFECTS)) if physics[v] else None
             deformity_defect = str(rng.choice(DEFORMITY_DEFECTS)) if deformity[v] else None
             morph_target = (str(rng.choice(_MORPH_TARGETS[shown["shape"]]))
@@ -248,6 +241,20 @@ def plan_videos(config: DemoDataConfig) -> list[list[VideoSpec]]:
                                     brightness=config.bright_gain if bright[v] else 1.0))
         plans.append(videos)
     return plans
+
+
+def _shown(rng: np.random.Generator, colour: str, shape: str, motion: str, defect: str | None) -> dict[str, str]:
+    """What a video of the prompt (colour, shape, motion) shows: a text defect swaps one of them (drawn from
+    `rng`, never a look-alike colour); any other defect kind, or None, shows the prompt."""
+    shown = {"colour": colour, "shape": shape, "motion": motion}
+    if defect == "wrong_colour":
+        shown["colour"] = str(rng.choice([c for c in COLOURS if c != colour
+                                          and frozenset((c, colour)) not in _SIMILAR_COLOURS]))
+    elif defect == "wrong_shape":
+        shown["shape"] = str(rng.choice([s for s in SHAPES if s != shape]))
+    elif defect == "wrong_motion":
+        shown["motion"] = str(rng.choice(_WRONG_MOTIONS[motion]))
+    return shown
 
 
 GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
@@ -269,14 +276,7 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
                              field="defects")
         d = GRID_DEFECTS.index(defect)  # a defect kind draws the same video whichever others are in the grid
         rng = np.random.default_rng([seed, 7, prompt_index, d])
-        shown = {"colour": colour, "shape": shape, "motion": motion}
-        if defect == "wrong_colour":
-            shown["colour"] = str(rng.choice([c for c in COLOURS if c != colour
-                                              and frozenset((c, colour)) not in _SIMILAR_COLOURS]))
-        elif defect == "wrong_shape":
-            shown["shape"] = str(rng.choice([s for s in SHAPES if s != shape]))
-        elif defect == "wrong_motion":
-            shown["motion"] = str(rng.choice(_WRONG_MOTIONS[motion]))
+        shown = _shown(rng, colour, shape, motion, defect)
         morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
         for gain, size, shift in itertools.product(brightness, scale, background_shift):
             name = f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}"
