@@ -62,7 +62,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,7 +72,7 @@ from scipy import stats
 from solireward import __version__
 from solireward.config import arg
 from solireward.errors import ConfigError, InputError
-from solireward.io import markdown_cell, pair_quality, read_json, read_records
+from solireward.io import markdown_cell, pair_quality, read_json, read_records, relative_path
 
 logger = logging.getLogger(__name__)
 
@@ -525,15 +524,10 @@ def evaluate(config: EvaluateConfig, tags: dict[str, str] | None = None) -> dict
 
     diagnostics = _diagnostics(table, config, notes)
     return {"tags": dict(tags or {}), "version": __version__,
-            "sources": {"scores": _relative_to_output(config.scores, config.output),
-                        "pairs": _relative_to_output(config.pairs, config.output) if config.pairs else None},
+            "sources": {"scores": relative_path(config.scores, Path(config.output).parent),
+                        "pairs": relative_path(config.pairs, Path(config.output).parent) if config.pairs else None},
             "score_field": config.score_field, "counts": counts, "pairs": pairs, "video": video,
             "diagnostics": diagnostics, "notes": notes, "per_pair": per_pair}
-
-
-def _relative_to_output(path: str, output: str) -> str:
-    """`path` relative to the metrics file's folder, so that a study folder can be moved or copied whole."""
-    return os.path.relpath(Path(path).resolve(), Path(output).resolve().parent)
 
 
 def _diagnostics(table: ScoreTable, config: EvaluateConfig, notes: dict[str, str]) -> dict[str, Any]:

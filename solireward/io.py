@@ -94,6 +94,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
+def relative_path(path: str | os.PathLike, folder: str | os.PathLike) -> str:
+    """`path` relative to `folder` (both resolved), with '/' separators: what an output records of its inputs,
+    so that a results folder moved or copied whole stays valid."""
+    return Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
+
+
 def markdown_cell(value: Any, digits: int = 4, missing: str = "–", signed: bool = False) -> str:
     """A Markdown table cell: a float to `digits` decimals (with its sign if `signed`), None or NaN as
     `missing`, anything else as ``str``."""

@@ -45,7 +45,6 @@ import base64
 import hashlib
 import html
 import logging
-import os
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -58,7 +57,7 @@ from solireward import __version__
 from solireward.config import arg
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import PASS_THRESHOLD, load_scores, paired_bootstrap, pair_correct
-from solireward.io import atomic_path, read_json, read_jsonl, write_text
+from solireward.io import atomic_path, read_json, read_jsonl, relative_path, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +190,7 @@ def aggregate_replicates(frame: pd.DataFrame, confidence: float) -> pd.DataFrame
         first = group.iloc[0]
         row = {k: first[k] for k in keys}
         for metric in (*COLUMNS, *EXTRA_COLUMNS):
-            row[metric] = group[metric].mean() if group[metric].notna().any() else np.nan
+            row[metric] = group[metric].mean()  # NaN when no file has it
         k = len(group)
         row.update(replicates=k, members=list(group.index), ci_low=first["ci_low"], ci_high=first["ci_high"],
                    source=first["source"], scores_path=first["scores_path"], pairs_path=first["pairs_path"],
@@ -425,13 +424,18 @@ def compare_to_reference(files: pd.DataFrame, members: list[int], reference: lis
     return {**result, "pairs": len(common)}
 
 
+def _interval_cells(frame: pd.DataFrame) -> list[str]:
+    """Each row's pair-accuracy interval in percent, '[lo, hi]', or '' without one."""
+    return [f"[{100 * lo:.1f}, {100 * hi:.1f}]" if pd.notna(lo) else ""
+            for lo, hi in zip(frame["ci_low"], frame["ci_high"])]
+
+
 def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, leading: list[str],
                          unc: Uncertainty) -> tuple[pd.DataFrame, dict[str, str], str]:
     """Interval, Δ-vs-reference, p and replicate-count text columns of a factor table, and their note."""
     alpha = 1 - unc.confidence
     sub = sub.copy()
-    sub["_ci"] = [f"[{100 * lo:.1f}, {100 * hi:.1f}]" if pd.notna(lo) else ""
-                  for lo, hi in zip(sub["ci_low"], sub["ci_high"])]
+    sub["_ci"] = _interval_cells(sub)
     sub["_delta"], sub["_p"] = "", ""
     tested = 0
     groups = sub.groupby([f"tag:{t}" for t in leading], sort=False) if leading else [((), sub)]
@@ -518,8 +522,7 @@ def all_results_table(frame: pd.DataFrame) -> Table:
     columns = {**COLUMNS, **EXTRA_COLUMNS}
     note = ""
     if "ci_low" in frame and frame["ci_low"].notna().any():
-        frame = frame.assign(_ci=[f"[{100 * lo:.1f}, {100 * hi:.1f}]" if pd.notna(lo) else ""
-                                  for lo, hi in zip(frame["ci_low"], frame["ci_high"])])
+        frame = frame.assign(_ci=_interval_cells(frame))
         columns = {"pairs.accuracy": COLUMNS["pairs.accuracy"], "_ci": "95 % CI (prompts)",
                    **{k: v for k, v in columns.items() if k != "pairs.accuracy"}}
         note = "95 % CI (prompts): the bootstrap interval of each model's pair accuracy over test prompts."
@@ -697,11 +700,6 @@ def learning_curves(frame: pd.DataFrame, logs: list[str], path: Path) -> str | N
 # The report
 
 
-def _relative(path: str | os.PathLike, folder: Path) -> str:
-    """`path` relative to `folder` (the report's), so a results folder moved as a whole keeps its README right."""
-    return Path(os.path.relpath(Path(path).resolve(), folder.resolve())).as_posix()
-
-
 def _config_section(config_file: str | None, folder: Path) -> list[str]:
     if not config_file:
         return ["No study configuration was given (`--study_config`).", ""]
@@ -709,7 +707,7 @@ def _config_section(config_file: str | None, folder: Path) -> list[str]:
     if not path.is_file():
         raise InputError("config file does not exist", file=config_file, field="config")
     data = path.read_bytes()
-    lines = [f"Produced by the study configuration `{_relative(path, folder)}` "
+    lines = [f"Produced by the study configuration `{relative_path(path, folder)}` "
              f"(sha256 `{hashlib.sha256(data).hexdigest()}`).", ""]
     if len(data) <= MAX_EMBEDDED_CONFIG:
         fence = "yaml" if path.suffix in (".yaml", ".yml") else ""
@@ -777,9 +775,9 @@ def build_report(config: ReportConfig) -> list[str]:
     everything = all_results_table(frame)
     write_table(everything, "every metrics file: tags and metrics")
     relocatable = frame.drop(columns=["score_field", "per_pair"]).assign(  # paths relative to the CSV's folder
-        source=[_relative(p, tables_dir) for p in frame["source"]],
-        scores_path=[_relative(p, tables_dir) if isinstance(p, str) else None for p in frame["scores_path"]],
-        pairs_path=[_relative(p, tables_dir) if isinstance(p, str) else None for p in frame["pairs_path"]])
+        source=[relative_path(p, tables_dir) for p in frame["source"]],
+        scores_path=[relative_path(p, tables_dir) if isinstance(p, str) else None for p in frame["scores_path"]],
+        pairs_path=[relative_path(p, tables_dir) if isinstance(p, str) else None for p in frame["pairs_path"]])
     with atomic_path(tables_dir / "all_results.csv") as tmp:
         relocatable.rename(columns=lambda c: c[4:] if c.startswith("tag:") else c).to_csv(tmp, index=False)
     files["tables/all_results.csv"] = "the same, unrounded (CSV; metrics and intervals as fractions)"
@@ -840,11 +838,11 @@ def build_report(config: ReportConfig) -> list[str]:
     readme += ["## Source metrics files", "", "| # | file | tags |", "|---:|---|---|"]
     for i, (_, row) in enumerate(frame.iterrows(), start=1):
         tags = ", ".join(f"{t}={row[f'tag:{t}']}" for t in _tags(frame) if pd.notna(row[f"tag:{t}"]))
-        readme.append(f"| {i} | `{_relative(row['source'], out)}` | {tags} |")
+        readme.append(f"| {i} | `{relative_path(row['source'], out)}` | {tags} |")
     if config.scores:
-        readme += ["", "Score files: " + ", ".join(f"`{_relative(s, out)}`" for s in config.scores)]
+        readme += ["", "Score files: " + ", ".join(f"`{relative_path(s, out)}`" for s in config.scores)]
     if config.training_logs:
-        readme += ["", "Training logs: " + ", ".join(f"`{_relative(s, out)}`" for s in config.training_logs)]
+        readme += ["", "Training logs: " + ", ".join(f"`{relative_path(s, out)}`" for s in config.training_logs)]
     readme += ["", "## Files", "", "| file | content |", "|---|---|"]
     readme += [f"| [`{name}`]({name}) | {what} |" for name, what in files.items()]
     readme += ["", "## Metrics", "",
