@@ -166,11 +166,11 @@ def parse_pairs(path: str, format_name: str, video_root: str | None = None) -> B
     result = BenchPairs(rows, np.asarray(video_a, dtype=object), np.asarray(video_b, dtype=object), prompt, labels)
     fail_at(result.video_a == result.video_b, spec.video_b, "both sides name the same video")
     if format_name == "votes":
-        result = _plurality(result, frame["annotator"] if "annotator" in frame.columns else None)
+        result = _plurality(result)
     return result
 
 
-def _plurality(votes: BenchPairs, annotators: pd.Series | None) -> BenchPairs:
+def _plurality(votes: BenchPairs) -> BenchPairs:
     """One pair per unordered video pair: the plurality relation (split votes dropped)."""
     (dimension, relation), = votes.labels.items()
     swap = votes.video_a > votes.video_b

@@ -255,8 +255,7 @@ def held_out_prompts(input_file: str, count: int) -> list[str]:
 
 def gold_reward(spec: Any, task: str) -> int:
     """The ground truth of `task` for a grid video: 1 (Pass) or 0."""
-    labels = spec.labels
-    return labels["physics"] * labels["deformity"] if task == "phy_deform" else labels["text_alignment"]
+    return int(all(spec.labels[dimension] for dimension in TASK_DIMENSIONS[task]))
 
 
 def run_overopt(config: OveroptConfig, tags: dict[str, str] | None = None) -> dict[str, Any]:
