@@ -193,12 +193,10 @@ class ServerState:
             raise RequestRefused(503, f"the server is busy: {self.in_flight} videos queued, the limit is "
                                       f"--max_queue {self.config.max_queue}", {"Retry-After": "1"})
         self.in_flight += queued
-        self.metrics.queue_change(queued)
         try:
             results = await asyncio.gather(*(self._one(item) for item in items))
         finally:
             self.in_flight -= queued
-            self.metrics.queue_change(-queued)
         failed = [(i, r) for i, r in enumerate(results) if isinstance(r, ItemError)]
         self.metrics.scored(endpoint, len(items), [r.kind for _, r in failed])
         for i, error in failed[:_MAX_LOGGED_FAILURES]:
@@ -411,7 +409,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(state.metrics.render(state.in_flight), media_type="text/plain; version=0.0.4")
 
     @app.post("/v1/score")
     async def score(body: ScoreRequest) -> JSONResponse:

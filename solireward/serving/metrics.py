@@ -52,7 +52,6 @@ class Metrics:
         self.latency: dict[str, Histogram] = {}
         self.batch_size = Histogram(tuple(b for b in BATCH_BUCKETS if b < max_batch_size) + (max_batch_size,))
         self.batch_seconds = Histogram(LATENCY_BUCKETS)
-        self.queued = 0
 
     def request(self, endpoint: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -72,18 +71,14 @@ class Metrics:
             self.batch_size.observe(size)
             self.batch_seconds.observe(seconds)
 
-    def queue_change(self, delta: int) -> None:
-        with self._lock:
-            self.queued += delta
-
     def mean_batch_fill(self) -> float | None:
         """Mean videos per batch / max_batch_size, or None before the first batch."""
         with self._lock:
             n = self.batch_size.n
             return self.batch_size.total / n / self.max_batch_size if n else None
 
-    def render(self) -> str:
-        """The Prometheus text of every metric."""
+    def render(self, queued: int) -> str:
+        """The Prometheus text of every metric; `queued`: the videos being decoded or waiting for a batch now."""
         p = PREFIX
         with self._lock:
             lines = [f"# HELP {p}_requests_total HTTP requests by endpoint and status code.",
@@ -109,5 +104,5 @@ class Metrics:
                       f"# TYPE {p}_batch_seconds histogram"]
             lines += self.batch_seconds.lines(f"{p}_batch_seconds", ())
             lines += [f"# HELP {p}_queued_items Videos being decoded or waiting for a batch.",
-                      f"# TYPE {p}_queued_items gauge", f"{p}_queued_items {self.queued}"]
+                      f"# TYPE {p}_queued_items gauge", f"{p}_queued_items {queued}"]
         return "\n".join(lines) + "\n"
