@@ -88,15 +88,15 @@ class ItemEncoder:
 
     def __init__(self, encoders: Mapping[str, Any]) -> None:
         self.encoders = dict(encoders)  # name -> solireward.scoring.VideoEncoder
+        # models with equal frame settings share one decode: the key of each model's settings
+        self.sampling_keys = {name: repr(sorted(e.sampling.to_dict().items())) for name, e in self.encoders.items()}
 
     def __call__(self, item: Item) -> dict[str, Any]:
-        from solireward.scoring import EncodingError
-
         frames_in_memory = None if isinstance(item.source, str) else decode_images(item.source)
         decoded: dict[str, np.ndarray] = {}
         out = {}
         for name, encoder in self.encoders.items():
-            key = repr(sorted(encoder.sampling.to_dict().items()))
+            key = self.sampling_keys[name]
             try:
                 if key not in decoded:
                     decoded[key] = encoder.frames(frames_in_memory if frames_in_memory is not None else item.source,
@@ -106,8 +106,6 @@ class ItemEncoder:
                 raise ItemError("video", exc.reason) from None
             except InputError as exc:
                 raise ItemError("frames", exc.reason) from None
-            except EncodingError as exc:
-                raise ItemError("encoding", str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - any processor failure is this item's
                 raise ItemError("encoding", f"model {name!r} could not prepare the frames "
                                             f"({type(exc).__name__}: {exc})") from None
