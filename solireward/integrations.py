@@ -33,11 +33,9 @@ class VideoReward:
 
         if not models:
             raise ValueError("no reward models given")
-        target = _pick_device(device, 0, False) if any(isinstance(m, (str, os.PathLike)) for m in models.values()) \
-            else None
-        self.models: dict[str, Any] = {
-            name: load_models({name: m}, target, torch_dtype)[name] if isinstance(m, (str, os.PathLike)) else m
-            for name, m in models.items()}
+        folders = {name: m for name, m in models.items() if isinstance(m, (str, os.PathLike))}
+        loaded = load_models(folders, _pick_device(device, 0, False), torch_dtype) if folders else {}
+        self.models: dict[str, Any] = {name: loaded.get(name, m) for name, m in models.items()}
         self.weights = checked_weights(self.models, weights)
         self.batch_size, self.num_workers, self.video_backend = batch_size, num_workers, video_backend
 
