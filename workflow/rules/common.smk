@@ -138,10 +138,11 @@ def profile_placeholders() -> list[str]:
     return found
 
 
-if profile_placeholders():
+_placeholders = profile_placeholders()
+if _placeholders:
     raise WorkflowError(
         "the workflow profile still holds placeholders; fill in (or delete) these resources "
-        "before running: " + "; ".join(profile_placeholders())
+        "before running: " + "; ".join(_placeholders)
     )
 
 
