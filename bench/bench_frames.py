@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from bench_infer import synthetic_clip
+from bench_infer import synthetic_clip, tiny_reward_model
 
 FPS = 24.0
 
@@ -66,9 +66,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from solireward.cli import main as cli_main
-    from solireward.data.video import FrameSampling, write_video
-    from solireward.models import RewardModel, RewardModelConfig
+    from solireward.data.video import write_video
 
     torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(0)
@@ -76,11 +74,7 @@ def main() -> None:
     prompts = [f"prompt number {i}" for i in range(args.videos)]
     with tempfile.TemporaryDirectory(prefix="bench_frames_") as tmp:
         tmp_path = Path(tmp)
-        assert cli_main(["--log_level", "WARNING", "tiny-model", "--model_type", args.model_type,
-                         "--output_dir", str(tmp_path / "backbone"), "--seed", "0"]) == 0
-        torch.manual_seed(0)
-        model = RewardModel.from_backbone(tmp_path / "backbone", RewardModelConfig(
-            sampling=FrameSampling(num_frames=args.num_frames).to_dict())).eval()
+        model = tiny_reward_model(tmp_path, args.num_frames, args.model_type)
         scores: dict[str, list[float]] = {}
         encode_s: list[float] = []  # per mp4 run: seconds spent writing the files
 

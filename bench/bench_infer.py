@@ -90,6 +90,22 @@ def make_videos(folder: Path, count: int, unique: int, frames: int, size: int, s
     return paths
 
 
+def tiny_reward_model(folder: Path, num_frames: int, model_type: str = "Qwen2-VL") -> Any:
+    """A reward model (eval mode) on a tiny random `model_type` backbone written under `folder`, reading
+    `num_frames` frames per video; seeded, so every bench builds the same one."""
+    import torch
+
+    from solireward.cli import main as cli_main
+    from solireward.data.video import FrameSampling
+    from solireward.models import RewardModel, RewardModelConfig
+
+    assert cli_main(["--log_level", "WARNING", "tiny-model", "--model_type", model_type,
+                     "--output_dir", str(folder / "backbone"), "--seed", "0"]) == 0
+    torch.manual_seed(0)
+    config = RewardModelConfig(sampling=FrameSampling(num_frames=num_frames).to_dict())
+    return RewardModel.from_backbone(folder / "backbone", config).eval()
+
+
 def rate(n_videos: int, seconds: float) -> float:
     return n_videos / seconds if seconds > 0 else float("inf")
 
@@ -200,11 +216,9 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from solireward.cli import main as cli_main
     from solireward.data.video import FrameSampling
     from solireward.inference import cpu_threads_for_model, score_records
     from solireward.scoring import ScoringDataset, VideoEncoder, loader, score_batches
-    from solireward.models import RewardModel, RewardModelConfig
 
     torch.set_num_threads(args.torch_threads or cpu_threads_for_model(args.num_workers))
 
@@ -214,12 +228,8 @@ def main() -> None:
         paths = make_videos(tmp_path, args.videos, args.unique, args.frames, args.size)
         print(f"generated {args.videos} videos ({args.unique} distinct) of {args.frames} frames at "
               f"{args.size}x{args.size} in {time.perf_counter() - t0:.1f} s")
-        assert cli_main(["--log_level", "WARNING", "tiny-model", "--model_type", args.model_type,
-                         "--output_dir", str(tmp_path / "backbone"), "--seed", "0"]) == 0
-        torch.manual_seed(0)
         sampling = FrameSampling(num_frames=args.num_frames)
-        model = RewardModel.from_backbone(tmp_path / "backbone",
-                                          RewardModelConfig(sampling=sampling.to_dict())).eval().to(args.device)
+        model = tiny_reward_model(tmp_path, args.num_frames, args.model_type).to(args.device)
         collator = model.collator()
         items = [(i, p, f"prompt number {i}") for i, p in enumerate(paths)]
         records = [{"video_path": p, "prompt": q} for _, p, q in items]

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_infer import make_videos
+from bench_infer import make_videos, tiny_reward_model
 from goals import SERVE_MIN_RATIO
 
 LEVELS = (1, 4, 16)
@@ -134,10 +134,8 @@ def main() -> None:
 
     import torch
 
-    from solireward.cli import main as cli
-    from solireward.data.video import FrameSampling
     from solireward.inference import cpu_threads_for_model
-    from solireward.models import RewardModel, RewardModelConfig
+    from solireward.models import RewardModel
     from solireward.scoring import score_videos
 
     with tempfile.TemporaryDirectory(prefix="bench_serve_") as tmp:
@@ -145,10 +143,7 @@ def main() -> None:
         (folder / "videos").mkdir()
         paths = make_videos(folder / "videos", args.videos, args.unique, args.frames, args.size)
         names = [Path(p).name for p in paths]
-        assert cli(["tiny-model", "--model_type", "Qwen2-VL", "--output_dir", str(folder / "backbone"), "--seed", "0"]) == 0
-        torch.manual_seed(0)
-        config = RewardModelConfig(sampling=FrameSampling(num_frames=args.num_frames).to_dict())
-        RewardModel.from_backbone(str(folder / "backbone"), config).save_pretrained(folder / "model")
+        tiny_reward_model(folder, args.num_frames).save_pretrained(folder / "model")
         device = torch.device(args.device)
         print(f"{args.videos} videos ({args.unique} distinct), {args.frames} frames of {args.size}x{args.size}; "
               f"model reads {args.num_frames}; batch {args.batch_size}; {args.num_workers} decoding workers; "
