@@ -5,21 +5,21 @@ Builds (once, in ``--workdir``) a demo data set, its phy_deform pairs and a tiny
 the per-step ``step_time`` after ``--skip`` warm-up steps (start-up, model loading and the final
 evaluation excluded), so every setting is measured on the same kind of steady-state steps.
 
-1. Pairs per second, ``--pairing in_batch`` (``--videos`` videos scored per step, every Pass x Fail
-   and Pass x Pass pair among them trained) vs ``--pairing explicit`` (``--videos / 2`` pairs of the
+1. Pairs per second, ``--batching in_batch`` (``--videos`` videos scored per step, every Pass x Fail
+   and Pass x Pass pair among them trained) vs ``--batching pairs_file`` (``--videos / 2`` pairs of the
    pair file per step, each distinct video scored once, so at most as many videos per step).
-   Goal: in_batch >= ``TRAIN_MIN_PAIRS_RATIO`` x explicit (bench/goals.py).
+   Goal: in_batch >= ``TRAIN_MIN_PAIRS_RATIO`` x pairs_file (bench/goals.py).
 2. Step time with ``--videos / 2`` videos per process: one process, 2-process DDP (torchrun, gloo)
    and 2-process DeepSpeed ZeRO-2 (torchrun, gloo). The 2-process runs train twice the videos
    per step; on a 2-core machine they also compete with each other for the cores.
 3. Time to accuracy: wall-clock seconds (the eval rows' ``time``, since the process started) until
-   the validation pair accuracy first reaches ``TRAIN_TARGET_ACCURACY``, ``--pairing in_batch`` (16
-   videos per step) vs ``explicit`` (8 pairs per step, so at most as many videos), on the demo
+   the validation pair accuracy first reaches ``TRAIN_TARGET_ACCURACY``, ``--batching in_batch`` (16
+   videos per step) vs ``pairs_file`` (8 pairs per step, so at most as many videos), on the demo
    recipe (config/demo_train.yaml: tiny Qwen2-VL, lr 1e-3, 16 frames at 56x56) and the demo data of
    its learnability test (140 prompts, split 0.6 0.2 0.2), evaluating every ``--tta_eval_steps``
    steps. The two runs train at the same time, one core each (so background load hits both alike),
    with the same schedule (``--tta_max_steps``), and each stops once it reaches the target;
-   explicit is capped at ``--tta_cap`` x in_batch's time (not reaching the target is reported as
+   pairs_file is capped at ``--tta_cap`` x in_batch's time (not reaching the target is reported as
    "not reached within the cap", a ratio of at least the cap). The steps to the target are printed
    too (they do not depend on the load). Goal: in_batch reaches it >= ``TRAIN_MIN_TTA_RATIO`` x
    sooner (bench/goals.py).
@@ -177,61 +177,61 @@ class Run:
 
 def time_to_accuracy(workdir: Path, pairs: Path, model: Path, args: argparse.Namespace
                      ) -> tuple[dict[str, Any], dict[str, Any], float | None]:
-    """Run in_batch and explicit at the same time (one core each, so background load hits both alike) until
-    each reaches the target; explicit is stopped at ``--tta_cap`` x in_batch's time. Returns both results
+    """Run in_batch and pairs_file at the same time (one core each, so background load hits both alike) until
+    each reaches the target; pairs_file is stopped at ``--tta_cap`` x in_batch's time. Returns both results
     and the cap in seconds (None when in_batch never reached the target)."""
     in_batch = Run(workdir, "in_batch", pairs, model, args)
-    explicit = Run(workdir, "explicit", pairs, model, args, "--pairing", "explicit",
+    pairs_file = Run(workdir, "pairs_file", pairs, model, args, "--batching", "pairs_file",
                    "--per_device_train_batch_size", 8)
     cap_s = None
     try:
-        while any([run.running() for run in (in_batch, explicit)]):
+        while any([run.running() for run in (in_batch, pairs_file)]):
             time.sleep(1.0)
-            for run in (in_batch, explicit):
+            for run in (in_batch, pairs_file):
                 if run.proc.poll() is None and run.reached is not None:
                     run.stop()
             if in_batch.reached is not None:
                 cap_s = args.tta_cap * in_batch.reached["time"]
-                if explicit.proc.poll() is None and explicit.clock > cap_s:
-                    explicit.stop()
-            elif in_batch.proc.poll() is not None and explicit.proc.poll() is None:
-                explicit.stop()  # in_batch ran its steps without reaching the target: nothing to compare with
+                if pairs_file.proc.poll() is None and pairs_file.clock > cap_s:
+                    pairs_file.stop()
+            elif in_batch.proc.poll() is not None and pairs_file.proc.poll() is None:
+                pairs_file.stop()  # in_batch ran its steps without reaching the target: nothing to compare with
     finally:
-        for run in (in_batch, explicit):
+        for run in (in_batch, pairs_file):
             if run.proc.poll() is None:
                 run.stop()
-    return in_batch.result(), explicit.result(), cap_s
+    return in_batch.result(), pairs_file.result(), cap_s
 
 
-def report_time_to_accuracy(in_batch: dict[str, Any], explicit: dict[str, Any], cap_s: float | None,
+def report_time_to_accuracy(in_batch: dict[str, Any], pairs_file: dict[str, Any], cap_s: float | None,
                             args: argparse.Namespace) -> None:
     """Print section 3: each run's eval curve and when it reached the target, then the ratio and the verdict."""
     target = f"{TRAIN_TARGET_ACCURACY:.2f}"
     print(f"\n3. time to validation pair accuracy {target} (demo recipe: tiny Qwen2-VL, lr 1e-3, 16 frames at 56x56; "
           f"140 prompts; eval every {args.tta_eval_steps} steps; schedule of {args.tta_max_steps} steps)")
-    print(f"{'pairing':<10} {'reached':>7} {'step':>5} {'seconds':>8} {'s/step':>7}  eval accuracy by step")
-    for name, r in (("in_batch", in_batch), ("explicit", explicit)):
+    print(f"{'batching':<10} {'reached':>7} {'step':>5} {'seconds':>8} {'s/step':>7}  eval accuracy by step")
+    for name, r in (("in_batch", in_batch), ("pairs_file", pairs_file)):
         hit = r["reached"]
         curve = " ".join(f"{e['step']}:{e['eval_accuracy']:.2f}" for e in r["evals"])
         step, seconds = (str(hit["step"]), f"{hit['time']:.1f}") if hit else ("-", f">{r['seconds']:.1f}")
         print(f"{name:<10} {'yes' if hit else 'no':>7} {step:>5} {seconds:>8} {r['s_per_step']:>7.3f}  {curve}")
     goal = f"goal >= {TRAIN_MIN_TTA_RATIO:g}x"
     if in_batch["reached"] is None:
-        print(f"time to {target}: explicit / in_batch = undecided: in_batch not reached within "
+        print(f"time to {target}: pairs_file / in_batch = undecided: in_batch not reached within "
               f"{in_batch['steps']} steps ({goal}: not measured)")
-    elif explicit["reached"] is None:
-        bound = explicit["seconds"] / in_batch["reached"]["time"]
-        print(f"time to {target}: explicit / in_batch = not reached within the cap (>= {bound:.2f}x; explicit stopped "
-              f"after {explicit['seconds']:.0f} s, cap {cap_s:.0f} s) ({goal}: "
+    elif pairs_file["reached"] is None:
+        bound = pairs_file["seconds"] / in_batch["reached"]["time"]
+        print(f"time to {target}: pairs_file / in_batch = not reached within the cap (>= {bound:.2f}x; pairs_file stopped "
+              f"after {pairs_file['seconds']:.0f} s, cap {cap_s:.0f} s) ({goal}: "
               f"{'met' if bound >= TRAIN_MIN_TTA_RATIO else 'NOT met'})")
     else:
-        ratio = explicit["reached"]["time"] / in_batch["reached"]["time"]
-        steps = explicit["reached"]["step"] / in_batch["reached"]["step"]
-        print(f"time to {target}: explicit / in_batch = {ratio:.2f}x (steps {steps:.2f}x) ({goal}: "
+        ratio = pairs_file["reached"]["time"] / in_batch["reached"]["time"]
+        steps = pairs_file["reached"]["step"] / in_batch["reached"]["step"]
+        print(f"time to {target}: pairs_file / in_batch = {ratio:.2f}x (steps {steps:.2f}x) ({goal}: "
               f"{'met' if ratio >= TRAIN_MIN_TTA_RATIO else 'NOT met'})")
 
 
-_TTA_LINE = (r"^time to ([\d.]+): explicit / in_batch = (?:([\d.]+)x \(steps ([\d.]+)x\)|not reached within the "
+_TTA_LINE = (r"^time to ([\d.]+): pairs_file / in_batch = (?:([\d.]+)x \(steps ([\d.]+)x\)|not reached within the "
              r"cap \(>= ([\d.]+)x[^)]*\)|(undecided)[^(]*)")
 
 
@@ -240,18 +240,18 @@ def parse_results(text: str) -> list[dict[str, Any]]:
     ratio against its goal, or "not reached within the cap"."""
     match = re.search(_TTA_LINE, text, re.M)
     if match is None:
-        raise ValueError("could not find the time-to-accuracy line ('time to ...: explicit / in_batch = ...')")
+        raise ValueError("could not find the time-to-accuracy line ('time to ...: pairs_file / in_batch = ...')")
     target, ratio, steps, bound, undecided = match.groups()
-    times = dict(re.findall(r"^(in_batch|explicit)\s+(?:yes|no)\s+\S+\s+(>?[\d.]+)\s", text, re.M))
-    detail = f"in_batch {times.get('in_batch', '?')} s, explicit {times.get('explicit', '?')} s"
-    row: dict[str, Any] = {"benchmark": f"Time to validation pair accuracy {target}: `--pairing in_batch` vs "
-                                        "`explicit` (demo recipe, CPU)",
+    times = dict(re.findall(r"^(in_batch|pairs_file)\s+(?:yes|no)\s+\S+\s+(>?[\d.]+)\s", text, re.M))
+    detail = f"in_batch {times.get('in_batch', '?')} s, pairs_file {times.get('pairs_file', '?')} s"
+    row: dict[str, Any] = {"benchmark": f"Time to validation pair accuracy {target}: `--batching in_batch` vs "
+                                        "`pairs_file` (demo recipe, CPU)",
                            "goal": f">= {TRAIN_MIN_TTA_RATIO:g}x sooner"}
     if undecided:
         return [{**row, "figure": f"in_batch did not reach {target} ({detail})", "met": None,
                  "result": "not measured: in_batch not reached within the cap"}]
     if ratio is None:
-        return [{**row, "figure": f"explicit not reached within the cap (>= {float(bound):.2f}x; {detail})",
+        return [{**row, "figure": f"pairs_file not reached within the cap (>= {float(bound):.2f}x; {detail})",
                  "met": float(bound) >= TRAIN_MIN_TTA_RATIO}]
     return [{**row, "figure": f"{float(ratio):.2f}x ({detail}; {float(steps):.2f}x the steps)",
              "met": float(ratio) >= TRAIN_MIN_TTA_RATIO}]
@@ -268,7 +268,7 @@ def main() -> None:
     parser.add_argument("--tta_max_steps", type=int, default=1500,
                         help="section 3: steps of both runs' learning-rate schedule, and their cap")
     parser.add_argument("--tta_cap", type=float, default=3.0,
-                        help="section 3: stop explicit after this many times in_batch's time to the target")
+                        help="section 3: stop pairs_file after this many times in_batch's time to the target")
     parser.add_argument("--no_tta", action="store_true", help="skip section 3 (time to accuracy)")
     parser.add_argument("--only_tta", action="store_true", help="run section 3 alone")
     args = parser.parse_args()
@@ -283,17 +283,17 @@ def main() -> None:
 
 
 def pair_efficiency_and_backends(workdir: Path, pairs: Path, model: Path, args: argparse.Namespace) -> None:
-    """Sections 1 and 2: pairs per second of the two pairings, and the step time of the backends."""
+    """Sections 1 and 2: pairs per second of the two batchings, and the step time of the backends."""
     half = args.videos // 2
     in_batch = train(workdir, "in_batch", pairs, model, args, "--per_device_train_batch_size", args.videos)
-    explicit = train(workdir, "explicit", pairs, model, args, "--pairing", "explicit",
+    pairs_file = train(workdir, "pairs_file", pairs, model, args, "--batching", "pairs_file",
                      "--per_device_train_batch_size", half)
     print(f"\n1. pair efficiency ({args.num_frames} frames, 56x56, tiny Qwen2-VL, 1 process)")
-    print(f"{'pairing':<10} {'videos/step':>11} {'pairs/step':>10} {'s/step':>7} {'pairs/s':>8}")
-    for name, r in (("in_batch", in_batch), ("explicit", explicit)):
+    print(f"{'batching':<10} {'videos/step':>11} {'pairs/step':>10} {'s/step':>7} {'pairs/s':>8}")
+    for name, r in (("in_batch", in_batch), ("pairs_file", pairs_file)):
         print(f"{name:<10} {r['videos']:>11.1f} {r['pairs']:>10.1f} {r['s_per_step']:>7.3f} {r['pairs_per_s']:>8.1f}")
-    ratio = in_batch["pairs_per_s"] / explicit["pairs_per_s"]
-    print(f"in_batch / explicit pairs per second: {ratio:.2f}x (goal >= {TRAIN_MIN_PAIRS_RATIO:g}x: "
+    ratio = in_batch["pairs_per_s"] / pairs_file["pairs_per_s"]
+    print(f"in_batch / pairs_file pairs per second: {ratio:.2f}x (goal >= {TRAIN_MIN_PAIRS_RATIO:g}x: "
           f"{'met' if ratio >= TRAIN_MIN_PAIRS_RATIO else 'NOT met'})")
 
     single = train(workdir, "single", pairs, model, args, "--per_device_train_batch_size", half)

@@ -56,6 +56,20 @@ def is_list_type(tp: Any) -> bool:
     return typing.get_origin(tp) in (list, tuple)
 
 
+def parse_key_values(items: typing.Iterable[str], field: str) -> dict[str, str]:
+    """`KEY=VALUE` strings as a dict; a malformed item or a key given twice with two values is a ConfigError."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}", field=field)
+        if key in out and out[key] != value:
+            raise ConfigError(f"'{key}' given twice with different values ({out[key]!r}, {value!r})", field=field)
+        out[key] = value
+    return out
+
+
 def parse_bool(text: str | bool) -> bool:
     """Parse true/false, yes/no, 1/0 (any case); anything else is a ValueError."""
     if isinstance(text, bool):

@@ -131,7 +131,7 @@ def in_batch_pairs(qualities: torch.Tensor, groups: torch.Tensor | Sequence[Hash
     return torch.where(i_wins, i, j), torch.where(i_wins, j, i), qi == qj
 
 
-def pair_correct(scores: torch.Tensor, win_idx: torch.Tensor, lose_idx: torch.Tensor,
+def count_correct_pairs(scores: torch.Tensor, win_idx: torch.Tensor, lose_idx: torch.Tensor,
                  is_tie: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(number correct, number) over win–lose pairs: r_win > r_lose counts 1, equal scores ½.
 
@@ -186,7 +186,7 @@ def reward_loss(scores: torch.Tensor, win_idx: torch.Tensor, lose_idx: torch.Ten
     use_bce = bool(config.bce_loss_coeff) and scores.numel() > 0
     loss = pair_term + (config.bce_loss_coeff * bce.mean() if use_bce else 0.0 * scores.sum())
     n_win_lose, n_tie = not_tie.sum(), is_tie.sum()
-    correct, _ = pair_correct(scores, win_idx, lose_idx, is_tie)
+    correct, _ = count_correct_pairs(scores, win_idx, lose_idx, is_tie)
     with torch.no_grad():
         parts = {
             "bt": (bt * not_tie).sum() / n_win_lose.clamp(min=1),

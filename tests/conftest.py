@@ -41,3 +41,35 @@ def tiny_model_factory(tmp_path_factory: pytest.TempPathFactory):
         return cache[model_type]
 
     return build
+
+
+def chromium() -> str:
+    """Debian's headless Chromium, installed with apt-get when missing (root); the test is skipped where it
+    cannot be installed."""
+    import shutil
+    import subprocess
+
+    path = shutil.which("chromium")
+    if path is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run("apt-get update -qq && apt-get install -y -qq chromium", shell=True, env=env,
+                       capture_output=True, timeout=900)
+        path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("chromium is not installed and cannot be installed here (needs root and apt-get)")
+    return path
+
+
+def rendered_text(page: Path) -> str:
+    """The text a browser shows of an HTML page: headless Chromium's DOM after its scripts ran, tags removed."""
+    import re
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as profile:
+        result = subprocess.run([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                                 f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom",
+                                 page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "<html" in result.stdout, result.stderr[-2000:]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", result.stdout))

@@ -9,7 +9,7 @@ import torch
 
 from solireward.errors import ConfigError
 from solireward.evaluation import pair_accuracy
-from solireward.losses import (LossConfig, bce_loss, bt_loss, bt_wt_loss, btt_loss, in_batch_pairs, pair_correct,
+from solireward.losses import (LossConfig, bce_loss, bt_loss, bt_wt_loss, btt_loss, in_batch_pairs, count_correct_pairs,
                                rao_kupper_loss, reward_loss)
 
 
@@ -177,11 +177,11 @@ def test_pair_correct_counts_equal_scores_half_as_evaluation_does():
     scores = torch.tensor([1.0, 0.0, 0.0, 2.0])
     win, lose, tie = torch.tensor([0, 1, 3, 0]), torch.tensor([1, 2, 0, 3]), torch.tensor([False, False, False, True])
     # win–lose pairs: 1 > 0 right, 0 = 0 half, 2 > 1 right -> 2.5 / 3; the tie pair is ignored
-    correct, count = pair_correct(scores, win, lose, tie)
+    correct, count = count_correct_pairs(scores, win, lose, tie)
     assert (float(correct), int(count)) == (2.5, 3)
     d = (scores[win] - scores[lose])[~tie].numpy()
     assert pair_accuracy(d) == pytest.approx(float(correct) / int(count)) == pytest.approx(2.5 / 3)
-    correct, count = pair_correct(scores, win[3:], lose[3:], tie[3:])
+    correct, count = count_correct_pairs(scores, win[3:], lose[3:], tie[3:])
     assert (float(correct), int(count)) == (0.0, 0)
     assert pair_accuracy((scores[win[3:]] - scores[lose[3:]])[~tie[3:]].numpy()) is None
 

@@ -51,7 +51,7 @@ def _write_grid(tmp_path: Path, with_sources: bool = True, task: str = "phy_defo
     for n, ((head, loss, pairing, labels), values) in enumerate(cells.items()):
         s = tmp_path / f"scores_{task}_{n}.json"
         _scores(s, shift=n)
-        tags = {"study": "demo", "task": task, "labels": labels, "pairing": pairing, "head": head, "loss": loss}
+        tags = {"study": "demo", "task": task, "label_source": labels, "pairing": pairing, "head": head, "loss": loss}
         m = tmp_path / f"metrics_{task}_{n}.json"
         m.write_text(json.dumps(_metrics(tags, *values, str(s.resolve()) if with_sources else None)))
         metrics.append(m)
@@ -73,7 +73,7 @@ def test_report_tables_figures_and_readme(tmp_path):
                    "--study_config", config, "--title", "Demo study") == 0
 
     head_md = (out / "tables" / "table_head.md").read_text()
-    assert "loss = btt, pairing = cross_prompt, labels = binary" in head_md
+    assert "loss = btt, pairing = cross_prompt, label_source = binary" in head_md
     assert "| hpqa | **78.48** | 64.00 | **85.00** |" in head_md
     assert "| last_token | 70.12 | **65.00** | 79.00 |" in head_md
     assert "in_prompt" not in head_md.split("\n", 2)[2] and "69.00" not in head_md  # other cells held out
@@ -86,13 +86,13 @@ def test_report_tables_figures_and_readme(tmp_path):
     assert "| bt | 75.00 | 61.00 | 81.00 |" in loss_md and "| btt | **78.48** |" in loss_md
     assert "| cross_prompt | **78.48** |" in (out / "tables" / "table_pairing.md").read_text()
     assert "| in_prompt | 65.43 | 55.00 | 70.00 |" in (out / "tables" / "table_pairing.md").read_text()
-    assert "| pairwise | 60.01 | 50.00 | 66.00 |" in (out / "tables" / "table_labels.md").read_text()
-    assert (out / "tables" / "table_labels.tex").is_file() and (out / "tables" / "table_loss.tex").is_file()
+    assert "| pairwise | 60.01 | 50.00 | 66.00 |" in (out / "tables" / "table_label_source.md").read_text()
+    assert (out / "tables" / "table_label_source.tex").is_file() and (out / "tables" / "table_loss.tex").is_file()
 
     all_md = (out / "tables" / "all_results.md").read_text()
     assert all_md.count("\n| ") == 8 and "**" not in all_md.split("\n", 1)[1]  # header, rule, 6 rows; no bold
     csv = (out / "tables" / "all_results.csv").read_text().splitlines()
-    assert csv[0].startswith("study,task,labels,pairing,head,loss") or "head" in csv[0]
+    assert csv[0].startswith("study,task,label_source,pairing,head,loss") or "head" in csv[0]
     assert len(csv) == 7
 
     assert _is_png(out / "figures" / "heatmap_head_loss.png") and _is_png(out / "figures" / "score_histograms.png")
@@ -101,7 +101,7 @@ def test_report_tables_figures_and_readme(tmp_path):
     assert readme.startswith("# Demo study")
     assert hashlib.sha256(config.read_bytes()).hexdigest() in readme and "heads: [hpqa, last_token]" in readme
     for name in ("tables/table_head.md", "tables/table_head.tex", "tables/table_loss.md", "tables/table_pairing.tex",
-                 "tables/table_labels.md", "tables/all_results.csv", "tables/table_head.html",
+                 "tables/table_label_source.md", "tables/all_results.csv", "tables/table_head.html",
                  "figures/heatmap_head_loss.png", "figures/score_histograms.png"):
         assert f"[`{name}`]({name})" in readme
     for m in metrics:  # relative to the report folder
@@ -119,11 +119,11 @@ def test_report_tasks_as_leading_column_and_skipped_table(tmp_path):
     out = tmp_path / "report"
     assert run_cli("report", "--metrics", *metrics_a, *metrics_b, "--output_dir", out, "--reference", "loss=bt") == 0
     head_md = (out / "tables" / "table_head.md").read_text()
-    assert "| Task | Head |" in head_md and "other factors: loss = bt, pairing = cross_prompt, labels = binary" in head_md
+    assert "| Task | Head |" in head_md and "other factors: loss = bt, pairing = cross_prompt, label_source = binary" in head_md
     # the best is bold within each task: 75.00 for phy_deform, 65.00 for text_alignment
     assert "| phy_deform | hpqa | **75.00** |" in head_md and "| text_alignment | hpqa | **65.00** |" in head_md
     assert "| text_alignment | last_token | 59.00 |" in head_md
-    assert not (out / "tables" / "table_pairing.md").exists() and not (out / "tables" / "table_labels.md").exists()
+    assert not (out / "tables" / "table_pairing.md").exists() and not (out / "tables" / "table_label_source.md").exists()
     readme = (out / "README.md").read_text()
     assert "No table per pairing: the tag 'pairing' has only one value (cross_prompt)." in readme
     assert "No study configuration was given" in readme
@@ -181,7 +181,7 @@ def test_labels_table_falls_back_to_the_values_where_labels_vary(tmp_path):
     metrics, _ = _write_grid(tmp_path, cells=cells)
     out = tmp_path / "report"
     assert run_cli("report", "--metrics", *metrics, "--output_dir", out) == 0
-    table = (out / "tables" / "table_labels.md").read_text()
+    table = (out / "tables" / "table_label_source.md").read_text()
     assert "pairing = in_prompt" in table
     assert "| binary |" in table and "| pairwise |" in table
     assert "65.43" in table and "60.01" in table          # the two in-prompt hpqa/btt cells
@@ -311,3 +311,47 @@ def test_single_models_get_bootstrap_intervals_and_learning_curve_errors(tmp_pat
     bad.write_text('{"no_kind": 1}\n')
     assert run_cli("report", "--metrics", firsts[0], "--training_logs", bad, "--output_dir", tmp_path / "y") == 2
     assert "bad.jsonl" in capsys.readouterr().err
+
+
+def _hacking_results(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    """probe.json and overopt.json of two cells, in the shape `solireward probe` and `overopt` write."""
+    probes, overopts = [], []
+    for n, head in enumerate(("hpqa", "last_token")):
+        tags = {"task": "phy_deform", "label_source": "binary", "pairing": "cross_prompt", "head": head, "loss": "btt"}
+        probe = {"tags": tags, "threshold": 0.5, "n_videos": 12, "perturbations": [
+            {"name": "brightness_x1.3", "expected": "invariant", "mean_change_std": 1.9 - n, "flagged": n == 0},
+            {"name": "frames_x0.5", "expected": "invariant", "mean_change_std": 0.1, "flagged": False}]}
+        curve = [{"sqrt_kl": k, "gold": 0.4 + 0.01 * k, "proxy": 0.2 * k} for k in (0.0, 1.0, 2.0)]
+        overopt = {"tags": tags, "task": "phy_deform", "prompts": ["a", "b", "c"], "settings": list(range(80)),
+                   "base": {"gold": 0.41, "best_gold": 0.9}, "curves": {"best_of_n": curve},
+                   "summary": {"best_of_n": {"gold_at_max_kl": 0.43 + n, "peak_gold": 0.5, "kl_at_peak": 2.0,
+                                             "hacking_gap": 1.25 - n}}}
+        for kind, result, out in (("probe", probe, probes), ("overopt", overopt, overopts)):
+            path = tmp_path / f"{kind}_{head}.json"
+            path.write_text(json.dumps(result))
+            out.append(path)
+    return probes, overopts
+
+
+def test_one_report_holds_the_probe_and_overoptimisation_tables(tmp_path):
+    """README.md, summary.html and tables/ hold the reward-hacking tables beside the paper's, and a browser shows
+    them on the summary page."""
+    from tests.conftest import rendered_text
+
+    metrics, scores = _write_grid(tmp_path)
+    probes, overopts = _hacking_results(tmp_path)
+    out = tmp_path / "report"
+    assert run_cli("report", "--metrics", *metrics, "--output_dir", out, "--probe", *reversed(probes),
+                   "--overopt", *overopts) == 0
+    readme = (out / "README.md").read_text()
+    for title in ("Reward hacking: stress probe", "Reward hacking: over-optimisation", "Accuracy per loss"):
+        assert f"### {title}" in readme
+    assert "| hpqa / btt (binary, cross_prompt) | **+1.90** | +0.10 | 1 |" in readme  # flagged value in bold
+    assert "| last_token / btt (binary, cross_prompt) | 0.41 | 1.43 (0.50 @ 2.0) / +0.25 |" in readme
+    for name in ("stress_probe", "overoptimisation"):
+        assert {p.suffix for p in (out / "tables").glob(f"{name}.*")} == {".md", ".tex", ".html"}
+    assert (out / "figures" / "overopt_curves.png").stat().st_size > 0
+    shown = rendered_text(out / "summary.html")
+    assert "Stress probe: mean score change under each perturbation" in shown and "brightness_x1.3" in shown
+    assert "Over-optimisation: best-of-n and GRPO-style optimisation" in shown and "1.43 (0.50 @ 2.0) / +0.25" in shown
+    assert "overopt curves" in shown

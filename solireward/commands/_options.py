@@ -3,20 +3,52 @@
 :func:`add_dataclass_arguments` adds one snake_case flag per field (as in the release:
 ``--model_type``), with the field's help text and default; :func:`parse_dataclasses` builds the
 instances with the precedence *field default < YAML file (``--config``) < command-line flag*.
+
+Renamed options: a dataclass may list old spellings in a ``DEPRECATED`` class variable, ``(old key,
+old value or None) -> (new key, new value or None)``. They stay accepted (hidden from ``--help``) in
+flags and YAML files, are rewritten to the new spelling and logged as a warning, for one release.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import typing
 from typing import Any, TypeVar
 
 from solireward.config import (build_dataclass, check_value, field_type, is_list_type, list_item_type, load_yaml,
-                               parse_bool)
+                               parse_bool, parse_key_values)
 from solireward.errors import ConfigError
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
+Renames = dict[tuple[str, "str | None"], tuple[str, "str | None"]]
+
+
+def deprecated_names(classes: typing.Sequence[type]) -> Renames:
+    """The ``DEPRECATED`` renames of `classes`, value renames first (they must see the old value)."""
+    renames: Renames = {}
+    for cls in classes:
+        renames.update(getattr(cls, "DEPRECATED", {}))
+    return dict(sorted(renames.items(), key=lambda item: item[0][1] is None))
+
+
+def upgrade_deprecated(classes: typing.Sequence[type], values: dict[str, Any], where: str = "",
+                       warn: bool = True) -> dict[str, Any]:
+    """`values` with old option spellings of `classes` rewritten to the new ones, each logged as a warning
+    (naming `where` the value came from) unless `warn` is false."""
+    out = dict(values)
+    for (old, old_value), (new, new_value) in deprecated_names(classes).items():
+        if old not in out or (old_value is not None and out[old] != old_value):
+            continue
+        value = out.pop(old)
+        out[new] = value if new_value is None else new_value
+        before = f"{old} {old_value}" if old_value is not None else old
+        if warn:
+            logger.warning("%s: option '%s' is deprecated and will be removed in the next release; use '%s %s'",
+                           where, before, new, out[new])
+    return out
 
 
 def bool_flag(text: str) -> bool:
@@ -31,6 +63,10 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: s
     """Add one flag per field of the dataclass `cls` to `parser`, in a group titled `title`."""
     group = parser.add_argument_group(title or cls.__name__, (cls.__doc__ or "").strip().splitlines()[0]
                                       if cls.__doc__ else None)
+    deprecated = deprecated_names([cls])
+    fields = {f.name for f in dataclasses.fields(cls)}
+    for old in dict.fromkeys(key for key, _ in deprecated if key not in fields):
+        group.add_argument(f"--{old}", dest=old, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     for f in dataclasses.fields(cls):
         tp, optional = field_type(cls, f.name)
         help_text = f.metadata.get("help", "")
@@ -48,7 +84,11 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, title: s
         else:
             kwargs["type"] = str
         if f.metadata.get("choices"):
-            kwargs["choices"] = f.metadata["choices"]
+            choices = f.metadata["choices"]
+            old = [value for key, value in deprecated if key == f.name and value is not None]
+            kwargs["choices"] = (*choices, *old)
+            if old:
+                kwargs["metavar"] = "{" + ",".join(map(str, choices)) + "}"
         required = default is None and not optional and f.default is dataclasses.MISSING \
             and f.default_factory is dataclasses.MISSING
         suffix = " (required)" if required else f" (default: {shown})"
@@ -67,14 +107,14 @@ def parse_dataclasses(classes: typing.Sequence[type], args: argparse.Namespace,
 
     A YAML key that belongs to none of the classes is a ConfigError naming the file and key.
     """
-    values: dict[str, Any] = load_yaml(config_file) if config_file else {}
+    source = command_line_source(config_file)
+    values = upgrade_deprecated(classes, load_yaml(config_file), str(config_file)) if config_file else {}
     known = {f.name for cls in classes for f in dataclasses.fields(cls)}
     unknown = [k for k in values if k not in known]
     if unknown:
         raise ConfigError(f"unknown option(s): {', '.join(unknown)}", file=str(config_file),
                           field=unknown[0])
-    cli = vars(args)
-    source = command_line_source(config_file)
+    cli = upgrade_deprecated(classes, vars(args), "command line")
     out = []
     for cls in classes:
         fields = {f.name: f for f in dataclasses.fields(cls)}
@@ -107,14 +147,4 @@ def add_tag_argument(parser: argparse.ArgumentParser, output: str, example: str 
 
 def parse_tags(items: list[str]) -> dict[str, str]:
     """`key=value` strings as a dict; a malformed or contradictory tag is a ConfigError."""
-    tags: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ConfigError(f"expected KEY=VALUE, got {item!r}", field="tag")
-        if key in tags and tags[key] != value:
-            raise ConfigError(f"tag '{key}' given twice with different values ({tags[key]!r}, {value!r})",
-                              field="tag")
-        tags[key] = value
-    return tags
+    return parse_key_values(items, "tag")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from solireward.commands._options import (add_config_argument, add_dataclass_arguments, command_line_source,
-                                          parse_dataclasses)
+                                          parse_dataclasses, upgrade_deprecated)
 from solireward.config import build_dataclass, load_yaml
 from solireward.data.video import FrameSampling
 from solireward.losses import LossConfig
@@ -53,10 +53,11 @@ def resolve_options(args: argparse.Namespace) -> tuple[TrainConfig, ModelOptions
     command line): then it is the stored/default settings with those options applied.
     """
     config_file = getattr(args, "config", None)
-    train, model, _, loss = parse_dataclasses([TrainConfig, ModelOptions, FrameSampling, LossConfig],
-                                              args, config_file)
-    given = set(load_yaml(config_file)) if config_file else set()
-    given |= {k for k in vars(args) if k not in ("command", "config", "log_level")}
+    classes = [TrainConfig, ModelOptions, FrameSampling, LossConfig]
+    train, model, _, loss = parse_dataclasses(classes, args, config_file)
+    given = set(upgrade_deprecated(classes, load_yaml(config_file), warn=False)) if config_file else set()
+    given |= {k for k in upgrade_deprecated(classes, vars(args), warn=False)
+              if k not in ("command", "config", "log_level")}
     sampling_keys = {f.name for f in dataclasses.fields(FrameSampling)} & given
     sampling = None
     if sampling_keys:
@@ -75,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
 
     train, model, loss, sampling, given = resolve_options(args)
     resolved = {**dataclasses.asdict(train), **dataclasses.asdict(model), **dataclasses.asdict(loss)}
-    summary = Trainer(train, model, loss, sampling=sampling, explicit=given, resolved=resolved).run()
+    summary = Trainer(train, model, loss, sampling=sampling, given=given, resolved=resolved).run()
     return EXIT_PREEMPTED if "stopped_by_signal" in summary else 0

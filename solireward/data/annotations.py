@@ -43,6 +43,7 @@ from solireward.config import arg
 from solireward.data.agreement import krippendorff_alpha_nominal, pairwise_agreement
 from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_path, atomic_write, markdown_cell, read_jsonl, write_json, write_text
+from solireward.table import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -463,7 +464,7 @@ def _annotator_stats(codes: np.ndarray, names: np.ndarray, labels: np.ndarray,
             for i in np.argsort(names, kind="stable") if n[i]}
 
 
-def build_report(table: pd.DataFrame, clean: CleanRows, unit_of_row: np.ndarray) -> dict[str, Any]:
+def label_report(table: pd.DataFrame, clean: CleanRows, unit_of_row: np.ndarray) -> dict[str, Any]:
     """Agreement statistics per dimension and per annotator (fields explained in label_report.md)."""
     majority = table["label"].fillna(-1).to_numpy(dtype=np.int64)[unit_of_row]
     labels = clean.rows["label"].to_numpy(dtype=np.int64)
@@ -518,18 +519,17 @@ def report_markdown(report: dict[str, Any]) -> str:
               "Krippendorff's alpha is nominal (coincidence matrix; videos with one rating are not pairable). "
               "Pairwise agreement is the share of agreeing pairs among all pairs of ratings of one video. "
               "Pass rate is over videos with a label.", "",
-              "| dimension | videos | ratings | alpha | pairwise agreement | pass rate | ok | split | low agreement |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, d in report["dimensions"].items():
-        lines.append(f"| {name} | {d['videos']} | {d['ratings']} | {_fmt(d['krippendorff_alpha'])} | "
-                     f"{_fmt(d['pairwise_agreement'])} | {_fmt(d['pass_rate'])} | {d['ok']} | {d['split']} | "
-                     f"{d['low_agreement']} |")
+              markdown_table(["dimension", "videos", "ratings", "alpha", "pairwise agreement", "pass rate", "ok",
+                              "split", "low agreement"],
+                             [[name, d["videos"], d["ratings"], _fmt(d["krippendorff_alpha"]),
+                               _fmt(d["pairwise_agreement"]), _fmt(d["pass_rate"]), d["ok"], d["split"],
+                               d["low_agreement"]] for name, d in report["dimensions"].items()])]
     lines += ["", "## Per annotator (all dimensions)", "",
               "Agreement with the majority counts only videos with a label; the majority includes the "
               "annotator's own vote.", "",
-              "| annotator | labels | pass rate | agreement with majority |", "|---|---:|---:|---:|"]
-    for name, a in report["annotators"].items():
-        lines.append(f"| {name} | {a['n_labels']} | {_fmt(a['pass_rate'])} | {_fmt(a['agreement_with_majority'])} |")
+              markdown_table(["annotator", "labels", "pass rate", "agreement with majority"],
+                             [[name, a["n_labels"], _fmt(a["pass_rate"]), _fmt(a["agreement_with_majority"])]
+                              for name, a in report["annotators"].items()])]
     return "\n".join(lines) + "\n"
 
 
@@ -570,7 +570,7 @@ def import_annotations(config: LabelImportConfig) -> LabelImport:
     if clean.rows.empty:
         raise InputError("no valid annotation rows remain", file=", ".join(files))
     table, unit_of_row = aggregate(clean, config.min_agreement)
-    report = build_report(table, clean, unit_of_row)
+    report = label_report(table, clean, unit_of_row)
     report["summary"] = {
         "files": files, "rows_read": int(len(frame)), "rows_rejected": n_rejected,
         "rejected_by_kind": by_kind, "duplicates_removed": duplicates,

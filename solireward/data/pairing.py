@@ -37,7 +37,7 @@ import logging
 import os
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,7 @@ from solireward.config import arg
 from solireward.data.annotations import read_label_table
 from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_write, write_json
+from solireward.study import PAIRINGS
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ TASK_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "text_alignment": ("text_alignment",),
 }
 SPLITS = ("train", "val", "test")
-PAIRING_STRATEGIES = ("cross_prompt", "in_prompt")  # across prompts (the paper's method), within one prompt
 PAIRWISE_COLUMNS = ("prompt", "video_a", "video_b", "choice", "annotator")
 _MAX_ROUNDS = 64
 _TASK_HELP = ", ".join(f"{name} = {'+'.join(dims)}" for name, dims in TASK_DIMENSIONS.items())
@@ -64,6 +64,9 @@ _TASK_HELP = ", ".join(f"{name} = {'+'.join(dims)}" for name, dims in TASK_DIMEN
 class PairingConfig:
     """Options of `solireward pairs` (cross-prompt / in-prompt pair building, split by prompt)."""
 
+    # `--strategy` is the old name of `--pairing` (kept, with a warning, until the next release)
+    DEPRECATED: ClassVar[dict[tuple[str, str | None], tuple[str, str | None]]] = {("strategy", None): ("pairing", None)}
+
     output_dir: str = arg("folder for train/val/test.json, videos_{split}.json and summary.json")
     labels: str | None = arg("label table from `solireward labels` (.jsonl or .parquet); required "
                              "unless --pairwise_annotations is given", None)
@@ -71,9 +74,9 @@ class PairingConfig:
                     "unless --dimensions is given, in which case it is only the name", "phy_deform")
     dimensions: list[str] | None = arg("custom dimension group: Pass when all are Pass, Fail when any "
                                        "is Fail", None)
-    strategy: str = arg("cross_prompt: pair videos regardless of prompt (mostly across prompts); "
-                        "in_prompt: both videos share a prompt (baseline)", "cross_prompt",
-                        choices=PAIRING_STRATEGIES)
+    pairing: str = arg("cross_prompt: pair videos regardless of prompt (mostly across prompts); "
+                       "in_prompt: both videos share a prompt (baseline)", "cross_prompt",
+                       choices=PAIRINGS)
     pairs_per_video: float = arg("win-lose pairs per eligible video, on average (ignored with --num_pairs)", 4.0)
     num_pairs: int | None = arg("total number of pairs over all splits, shared by each split's share "
                                 "of the task's videos (overrides --pairs_per_video)", None)
@@ -336,7 +339,7 @@ def build_pairs(config: PairingConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "task": config.task, "dimensions": list(dimensions),
         "source": "pairwise_annotations" if config.pairwise_annotations else "labels",
-        "strategy": "pairwise_annotations" if config.pairwise_annotations else config.strategy,
+        "pairing": "pairwise_annotations" if config.pairwise_annotations else config.pairing,
         "seed": config.seed, "split_fractions": list(config.split), "tie_ratio": config.tie_ratio,
         "pairs_per_video": None if config.num_pairs is not None else config.pairs_per_video,
         "num_pairs": config.num_pairs, "videos_dropped_incomplete": dropped,
@@ -360,7 +363,7 @@ def build_pairs(config: PairingConfig) -> dict[str, Any]:
 def _build_from_labels(config: PairingConfig, videos: pd.DataFrame, out: Path) -> dict[str, dict]:
     assignment = split_prompts(videos["prompt"].tolist(), list(config.split), config.seed)
     split_of = videos["prompt"].map(assignment).to_numpy()
-    same_prompt = config.strategy == "in_prompt"
+    same_prompt = config.pairing == "in_prompt"
     records = np.asarray(_video_json(videos["video_path"].to_numpy(), videos["prompt"].to_numpy()), dtype=object)
     prompt_of, _ = pd.factorize(videos["prompt"].to_numpy())
     results = {}

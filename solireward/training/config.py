@@ -4,33 +4,44 @@ Flags keep the release's snake_case names. Defaults follow the release (lr 1e-6,
 warm-up 5 %, weight decay 0.01, gradient clipping 1.0, full fine-tuning with gradient
 checkpointing); the demo recipe overrides them in ``config/demo_train.yaml``.
 
-Batch sizes. With ``--pairing in_batch`` (default) ``--per_device_train_batch_size`` counts
+Batch sizes. With ``--batching in_batch`` (default) ``--per_device_train_batch_size`` counts
 *videos* per device and micro-step: each video is scored once and the loss is taken over every
 Pass x Fail (win-lose) and Pass x Pass (win-tie) pair among them, never Fail x Fail. With
-``--pairing explicit`` it counts *pairs* of the pair file per device and micro-step, each distinct
+``--batching pairs_file`` it counts *pairs* of the pair file per device and micro-step, each distinct
 video of the micro-batch scored once.
+
+Renamed flags (one word per concept, as in the study config): ``--batching`` was ``--pairing
+in_batch|explicit`` and ``--pairing`` was ``--pair_groups``; the old spellings still work, with a
+warning, until the next release (:data:`TrainConfig.DEPRECATED`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from solireward.config import arg
-from solireward.data.pairing import PAIRING_STRATEGIES
 from solireward.data.video import BACKENDS
 from solireward.errors import ConfigError
 from solireward.models import RewardModelConfig
 from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
+from solireward.study import PAIRINGS
 
-PAIRINGS = ("in_batch", "explicit")  # labelled videos paired inside each batch, or a pair file's pairs as written
+BATCHINGS = ("in_batch", "pairs_file")  # labelled videos paired inside each batch, or a pair file's pairs as written
 LR_SCHEDULERS = ("linear", "cosine", "constant")
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Data, optimisation, schedule, checkpointing and backend options of `solireward train`."""
+
+    # old spelling (key, value or None for any) -> new (key, value or None for the same value)
+    DEPRECATED: ClassVar[dict[tuple[str, str | None], tuple[str, str | None]]] = {
+        ("pair_groups", None): ("pairing", None),
+        ("pairing", "in_batch"): ("batching", "in_batch"),
+        ("pairing", "explicit"): ("batching", "pairs_file"),
+    }
 
     model_name_or_path: str = arg("backbone folder (save_pretrained layout) to build a new reward model on, "
                                   "or a saved reward-model folder to continue training from")
@@ -39,16 +50,16 @@ class TrainConfig:
                           "train_config.yaml and train_summary.json")
     eval_data: str | None = arg("evaluation pair file; pair accuracy (no ties) and ROC-AUC every "
                                 "--eval_steps and at the end, and the score mean/std stored in the model", None)
-    pairing: str = arg("in_batch: score a batch of labelled videos once and train on every pair inside it; "
-                       "explicit: train on the pairs of --train_data as written", "in_batch",
-                       choices=PAIRINGS)
-    pair_groups: str = arg("in_batch pairs across prompts (cross_prompt) or only between videos of the "
-                           "same prompt (in_prompt; batches then hold several videos per prompt)",
-                           "cross_prompt", choices=PAIRING_STRATEGIES)
+    batching: str = arg("in_batch: score a batch of labelled videos once and train on every pair inside it; "
+                        "pairs_file: train on the pairs of --train_data as written", "in_batch",
+                        choices=BATCHINGS)
+    pairing: str = arg("in_batch pairs across prompts (cross_prompt) or only between videos of the "
+                       "same prompt (in_prompt; batches then hold several videos per prompt)",
+                       "cross_prompt", choices=PAIRINGS)
     learning_rate: float = arg("peak learning rate of AdamW", 1e-6)
-    num_train_epochs: float = arg("passes over the training videos (in_batch) or pairs (explicit)", 3.0)
+    num_train_epochs: float = arg("passes over the training videos (in_batch) or pairs (pairs_file)", 3.0)
     max_steps: int = arg("total optimizer steps; overrides --num_train_epochs when > 0", 0)
-    per_device_train_batch_size: int = arg("videos (in_batch) or pairs (explicit) per device and micro-step", 8)
+    per_device_train_batch_size: int = arg("videos (in_batch) or pairs (pairs_file) per device and micro-step", 8)
     per_device_eval_batch_size: int = arg("videos per device and forward pass during evaluation", 8)
     gradient_accumulation_steps: int = arg("micro-steps accumulated into one optimizer step", 1)
     warmup_ratio: float = arg("share of the steps with a linear learning-rate warm-up from 0", 0.05)
@@ -93,9 +104,9 @@ class TrainConfig:
             raise ConfigError(f"expected a share in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
         if self.max_steps == 0 and not self.num_train_epochs > 0:
             raise ConfigError("give num_train_epochs > 0 or max_steps > 0", field="num_train_epochs")
-        if self.pairing == "explicit" and self.pair_groups != "cross_prompt":
-            raise ConfigError("applies to pairing in_batch only (explicit pairs are used as written)",
-                              field="pair_groups")
+        if self.batching == "pairs_file" and self.pairing != "cross_prompt":
+            raise ConfigError("applies to batching in_batch only (a pairs file's pairs are used as written)",
+                              field="pairing")
 
 
 def _mirror(name: str) -> Any:

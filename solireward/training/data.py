@@ -12,7 +12,7 @@ number alone, so a resumed run replays exactly the same batches (no sampler stat
 - ``in_batch`` / ``in_prompt``: prompts are shuffled, then each prompt's videos (shuffled) are laid
   out one prompt after another and cut into micro-batches, so a batch holds whole prompt groups
   (a group may straddle two batches) and in-prompt pairs exist inside it.
-- ``explicit``: each epoch is a permutation of the pair list, cut into micro-batches of pairs.
+- ``pairs_file``: each epoch is a permutation of the pair list, cut into micro-batches of pairs.
 
 Unreadable videos: training data must be clean, so the first video that cannot be decoded stops
 training with a :class:`~solireward.errors.VideoReadError` naming the file (decoding runs in
@@ -65,7 +65,7 @@ class PairSet:
                 elif quality[video] != q and strict:
                     raise InputError(
                         f"video {self.video_paths[video]} has quality {quality[video]:g} in one pair and {q:g} "
-                        "in another; in-batch pairing needs one label per video (use --pairing explicit "
+                        "in another; in-batch pairing needs one label per video (use --batching pairs_file "
                         "for pairwise-annotated data)", file=self.source, row=row)
         return quality
 

@@ -33,7 +33,7 @@ class StepStats:
 
     loss: float = 0.0
     parts: dict[str, float] = dataclasses.field(default_factory=dict)
-    correct: float = 0.0      # win-lose pairs ordered right (equal scores 1/2, as losses.pair_correct)
+    correct: float = 0.0      # win-lose pairs ordered right (equal scores 1/2, as losses.count_correct_pairs)
     non_ties: float = 0.0     # win-lose pairs
     pairs: float = 0.0        # pairs that contributed to the loss
     ties: float = 0.0

@@ -7,7 +7,7 @@ then linear decay to 0 (``1 - p``) or half-period cosine (``(1 + cos(pi p)) / 2`
 to ``--max_grad_norm``; ``--gradient_accumulation_steps`` micro-steps make one optimizer step.
 
 Loss per micro-batch: ``losses.reward_loss`` over the micro-batch's pairs (in-batch: every Pass x
-Fail and Pass x Pass pair of its videos, see ``losses.in_batch_pairs``; explicit: the file's pairs);
+Fail and Pass x Pass pair of its videos, see ``losses.in_batch_pairs``; pairs_file: the file's pairs);
 the optimizer-step loss is the mean over micro-batches (and ranks, as DDP averages gradients).
 Pairs are formed inside each rank's micro-batch, not across ranks.
 
@@ -17,7 +17,7 @@ Metrics (``output_dir/metrics.jsonl``, one JSON object per line, written by rank
   optimised total, mean over micro-batches and ranks), ``loss_bt`` / ``loss_tie`` / ``loss_bce``
   (unweighted means of each part over the step's win-lose pairs / win-tie pairs / videos; BCE is
   reported even when its coefficient is 0), ``accuracy`` = in-batch pair accuracy: share of the
-  step's win-lose pairs with ``score_win > score_lose`` (equal scores ½, as ``losses.pair_correct``),
+  step's win-lose pairs with ``score_win > score_lose`` (equal scores ½, as ``losses.count_correct_pairs``),
   ``n_pairs`` (pairs in the loss), ``n_ties``, ``n_videos`` (videos scored), ``learning_rate`` (of
   the step), ``grad_norm`` (global, before clipping), ``time`` (seconds since this process started)
   and ``step_time``.
@@ -181,10 +181,10 @@ class Trainer:
     log: MetricsLog
 
     def __init__(self, config: TrainConfig, model_options: ModelOptions, loss_config: Any,
-                 sampling: Any | None = None, explicit: frozenset[str] = frozenset(),
+                 sampling: Any | None = None, given: frozenset[str] = frozenset(),
                  resolved: dict[str, Any] | None = None) -> None:
         self.cfg, self.mopts, self.loss_cfg = config, model_options, loss_config
-        self.sampling_override, self.explicit = sampling, explicit
+        self.sampling_override, self.given = sampling, given
         self.resolved = resolved or {}
         self.out = Path(config.output_dir)
 
@@ -193,8 +193,8 @@ class Trainer:
     def _load_data(self) -> None:
         cfg = self.cfg
         self.train_pairs = read_pair_file(cfg.train_data)
-        # in-batch pairs and the per-video BCE need one label per video; explicit BT/tie losses do not
-        strict = cfg.pairing == "in_batch" or self.loss_cfg.bce_loss_coeff > 0
+        # in-batch pairs and the per-video BCE need one label per video; a pairs file's BT/tie losses do not
+        strict = cfg.batching == "in_batch" or self.loss_cfg.bce_loss_coeff > 0
         self.train_quality = self.train_pairs.video_qualities(strict=strict)
         self.train_groups = prompt_groups(self.train_pairs.prompts)
         self.eval_pairs = read_pair_file(cfg.eval_data) if cfg.eval_data else None
@@ -207,7 +207,7 @@ class Trainer:
         kwargs = {"torch_dtype": m.torch_dtype, "attn_implementation": m.attn_implementation}
         if (path / "solireward_config.json").is_file():
             model = RewardModel.from_pretrained(path, **kwargs)
-            ignored = [k for k in ARCHITECTURE_OPTIONS if k in self.explicit
+            ignored = [k for k in ARCHITECTURE_OPTIONS if k in self.given
                        and getattr(m, k) != getattr(model.config, k, getattr(m, k))]
             if ignored:
                 logger.warning("continuing from the reward model in %s: its stored %s kept; the given "
@@ -242,9 +242,9 @@ class Trainer:
     def _make_plan(self) -> BatchPlan:
         """This run's batch plan; sets steps_per_epoch and total_steps."""
         cfg, env = self.cfg, self.env
-        in_batch = cfg.pairing == "in_batch"
+        in_batch = cfg.batching == "in_batch"
         n_items = len(self.train_pairs.video_paths) if in_batch else self.train_pairs.num_pairs
-        groups = self.train_groups if in_batch and cfg.pair_groups == "in_prompt" else None
+        groups = self.train_groups if in_batch and cfg.pairing == "in_prompt" else None
         probe = make_plan(n_items, cfg.per_device_train_batch_size, env.world_size,
                           cfg.gradient_accumulation_steps, cfg.seed, 1, groups)
         self.steps_per_epoch = probe.micro_steps_per_epoch // cfg.gradient_accumulation_steps
@@ -297,7 +297,7 @@ class Trainer:
         """This rank's training micro-batches from optimizer step `start` on."""
         cfg = self.cfg
         accum = cfg.gradient_accumulation_steps
-        in_batch = cfg.pairing == "in_batch"
+        in_batch = cfg.batching == "in_batch"
         return VideoBatches(plan.for_rank(self.env.rank)[start * accum:self.total_steps * accum],
                             self.train_pairs.video_paths, self.train_pairs.prompts, self.train_quality,
                             self.train_groups, self._encoder(cache=cfg.cache_frames),
@@ -378,7 +378,7 @@ class Trainer:
         if "win_idx" in batch:
             win, lose, tie = batch["win_idx"], batch["lose_idx"], batch["is_tie"]
         else:
-            win, lose, tie = in_batch_pairs(qualities, groups if self.cfg.pair_groups == "in_prompt" else None)
+            win, lose, tie = in_batch_pairs(qualities, groups if self.cfg.pairing == "in_prompt" else None)
         with self.backend.accumulating(last):
             scores = self.backend.forward(batch["inputs"])
             device = scores.device
@@ -446,7 +446,7 @@ class Trainer:
         summary = {"global_step": step, "total_steps": self.total_steps, "resumed_from_step": start or None,
                    "epochs": step / self.steps_per_epoch, "steps_per_epoch": self.steps_per_epoch,
                    "train_videos": len(self.train_pairs.video_paths), "train_pairs": self.train_pairs.num_pairs,
-                   "pairing": cfg.pairing, "pair_groups": cfg.pair_groups, "world_size": env.world_size,
+                   "batching": cfg.batching, "pairing": cfg.pairing, "world_size": env.world_size,
                    "backend": backend.name, "zero_stage": backend.zero_stage, "device": str(env.device),
                    "bf16": self.bf16, "score_mean": mean, "score_std": model.config.score_std,
                    "score_stats_from": stats_source, "final_train": self.log.last_train_row,

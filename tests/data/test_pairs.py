@@ -104,7 +104,7 @@ def test_cross_prompt_counts_ties_and_invariants(labels: Path, tmp_path: Path) -
 
 def test_in_prompt_pairs_share_prompts(labels: Path, tmp_path: Path) -> None:
     out = tmp_path / "pairs"
-    assert run_cli("pairs", "--labels", labels, "--output_dir", out, "--strategy", "in_prompt",
+    assert run_cli("pairs", "--labels", labels, "--output_dir", out, "--pairing", "in_prompt",
                    "--pairs_per_video", 1, "--tie_ratio", 0.25) == 0
     pairs, videos, summary = _load(out)
     _check_pairs(pairs, videos, in_prompt=True)
@@ -115,7 +115,7 @@ def test_in_prompt_pairs_share_prompts(labels: Path, tmp_path: Path) -> None:
 
 def test_request_beyond_available_pairs_is_capped(labels: Path, tmp_path: Path) -> None:
     out = tmp_path / "pairs"
-    assert run_cli("pairs", "--labels", labels, "--output_dir", out, "--strategy", "in_prompt",
+    assert run_cli("pairs", "--labels", labels, "--output_dir", out, "--pairing", "in_prompt",
                    "--pairs_per_video", 50, "--split", 1, 0, 0) == 0
     pairs, videos, summary = _load(out)
     _check_pairs(pairs, videos, in_prompt=True)

@@ -27,7 +27,8 @@ def _error(capsys: pytest.CaptureFixture) -> str:
 @pytest.mark.parametrize("yaml_text, field, words", [
     ("max_steps: many\n", "max_steps", "int"),
     ("learning_rate: [0.1, 0.2]\n", "learning_rate", "float"),
-    ("pairing: sideways\n", "pairing", "in_batch"),
+    ("batching: sideways\n", "batching", "in_batch"),
+    ("pairing: sideways\n", "pairing", "cross_prompt"),
     ("reward_margin: 'wide'\n", "reward_margin", "float"),
 ])
 def test_train_yaml_with_a_wrong_type_names_file_and_field(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path,

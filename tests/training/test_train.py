@@ -111,11 +111,11 @@ def test_resumed_run_matches_uninterrupted_run(demo_pairs, tiny_qwen, tmp_path):
     assert summary["resumed_from_step"] == 2 and summary["global_step"] == 4
 
 
-def test_explicit_and_in_prompt_pairing(demo_pairs, tiny_qwen, tmp_path):
-    explicit = tmp_path / "explicit"
-    assert run_cli(*fast_args(tiny_qwen, demo_pairs, explicit, pairing="explicit", max_steps=2,
+def test_pairs_file_batching_and_in_prompt_pairing(demo_pairs, tiny_qwen, tmp_path):
+    from_file = tmp_path / "pairs_file"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, from_file, batching="pairs_file", max_steps=2,
                               per_device_train_batch_size=4)) == 0
-    rows = _rows(explicit, "train")
+    rows = _rows(from_file, "train")
     # 4 pairs of the file per step, each distinct video scored once (at most 8)
     assert all(r["n_pairs"] == 4 and r["n_videos"] <= 8 for r in rows)
 
@@ -141,7 +141,7 @@ def test_explicit_and_in_prompt_pairing(demo_pairs, tiny_qwen, tmp_path):
 
     cross, in_prompt = tmp_path / "cross", tmp_path / "in_prompt"
     assert run_cli(*fast_args(tiny_qwen, data, cross, max_steps=3)) == 0
-    assert run_cli(*fast_args(tiny_qwen, data, in_prompt, max_steps=3, pair_groups="in_prompt")) == 0
+    assert run_cli(*fast_args(tiny_qwen, data, in_prompt, max_steps=3, pairing="in_prompt")) == 0
     in_rows = _rows(in_prompt, "train")
     for r in in_rows:  # every pair shares its prompt: no tie, at most one win-lose pair per two videos
         assert r["n_ties"] == 0 and r["n_pairs"] <= r["n_videos"] // 2, r
@@ -201,7 +201,7 @@ def test_conflicting_labels_are_an_error_for_in_batch_pairing(demo_pairs, tiny_q
     (tmp_path / "train.json").write_text(json.dumps(pairs))
     assert run_cli(*fast_args(tiny_qwen, tmp_path, tmp_path / "out")) == 2
     err = capsys.readouterr().err
-    assert win_lose["lose"]["video_path"] in err and "--pairing explicit" in err
+    assert win_lose["lose"]["video_path"] in err and "--batching pairs_file" in err
 
 
 def test_deepspeed_zero2_single_process(demo_pairs, tiny_qwen, tmp_path):

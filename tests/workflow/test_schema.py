@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 from typing import Any, Iterator
@@ -10,38 +9,22 @@ from typing import Any, Iterator
 import yaml
 
 from solireward.data.benchmarks import PAIRWISE_FORMATS
-from solireward.data.pairing import PAIRING_STRATEGIES, TASK_DIMENSIONS
+from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.losses import TIE_LOSSES
 from solireward.models.families import FAMILIES
 from solireward.models.heads import HEADS
+from solireward.study import LABEL_SOURCES, PAIRINGS, REFERENCE_DATA
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflow"
 SCHEMA = yaml.safe_load((WORKFLOW / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
-COMMON = (WORKFLOW / "rules" / "common.smk").read_text(encoding="utf-8")
-
-
-def _smk_constant(name: str) -> Any:
-    """The literal value of a top-level `NAME = ...` (or `A, B = ...`) line of common.smk."""
-    for line in COMMON.splitlines():
-        targets, sep, value = line.partition(" = ")
-        names = [t.strip() for t in targets.split(",")]
-        if sep and name in names:
-            values = ast.literal_eval(value)
-            return values[names.index(name)] if len(names) > 1 else values
-    raise AssertionError(f"common.smk defines no {name}")
-
-
-GRID_LABELS, GRID_PAIRING = _smk_constant("GRID_LABELS"), _smk_constant("GRID_PAIRING")
-LABEL_SOURCES = list(_smk_constant("LABEL_SOURCE_PAIRING"))
-
 # schema path of each enum -> the Python list it mirrors
 MIRRORS = {
     "backbone/model_type": list(FAMILIES),
     "tasks/items": list(TASK_DIMENSIONS),
     "heads/additionalProperties/reduce_sequence": list(HEADS),
     "losses/additionalProperties/tie_loss": list(TIE_LOSSES),
-    "ablations/pairing/items": [s for s in PAIRING_STRATEGIES if s != GRID_PAIRING],
-    "ablations/labels/items": [s for s in LABEL_SOURCES if s != GRID_LABELS],
+    "ablations/pairing/items": [s for s in PAIRINGS if s != REFERENCE_DATA["pairing"]],
+    "ablations/label_source/items": [s for s in LABEL_SOURCES if s != REFERENCE_DATA["label_source"]],
     "data/pairwise_format": list(PAIRWISE_FORMATS),
 }
 
@@ -68,9 +51,9 @@ def test_every_schema_enum_mirrors_its_python_list() -> None:
 
 def test_wildcard_choices_mirror_the_python_lists() -> None:
     snakefile = (WORKFLOW / "Snakefile").read_text(encoding="utf-8")
-    constraints = dict(re.findall(r'^\s+(\w+)="([^"]+)",$', snakefile, re.M))
-    assert constraints["pairing"].split("|") == list(PAIRING_STRATEGIES)
-    assert constraints["labels"].split("|") == LABEL_SOURCES
+    constraints = dict(re.findall(r'^\s+(\w+)=(.+),$', snakefile, re.M))
+    assert constraints["pairing"] == '"|".join(PAIRINGS)'
+    assert constraints["label_source"] == '"|".join(LABEL_SOURCES)'
 
 
 def test_resources_are_keyed_by_rule_name() -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import rendered_text
+
 REPO = Path(__file__).resolve().parents[2]
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 TINY = Path(__file__).with_name("tiny_study.yaml")
-CELL = "results/tiny/models/phy_deform/{labels}__{pairing}/{head}__{loss}"
+CELL = "results/tiny/models/phy_deform/{label_source}__{pairing}/{head}__{loss}"
 
 
 def snakemake(workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY,), timeout: int = 600
@@ -109,8 +111,8 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     result = snakemake(tmp_path, "--cores", "2")
     assert result.returncode == 0, result.stderr[-5000:]
     grid_cell, in_prompt_cell, pairwise_cell = (
-        CELL.format(labels=labels, pairing=pairing, head="last_token", loss="bt")
-        for labels, pairing in (("binary", "cross_prompt"), ("binary", "in_prompt"), ("pairwise", "in_prompt")))
+        CELL.format(label_source=source, pairing=pairing, head="last_token", loss="bt")
+        for source, pairing in (("binary", "cross_prompt"), ("binary", "in_prompt"), ("pairwise", "in_prompt")))
     for cell in (grid_cell, in_prompt_cell, pairwise_cell):
         folder = tmp_path / cell
         assert (folder / "reward_model.done").is_file() and (folder / "model" / "solireward_config.json").is_file()
@@ -120,17 +122,17 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         scores = json.loads((folder / "scores_test.json").read_text())
         assert scores and all(isinstance(r.get("score"), float) for r in scores)
         metrics = json.loads((folder / "metrics_test.json").read_text())
-        assert metrics["tags"]["pairing"] in cell and metrics["tags"]["labels"] in cell
+        assert metrics["tags"]["pairing"] in cell and metrics["tags"]["label_source"] in cell
         probe = json.loads((folder / "probe" / "probe.json").read_text())
         assert probe["n_videos"] == 4 and len(probe["perturbations"]) == 14 and probe["tags"] == metrics["tags"]
         overopt = json.loads((folder / "overopt" / "overopt.json").read_text())
         assert set(overopt["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"} and len(overopt["settings"]) == 8
         assert (folder / "overopt" / "overopt_curves.png").is_file()
-    assert yaml.safe_load((tmp_path / grid_cell / "train_config.yaml").read_text())["pair_groups"] == "cross_prompt"
+    assert yaml.safe_load((tmp_path / grid_cell / "train_config.yaml").read_text())["pairing"] == "cross_prompt"
     in_prompt = yaml.safe_load((tmp_path / in_prompt_cell / "train_config.yaml").read_text())
-    assert in_prompt["pair_groups"] == "in_prompt" and "pairing" not in in_prompt
+    assert in_prompt["pairing"] == "in_prompt" and "batching" not in in_prompt
     pairwise = yaml.safe_load((tmp_path / pairwise_cell / "train_config.yaml").read_text())
-    assert pairwise["pairing"] == "explicit" and "pair_groups" not in pairwise
+    assert pairwise["batching"] == "pairs_file" and "pairing" not in pairwise
     # every cell is scored on the same test videos (the grid's test split)
     tested = [sorted(r["video_path"] for r in json.loads((tmp_path / c / "scores_test.json").read_text()))
               for c in (grid_cell, in_prompt_cell, pairwise_cell)]
@@ -171,6 +173,11 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     for figure in figures:
         assert base64.b64encode(figure.read_bytes()).decode()[:2000] in page, figure
     assert "table_pairing.html" in page and "study_config.yaml" in page
+    for table in ("stress_probe", "overoptimisation"):  # one report: the reward-hacking tables are in it too
+        assert f"{table}.html" in page
+        assert table in rendered_text(tmp_path / "results" / "tiny" / "report.html")
+    summary = (report / "summary.html").read_text()
+    assert "Stress probe: mean score change" in summary and "Over-optimisation: best-of-n" in summary
 
     again = snakemake(tmp_path, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stdout

@@ -1,12 +1,12 @@
-# Shared definitions: the study's paths, the list of grid cells, and the functions that turn the
-# validated config into `solireward` flags and per-cell training configs.
+# Shared definitions: the study's paths and the functions that turn the study design (solireward.study:
+# cells, reference cell, per-cell flags, config checks) into wildcards, inputs and `solireward` flags.
 
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
-import yaml
 from snakemake.exceptions import WorkflowError
 
 STUDY = config["study"]
@@ -19,51 +19,28 @@ REPO = str(Path(workflow.basedir).parent.resolve())
 _PYTHONPATH = os.environ.get("PYTHONPATH", "")
 if REPO not in _PYTHONPATH.split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
-# Shell snippet choosing the launcher from the job's GPU count (which a profile may override):
-# torchrun (torch.distributed.run) with one process per GPU when there are several, else one process.
-GPU_LAUNCHER = (
-    "if [ {resources.gpu} -gt 1 ]; then "
-    "launch='python -m torch.distributed.run --standalone --nproc_per_node {resources.gpu}'; else launch=python; fi;"
+sys.path.insert(0, REPO)
+from solireward.errors import ConfigError  # noqa: E402
+from solireward.study import (  # noqa: E402
+    CELL_PATTERN,
+    LABEL_SOURCES,
+    PAIRINGS,
+    REFERENCE_DATA,
+    Cell,
+    Study,
+    data_of,
+    load_train_recipe,
 )
 
-GRID_LABELS, GRID_PAIRING = "binary", "cross_prompt"
-# pairwise annotations compare two videos of one prompt, so their pairs are in-prompt pairs
-LABEL_SOURCE_PAIRING = {"binary": None, "pairwise": "in_prompt"}
-REFERENCE_PAIRS = f"{R}/pairs/{{task}}/{GRID_LABELS}__{GRID_PAIRING}"
-# `replicate` is "" for the first training of a cell and "__rep<r>" for the r-th repeat (config `replicates`),
-# so a study with one replicate keeps its paths; replicate r trains with seed = the cell's seed + r.
-CELL = f"{R}/models/{{task}}/{{labels}}__{{pairing}}/{{head}}__{{loss}}{{replicate}}"
-CELL_LOG = "{task}/{labels}__{pairing}/{head}__{loss}{replicate}.log"
-REPLICATES = [""] + [f"__rep{r}" for r in range(1, config["replicates"])]
-
-
-def check_config() -> None:
-    """Cross-key checks the JSON schema cannot express; each failure names the key."""
-    grid = config["grid"]
-    for key, names, section in (
-        ("grid.heads", grid["heads"], "heads"),
-        ("grid.losses", grid["losses"], "losses"),
-        ("grid.default_head", [grid["default_head"]], "heads"),
-        ("grid.default_loss", [grid["default_loss"]], "losses"),
-    ):
-        missing = [n for n in names if n not in config[section]]
-        if missing:
-            raise WorkflowError(
-                f"config key {key}: {', '.join(missing)} is not defined under "
-                f"'{section}' (defined: {', '.join(config[section])})"
-            )
-    data = config["data"]
-    if data["demo"] is None and not data["annotations"]:
-        raise WorkflowError("config key data: give data.demo (generated data) or data.annotations (real files)")
-    if data["demo"] is None and "pairwise" in config["ablations"]["labels"] and not data["pairwise_annotations"]:
-        raise WorkflowError("config key ablations.labels: 'pairwise' needs data.pairwise_annotations")
-    if config["backbone"]["path"] is None and data["demo"] is None:
-        raise WorkflowError("config key backbone.path: a real study needs a backbone checkpoint folder")
-    if config["replicates"] > 1 and "seed" not in {**TRAIN_RECIPE, **config["train"]}:
-        raise WorkflowError(
-            "config key replicates: give train.seed (or a seed in the train_recipe); "
-            "replicate r trains with that seed + r"
-        )
+try:
+    DESIGN = Study(config, load_train_recipe(config["train_recipe"], REPO))
+except ConfigError as exc:
+    raise WorkflowError(f"study config: {exc}") from None
+# a pair folder under pairs/, and the one every cell is tested on (the reference data's test split)
+DATA = f"{R}/pairs/{{task}}/{{label_source}}__{{pairing}}"
+REFERENCE_PAIRS = f"{R}/pairs/{{task}}/{data_of(**REFERENCE_DATA)}"
+CELL = f"{R}/models/{CELL_PATTERN}"
+CELL_LOG = f"{CELL_PATTERN}.log"
 
 
 def cli_flags(options: dict) -> str:
@@ -96,29 +73,10 @@ def train_launch() -> dict:
 
 
 TRAIN_LAUNCH = train_launch()
-# resumes from MODEL.partial, launches python / torchrun / srun + torchrun, renames MODEL.partial to MODEL
+# resumes from MODEL.partial, launches with LAUNCH_SCRIPT, renames MODEL.partial to MODEL
 TRAIN_SCRIPT = shlex.quote(str(Path(workflow.basedir, "scripts", "train.sh")))
-
-
-def load_train_recipe() -> dict:
-    """The flags of the study's `train_recipe` file ({} when it is null); a relative path is read from REPO."""
-    name = config["train_recipe"]
-    if name is None:
-        return {}
-    path = Path(REPO, name)
-    try:
-        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise WorkflowError(f"config key train_recipe: cannot read {path}: {exc}") from None
-    if recipe is None:
-        return {}
-    if not isinstance(recipe, dict) or not all(isinstance(k, str) for k in recipe):
-        raise WorkflowError(f"config key train_recipe: {path} must hold a mapping of `solireward train` flags")
-    return recipe
-
-
-TRAIN_RECIPE = load_train_recipe()
-check_config()
+# sets `launch` to python / torchrun / srun + torchrun for a job's processes (train.sh and the infer rule)
+LAUNCH_SCRIPT = shlex.quote(str(Path(workflow.basedir, "scripts", "launch.sh")))
 
 
 def profile_placeholders() -> list[str]:
@@ -167,13 +125,13 @@ def pairwise_source_file() -> str:
     return config["data"]["pairwise_annotations"]
 
 
-# `import_bench` conversions: import name -> format of its input
-IMPORTS = {"demo_votes": "votes", "preferences": "videoalign"}
+# `import_bench` conversions of the study's own files (a wildcard value -> the format of its input)
+CONVERSIONS = {"demo_votes": "votes", "preferences": "videoalign"}
 
 
 def import_bench_input(wildcards) -> str:
     """The file an import converts: the demo's votes, or the study's pairwise file."""
-    if wildcards.bench == "demo_votes":
+    if wildcards.conversion == "demo_votes":
         return f"{R}/data/pairwise_annotations.csv"
     return pairwise_source_file()
 
@@ -194,21 +152,18 @@ def backbone_dir() -> str:
 def pairs_inputs(wildcards) -> dict:
     """Inputs of the pairs rule; pairwise labels also need the pairwise annotation file."""
     inputs = {"labels": f"{R}/labels/labels.jsonl"}
-    if wildcards.labels == "pairwise":
-        if wildcards.pairing != LABEL_SOURCE_PAIRING["pairwise"]:
-            raise WorkflowError(
-                f"pairwise labels give {LABEL_SOURCE_PAIRING['pairwise']} pairs; "
-                f"ask for .../pairwise__{LABEL_SOURCE_PAIRING['pairwise']}/..., "
-                f"not pairwise__{wildcards.pairing}"
-            )
+    if wildcards.label_source == "pairwise":
         inputs["pairwise"] = pairwise_annotation_file()
     return inputs
 
 
 def pairs_flags(wildcards) -> str:
-    """Flags of `solireward pairs` for one task / label source / pairing strategy."""
-    options = {"task": wildcards.task, "strategy": wildcards.pairing, **config["pairs"]}
-    if wildcards.labels == "pairwise":
+    """Flags of `solireward pairs` for one task, label source and pairing."""
+    try:
+        options = DESIGN.pairs_options(wildcards.task, wildcards.label_source, wildcards.pairing)
+    except ConfigError as exc:
+        raise WorkflowError(str(exc)) from None
+    if wildcards.label_source == "pairwise":
         options["pairwise_annotations"] = pairwise_annotation_file()
         if config["data"]["video_root"] and config["data"]["pairwise_format"] != "videoalign":
             options["video_root"] = config["data"]["video_root"]
@@ -216,114 +171,20 @@ def pairs_flags(wildcards) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Grid cells
-
-
-def cell_config(wildcards) -> dict:
-    """The resolved training config of one cell: recipe < train < pairings.* < label_sources.* < head < loss.
-
-    With binary labels the cell's pairing strategy sets `pair_groups` (in-batch pairs across prompts or
-    within one); pairwise labels train on the annotated pairs as written (`pairing: explicit`). The config's
-    `pairings.<name>` and `label_sources.<name>` mappings add or override train flags.
-    """
-    resolved = {"model_type": config["backbone"]["model_type"], "reward_task": wildcards.task}
-    resolved.update(TRAIN_RECIPE)
-    resolved.update(config["train"])
-    if wildcards.labels == "pairwise":
-        resolved["pairing"] = "explicit"
-        resolved.pop("pair_groups", None)
-    else:
-        resolved["pair_groups"] = wildcards.pairing
-    resolved.update(config["pairings"][wildcards.pairing])
-    resolved.update(config["label_sources"][wildcards.labels])
-    resolved.update(config["heads"][wildcards.head])
-    resolved.update(config["losses"][wildcards.loss])
-    if wildcards.replicate:
-        resolved["seed"] += replicate_index(wildcards.replicate)
-    return resolved
-
-
-def replicate_index(replicate: str) -> int:
-    """0 for the first training of a cell (""), r for "__rep<r>"."""
-    return int(replicate.removeprefix("__rep")) if replicate else 0
-
-
-def cell_config_yaml(wildcards) -> str:
-    """The cell's training config as YAML text (a rule param, so a change reruns that cell)."""
-    header = (
-        f"# solireward train --config THIS_FILE ... (cell {wildcards.task}/{wildcards.labels}__"
-        f"{wildcards.pairing}/{wildcards.head}__{wildcards.loss}{wildcards.replicate} of study {STUDY})\n"
-    )
-    return header + yaml.safe_dump(cell_config(wildcards), sort_keys=False)
-
-
-def cells() -> list[dict]:
-    """Every trained cell of the study: the grid, then the ablations (the default cell once)."""
-    grid = config["grid"]
-    out = []
-    for task in config["tasks"]:
-        for head in grid["heads"]:
-            for loss in grid["losses"]:
-                out.append(
-                    dict(task=task, labels=GRID_LABELS, pairing=GRID_PAIRING, head=head, loss=loss, group="grid")
-                )
-        default = dict(task=task, head=grid["default_head"], loss=grid["default_loss"])
-        for pairing in config["ablations"]["pairing"]:
-            out.append(dict(default, labels=GRID_LABELS, pairing=pairing, group="ablation_pairing"))
-        for labels in config["ablations"]["labels"]:
-            out.append(dict(default, labels=labels, pairing=LABEL_SOURCE_PAIRING[labels], group="ablation_labels"))
-        for group in ("ablation_pairing", "ablation_labels"):
-            if config["ablations"]["pairing"] if group == "ablation_pairing" else config["ablations"]["labels"]:
-                # the ablation's reference cell (default head and loss on the grid data)
-                out.append(dict(default, labels=GRID_LABELS, pairing=GRID_PAIRING, group=group))
-    return out
+# Cells
 
 
 def cell_files(pattern: str, group: str | None = None) -> list[str]:
     """`pattern` (a path under CELL) for each distinct cell and replicate, optionally of one group only."""
-    seen = []
-    for cell in cells():
-        if group is not None and cell["group"] != group:
-            continue
-        for replicate in REPLICATES:
-            path = pattern.format(**{k: v for k, v in cell.items() if k != "group"}, replicate=replicate)
-            if path not in seen:
-                seen.append(path)
-    return seen
+    return [pattern.format(**cell.axes(), replicate=cell.replicate_suffix) for cell in DESIGN.cells(group)]
 
 
-def study_config_yaml() -> str:
-    """The validated study config (defaults filled in, `train` = the recipe with the study's overrides;
-    resources left out: they do not change results)."""
-    study = {key: value for key, value in config.items() if key != "resources"}
-    study["train"] = {**TRAIN_RECIPE, **config["train"]}
-    header = (
-        f"# the study config that produced results/{STUDY}/ (schema defaults filled in; train: the "
-        "train_recipe flags with the train overrides applied)\n"
-    )
-    return header + yaml.safe_dump(study, sort_keys=False)
-
-
-def report_reference() -> list[str]:
-    """The factors held fixed in each single-factor table of the report: the default cell."""
-    grid = config["grid"]
-    return [
-        f"head={grid['default_head']}",
-        f"loss={grid['default_loss']}",
-        f"labels={GRID_LABELS}",
-        f"pairing={GRID_PAIRING}",
-    ]
+def cell_train_yaml(wildcards) -> str:
+    """The cell's training flags as YAML text (a rule param, so a change reruns that cell)."""
+    return DESIGN.train_options_yaml(Cell.from_wildcards(wildcards))
 
 
 def eval_tags(wildcards) -> str:
     """`--tag` arguments that identify a cell in the metrics file and the report."""
-    tags = {
-        "task": wildcards.task,
-        "labels": wildcards.labels,
-        "pairing": wildcards.pairing,
-        "head": wildcards.head,
-        "loss": wildcards.loss,
-    }
-    if config["replicates"] > 1:
-        tags["replicate"] = replicate_index(wildcards.replicate)
+    tags = DESIGN.tags(Cell.from_wildcards(wildcards))
     return " ".join(shlex.quote(f"{k}={v}") for k, v in tags.items())

@@ -17,10 +17,9 @@ rule demo_data:
         mem_mb=rule_resources("demo_data")["mem_mb"],
         runtime=rule_resources("demo_data")["runtime"],
     params:
-        outdir=lambda wildcards, output: str(Path(output.annotations).parent),
+        outdir=subpath(output.annotations, parent=True),
         flags=cli_flags(config["data"]["demo"] or {}),
     shell:
-        "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli demo-data --output_dir {params.outdir:q} {params.flags} > {log:q} 2>&1"
 
 
@@ -39,6 +38,5 @@ rule tiny_model:
         model_type=config["backbone"]["model_type"],
         flags=cli_flags(config["backbone"]["tiny"]),
     shell:
-        "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli tiny-model --model_type {params.model_type:q} {params.flags} "
         "--output_dir {output:q} > {log:q} 2>&1"

@@ -12,7 +12,7 @@ rule evaluate:
             caption="../report/metrics_test.rst",
             category="4. Metrics per model",
             subcategory="{task}",
-            labels={"model": "{labels}__{pairing}/{head}__{loss}{replicate}"},
+            labels={"model": "{label_source}__{pairing}/{head}__{loss}{replicate}"},
         ),
     log:
         f"{LOGS}/evaluate/{CELL_LOG}",
@@ -26,6 +26,5 @@ rule evaluate:
         tags=eval_tags,
         flags=cli_flags(config["evaluate"]),
     shell:
-        "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli evaluate --scores {input.scores:q} --pairs {input.pairs:q} --output {output.json:q} "
         "--tag {params.tags} {params.flags} > {log:q} 2>&1"

@@ -9,20 +9,20 @@ rule import_bench:
     input:
         import_bench_input,
     output:
-        votes=f"{R}/imports/{{bench}}/votes.csv",
-        preferences=f"{R}/imports/{{bench}}/preferences.csv",
-        pairs=f"{R}/imports/{{bench}}/pairs.json",
-        videos=f"{R}/imports/{{bench}}/videos.json",
+        votes=f"{R}/imports/{{conversion}}/votes.csv",
+        preferences=f"{R}/imports/{{conversion}}/preferences.csv",
+        pairs=f"{R}/imports/{{conversion}}/pairs.json",
+        videos=f"{R}/imports/{{conversion}}/videos.json",
         summary=report(
-            f"{R}/imports/{{bench}}/summary.json",
+            f"{R}/imports/{{conversion}}/summary.json",
             caption="../report/import_bench.rst",
             category="6. Data",
-            labels={"import": "{bench}"},
+            labels={"import": "{conversion}"},
         ),
     log:
-        f"{LOGS}/import_bench/{{bench}}.log",
+        f"{LOGS}/import_bench/{{conversion}}.log",
     wildcard_constraints:
-        bench="|".join(IMPORTS),
+        conversion="|".join(CONVERSIONS),
     conda:
         "../../envs/solireward.yaml"
     threads: rule_resources("import_bench")["threads"]
@@ -30,10 +30,10 @@ rule import_bench:
         mem_mb=rule_resources("import_bench")["mem_mb"],
         runtime=rule_resources("import_bench")["runtime"],
     params:
-        outdir=lambda wildcards, output: str(Path(output.summary).parent),
-        format=lambda wildcards: IMPORTS[wildcards.bench],
+        outdir=subpath(output.summary, parent=True),
+        format=lambda wildcards: CONVERSIONS[wildcards.conversion],
         flags=lambda wildcards: cli_flags(
-            {"video_root": config["data"]["video_root"]} if wildcards.bench == "preferences" else {}
+            {"video_root": config["data"]["video_root"]} if wildcards.conversion == "preferences" else {}
         ),
     shell:
         "python -m solireward.cli import-bench --format {params.format} --input {input:q} "

@@ -21,7 +21,6 @@ rule infer:
     params:
         flags=cli_flags(config["infer"]),
     shell:
-        "export OMP_NUM_THREADS={threads}; "
-        f"{GPU_LAUNCHER} "
-        "$launch -m solireward.cli infer --model_name_or_path {input.model:q} --input_file {input.videos:q} "
+        f"source {LAUNCH_SCRIPT} {{resources.gpu}} 1 {{resources.gpu}}; "
+        '"${{launch[@]}}" -m solireward.cli infer --model_name_or_path {input.model:q} --input_file {input.videos:q} '
         "--output_file {output:q} {params.flags} > {log:q} 2>&1 || [ $? -eq 3 ]"

@@ -17,9 +17,8 @@ rule labels:
         mem_mb=rule_resources("labels")["mem_mb"],
         runtime=rule_resources("labels")["runtime"],
     params:
-        report_dir=lambda wildcards, output: str(Path(output.table).parent),
+        report_dir=subpath(output.table, parent=True),
         flags=cli_flags({"video_root": config["data"]["video_root"], **config["labels"]}),
     shell:
-        "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli labels --input {input:q} --output {output.table:q} "
         "--report_dir {params.report_dir:q} {params.flags} > {log:q} 2>&1"

@@ -1,17 +1,17 @@
-# Pairs per reward task, label source (binary / pairwise) and pairing strategy, split by prompt.
+# Pairs per reward task, label source (binary / pairwise) and pairing (cross_prompt / in_prompt), split by prompt.
 
 
 rule pairs:
     input:
         unpack(pairs_inputs),
     output:
-        train=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/train.json",
-        val=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/val.json",
-        test=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/test.json",
-        videos_test=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/videos_test.json",
-        summary=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/summary.json",
+        train=f"{DATA}/train.json",
+        val=f"{DATA}/val.json",
+        test=f"{DATA}/test.json",
+        videos_test=f"{DATA}/videos_test.json",
+        summary=f"{DATA}/summary.json",
     log:
-        f"{LOGS}/pairs/{{task}}/{{labels}}__{{pairing}}.log",
+        f"{LOGS}/pairs/{{task}}/{{label_source}}__{{pairing}}.log",
     conda:
         "../../envs/solireward.yaml"
     threads: rule_resources("pairs")["threads"]
@@ -19,9 +19,8 @@ rule pairs:
         mem_mb=rule_resources("pairs")["mem_mb"],
         runtime=rule_resources("pairs")["runtime"],
     params:
-        outdir=lambda wildcards, output: str(Path(output.summary).parent),
+        outdir=subpath(output.summary, parent=True),
         flags=pairs_flags,
     shell:
-        "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli pairs --labels {input.labels:q} --output_dir {params.outdir:q} {params.flags} "
         "> {log:q} 2>&1"

@@ -15,7 +15,7 @@ rule probe:
             caption="../report/probe.rst",
             category="Reward hacking",
             subcategory="stress probe",
-            labels={"model": "{labels}__{pairing}/{head}__{loss}{replicate}"},
+            labels={"model": "{label_source}__{pairing}/{head}__{loss}{replicate}"},
         ),
     log:
         f"{LOGS}/probe/{CELL_LOG}",
@@ -26,10 +26,9 @@ rule probe:
         mem_mb=rule_resources("probe")["mem_mb"],
         runtime=rule_resources("probe")["runtime"],
     params:
-        outdir=lambda wildcards, output: str(Path(output.json).parent),
+        outdir=subpath(output.json, parent=True),
         tags=eval_tags,
         flags=cli_flags(config["probe"] or {}),
     shell:
-        "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli probe --model_name_or_path {input.model:q} --input_file {input.videos:q} "
         "--output_dir {params.outdir:q} --tag {params.tags} {params.flags} > {log:q} 2>&1"

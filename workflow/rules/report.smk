@@ -14,7 +14,7 @@ rule study_config:
         mem_mb=100,
         runtime=1,
     params:
-        text=study_config_yaml(),
+        text=DESIGN.config_yaml(),
     shell:
         "printf '%s' {params.text:q} > {output:q} 2> {log:q}"
 
@@ -53,12 +53,11 @@ rule report:
         mem_mb=rule_resources("report")["mem_mb"],
         runtime=rule_resources("report")["runtime"],
     params:
-        outdir=lambda wildcards, output: str(Path(output.readme).parent),
+        outdir=subpath(output.readme, parent=True),
         logs=lambda wildcards, input: [f"{m}/metrics.jsonl" for m in input.models],
         hacking=lambda wildcards, input: cli_flags({"probe": list(input.probe), "overopt": list(input.overopt)}),
-        flags=cli_flags({"title": f"SoliReward study: {STUDY}", "reference": report_reference(), **config["report"]}),
+        flags=cli_flags({"title": f"SoliReward study: {STUDY}", **config["report"]}),
     shell:
-        "export OMP_NUM_THREADS={threads}; "
         "python -m solireward.cli report --metrics {input.metrics:q} --scores {input.scores:q} "
         "--training_logs {params.logs:q} --study_config {input.config:q} --output_dir {params.outdir:q} {params.flags} "
         "{params.hacking} > {log:q} 2>&1"

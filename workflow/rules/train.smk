@@ -1,4 +1,4 @@
-# One reward model per grid cell: task x label source x pairing x head x loss.
+# One reward model per cell of the study (solireward.study): task x label source x pairing x head x loss.
 
 
 rule train_config:
@@ -8,7 +8,7 @@ rule train_config:
             caption="../report/train_config.rst",
             category="5. Configuration",
             subcategory="training per model",
-            labels={"model": "{task}/{labels}__{pairing}/{head}__{loss}{replicate}"},
+            labels={"model": "{task}/{label_source}__{pairing}/{head}__{loss}{replicate}"},
         ),
     log:
         f"{LOGS}/train_config/{CELL_LOG}",
@@ -19,7 +19,7 @@ rule train_config:
         mem_mb=100,
         runtime=1,
     params:
-        text=cell_config_yaml,
+        text=cell_train_yaml,
     shell:
         "printf '%s' {params.text:q} > {output:q} 2> {log:q}"
 
@@ -27,8 +27,8 @@ rule train_config:
 rule train:
     input:
         config=f"{CELL}/train_config.yaml",
-        train=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/train.json",
-        val=f"{R}/pairs/{{task}}/{{labels}}__{{pairing}}/val.json",
+        train=f"{DATA}/train.json",
+        val=f"{DATA}/val.json",
         backbone=backbone_dir(),
     output:
         model=directory(f"{CELL}/model"),

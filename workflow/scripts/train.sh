@@ -33,20 +33,7 @@ echo "train.sh: $(date -u +%FT%TZ) on $(hostname), SLURM job ${SLURM_JOB_ID:-non
 per_proc=$(( threads / procs > 0 ? threads / procs : 1 ))
 export OMP_NUM_THREADS=$per_proc MKL_NUM_THREADS=$per_proc OPENBLAS_NUM_THREADS=$per_proc GOTO_NUM_THREADS=$per_proc \
   VECLIB_MAXIMUM_THREADS=$per_proc NUMEXPR_NUM_THREADS=$per_proc
-if [ -n "${SLURM_JOB_ID:-}" ] && [ $(( nodes * procs )) -gt 1 ]; then
-  # one srun task per node, each a torchrun agent; the first node of the allocation hosts the rendezvous
-  host=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
-  port=$(( 20000 + SLURM_JOB_ID % 20000 ))
-  gpu_flags=()
-  [ "$gpus" -gt 0 ] && gpu_flags=(--gpus-per-node="$gpus")
-  launch=(srun --overlap --kill-on-bad-exit=1 --nodes="$nodes" --ntasks="$nodes" --ntasks-per-node=1
-          "${gpu_flags[@]}" python -m torch.distributed.run --nnodes="$nodes" --nproc_per_node="$procs"
-          --rdzv_backend=c10d --rdzv_endpoint="$host:$port" --rdzv_id="$SLURM_JOB_ID")
-elif [ "$procs" -gt 1 ]; then
-  launch=(python -m torch.distributed.run --standalone --nproc_per_node="$procs")
-else
-  launch=(python)
-fi
+source "$(dirname "$0")/launch.sh" "$procs" "$nodes" "$gpus"
 
 stopped=""
 # runs once the trainer has exited (bash waits for its foreground command), so this shell outlives the signal

@@ -1,0 +1,287 @@
+"""The study design as data: its axes, its cells, the reference cell, and each cell's flags and paths.
+
+A study config (``config/config.yaml``, checked by ``workflow/schemas/config.schema.yaml``) becomes a
+:class:`Study`. The workflow (``workflow/rules/common.smk``) only wires rules to it, and ``solireward
+report`` reads the same object back from the ``study_config.yaml`` the workflow writes, so the cells, their
+order and the reference cell are decided here and nowhere else.
+
+Vocabulary (one word per concept, the same in config keys, wildcards, tags, flags and table headers):
+
+- ``label_source``: where a cell's training pairs come from: ``binary`` (single-item Pass/Fail labels)
+  or ``pairwise`` (annotated pairs of two videos of one prompt).
+- ``pairing``: which videos may form a pair: ``cross_prompt`` (the paper's method) or ``in_prompt``
+  (both videos share a prompt, the baseline).
+- ``head`` and ``loss``: names defined under the config's ``heads`` and ``losses``.
+
+A cell is one value of each axis (:data:`AXES`) and one replicate. The grid crosses heads and losses at
+the reference data (binary labels, cross-prompt pairs); each ablation changes one data axis of the
+reference cell. Adding an axis means adding it to :data:`AXES`, :data:`CELL_PATTERN` and
+:meth:`Study.cells`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from solireward.errors import ConfigError
+
+PAIRINGS = ("cross_prompt", "in_prompt")
+LABEL_SOURCES = ("binary", "pairwise")
+# pairwise annotations compare two videos of one prompt: that label source fixes the pairing
+FIXED_PAIRING = {"pairwise": "in_prompt"}
+AXES = ("task", "label_source", "pairing", "head", "loss")  # the order of paths, tags and table rows
+FACTORS = AXES[1:]  # the axes a table compares (the task is a leading column, never a factor)
+# the data of the grid and of every ablation's reference cell
+REFERENCE_DATA = {"label_source": "binary", "pairing": "cross_prompt"}
+# a cell's folder under results/<study>/models/; `replicate` is "" or "__rep<r>"
+CELL_PATTERN = "{task}/{label_source}__{pairing}/{head}__{loss}{replicate}"
+REPLICATE = "replicate"  # the tag that numbers the trainings of one cell (different seeds)
+GROUPS = ("grid", "ablation_pairing", "ablation_label_source")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One trained reward model of a study: a value of each axis and a replicate number (0 = first)."""
+
+    task: str
+    label_source: str
+    pairing: str
+    head: str
+    loss: str
+    replicate: int = 0
+
+    @property
+    def replicate_suffix(self) -> str:
+        """"" for the first training of a cell, "__rep<r>" for the r-th repeat."""
+        return f"__rep{self.replicate}" if self.replicate else ""
+
+    @property
+    def path(self) -> str:
+        """The cell's folder relative to results/<study>/models/."""
+        return CELL_PATTERN.format(**self.axes(), replicate=self.replicate_suffix)
+
+    def axes(self) -> dict[str, str]:
+        """The cell's value of each axis, in :data:`AXES` order."""
+        return {axis: getattr(self, axis) for axis in AXES}
+
+    def tags(self, with_replicate: bool) -> dict[str, str]:
+        """The `--tag` values that name the cell in metrics, probe and over-optimisation files."""
+        tags = self.axes()
+        if with_replicate:
+            tags[REPLICATE] = str(self.replicate)
+        return tags
+
+    @classmethod
+    def from_wildcards(cls, wildcards: Any) -> "Cell":
+        """The cell named by a rule's wildcards (``replicate`` as in :data:`CELL_PATTERN`)."""
+        replicate = str(getattr(wildcards, "replicate", "") or "")
+        return cls(**{axis: getattr(wildcards, axis) for axis in AXES},
+                   replicate=int(replicate.removeprefix("__rep")) if replicate else 0)
+
+
+def data_of(label_source: str, pairing: str) -> str:
+    """The pair folder name of a label source and a pairing (``binary__cross_prompt``)."""
+    return f"{label_source}__{pairing}"
+
+
+def check_data(label_source: str, pairing: str) -> None:
+    """A label source that fixes its pairing (pairwise -> in_prompt) given another is a ConfigError."""
+    fixed = FIXED_PAIRING.get(label_source)
+    if fixed is not None and pairing != fixed:
+        raise ConfigError(f"{label_source} labels give {fixed} pairs; ask for {data_of(label_source, fixed)}, "
+                          f"not {data_of(label_source, pairing)}", field="pairing")
+
+
+def load_train_recipe(name: str | None, repo: str | Path) -> dict[str, Any]:
+    """The flags of a study's `train_recipe` file ({} when it is null); a relative path is read from `repo`."""
+    if name is None:
+        return {}
+    path = Path(repo, name)
+    try:
+        recipe = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}", field="train_recipe") from None
+    if recipe is None:
+        return {}
+    if not isinstance(recipe, dict) or not all(isinstance(k, str) for k in recipe):
+        raise ConfigError(f"{path} must hold a mapping of `solireward train` flags", field="train_recipe")
+    return recipe
+
+
+class Study:
+    """A validated study config as its cells, reference cells and per-cell options.
+
+    `config` is the schema-validated study config (defaults filled in); `recipe` the flags of its
+    `train_recipe` file, under the config's `train` overrides.
+    """
+
+    def __init__(self, config: dict[str, Any], recipe: dict[str, Any] | None = None) -> None:
+        self.config = config
+        self.name: str = config["study"]
+        self.train = {**(recipe or {}), **config["train"]}
+        self.replicates: int = config["replicates"]
+        self.check()
+
+    @classmethod
+    def from_config_file(cls, path: str | Path) -> "Study":
+        """The study of a ``study_config.yaml`` written by the workflow (its `train` already holds the recipe)."""
+        try:
+            config = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigError(f"cannot read the study config: {exc}", file=str(path)) from None
+        keys = ("study", "tasks", "grid", "ablations", "train", "replicates")
+        if not isinstance(config, dict) or any(k not in config for k in keys):
+            raise ConfigError(f"expected a study config with the keys {', '.join(keys)} (the study_config.yaml "
+                              "the workflow writes)", file=str(path))
+        return cls(config)
+
+    # ------------------------------------------------------------------------------------------
+    # Checks the schema cannot express
+
+    def check(self) -> None:
+        """Cross-key checks of the config; each failure names the key."""
+        config, grid = self.config, self.config["grid"]
+        for key, names, section in (("grid.heads", grid["heads"], "heads"), ("grid.losses", grid["losses"], "losses"),
+                                    ("grid.default_head", [grid["default_head"]], "heads"),
+                                    ("grid.default_loss", [grid["default_loss"]], "losses")):
+            missing = [n for n in names if n not in config[section]]
+            if missing:
+                raise ConfigError(f"{', '.join(missing)} is not defined under '{section}' "
+                                  f"(defined: {', '.join(config[section])})", field=key)
+        data = config["data"]
+        if data["demo"] is None and not data["annotations"]:
+            raise ConfigError("give data.demo (generated data) or data.annotations (real files)", field="data")
+        if data["demo"] is None and "pairwise" in config["ablations"]["label_source"] \
+                and not data["pairwise_annotations"]:
+            raise ConfigError("'pairwise' needs data.pairwise_annotations", field="ablations.label_source")
+        if config["backbone"]["path"] is None and data["demo"] is None:
+            raise ConfigError("a real study needs a backbone checkpoint folder", field="backbone.path")
+        if self.replicates > 1 and "seed" not in self.train:
+            raise ConfigError("give train.seed (or a seed in the train_recipe); replicate r trains with that "
+                              "seed + r", field="replicates")
+        if config.get("overopt") is not None and data["demo"] is None:
+            raise ConfigError("the over-optimisation grid is rendered by the demo generator (data.demo); set "
+                              "overopt: null for a study on real data", field="overopt")
+        demo, pairs = data["demo"] or {}, config["pairs"]
+        if demo.get("shortcut_bias", 0) and (
+                list(demo.get("shortcut_split", [0.8, 0.1, 0.1])) != list(pairs.get("split", [0.8, 0.1, 0.1]))
+                or demo.get("shortcut_seed", 0) != pairs.get("seed", 0)):
+            raise ConfigError("the planted shortcut must follow the train split of `solireward pairs`: give the "
+                              "values of pairs.split and pairs.seed", field="data.demo.shortcut_split")
+
+    # ------------------------------------------------------------------------------------------
+    # Cells
+
+    def reference(self, task: str) -> Cell:
+        """The reference cell of a task: default head and loss on the reference data."""
+        grid = self.config["grid"]
+        return Cell(task=task, head=grid["default_head"], loss=grid["default_loss"], **REFERENCE_DATA)
+
+    def reference_tags(self) -> dict[str, str]:
+        """The value of each factor held fixed while a table varies another (the reference cell's)."""
+        first = self.reference(self.config["tasks"][0])
+        return {factor: getattr(first, factor) for factor in FACTORS}
+
+    def grouped_cells(self) -> Iterator[tuple[str, Cell]]:
+        """(group, cell) of every first replicate: the grid, then each ablation with its reference cell."""
+        grid, ablations = self.config["grid"], self.config["ablations"]
+        for task in self.config["tasks"]:
+            for head in grid["heads"]:
+                for loss in grid["losses"]:
+                    yield "grid", Cell(task=task, head=head, loss=loss, **REFERENCE_DATA)
+            reference = self.reference(task)
+            for pairing in ablations["pairing"]:
+                yield "ablation_pairing", dataclasses.replace(reference, pairing=pairing)
+            for source in ablations["label_source"]:
+                yield "ablation_label_source", dataclasses.replace(
+                    reference, label_source=source, pairing=FIXED_PAIRING.get(source, reference.pairing))
+            for group, values in (("ablation_pairing", ablations["pairing"]),
+                                  ("ablation_label_source", ablations["label_source"])):
+                if values:
+                    yield group, reference
+
+    def cells(self, group: str | None = None) -> list[Cell]:
+        """Every distinct cell and replicate (of one group when given), in study order."""
+        if group is not None and group not in GROUPS:
+            raise ConfigError(f"unknown group '{group}'; groups: {', '.join(GROUPS)}", field="group")
+        out: list[Cell] = []
+        for cell_group, cell in self.grouped_cells():
+            if group is not None and cell_group != group:
+                continue
+            for replicate in range(self.replicates):
+                candidate = dataclasses.replace(cell, replicate=replicate)
+                if candidate not in out:
+                    out.append(candidate)
+        return out
+
+    def order(self, tags: dict[str, str]) -> tuple[int, int]:
+        """Sort key of a result by its tags: the study order of its cell (unknown cells last), then replicate."""
+        known: dict[tuple[str, ...], int] = {}
+        for _, cell in self.grouped_cells():
+            known.setdefault(tuple(cell.axes().values()), len(known))
+        key = tuple(str(tags.get(axis, "")) for axis in AXES)
+        return known.get(key, len(known)), int(tags.get(REPLICATE, 0) or 0)
+
+    def data(self) -> list[tuple[str, str, str]]:
+        """(task, label_source, pairing) of every pair folder the cells train on."""
+        return list(dict.fromkeys((c.task, c.label_source, c.pairing) for c in self.cells()))
+
+    # ------------------------------------------------------------------------------------------
+    # Per-cell options
+
+    def seed(self, cell: Cell) -> int | None:
+        """The training seed of a cell: the study's seed + the replicate number."""
+        seed = self.train.get("seed")
+        return None if seed is None else seed + cell.replicate
+
+    def train_options(self, cell: Cell) -> dict[str, Any]:
+        """The resolved `solireward train` flags of a cell: recipe < train < pairings.* < label_sources.* <
+        head < loss.
+
+        Binary labels are paired inside each batch (``batching: in_batch``) across prompts or within one
+        (``pairing``); pairwise labels train on the annotated pairs as written (``batching: pairs_file``).
+        """
+        config = self.config
+        check_data(cell.label_source, cell.pairing)
+        resolved: dict[str, Any] = {"model_type": config["backbone"]["model_type"], "reward_task": cell.task}
+        resolved.update(self.train)
+        if cell.label_source == "pairwise":
+            resolved["batching"] = "pairs_file"
+            resolved.pop("pairing", None)
+        else:
+            resolved["pairing"] = cell.pairing
+        resolved.update(config["pairings"][cell.pairing])
+        resolved.update(config["label_sources"][cell.label_source])
+        resolved.update(config["heads"][cell.head])
+        resolved.update(config["losses"][cell.loss])
+        if cell.replicate:
+            resolved["seed"] = self.seed(cell)
+        return resolved
+
+    def train_options_yaml(self, cell: Cell) -> str:
+        """The cell's training flags as the YAML of its train_config.yaml (a file `solireward train --config`
+        reads)."""
+        header = f"# solireward train --config THIS_FILE ... (cell {cell.path} of study {self.name})\n"
+        return header + yaml.safe_dump(self.train_options(cell), sort_keys=False)
+
+    def pairs_options(self, task: str, label_source: str, pairing: str) -> dict[str, Any]:
+        """Flags of `solireward pairs` for one task, label source and pairing (without the input files)."""
+        check_data(label_source, pairing)
+        return {"task": task, "pairing": pairing, **self.config["pairs"]}
+
+    def tags(self, cell: Cell) -> dict[str, str]:
+        """The tags of a cell's result files (the replicate only in a study with replicates)."""
+        return cell.tags(self.replicates > 1)
+
+    def config_yaml(self) -> str:
+        """The study config as run (schema defaults filled in; `train` = the recipe with the study's overrides;
+        resources left out: they do not change results)."""
+        study = {key: value for key, value in self.config.items() if key != "resources"}
+        study["train"] = self.train
+        header = (f"# the study config that produced results/{self.name}/ (schema defaults filled in; train: the "
+                  "train_recipe flags with the train overrides applied)\n")
+        return header + yaml.safe_dump(study, sort_keys=False)

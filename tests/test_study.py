@@ -1,0 +1,124 @@
+"""solireward.study: the demo study's cells, its reference cell, per-cell flags and the config checks."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from solireward.errors import ConfigError
+from solireward.study import Cell, Study, load_train_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def demo_config(**overrides) -> dict:
+    """config/config.yaml with the schema's defaults filled in, as the workflow sees it."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.update(copy.deepcopy(overrides))
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
+def demo_study(**overrides) -> Study:
+    config = demo_config(**overrides)
+    return Study(config, load_train_recipe(config["train_recipe"], REPO))
+
+
+def test_demo_cells_are_the_grid_then_each_ablation() -> None:
+    study = demo_study()
+    cells = study.cells()
+    assert len(cells) == 11 and cells[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
+    assert [c.path for c in cells[-2:]] == ["phy_deform/binary__in_prompt/hpqa__btt",
+                                           "phy_deform/pairwise__in_prompt/hpqa__btt"]
+    assert study.reference("phy_deform").path == "phy_deform/binary__cross_prompt/hpqa__btt"
+    assert study.reference_tags() == {"label_source": "binary", "pairing": "cross_prompt", "head": "hpqa",
+                                      "loss": "btt"}
+    assert [c.path for c in study.cells("ablation_label_source")] == [
+        "phy_deform/pairwise__in_prompt/hpqa__btt", "phy_deform/binary__cross_prompt/hpqa__btt"]
+    # three pair folders: the reference data, in-prompt pairs, and the pairwise labels' pairs
+    assert study.data() == [("phy_deform", "binary", "cross_prompt"), ("phy_deform", "binary", "in_prompt"),
+                            ("phy_deform", "pairwise", "in_prompt")]
+
+
+def test_train_options_layer_recipe_study_data_head_and_loss() -> None:
+    study = demo_study()
+    grid = study.train_options(Cell("phy_deform", "binary", "in_prompt", "last_token", "bt_bce"))
+    recipe = load_train_recipe("config/demo_train.yaml", REPO)
+    assert grid["pairing"] == "in_prompt" and "batching" not in grid
+    assert grid["reduce_sequence"] == "last_token" and grid["bce_loss_coeff"] == 0.5
+    assert grid["eval_steps"] == 100 and grid["learning_rate"] == recipe["learning_rate"]
+    pairwise = study.train_options(Cell("phy_deform", "pairwise", "in_prompt", "hpqa", "btt"))
+    assert pairwise["batching"] == "pairs_file" and "pairing" not in pairwise
+    with pytest.raises(ConfigError, match="pairwise labels give in_prompt pairs"):
+        study.train_options(Cell("phy_deform", "pairwise", "cross_prompt", "hpqa", "btt"))
+
+
+def test_replicates_get_their_own_paths_and_seeds() -> None:
+    study = demo_study(replicates=3)
+    cells = study.cells("grid")
+    assert len(cells) == 27 and [c.path for c in cells[:3]] == [
+        "phy_deform/binary__cross_prompt/hpqa__bt", "phy_deform/binary__cross_prompt/hpqa__bt__rep1",
+        "phy_deform/binary__cross_prompt/hpqa__bt__rep2"]
+    seed = study.train["seed"]
+    assert [study.train_options(c)["seed"] for c in cells[:3]] == [seed, seed + 1, seed + 2]
+    assert study.tags(cells[1])["replicate"] == "1"
+    assert study.order({**cells[1].tags(True)}) == (0, 1)
+
+
+@pytest.mark.parametrize("overrides, field, fragment", [
+    ({"grid": {"heads": ["hpqa", "mean"], "losses": ["bt"], "default_head": "hpqa", "default_loss": "bt"}},
+     "grid.heads", "mean is not defined under 'heads'"),
+    ({"replicates": 2, "train_recipe": None, "train": {}}, "replicates", "give train.seed"),
+    ({"pairs": {"split": [0.8, 0.1, 0.1]}}, "data.demo.shortcut_split", "must follow the train split"),
+])
+def test_config_checks_name_the_key(overrides: dict, field: str, fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as error:
+        demo_study(**overrides)
+    assert error.value.field == field
+
+
+def test_the_written_study_config_reads_back_as_the_same_study(tmp_path: Path) -> None:
+    study = demo_study()
+    written = tmp_path / "study_config.yaml"
+    written.write_text(study.config_yaml())
+    again = Study.from_config_file(written)
+    assert again.cells() == study.cells() and again.train == study.train
+    with pytest.raises(ConfigError, match="expected a study config"):
+        (tmp_path / "other.yaml").write_text("title: x\n")
+        Study.from_config_file(tmp_path / "other.yaml")
+
+
+def test_old_flag_names_still_work_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """`train --pairing explicit --pair_groups ...` and `pairs --strategy` are deprecated spellings."""
+    import argparse
+
+    from solireward.commands import train
+    from solireward.commands._options import add_dataclass_arguments, parse_dataclass
+    from solireward.data.pairing import PairingConfig
+
+    parser = argparse.ArgumentParser()
+    train.configure_parser(parser)
+    args = parser.parse_args(["--model_name_or_path", "m", "--train_data", "t.json", "--output_dir", "o",
+                              "--pairing", "explicit"])
+    with caplog.at_level(logging.WARNING):
+        config, *_ = train.resolve_options(args)
+    assert (config.batching, config.pairing) == ("pairs_file", "cross_prompt")
+    assert "option 'pairing explicit' is deprecated" in caplog.text and "use 'batching pairs_file'" in caplog.text
+    args = parser.parse_args(["--model_name_or_path", "m", "--train_data", "t.json", "--output_dir", "o",
+                              "--pair_groups", "in_prompt"])
+    config, *_ = train.resolve_options(args)
+    assert (config.batching, config.pairing) == ("in_batch", "in_prompt")
+    assert "--pair_groups" not in parser.format_help() and "{cross_prompt,in_prompt}" in parser.format_help()
+
+    pairs = argparse.ArgumentParser()
+    add_dataclass_arguments(pairs, PairingConfig)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        options = parse_dataclass(PairingConfig, pairs.parse_args(["--output_dir", "o", "--labels", "l.jsonl",
+                                                                   "--strategy", "in_prompt"]))
+    assert options.pairing == "in_prompt" and "option 'strategy' is deprecated" in caplog.text
