@@ -162,8 +162,8 @@ def score_records(model: Any, records: Sequence[Mapping[str, Any]], *,
     """
     validate_records(records)
     if video_backend == "decord" and importlib.util.find_spec("decord") is None:
-        raise InputError("the 'decord' video backend is not installed (it has wheels for x86-64 only); "
-                         "install decord or use the pyav or auto backend", field="video_backend")
+        raise InputError("the 'decord' video backend is not installed: install decord2 or use "
+                         "the pyav or auto backend", field="video_backend")
     root = Path(video_root) if video_root is not None else None
     scores, errors = score_videos(model, [_resolve(r["video_path"], root) for r in records],
                                   [r.get("prompt") for r in records], sampling=sampling, batch_size=batch_size,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -59,6 +62,14 @@ def test_target_size() -> None:
     assert target_size(48, 64, FrameSampling(width=32)) == (24, 32)
     h, w = target_size(480, 640, FrameSampling(max_pixels=28 * 28 * 4))
     assert h * w <= 28 * 28 * 4 and abs(w / h - 4 / 3) < 0.05
+
+
+@pytest.mark.skipif(importlib.util.find_spec("decord") is None, reason="decord2 is not installed")
+def test_importing_decord_first_leaves_torch_matmul_working() -> None:
+    """decord2 3.4.0 loaded libnvblas globally on import, and torch's next CPU matmul crashed in it."""
+    code = "import decord, torch; print((torch.ones(64, 256) @ torch.ones(256, 512)).sum().item())"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.split() == ["8388608.0"], (run.returncode, run.stderr[-2000:])
 
 
 @pytest.mark.parametrize("backend", ["decord", "pyav", "auto"])

@@ -1,0 +1,236 @@
+"""The demo set's vocabulary, its options and its plan: what every video shows and its ground truth."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+
+from solireward.config import arg
+from solireward.errors import ConfigError, InputError
+
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (225, 35, 35), "green": (40, 200, 60), "blue": (45, 90, 235), "yellow": (240, 220, 40),
+    "purple": (165, 55, 205), "orange": (250, 135, 25), "white": (240, 240, 240),
+}
+_SIMILAR_COLOURS = {frozenset(p) for p in (("red", "orange"), ("orange", "yellow"), ("blue", "purple"))}
+SHAPES = ("ball", "square", "triangle", "cross")
+MOTIONS: dict[str, str] = {
+    "fall": "falls to the ground",
+    "bounce": "bounces on the ground",
+    "toss": "is thrown up and falls back down",
+    "slide_left": "slides to the left",
+    "slide_right": "slides to the right",
+}
+# a wrong motion must differ at a glance (a fall and a bounce start alike, so they never swap)
+_WRONG_MOTIONS = {
+    "fall": ("toss", "slide_left", "slide_right"),
+    "bounce": ("toss", "slide_left", "slide_right"),
+    "toss": ("fall", "slide_left", "slide_right"),
+    "slide_left": ("slide_right", "fall", "toss"),
+    "slide_right": ("slide_left", "fall", "toss"),
+}
+# a morph must change the outline clearly (a ball and a square differ only in their corners)
+_MORPH_TARGETS = {"ball": ("triangle", "cross"), "square": ("triangle", "cross"),
+                  "triangle": ("ball", "square", "cross"), "cross": ("ball", "square", "triangle")}
+PHYSICS_DEFECTS = ("teleport", "hover", "anti_gravity")
+DEFORMITY_DEFECTS = ("morph", "tear", "melt")
+TEXT_DEFECTS = ("wrong_colour", "wrong_shape", "wrong_motion")
+DIMENSIONS = ("physics", "deformity", "text_alignment")
+# half height of each shape relative to its radius (where it rests on the ground)
+SHAPE_EXTENT = {"ball": 1.0, "square": 0.85, "triangle": 1.0, "cross": 1.0}
+
+
+@dataclasses.dataclass
+class DemoDataConfig:
+    """Options of `solireward demo-data`."""
+
+    output_dir: str = arg("folder to write videos/, annotations.csv, pairwise_annotations.csv, "
+                          "ground_truth.csv and README.md into")
+    seed: int = arg("random seed; the same seed and flags give identical files", 0)
+    num_prompts: int = arg(f"number of distinct prompts (at most {len(COLOURS) * len(SHAPES) * len(MOTIONS)})", 50)
+    videos_per_prompt: int = arg("videos generated for each prompt", 8)
+    num_frames: int = arg("frames per video", 16)
+    size: int = arg("frame height and width in pixels (even, at least 32)", 64)
+    fps: float = arg("frame rate stored in the mp4 files", 8.0)
+    num_annotators: int = arg("simulated annotators labelling every video (a01, a02, ...)", 5)
+    pairwise_per_prompt: int = arg("in-prompt video pairs given pairwise labels per prompt", 6)
+    pairwise_annotators: int = arg("annotators labelling each pair (drawn from the pool)", 3)
+    physics_defect_rate: float = arg("share of videos with a physics defect", 0.37)
+    deformity_defect_rate: float = arg("share of videos with a deformity defect", 0.37)
+    text_defect_rate: float = arg("share of videos that do not match their prompt", 0.5)
+    annotator_noise_min: float = arg("lowest per-annotator rate of flipping a binary label", 0.08)
+    annotator_noise_max: float = arg("highest per-annotator rate of flipping a binary label", 0.22)
+    pairwise_noise_extra: float = arg("added to each annotator's flip rate for pairwise choices "
+                                      "(pairwise labels are noisier, as in the paper)", 0.13)
+    bright_share: float = arg("share of each prompt's videos rendered brighter (a nuisance: the ground "
+                              "truth is unchanged); 0 renders none", 0.0)
+    bright_gain: float = arg("brightness gain of those videos (pixel values times the gain, clipped)", 1.4)
+    shortcut_bias: float = arg("planted shortcut: probability that an annotator marks a bright video of a "
+                               "train-split prompt Pass on physics and deformity whatever it shows", 0.0)
+    shortcut_split: list[float] = arg("train val test prompt fractions of the `solireward pairs` split the "
+                                      "shortcut follows (give the study's pairs split)",
+                                      default_factory=lambda: [0.8, 0.1, 0.1])
+    shortcut_seed: int = arg("seed of that `solireward pairs` split", 0)
+    progress: bool = arg("show a progress bar even when stderr is not a terminal", False)
+
+    def __post_init__(self) -> None:
+        max_prompts = len(COLOURS) * len(SHAPES) * len(MOTIONS)
+        checks = [
+            ("num_prompts", 1 <= self.num_prompts <= max_prompts, f"between 1 and {max_prompts}"),
+            ("videos_per_prompt", self.videos_per_prompt >= 1, "at least 1"),
+            ("num_frames", self.num_frames >= 8, "at least 8"),
+            ("size", self.size >= 32 and self.size % 2 == 0, "even and at least 32"),
+            ("fps", self.fps > 0, "positive"),
+            ("num_annotators", 1 <= self.num_annotators <= 99, "between 1 and 99"),
+            ("pairwise_per_prompt", self.pairwise_per_prompt >= 0, "0 or more"),
+            ("pairwise_annotators", 1 <= self.pairwise_annotators <= self.num_annotators,
+             "between 1 and num_annotators"),
+            ("annotator_noise_max", 0 <= self.annotator_noise_min <= self.annotator_noise_max <= 0.5,
+             "0 <= annotator_noise_min <= annotator_noise_max <= 0.5"),
+            ("pairwise_noise_extra", 0 <= self.pairwise_noise_extra <= 0.5, "between 0 and 0.5"),
+            ("bright_gain", self.bright_gain > 0, "positive"),
+            ("shortcut_split", len(self.shortcut_split) == 3 and min(self.shortcut_split) >= 0
+             and self.shortcut_split[0] > 0 and abs(sum(self.shortcut_split) - 1) < 1e-6,
+             "three non-negative fractions summing to 1, train > 0"),
+            ("shortcut_bias", self.shortcut_bias == 0 or self.bright_share > 0,
+             "0 unless bright_share > 0 (the shortcut is brightness)"),
+        ]
+        checks += [(name, 0 <= getattr(self, name) <= 1, "between 0 and 1")
+                   for name in ("physics_defect_rate", "deformity_defect_rate", "text_defect_rate",
+                                "bright_share", "shortcut_bias")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoSpec:
+    """What one demo video shows and its ground truth."""
+
+    video_path: str  # relative to the output folder
+    prompt: str
+    colour: str  # as shown (differs from the prompt's only for wrong_colour)
+    shape: str
+    motion: str
+    physics_defect: str | None
+    deformity_defect: str | None
+    text_defect: str | None
+    morph_target: str | None
+    seed: tuple[int, ...]  # entropy of the random state used to draw positions and timings
+    # nuisances (the ground truth does not depend on them)
+    brightness: float = 1.0  # gain on every pixel value (clipped at 255)
+    scale: float = 1.0  # object size relative to the drawn radius
+    background_shift: int = 0  # added to the background's grey level
+
+    @property
+    def nuisance(self) -> dict[str, float]:
+        """The nuisance factors of the video (they leave its ground truth unchanged)."""
+        return {"brightness": self.brightness, "scale": self.scale, "background_shift": self.background_shift}
+
+    @property
+    def labels(self) -> dict[str, int]:
+        """1 (Pass) or 0 (Fail) per dimension."""
+        return {"physics": int(self.physics_defect is None), "deformity": int(self.deformity_defect is None),
+                "text_alignment": int(self.text_defect is None)}
+
+
+def prompt_text(colour: str, shape: str, motion: str) -> str:
+    """The prompt for a colour, shape and motion, e.g. 'a red ball falls to the ground'."""
+    article = "an" if colour[0] in "aeiou" else "a"
+    return f"{article} {colour} {shape} {MOTIONS[motion]}"
+
+
+def parse_prompt(prompt: str) -> tuple[str, str, str]:
+    """(colour, shape, motion) of a demo prompt; an InputError for any other text."""
+    for combo in itertools.product(COLOURS, SHAPES, MOTIONS):
+        if prompt_text(*combo) == prompt:
+            return combo
+    raise InputError(f"not a demo prompt ('a <colour> <shape> <motion>'): {prompt!r}", field="prompt")
+
+
+def _defect_flags(rng: np.random.Generator, count: int, rate: float) -> np.ndarray:
+    """`count` booleans with floor(rate*count + U) True values in random order."""
+    flags = np.zeros(count, dtype=bool)
+    flags[:min(count, int(math.floor(rate * count + rng.random())))] = True
+    rng.shuffle(flags)
+    return flags
+
+
+def plan_videos(config: DemoDataConfig) -> list[list[VideoSpec]]:
+    """The videos of every prompt (outer list: prompts), with defects assigned."""
+    combos = list(itertools.product(COLOURS, SHAPES, MOTIONS))
+    order = np.random.default_rng([config.seed, 0]).permutation(len(combos))
+    plans = []
+    for p in range(config.num_prompts):
+        colour, shape, motion = combos[order[p]]
+        prompt = prompt_text(colour, shape, motion)
+        rng = np.random.default_rng([config.seed, 1, p])
+        k = config.videos_per_prompt
+        physics = _defect_flags(rng, k, config.physics_defect_rate)
+        deformity = _defect_flags(rng, k, config.deformity_defect_rate)
+        text = _defect_flags(rng, k, config.text_defect_rate)
+        bright = (_defect_flags(np.random.default_rng([config.seed, 6, p]), k, config.bright_share)
+                  if config.bright_share > 0 else np.zeros(k, dtype=bool))
+        videos = []
+        for v in range(k):
+            text_defect = str(rng.choice(TEXT_DEFECTS)) if text[v] else None
+            shown = _shown(rng, colour, shape, motion, text_defect)
+            physics_defect = str(rng.choice(PHYSICS_DEFECTS)) if physics[v] else None
+            deformity_defect = str(rng.choice(DEFORMITY_DEFECTS)) if deformity[v] else None
+            morph_target = (str(rng.choice(_MORPH_TARGETS[shown["shape"]]))
+                            if deformity_defect == "morph" else None)
+            videos.append(VideoSpec(f"videos/p{p:03d}_v{v}.mp4", prompt, shown["colour"], shown["shape"],
+                                    shown["motion"], physics_defect, deformity_defect, text_defect,
+                                    morph_target, (config.seed, 2, p, v),
+                                    brightness=config.bright_gain if bright[v] else 1.0))
+        plans.append(videos)
+    return plans
+
+
+def _shown(rng: np.random.Generator, colour: str, shape: str, motion: str, defect: str | None) -> dict[str, str]:
+    """What a video of the prompt (colour, shape, motion) shows: a text defect swaps one of them (drawn from
+    `rng`, never a look-alike colour); any other defect kind, or None, shows the prompt."""
+    shown = {"colour": colour, "shape": shape, "motion": motion}
+    if defect == "wrong_colour":
+        shown["colour"] = str(rng.choice([c for c in COLOURS if c != colour
+                                          and frozenset((c, colour)) not in _SIMILAR_COLOURS]))
+    elif defect == "wrong_shape":
+        shown["shape"] = str(rng.choice([s for s in SHAPES if s != shape]))
+    elif defect == "wrong_motion":
+        shown["motion"] = str(rng.choice(_WRONG_MOTIONS[motion]))
+    return shown
+
+
+GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
+
+
+def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness: tuple[float, ...] = (1.0, 1.4),
+               scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
+               seed: int = 0, prompt_index: int = 0) -> list[VideoSpec]:
+    """One video of `prompt` per setting of defect kind x brightness x object size x background shade.
+
+    A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
+    of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
+    """
+    colour, shape, motion = parse_prompt(prompt)
+    specs = []
+    for defect in defects:
+        if defect not in GRID_DEFECTS:
+            raise InputError(f"unknown defect kind {defect!r} (expected one of {', '.join(GRID_DEFECTS)})",
+                             field="defects")
+        d = GRID_DEFECTS.index(defect)  # a defect kind draws the same video whichever others are in the grid
+        rng = np.random.default_rng([seed, 7, prompt_index, d])
+        shown = _shown(rng, colour, shape, motion, defect)
+        morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
+        for gain, size, shift in itertools.product(brightness, scale, background_shift):
+            name = f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}"
+            specs.append(VideoSpec(
+                f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
+                defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
+                defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
+                brightness=float(gain), scale=float(size), background_shift=int(shift)))
+    return specs
