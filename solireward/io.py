@@ -110,6 +110,12 @@ def markdown_cell(value: Any, digits: int = 4, missing: str = "–", signed: boo
     return str(value)
 
 
+def resolve_video_path(path: str, base: str | os.PathLike) -> str:
+    """A video path as a file writes it, made absolute and normalised: `~` expanded, and a relative path
+    joined to `base` (``--video_root``, or the folder of the file that names the video)."""
+    return os.path.normpath(os.path.join(os.path.abspath(base), os.path.expanduser(path)))
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read a JSON file; a missing or malformed file is an InputError naming it."""
     path = Path(path)

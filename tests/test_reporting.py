@@ -173,7 +173,7 @@ def test_report_evaluate_pipeline(tmp_path):
     assert not (out / "figures" / "heatmap_head_loss.png").exists()
 
 
-def test_labels_table_falls_back_to_the_values_where_labels_vary(tmp_path):
+def test_label_source_table_falls_back_to_the_values_where_it_varies(tmp_path):
     # As in the demo study: pairwise labels exist only with in-prompt pairs, so binary vs pairwise
     # must be compared at pairing = in_prompt, not at the reference cross_prompt.
     cells = {k: v for k, v in CELLS.items() if k[3] == "binary"}

@@ -42,7 +42,8 @@ from tqdm import tqdm
 from solireward.config import arg
 from solireward.data.agreement import krippendorff_alpha_nominal, pairwise_agreement
 from solireward.errors import ConfigError, InputError
-from solireward.io import atomic_path, atomic_write, markdown_cell, read_jsonl, write_json, write_text
+from solireward.io import (atomic_path, atomic_write, markdown_cell, read_jsonl, resolve_video_path, write_json,
+                           write_text)
 from solireward.table import markdown_table
 
 logger = logging.getLogger(__name__)
@@ -265,13 +266,12 @@ def _resolve_paths(frame: pd.DataFrame, raw: pd.Series, files: list[str],
     parts, offset = [], 0
     for index, name in enumerate(files):
         rows = np.flatnonzero(file_codes == index)
-        base = os.path.abspath(video_root if video_root else os.path.dirname(os.path.abspath(name)))
+        base = video_root if video_root else os.path.dirname(os.path.abspath(name))
         sub_codes, uniques = pd.factorize(raw.iloc[rows])
         values = np.asarray(uniques, dtype=object)
         plain = np.asarray(uniques.str.startswith("/") & ~uniques.str.contains(_NEEDS_NORMALISING, regex=True),
                            dtype=bool)
-        values[~plain] = [os.path.normpath(os.path.join(base, os.path.expanduser(p))) if p else ""
-                          for p in values[~plain]]
+        values[~plain] = [resolve_video_path(p, base) if p else "" for p in values[~plain]]
         codes[rows] = sub_codes + offset
         offset += len(values)
         parts.append(values)

@@ -45,7 +45,7 @@ import pandas as pd
 from solireward.config import arg
 from solireward.data.annotations import read_label_table
 from solireward.errors import ConfigError, InputError
-from solireward.io import atomic_write, write_json
+from solireward.io import atomic_write, resolve_video_path, write_json
 from solireward.study import PAIRINGS
 
 logger = logging.getLogger(__name__)
@@ -443,11 +443,11 @@ def read_pairwise_annotations(path: str, video_root: str | None, check_videos: b
     choice = frame["choice"].str.lower()
     fail(~choice.isin(["a", "b", "tie"]).to_numpy(), "choice",
          lambda i: f"unknown choice '{frame['choice'].iloc[i]}'; expected a, b or tie (any case)")
-    base = os.path.abspath(video_root if video_root else file.parent)
+    base = video_root if video_root else file.parent
     resolved = {}
     for column in ("video_a", "video_b"):
         codes, uniques = pd.factorize(frame[column].to_numpy(dtype=object))
-        absolute = np.array([os.path.abspath(os.path.join(base, os.path.expanduser(p))) for p in uniques], dtype=object)
+        absolute = np.array([resolve_video_path(p, base) for p in uniques], dtype=object)
         resolved[column] = absolute[codes]
         if check_videos:
             missing = np.array([not os.path.isfile(p) for p in absolute], dtype=bool)

@@ -26,6 +26,7 @@ import torch
 from solireward import distributed as D
 from solireward.errors import InputError
 from solireward.io import make_tree_readable, write_json
+from solireward.models.reward_model import CONFIG_NAME
 
 if TYPE_CHECKING:
     from solireward.training.backend import Backend
@@ -36,7 +37,6 @@ logger = logging.getLogger(__name__)
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "trainer_state.json"
 LORA_FILE = "lora_trainable.safetensors"
-FINAL_CONFIG = "solireward_config.json"     # what makes a folder a reward model: renamed into place last
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -234,7 +234,7 @@ def save_final_model(output_dir: Path, backend: Backend) -> None:
     backend.save_model(staging)
     if backend.env.is_main:
         names = sorted(p.name for p in staging.iterdir())
-        for name in sorted(names, key=lambda n: n == FINAL_CONFIG):
+        for name in sorted(names, key=lambda n: n == CONFIG_NAME):  # what makes a folder a reward model: last
             target = output_dir / name
             if target.is_dir() and not (staging / name).is_dir():
                 shutil.rmtree(target)

@@ -81,6 +81,7 @@ from solireward.errors import ConfigError, TrainingDivergedError
 from solireward.data.video import FrameSampling
 from solireward.evaluation import PASS_THRESHOLD, pair_accuracy, roc_auc
 from solireward.io import write_json, write_text
+from solireward.models.reward_model import CONFIG_NAME
 from solireward.scoring import VideoEncoder, score_videos
 from solireward.training.backend import Backend, deepspeed_config, make_backend, use_bf16
 from solireward.training.checkpoint import (latest_checkpoint, load_checkpoint, save_checkpoint,
@@ -205,7 +206,7 @@ class Trainer:
         m = self.mopts
         path = Path(self.cfg.model_name_or_path)
         kwargs = {"torch_dtype": m.torch_dtype, "attn_implementation": m.attn_implementation}
-        if (path / "solireward_config.json").is_file():
+        if (path / CONFIG_NAME).is_file():
             model = RewardModel.from_pretrained(path, **kwargs)
             ignored = [k for k in ARCHITECTURE_OPTIONS if k in self.given
                        and getattr(m, k) != getattr(model.config, k, getattr(m, k))]

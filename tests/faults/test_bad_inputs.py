@@ -1,7 +1,7 @@
 """Bad configs, pair files and inference inputs: each is an error (exit 2) naming the file and the field or row.
 
 Cases already covered elsewhere are not repeated here: label CSV/JSONL rows, columns and label values
-(tests/data/test_labels.py), unknown train YAML keys (tests/training/test_train.py), inference records
+(tests/data/test_annotations.py), unknown train YAML keys (tests/training/test_trainer.py), inference records
 without video_path (tests/test_inference.py), score records and pair sides in evaluate
 (tests/test_evaluation.py), workflow config keys and types (tests/workflow/test_workflow.py).
 """
