@@ -127,7 +127,7 @@ def test_tiny_study_every_job_is_a_slurm_job_sized_as_asked(study: Path) -> None
     config = yaml.safe_load(TINY.read_text())
     dry = snakemake(study, "-n", "--forceall", "--workflow-profile", str(study / "profile"), "--slurm-no-account")
     counts = job_counts(dry.stdout + dry.stderr)
-    localrules = {"all", "grid", "ablation_pairing", "ablation_labels", "train_config", "study_config"}
+    localrules = {"all", "grid", "ablation_pairing", "ablation_label_source", "train_config", "study_config"}
     expected = {rule: n for rule, n in counts.items() if rule not in localrules}
     jobs = slurm_jobs(study)
     ran: dict[str, int] = {}
@@ -168,7 +168,7 @@ def test_signalled_training_job_is_retried_and_resumes_to_the_same_weights(study
     resubmits the job, the new job resumes from the checkpoint, and the weights equal an uninterrupted run's."""
     overlay = tmp_path / "more_steps.yaml"
     overlay.write_text(yaml.safe_dump({"train": {"max_steps": 6, "save_steps": 0}}))
-    cell = study / CELL.format(labels="binary", pairing="cross_prompt", head="last_token", loss="bt")
+    cell = study / CELL.format(label_source="binary", pairing="cross_prompt", head="last_token", loss="bt")
     target = str(cell.relative_to(study) / "reward_model.done")
     log = study / "results/tiny/logs/train/phy_deform/binary__cross_prompt/last_token__bt.log"
     before = {job["JobId"] for job in slurm_jobs(study)}
@@ -213,7 +213,7 @@ def test_two_process_training_job_through_srun_equals_torchrun(study: Path, tmp_
     overlay = tmp_path / "two_procs.yaml"
     overlay.write_text(yaml.safe_dump({"resources": {"train": {"threads": 2, "mem_mb": 3000, "runtime": 10,
                                                                 "gpu": 0, "procs_per_node": 2}}}))
-    cell = study / CELL.format(labels="binary", pairing="in_prompt", head="last_token", loss="bt")
+    cell = study / CELL.format(label_source="binary", pairing="in_prompt", head="last_token", loss="bt")
     target = str(cell.relative_to(study) / "reward_model.done")
     before = {job["JobId"] for job in slurm_jobs(study)}
     result = run_on_cluster(study, target, "--forcerun", target, configfiles=(TINY, overlay))

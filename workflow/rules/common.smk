@@ -35,7 +35,7 @@ from solireward.study import (  # noqa: E402
 try:
     DESIGN = Study(config, load_train_recipe(config["train_recipe"], REPO))
 except ConfigError as exc:
-    raise WorkflowError(f"study config: {exc}") from None
+    raise WorkflowError(f"config key {exc.field}: {exc.reason}" if exc.field else str(exc)) from None
 # a pair folder under pairs/, and the one every cell is tested on (the reference data's test split)
 DATA = f"{R}/pairs/{{task}}/{{label_source}}__{{pairing}}"
 REFERENCE_PAIRS = f"{R}/pairs/{{task}}/{data_of(**REFERENCE_DATA)}"
