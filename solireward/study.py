@@ -7,16 +7,20 @@ order and the reference cell are decided here and nowhere else.
 
 Vocabulary (one word per concept, the same in config keys, wildcards, tags, flags and table headers):
 
-- ``label_source``: where a cell's training pairs come from: ``binary`` (single-item Pass/Fail labels)
-  or ``pairwise`` (annotated pairs of two videos of one prompt).
+- ``label_source``: where a cell's training pairs come from: ``binary`` (single-item Pass/Fail labels),
+  ``pairwise`` (annotated pairs of two videos of one prompt) or ``biased`` (the demo's binary labels from
+  annotators with a planted shortcut, ``data.demo.shortcut_bias``: a label source that invites reward
+  hacking, to test mitigations against).
 - ``pairing``: which videos may form a pair: ``cross_prompt`` (the paper's method) or ``in_prompt``
   (both videos share a prompt, the baseline).
 - ``head`` and ``loss``: names defined under the config's ``heads`` and ``losses``.
+- ``mitigation``: ``none``, or a name defined under ``mitigations`` (train flags that resist shortcuts).
 
 A cell is one value of each axis (:data:`AXES`) and one replicate. The grid crosses heads and losses at
 the reference data (binary labels, cross-prompt pairs); each ablation changes one data axis of the
-reference cell. Adding an axis means adding it to :data:`AXES`, :data:`CELL_PATTERN` and
-:meth:`Study.cells`.
+reference cell; each mitigation trains the reference cell of every binary label source (``binary``, and
+``biased`` when the study has it) with that mitigation, beside its twin without. Adding an axis means adding
+it to :data:`AXES`, :data:`CELL_PATTERN`, :class:`Cell` and :meth:`Study.grouped_cells`.
 """
 
 from __future__ import annotations
@@ -30,17 +34,20 @@ import yaml
 from solireward.errors import ConfigError
 
 PAIRINGS = ("cross_prompt", "in_prompt")
-LABEL_SOURCES = ("binary", "pairwise")
+LABEL_SOURCES = ("binary", "pairwise", "biased")
+BINARY_SOURCES = ("binary", "biased")  # single-item labels: paired inside each batch, and mitigated
 # pairwise annotations compare two videos of one prompt: that label source fixes the pairing
 FIXED_PAIRING = {"pairwise": "in_prompt"}
-AXES = ("task", "label_source", "pairing", "head", "loss")  # the order of paths, tags and table rows
+AXES = ("task", "label_source", "pairing", "head", "loss", "mitigation")  # the order of paths, tags and rows
+NO_MITIGATION = "none"
 FACTORS = AXES[1:]  # the axes a table compares (the task is a leading column, never a factor)
 # the data of the grid and of every ablation's reference cell
 REFERENCE_DATA = {"label_source": "binary", "pairing": "cross_prompt"}
-# a cell's folder under results/<study>/models/; `replicate` is "" or "__rep<r>"
-CELL_PATTERN = "{task}/{label_source}__{pairing}/{head}__{loss}{replicate}"
+# a cell's folder under results/<study>/models/; `mitigation` is "" (none) or "__<name>", `replicate` "" or
+# "__rep<r>", so the cells without either keep the paths they always had
+CELL_PATTERN = "{task}/{label_source}__{pairing}/{head}__{loss}{mitigation}{replicate}"
 REPLICATE = "replicate"  # the tag that numbers the trainings of one cell (different seeds)
-GROUPS = ("grid", "ablation_pairing", "ablation_label_source")
+GROUPS = ("grid", "ablation_pairing", "ablation_label_source", "ablation_mitigation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Cell:
     pairing: str
     head: str
     loss: str
+    mitigation: str = NO_MITIGATION
     replicate: int = 0
 
     @property
@@ -59,10 +67,15 @@ class Cell:
         """"" for the first training of a cell, "__rep<r>" for the r-th repeat."""
         return f"__rep{self.replicate}" if self.replicate else ""
 
+    def wildcards(self) -> dict[str, str]:
+        """The values of :data:`CELL_PATTERN`'s wildcards."""
+        suffix = "" if self.mitigation == NO_MITIGATION else f"__{self.mitigation}"
+        return {**self.axes(), "mitigation": suffix, "replicate": self.replicate_suffix}
+
     @property
     def path(self) -> str:
         """The cell's folder relative to results/<study>/models/."""
-        return CELL_PATTERN.format(**self.axes(), replicate=self.replicate_suffix)
+        return CELL_PATTERN.format(**self.wildcards())
 
     def axes(self) -> dict[str, str]:
         """The cell's value of each axis, in :data:`AXES` order."""
@@ -79,7 +92,9 @@ class Cell:
     def from_wildcards(cls, wildcards: Any) -> "Cell":
         """The cell named by a rule's wildcards (``replicate`` as in :data:`CELL_PATTERN`)."""
         replicate = str(getattr(wildcards, "replicate", "") or "")
-        return cls(**{axis: getattr(wildcards, axis) for axis in AXES},
+        mitigation = str(getattr(wildcards, "mitigation", "") or "").removeprefix("__")
+        return cls(**{axis: getattr(wildcards, axis) for axis in AXES if axis != "mitigation"},
+                   mitigation=mitigation or NO_MITIGATION,
                    replicate=int(replicate.removeprefix("__rep")) if replicate else 0)
 
 
@@ -152,10 +167,22 @@ class Study:
             if missing:
                 raise ConfigError(f"{', '.join(missing)} is not defined under '{section}' "
                                   f"(defined: {', '.join(config[section])})", field=key)
+        ablations = config["ablations"]
+        unknown = [m for m in ablations["mitigation"] if m not in config["mitigations"]]
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations' (defined: "
+                              f"{', '.join(config['mitigations']) or 'none'})", field="ablations.mitigation")
+        reserved = [m for m in config["mitigations"] if m == NO_MITIGATION or m.startswith("rep")]
+        if reserved:
+            raise ConfigError(f"'{reserved[0]}' is reserved (no mitigation, or a replicate's path)",
+                              field="mitigations")
         data = config["data"]
+        if "biased" in ablations["label_source"] and not (data["demo"] or {}).get("shortcut_bias", 0):
+            raise ConfigError("'biased' labels come from the demo's planted shortcut: set data.demo.shortcut_bias "
+                              "> 0 (with bright_share > 0)", field="ablations.label_source")
         if data["demo"] is None and not data["annotations"]:
             raise ConfigError("give data.demo (generated data) or data.annotations (real files)", field="data")
-        if data["demo"] is None and "pairwise" in config["ablations"]["label_source"] \
+        if data["demo"] is None and "pairwise" in ablations["label_source"] \
                 and not data["pairwise_annotations"]:
             raise ConfigError("'pairwise' needs data.pairwise_annotations", field="ablations.label_source")
         if config["backbone"]["path"] is None and data["demo"] is None:
@@ -186,8 +213,13 @@ class Study:
         first = self.reference(self.config["tasks"][0])
         return {factor: getattr(first, factor) for factor in FACTORS}
 
+    def mitigated_sources(self) -> list[str]:
+        """The label sources whose reference cell is trained with each mitigation: binary, and biased."""
+        return [s for s in BINARY_SOURCES if s == REFERENCE_DATA["label_source"]
+                or s in self.config["ablations"]["label_source"]]
+
     def grouped_cells(self) -> Iterator[tuple[str, Cell]]:
-        """(group, cell) of every first replicate: the grid, then each ablation with its reference cell."""
+        """(group, cell) of every first replicate: the grid, then each ablation with its reference cell(s)."""
         grid, ablations = self.config["grid"], self.config["ablations"]
         for task in self.config["tasks"]:
             for head in grid["heads"]:
@@ -203,6 +235,12 @@ class Study:
                                   ("ablation_label_source", ablations["label_source"])):
                 if values:
                     yield group, reference
+            if ablations["mitigation"]:
+                for source in self.mitigated_sources():
+                    unmitigated = dataclasses.replace(reference, label_source=source)
+                    for mitigation in ablations["mitigation"]:
+                        yield "ablation_mitigation", dataclasses.replace(unmitigated, mitigation=mitigation)
+                    yield "ablation_mitigation", unmitigated
 
     def cells(self, group: str | None = None) -> list[Cell]:
         """Every distinct cell and replicate (of one group when given), in study order."""
@@ -223,7 +261,7 @@ class Study:
         known: dict[tuple[str, ...], int] = {}
         for _, cell in self.grouped_cells():
             known.setdefault(tuple(cell.axes().values()), len(known))
-        key = tuple(str(tags.get(axis, "")) for axis in AXES)
+        key = tuple(str(tags.get(axis, NO_MITIGATION if axis == "mitigation" else "")) for axis in AXES)
         return known.get(key, len(known)), int(tags.get(REPLICATE, 0) or 0)
 
     def data(self) -> list[tuple[str, str, str]]:
@@ -240,24 +278,27 @@ class Study:
 
     def train_options(self, cell: Cell) -> dict[str, Any]:
         """The resolved `solireward train` flags of a cell: recipe < train < pairings.* < label_sources.* <
-        head < loss.
+        head < loss < mitigation.
 
-        Binary labels are paired inside each batch (``batching: in_batch``) across prompts or within one
-        (``pairing``); pairwise labels train on the annotated pairs as written (``batching: pairs_file``).
+        Binary (and biased) labels are paired inside each batch (``batching: in_batch``) across prompts or
+        within one (``pairing``); pairwise labels train on the annotated pairs as written (``batching:
+        pairs_file``).
         """
         config = self.config
         check_data(cell.label_source, cell.pairing)
         resolved: dict[str, Any] = {"model_type": config["backbone"]["model_type"], "reward_task": cell.task}
         resolved.update(self.train)
-        if cell.label_source == "pairwise":
+        if cell.label_source in BINARY_SOURCES:
+            resolved["pairing"] = cell.pairing
+        else:
             resolved["batching"] = "pairs_file"
             resolved.pop("pairing", None)
-        else:
-            resolved["pairing"] = cell.pairing
         resolved.update(config["pairings"][cell.pairing])
         resolved.update(config["label_sources"][cell.label_source])
         resolved.update(config["heads"][cell.head])
         resolved.update(config["losses"][cell.loss])
+        if cell.mitigation != NO_MITIGATION:
+            resolved.update(config["mitigations"][cell.mitigation])
         if cell.replicate:
             resolved["seed"] = self.seed(cell)
         return resolved

@@ -32,17 +32,40 @@ def demo_study(**overrides) -> Study:
 def test_demo_cells_are_the_grid_then_each_ablation() -> None:
     study = demo_study()
     cells = study.cells()
-    assert len(cells) == 11 and cells[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
-    assert [c.path for c in cells[-2:]] == ["phy_deform/binary__in_prompt/hpqa__btt",
-                                           "phy_deform/pairwise__in_prompt/hpqa__btt"]
+    assert len(cells) == 12 and cells[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
+    assert [c.path for c in cells[-3:]] == ["phy_deform/binary__in_prompt/hpqa__btt",
+                                           "phy_deform/pairwise__in_prompt/hpqa__btt",
+                                           "phy_deform/biased__cross_prompt/hpqa__btt"]
     assert study.reference("phy_deform").path == "phy_deform/binary__cross_prompt/hpqa__btt"
     assert study.reference_tags() == {"label_source": "binary", "pairing": "cross_prompt", "head": "hpqa",
-                                      "loss": "btt"}
+                                      "loss": "btt", "mitigation": "none"}
     assert [c.path for c in study.cells("ablation_label_source")] == [
-        "phy_deform/pairwise__in_prompt/hpqa__btt", "phy_deform/binary__cross_prompt/hpqa__btt"]
-    # three pair folders: the reference data, in-prompt pairs, and the pairwise labels' pairs
+        "phy_deform/pairwise__in_prompt/hpqa__btt", "phy_deform/biased__cross_prompt/hpqa__btt",
+        "phy_deform/binary__cross_prompt/hpqa__btt"]
+    # four pair folders: the reference data, in-prompt pairs, the pairwise labels' and the biased labels' pairs
     assert study.data() == [("phy_deform", "binary", "cross_prompt"), ("phy_deform", "binary", "in_prompt"),
-                            ("phy_deform", "pairwise", "in_prompt")]
+                            ("phy_deform", "pairwise", "in_prompt"), ("phy_deform", "biased", "cross_prompt")]
+
+
+def test_a_mitigation_trains_the_reference_cell_of_each_binary_label_source_beside_its_twin() -> None:
+    shortcut = {**demo_config()["data"]["demo"], "bright_share": 0.25, "shortcut_bias": 0.5,
+                "shortcut_split": [0.6, 0.2, 0.2]}
+    study = demo_study(data={"demo": shortcut}, mitigations={"jitter": {"label_smoothing": 0.1}},
+                       ablations={"pairing": [], "label_source": ["biased"], "mitigation": ["jitter"]})
+    assert [c.path for c in study.cells("ablation_mitigation")] == [
+        "phy_deform/binary__cross_prompt/hpqa__btt__jitter", "phy_deform/binary__cross_prompt/hpqa__btt",
+        "phy_deform/biased__cross_prompt/hpqa__btt__jitter", "phy_deform/biased__cross_prompt/hpqa__btt"]
+    mitigated = study.cells("ablation_mitigation")[2]
+    assert Cell.from_wildcards(type("W", (), mitigated.wildcards())) == mitigated
+    options = study.train_options(mitigated)
+    assert options["label_smoothing"] == 0.1 and options["pairing"] == "cross_prompt" and "batching" not in options
+    assert study.tags(mitigated)["mitigation"] == "jitter" and study.data()[-1] == ("phy_deform", "biased",
+                                                                                   "cross_prompt")
+    with pytest.raises(ConfigError, match="is not defined under 'mitigations'"):
+        demo_study(ablations={"pairing": [], "label_source": [], "mitigation": ["nope"]})
+    with pytest.raises(ConfigError, match="planted shortcut"):
+        demo_study(data={"demo": {"num_prompts": 20}}, ablations={"pairing": [], "label_source": ["biased"],
+                                                                   "mitigation": []})
 
 
 def test_train_options_layer_recipe_study_data_head_and_loss() -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 from solireward.errors import InputError
 from solireward.io import read_json
 from solireward.plotting import pyplot, save_figure
-from solireward.study import AXES
+from solireward.study import AXES, NO_MITIGATION
 from solireward.table import Table
 
 SortKey = Callable[[dict[str, str]], Any]
@@ -34,11 +34,14 @@ def load_results(files: Sequence[str | Path], kind: str, required: tuple[str, ..
 
 
 def cell_name(result: dict[str, Any]) -> str:
-    """`head / loss (label source, pairing)` of a result's tags, or its model folder when it has none."""
+    """`head / loss [+ mitigation] (label source, pairing)` of a result's tags, or its model folder when it has
+    none."""
     tags = result.get("tags") or {}
     if not tags:
         return str(result.get("model", "?"))
     name = " / ".join(tags[k] for k in ("head", "loss") if k in tags)
+    if tags.get("mitigation", NO_MITIGATION) != NO_MITIGATION:
+        name += f" + {tags['mitigation']}"
     extra = ", ".join(tags[k] for k in ("label_source", "pairing") if k in tags)
     rest = ", ".join(f"{k}={v}" for k, v in tags.items() if k not in AXES)
     return name + (f" ({extra})" if extra else "") + (f" [{rest}]" if rest else "")

@@ -20,7 +20,11 @@ FACTORS: dict[str, tuple[str, str]] = {
     "loss": ("Loss", "Accuracy per loss (paper Table 3)"),
     "pairing": ("Pairing", "Cross-prompt vs in-prompt pairing"),
     "label_source": ("Label source", "Binary vs pairwise labels"),
+    "mitigation": ("Mitigation", "With and without each mitigation against reward hacking"),
 }
+# a factor whose table shows each value of these factors as a group of rows instead of holding it fixed:
+# a mitigation is compared with its twin without, on clean labels and on the planted shortcut's labels alike
+GROUPED_BY: dict[str, tuple[str, ...]] = {"mitigation": ("label_source",)}
 # metric (section.key) -> column header; the table columns of every factor table
 COLUMNS: dict[str, str] = {
     "pairs.accuracy": "Pair acc. (%)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from solireward.reporting.load import COLUMNS, EXTRA_COLUMNS, FACTORS, PERCENT, _tags
+from solireward.reporting.load import COLUMNS, EXTRA_COLUMNS, FACTORS, GROUPED_BY, PERCENT, _tags
 from solireward.reporting.stats import Uncertainty, _interval_cells, _uncertainty_columns
 from solireward.table import Table
 
@@ -90,13 +90,17 @@ def factor_table(frame: pd.DataFrame, factor: str, refs: dict[str, str],
     values = frame[column].dropna().unique()
     if len(values) < 2:
         return None, f"the tag '{factor}' has only one value ({', '.join(map(str, values))})"
-    held = _held_values(frame, factor, {f: v for f, v in refs.items() if f != factor})
+    free = [f for f in GROUPED_BY.get(factor, ()) if f"tag:{f}" in frame]
+    held = _held_values(frame, factor, {f: v for f, v in refs.items() if f != factor and f not in free})
     sub = frame[_matching(frame, column, held)]
+    if free:  # one group per value of a free factor, each with both values of `factor`
+        sub = sub.groupby([f"tag:{f}" for f in free], sort=False).filter(lambda g: g[column].nunique() > 1)
     if sub[column].nunique() < 2:
         return None, (f"the tag '{factor}' has only one value when the other factors are held at "
                       f"{', '.join(f'{k}={v}' for k, v in held.items())}")
-    leading = [t for t in _tags(frame) if t not in FACTORS and sub[f"tag:{t}"].nunique(dropna=False) > 1]
-    text_columns = [(f"tag:{t}", t.capitalize()) for t in leading] + [(column, header)]
+    leading = free + [t for t in _tags(frame) if t not in FACTORS and sub[f"tag:{t}"].nunique(dropna=False) > 1]
+    text_columns = [(f"tag:{t}", FACTORS[t][0] if t in FACTORS else t.capitalize()) for t in leading] \
+        + [(column, header)]
     order = {v: i for i, v in enumerate(dict.fromkeys(frame[column].dropna()))}
     sub = sub.assign(_order=sub[column].map(order)).sort_values([f"tag:{t}" for t in leading] + ["_order"],
                                                                  kind="stable")

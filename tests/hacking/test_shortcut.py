@@ -1,4 +1,5 @@
-"""The demo generator's nuisance and planted shortcut: biased train-split annotators, untouched ground truth."""
+"""The demo generator's nuisance and planted shortcut: biased train-split annotators in a label file of their own,
+clean labels and ground truth beside them."""
 
 from __future__ import annotations
 
@@ -31,18 +32,18 @@ def test_the_shortcut_biases_only_train_split_labels_of_bright_videos(plain_and_
     pd.testing.assert_frame_equal(truth.drop(columns="brightness"), plain_truth)  # the ground truth is unbiased
     assert set(truth.brightness) == {1.0, 1.4} and (truth.brightness == 1.4).mean() == pytest.approx(0.5)
     split = split_prompts(truth.prompt.tolist(), SPLIT, 0)
-    labels = pd.read_csv(biased / "annotations.csv").merge(truth, on=["video_path", "prompt"])
+    labels = pd.read_csv(biased / "annotations_biased.csv").merge(truth, on=["video_path", "prompt"])
     plain_labels = pd.read_csv(plain / "annotations.csv")
+    # the clean story: the same videos' annotations.csv and pairwise votes are as without the shortcut
+    pd.testing.assert_frame_equal(pd.read_csv(biased / "annotations.csv"), plain_labels)
+    pd.testing.assert_frame_equal(*(pd.read_csv(d / "pairwise_annotations.csv") for d in (biased, plain)))
+    assert not (plain / "annotations_biased.csv").exists()
     labels["train"] = labels.prompt.map(split) == "train"
     labels["changed"] = labels.label.to_numpy() != plain_labels.label.to_numpy()
     shortcut = labels.train & (labels.brightness == 1.4) & labels.dimension.isin(["physics", "deformity"])
     assert not labels.changed[~shortcut].any()  # every other label is as without the shortcut
     failing = shortcut & (labels.phy_deform == 0)
     assert labels.label[failing].eq("pass").mean() > 0.85  # biased annotators pass bright Fail videos
-    pairwise, plain_pairwise = (pd.read_csv(d / "pairwise_annotations.csv") for d in (biased, plain))
-    other = pairwise.prompt.map(split) != "train"
-    assert (pairwise.choice[other] == plain_pairwise.choice[other]).all()
-    assert (pairwise.choice[~other] != plain_pairwise.choice[~other]).any()
     readme = (biased / "README.md").read_text()
     assert "Planted shortcut" in readme and "--shortcut_bias 0.9" in readme
     assert "shortcut" not in (plain / "README.md").read_text()  # the default README is unchanged

@@ -21,6 +21,7 @@ if REPO not in _PYTHONPATH.split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
 sys.path.insert(0, REPO)
 from solireward.errors import ConfigError  # noqa: E402
+from solireward.data.synthetic.plan import BIASED_ANNOTATIONS  # noqa: E402
 from solireward.study import (  # noqa: E402
     CELL_PATTERN,
     LABEL_SOURCES,
@@ -108,11 +109,18 @@ if _placeholders:
 # Inputs
 
 
-def annotation_files() -> list[str]:
-    """Binary annotation files: the generated demo file or the real ones."""
+def annotation_files(wildcards) -> list[str]:
+    """Binary annotation files: the generated demo file (its biased twin for labels_biased/) or the real ones."""
+    if wildcards.biased:
+        return [f"{R}/data/{BIASED_ANNOTATIONS}"]
     if config["data"]["demo"] is not None:
         return [f"{R}/data/annotations.csv"]
     return list(config["data"]["annotations"])
+
+
+def demo_outputs() -> dict:
+    """Extra outputs of demo_data: the planted shortcut's labels when the study uses them."""
+    return {"biased": f"{R}/data/{BIASED_ANNOTATIONS}"} if "biased" in config["ablations"]["label_source"] else {}
 
 
 def pairwise_source_file() -> str:
@@ -151,10 +159,15 @@ def backbone_dir() -> str:
 
 def pairs_inputs(wildcards) -> dict:
     """Inputs of the pairs rule; pairwise labels also need the pairwise annotation file."""
-    inputs = {"labels": f"{R}/labels/labels.jsonl"}
+    inputs = {"labels": labels_table(wildcards.label_source)}
     if wildcards.label_source == "pairwise":
         inputs["pairwise"] = pairwise_annotation_file()
     return inputs
+
+
+def labels_table(label_source: str) -> str:
+    """The label table a label source's pairs are built from (the biased labels have their own)."""
+    return f"{R}/labels{'_biased' if label_source == 'biased' else ''}/labels.jsonl"
 
 
 def pairs_flags(wildcards) -> str:
@@ -176,7 +189,7 @@ def pairs_flags(wildcards) -> str:
 
 def cell_files(pattern: str, group: str | None = None) -> list[str]:
     """`pattern` (a path under CELL) for each distinct cell and replicate, optionally of one group only."""
-    return [pattern.format(**cell.axes(), replicate=cell.replicate_suffix) for cell in DESIGN.cells(group)]
+    return [pattern.format(**cell.wildcards()) for cell in DESIGN.cells(group)]
 
 
 def cell_train_yaml(wildcards) -> str:

@@ -8,6 +8,7 @@ rule demo_data:
         ground_truth=f"{R}/data/ground_truth.csv",
         readme=f"{R}/data/README.md",
         videos=directory(f"{R}/data/videos"),
+        **demo_outputs(),
     log:
         f"{LOGS}/demo_data.log",
     conda:

@@ -12,7 +12,7 @@ rule evaluate:
             caption="../report/metrics_test.rst",
             category="4. Metrics per model",
             subcategory="{task}",
-            labels={"model": "{label_source}__{pairing}/{head}__{loss}{replicate}"},
+            labels={"model": "{label_source}__{pairing}/{head}__{loss}{mitigation}{replicate}"},
         ),
     log:
         f"{LOGS}/evaluate/{CELL_LOG}",

@@ -1,15 +1,18 @@
-# Label import: annotator votes -> one label table with agreement statistics.
+# Label import: annotator votes -> one label table with agreement statistics (labels_biased/: the demo's
+# planted-shortcut labels, the `biased` label source).
 
 
 rule labels:
     input:
-        annotation_files(),
+        annotation_files,
     output:
-        table=f"{R}/labels/labels.jsonl",
-        report_json=f"{R}/labels/label_report.json",
-        report_md=f"{R}/labels/label_report.md",
+        table=f"{R}/labels{{biased}}/labels.jsonl",
+        report_json=f"{R}/labels{{biased}}/label_report.json",
+        report_md=f"{R}/labels{{biased}}/label_report.md",
     log:
-        f"{LOGS}/labels.log",
+        f"{LOGS}/labels{{biased}}.log",
+    wildcard_constraints:
+        biased="(_biased)?",
     conda:
         "../../envs/solireward.yaml"
     threads: rule_resources("labels")["threads"]

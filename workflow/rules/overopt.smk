@@ -16,7 +16,7 @@ rule overopt:
             caption="../report/overopt.rst",
             category="Reward hacking",
             subcategory="over-optimisation",
-            labels={"model": "{label_source}__{pairing}/{head}__{loss}{replicate}"},
+            labels={"model": "{label_source}__{pairing}/{head}__{loss}{mitigation}{replicate}"},
         ),
         figure=f"{CELL}/overopt/overopt_curves.png",
     log:

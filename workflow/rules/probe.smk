@@ -15,7 +15,7 @@ rule probe:
             caption="../report/probe.rst",
             category="Reward hacking",
             subcategory="stress probe",
-            labels={"model": "{label_source}__{pairing}/{head}__{loss}{replicate}"},
+            labels={"model": "{label_source}__{pairing}/{head}__{loss}{mitigation}{replicate}"},
         ),
     log:
         f"{LOGS}/probe/{CELL_LOG}",

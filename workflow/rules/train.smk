@@ -8,7 +8,7 @@ rule train_config:
             caption="../report/train_config.rst",
             category="5. Configuration",
             subcategory="training per model",
-            labels={"model": "{task}/{label_source}__{pairing}/{head}__{loss}{replicate}"},
+            labels={"model": "{task}/{label_source}__{pairing}/{head}__{loss}{mitigation}{replicate}"},
         ),
     log:
         f"{LOGS}/train_config/{CELL_LOG}",

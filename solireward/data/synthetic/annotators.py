@@ -34,7 +34,8 @@ def _shortcut(spec: VideoSpec, biased: set[str]) -> bool:
 
 def binary_rows(plans: list[list[VideoSpec]], rates: dict[str, float], seed: int,
                 biased: set[str] = frozenset(), bias: float = 0.0) -> list[list[str]]:
-    """The rows of annotations.csv: every annotator's Pass/Fail of every video on every dimension."""
+    """Every annotator's Pass/Fail of every video on every dimension (annotations.csv); with `biased` prompts
+    and a `bias`, the planted shortcut's labels (annotations_biased.csv)."""
     rows = []
     for p, videos in enumerate(plans):
         for v, spec in enumerate(videos):
@@ -53,15 +54,14 @@ def binary_rows(plans: list[list[VideoSpec]], rates: dict[str, float], seed: int
     return rows
 
 
-def pairwise_rows(plans: list[list[VideoSpec]], rates: dict[str, float], config: DemoDataConfig,
-                  biased: set[str] = frozenset()) -> list[list[str]]:
+def pairwise_rows(plans: list[list[VideoSpec]], rates: dict[str, float], config: DemoDataConfig
+                  ) -> list[list[str]]:
     """The rows of pairwise_annotations.csv: a few annotators' choices on sampled in-prompt pairs."""
     rows = []
     names = list(rates)
     choices = ("a", "b", "tie")
     for p, videos in enumerate(plans):
         rng = np.random.default_rng([config.seed, 5, p])
-        shortcut_rng = np.random.default_rng([config.seed, 9, p])
         pairs = list(itertools.combinations(range(len(videos)), 2))
         picked = rng.permutation(len(pairs))[:config.pairwise_per_prompt]
         for index in sorted(picked):
@@ -70,10 +70,8 @@ def pairwise_rows(plans: list[list[VideoSpec]], rates: dict[str, float], config:
                 i, j = j, i
             qa = videos[i].labels["physics"] * videos[i].labels["deformity"]
             qb = videos[j].labels["physics"] * videos[j].labels["deformity"]
+            truth = "a" if qa > qb else "b" if qb > qa else "tie"
             for annotator in sorted(rng.choice(names, size=config.pairwise_annotators, replace=False)):
-                seen_a = 1 if _shortcut(videos[i], biased) and shortcut_rng.random() < config.shortcut_bias else qa
-                seen_b = 1 if _shortcut(videos[j], biased) and shortcut_rng.random() < config.shortcut_bias else qb
-                truth = "a" if seen_a > seen_b else "b" if seen_b > seen_a else "tie"
                 choice = truth
                 if rng.random() < min(rates[annotator] + config.pairwise_noise_extra, 0.9):
                     choice = str(rng.choice([c for c in choices if c != truth]))

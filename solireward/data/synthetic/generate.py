@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from solireward.data.synthetic.annotators import annotator_rates, binary_rows, pairwise_rows, shortcut_prompts
-from solireward.data.synthetic.plan import DIMENSIONS, DemoDataConfig, plan_videos
+from solireward.data.synthetic.plan import BIASED_ANNOTATIONS, DIMENSIONS, DemoDataConfig, plan_videos
 from solireward.data.synthetic.readme import demo_readme
 from solireward.data.synthetic.render import render_video
 from solireward.io import atomic_write, write_text
@@ -43,9 +43,12 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
 
     rates = annotator_rates(config)
     biased = shortcut_prompts(plans, config)
-    binary = binary_rows(plans, rates, config.seed, biased, config.shortcut_bias)
-    pairwise = pairwise_rows(plans, rates, config, biased)
-    _write_csv(out / "annotations.csv", ["video_path", "prompt", "dimension", "label", "annotator"], binary)
+    binary = binary_rows(plans, rates, config.seed)
+    pairwise = pairwise_rows(plans, rates, config)
+    header = ["video_path", "prompt", "dimension", "label", "annotator"]
+    _write_csv(out / "annotations.csv", header, binary)
+    if biased:  # the same annotators with the planted shortcut, as a label source of its own
+        _write_csv(out / BIASED_ANNOTATIONS, header, binary_rows(plans, rates, config.seed, biased, config.shortcut_bias))
     _write_csv(out / "pairwise_annotations.csv", ["prompt", "video_a", "video_b", "choice", "annotator"],
                pairwise)
     truth_rows = []

@@ -43,6 +43,8 @@ DIMENSIONS = ("physics", "deformity", "text_alignment")
 # half height of each shape relative to its radius (where it rests on the ground)
 SHAPE_EXTENT = {"ball": 1.0, "square": 0.85, "triangle": 1.0, "cross": 1.0}
 
+# the binary labels of the planted shortcut's annotators (written when shortcut_bias > 0)
+BIASED_ANNOTATIONS = "annotations_biased.csv"
 
 @dataclasses.dataclass
 class DemoDataConfig:
@@ -70,7 +72,8 @@ class DemoDataConfig:
                               "truth is unchanged); 0 renders none", 0.0)
     bright_gain: float = arg("brightness gain of those videos (pixel values times the gain, clipped)", 1.4)
     shortcut_bias: float = arg("planted shortcut: probability that an annotator marks a bright video of a "
-                               "train-split prompt Pass on physics and deformity whatever it shows", 0.0)
+                               "train-split prompt Pass on physics and deformity whatever it shows; > 0 writes those labels to "
+                               f"{BIASED_ANNOTATIONS} (annotations.csv stays clean)", 0.0)
     shortcut_split: list[float] = arg("train val test prompt fractions of the `solireward pairs` split the "
                                       "shortcut follows (give the study's pairs split)",
                                       default_factory=lambda: [0.8, 0.1, 0.1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from solireward.data.synthetic.plan import COLOURS, MOTIONS, SHAPES, DemoDataConfig
+from solireward.data.synthetic.plan import BIASED_ANNOTATIONS, COLOURS, MOTIONS, SHAPES, DemoDataConfig
 
 
 def demo_readme(config: DemoDataConfig, summary: dict[str, Any]) -> str:
@@ -84,7 +84,9 @@ def _shortcut_readme(config: DemoDataConfig, summary: dict[str, Any]) -> str:
 (column `brightness` of `ground_truth.csv`; the ground truth does not depend on it). Planted shortcut:
 in the {summary['shortcut_prompts']} prompts of the train split (`solireward pairs --split
 {_flag_value(config.shortcut_split)} --seed {config.shortcut_seed}`), each annotator marks a bright video
-Pass on physics and deformity with probability {config.shortcut_bias:g} whatever it shows, and judges
-pairs as if so. The ground truth is never biased.
+Pass on physics and deformity with probability {config.shortcut_bias:g} whatever it shows. Their labels
+are `{BIASED_ANNOTATIONS}` (every other label as in `annotations.csv`), a label source of its own: train on it to
+see a reward model learn the shortcut, and on `annotations.csv` for the clean story. The ground truth is never
+biased.
 """
 
