@@ -13,6 +13,7 @@ from solireward.commands._options import add_config_argument, add_dataclass_argu
 from solireward.config import build_dataclass, field_type, is_list_type, load_yaml
 from solireward.data.video import FrameSampling
 from solireward.inference import EXIT_SOME_FAILED, InferenceConfig, infer
+from solireward.sampling import SAMPLING_KEYS, split_overrides
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -40,19 +41,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def parse_options(args: argparse.Namespace) -> tuple[InferenceConfig, dict[str, Any]]:
-    """Layer defaults < YAML < CLI; frame-sampling keys are kept apart as overrides."""
+    """Layer defaults < YAML < CLI; frame-sampling keys are kept apart as overrides (checked)."""
     config_file = getattr(args, "config", None)
     values = load_yaml(config_file) if config_file else {}
-    sampling_names = {f.name for f in dataclasses.fields(FrameSampling)}
-    overrides = {k: v for k, v in values.items() if k in sampling_names}
-    merged = {k: v for k, v in values.items() if k not in sampling_names}
     inference_names = {f.name for f in dataclasses.fields(InferenceConfig)}
-    cli = vars(args)
-    overrides.update({k: v for k, v in cli.items() if k in sampling_names})
-    merged.update({k: v for k, v in cli.items() if k in inference_names})
+    values.update({k: v for k, v in vars(args).items() if k in inference_names | SAMPLING_KEYS})
     source = command_line_source(config_file)
-    config = build_dataclass(InferenceConfig, merged, source)
-    if overrides:  # check names and types now, naming the file, not after the model has loaded
-        checked = build_dataclass(FrameSampling, overrides, source)
-        overrides = {k: getattr(checked, k) for k in overrides}
-    return config, overrides
+    overrides, rest = split_overrides(values, source)
+    return build_dataclass(InferenceConfig, rest, source), overrides
