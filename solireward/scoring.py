@@ -82,18 +82,21 @@ class VideoEncoder:
         """The sampled, resized ``(T, H, W, 3)`` uint8 frames of `source`."""
         return self.sample(source, fps)[0]
 
+    def encode(self, frames: np.ndarray, rate: float | None, prompt: str | None) -> dict[str, torch.Tensor]:
+        """Model inputs of sampled `frames` that stand for `rate` frames per second; EncodingError if the processor fails."""
+        try:
+            return self.collator.encode(frames, prompt, fps=rate)
+        except Exception as exc:  # noqa: BLE001 - any processor failure belongs to this video
+            raise EncodingError(f"the processor could not prepare its frames ({type(exc).__name__}: {exc})"
+                                ) from exc
+
     def __call__(self, source: str | np.ndarray, prompt: str | None, fps: float | None = None,
                  key: Any = None) -> dict[str, torch.Tensor]:
         """Model inputs of one video; with a cache, `key` (default: the path) names the entry."""
         key = source if key is None and isinstance(source, str) else key
         if self.cache is not None and key is not None and key in self.cache:
             return self.cache[key]
-        frames, rate = self.sample(source, fps)
-        try:
-            encoded = self.collator.encode(frames, prompt, fps=rate)
-        except Exception as exc:  # noqa: BLE001 - any processor failure belongs to this video
-            raise EncodingError(f"the processor could not prepare its frames ({type(exc).__name__}: {exc})"
-                                ) from exc
+        encoded = self.encode(*self.sample(source, fps), prompt)
         if self.cache is not None and key is not None:
             self.cache[key] = encoded
         return encoded

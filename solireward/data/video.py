@@ -458,6 +458,17 @@ def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, b
     return read_video_and_fps(path, sampling, backend, timeout_s)[0]
 
 
+def read_all_frames(path: str | os.PathLike, backend: str = "auto", timeout_s: float | None = 60.0
+                    ) -> tuple[np.ndarray, float]:
+    """Every frame of a video at its native size, as (T, H, W, 3) uint8, and its frame rate (0 if unknown)."""
+    info = video_info(path, backend, timeout_s)
+    if info.fps > 0:
+        sampling = FrameSampling(mode="fps", fps=info.fps, min_frames=1, max_frames=max(1, info.num_frames))
+    else:
+        sampling = FrameSampling(mode="segments", num_frames=max(1, info.num_frames))
+    return read_video(path, sampling, backend=backend, timeout_s=timeout_s), info.fps
+
+
 def sample_frames(frames: np.ndarray, sampling: FrameSampling | None = None, fps: float | None = None
                   ) -> np.ndarray:
     """What :func:`read_video` returns for a video whose decoded frames are `frames` at `fps` frames/s.

@@ -47,7 +47,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from solireward.config import arg
-from solireward.data.video import FrameSampling, read_video, sample_frames, target_size, video_info, write_video
+from solireward.data.video import FrameSampling, read_all_frames, sample_frames, target_size, write_video
 from solireward.errors import ConfigError, InputError, VideoReadError
 from solireward.hacking.intervals import mean_interval, paired_comparison
 from solireward.io import markdown_cell
@@ -217,16 +217,6 @@ def swapped_prompts(prompts: Sequence[str | None]) -> list[str | None] | None:
 
 # ----------------------------------------------------------------------------------------------
 # Inputs and scorers
-
-
-def read_all_frames(path: str | Path, backend: str = "auto") -> tuple[np.ndarray, float]:
-    """Every frame of a video at its native size, as (T, H, W, 3) uint8, and its frame rate (0 if unknown)."""
-    info = video_info(path, backend)
-    if info.fps > 0:
-        sampling = FrameSampling(mode="fps", fps=info.fps, min_frames=1, max_frames=max(1, info.num_frames))
-    else:
-        sampling = FrameSampling(mode="segments", num_frames=max(1, info.num_frames))
-    return read_video(path, sampling, backend=backend), info.fps
 
 
 def load_clips(input_file: str, max_videos: int | None = None, backend: str = "auto"

@@ -9,9 +9,8 @@ import numpy as np
 import pytest
 
 from solireward.data.synthetic import COLOURS
-from solireward.data.video import FrameSampling, sample_frames
-from solireward.hacking.probe import (PERTURBATIONS, Clip, FrameScorer, compare_probes, load_clips, probe_scorer,
-                                      read_all_frames)
+from solireward.data.video import FrameSampling, read_all_frames
+from solireward.hacking.probe import PERTURBATIONS, Clip, FrameScorer, compare_probes, load_clips, probe_scorer
 from tests.conftest import run_cli
 
 SAMPLING = FrameSampling(num_frames=8, height=56, width=56)
