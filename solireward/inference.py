@@ -8,6 +8,9 @@ the records. Relative paths are resolved against the input file's folder (or ``-
 Output (``--output_file``, JSON, written atomically): the same records in the same order, each with
 ``score`` (the raw reward) and ``score_norm`` = (score - score_mean) / score_std using the mean and
 std stored in the checkpoint, or with ``error`` (why the video could not be scored) and no score.
+With several ``--model_name_or_path`` folders, ``score`` and ``score_norm`` are both the models'
+conservative reward (``--ensemble``: mean - λ·std, mean or min of their ``score_norm``, see
+:mod:`solireward.conservative`) and ``ensemble_scores`` lists each model's ``score_norm``.
 
 Robustness: videos are decoded inside DataLoader workers (``--num_workers``) while the model runs.
 A decode failure is caught per video inside the worker; the batch is built from the readable videos
@@ -44,6 +47,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from solireward.config import arg
+from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.data.video import BACKENDS, FrameSampling
 from solireward.errors import ConfigError, InputError
 from solireward.io import read_records, write_json
@@ -63,8 +67,9 @@ _MAX_LOGGED_FAILURES = 20
 class InferenceConfig:
     """Options of `solireward infer` (score videos with a trained reward model)."""
 
-    model_name_or_path: str = arg("folder of a trained reward model (written by `solireward train` "
-                                  "or RewardModel.save_pretrained)")
+    model_name_or_path: list[str] = arg("folder of a trained reward model (written by `solireward train` or "
+                                        "RewardModel.save_pretrained); several folders: their normalised scores "
+                                        "are combined by --ensemble (solireward.conservative)")
     input_file: str = arg("records to score: a JSON list or JSONL of {\"video_path\", \"prompt\" "
                           "(optional), ...}, or a folder of .mp4 files")
     output_file: str = arg("JSON output: the input records, in order, plus score and score_norm, or "
@@ -86,6 +91,8 @@ class InferenceConfig:
     progress: bool = arg("show the progress bar even when stderr is not a terminal", False)
 
     def __post_init__(self) -> None:
+        if not self.model_name_or_path:
+            raise ConfigError("expected one or more reward-model folders", field="model_name_or_path")
         if self.batch_size < 1:
             raise ConfigError("expected a positive integer", field="batch_size")
         if self.num_workers < 0:
@@ -220,10 +227,30 @@ def _shard_path(output: Path, rank: int, world: int) -> Path:
     return output.with_name(f".{output.name}.shard-{rank:05d}-of-{world:05d}.json")
 
 
-def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -> int:
-    """Score the records of `config.input_file` into `config.output_file`, with the checkpoint's frame
-    sampling changed by `overrides` (checked FrameSampling values); returns 0, or EXIT_SOME_FAILED when
-    some videos could not be scored."""
+def combine_records(per_model: Sequence[Sequence[Mapping[str, Any]]], ensemble: EnsembleOptions
+                    ) -> list[dict[str, Any]]:
+    """The scored records of several models as one: ``score`` = ``score_norm`` = their conservative reward
+    (:func:`solireward.conservative.conservative_reward` of the models' ``score_norm``), ``ensemble_scores`` =
+    each model's ``score_norm``; a video any model could not score gets that model's ``error``."""
+    out = []
+    for rows in zip(*per_model):
+        row = {k: v for k, v in rows[0].items() if k not in _RESULT_KEYS}
+        failed = next(((k, r["error"]) for k, r in enumerate(rows) if "error" in r), None)
+        if failed is not None:
+            row["error"] = f"model {failed[0]}: {failed[1]}"
+        else:
+            norms = [r["score_norm"] for r in rows]
+            reward = float(conservative_reward([[v] for v in norms], ensemble.ensemble, ensemble.ensemble_lambda)[0])
+            row.update(score=reward, score_norm=reward, ensemble_scores=norms)
+        out.append(row)
+    return out
+
+
+def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None,
+          ensemble: EnsembleOptions | None = None) -> int:
+    """Score the records of `config.input_file` into `config.output_file`, with the checkpoints' frame
+    sampling changed by `overrides` (checked FrameSampling values) and several models' scores combined by
+    `ensemble`; returns 0, or EXIT_SOME_FAILED when some videos could not be scored."""
     import torch
 
     from solireward import distributed as D
@@ -234,27 +261,33 @@ def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -
     input_path = Path(config.input_file)
     records = load_records(input_path)
     root = records_root(input_path, config.video_root)
-    model_dir = Path(config.model_name_or_path)
-    if not model_dir.is_dir():
-        raise InputError("reward model folder does not exist", file=str(model_dir))
+    model_dirs = [Path(folder) for folder in config.model_name_or_path]
+    for model_dir in model_dirs:
+        if not model_dir.is_dir():
+            raise InputError("reward model folder does not exist", file=str(model_dir))
     device = _pick_device(config.device, local_rank, distributed)
     # the ranks only meet at the barrier before the merge: gloo, and a timeout for the slowest rank
     env = D.setup(device=device, backend="gloo", timeout=_DIST_TIMEOUT)
     try:
         if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(cpu_threads_for_model(config.num_workers))
-        model = RewardModel.from_pretrained(model_dir, torch_dtype=_pick_dtype(config.torch_dtype, device),
-                                            attn_implementation=config.attn_implementation, device=device)
-        sampling = apply_overrides(model.config.sampling, overrides or {}, warn=rank == 0)
         mine = list(range(rank, len(records), world))
         if distributed:
             logger.info("rank %d of %d scores %d of %d records on %s", rank, world, len(mine),
                         len(records), device)
         shown = (config.progress or sys.stderr.isatty()) and rank == 0
-        results = score_records(model, [records[i] for i in mine], sampling=sampling,
-                                batch_size=config.batch_size, num_workers=config.num_workers,
-                                prefetch_factor=config.prefetch_factor, video_backend=config.video_backend,
-                                decode_timeout=config.decode_timeout, video_root=root, progress=shown)
+        per_model = []
+        for model_dir in model_dirs:
+            model = RewardModel.from_pretrained(model_dir, torch_dtype=_pick_dtype(config.torch_dtype, device),
+                                                attn_implementation=config.attn_implementation, device=device)
+            sampling = apply_overrides(model.config.sampling, overrides or {}, warn=rank == 0)
+            per_model.append(score_records(
+                model, [records[i] for i in mine], sampling=sampling, batch_size=config.batch_size,
+                num_workers=config.num_workers, prefetch_factor=config.prefetch_factor,
+                video_backend=config.video_backend, decode_timeout=config.decode_timeout, video_root=root,
+                progress=shown))
+            del model
+        results = per_model[0] if len(per_model) == 1 else combine_records(per_model, ensemble or EnsembleOptions())
         output = Path(config.output_file)
         if not distributed:
             merged = results

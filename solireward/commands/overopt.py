@@ -14,6 +14,7 @@ from pathlib import Path
 from solireward.commands._options import (add_config_argument, add_dataclass_arguments, add_tag_argument,
                                          parse_dataclasses, parse_tags)
 from solireward.config import load_yaml
+from solireward.conservative import EnsembleOptions
 from solireward.errors import ConfigError
 from solireward.hacking.grid import GridOptions
 from solireward.hacking.overopt import OveroptConfig, overopt_markdown, plot_curves, run_overopt
@@ -27,18 +28,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add_config_argument(parser)
     add_tag_argument(parser, "overopt.json")
     add_dataclass_arguments(parser, OveroptConfig, "over-optimisation")
+    add_dataclass_arguments(parser, EnsembleOptions, "several models")
     add_dataclass_arguments(parser, GridOptions, "grid (without --grid_dir; a grid folder brings its own)")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the experiment and write overopt.json, overopt.md and overopt_curves.png into the output folder."""
-    config, options = parse_dataclasses([OveroptConfig, GridOptions], args, args.config)
+    config, ensemble, options = parse_dataclasses([OveroptConfig, EnsembleOptions, GridOptions], args, args.config)
     given = set(load_yaml(args.config) if args.config else {}) | set(vars(args))
     grid_keys = sorted(given & {f.name for f in dataclasses.fields(GridOptions)})
     if config.grid_dir and grid_keys:
         raise ConfigError(f"the grid in {config.grid_dir} fixes its prompts and settings; drop "
                           + ", ".join(f"--{k}" for k in grid_keys), field=grid_keys[0])
-    result = run_overopt(config, options, parse_tags(args.tag))
+    result = run_overopt(config, options, parse_tags(args.tag), ensemble)
     out = Path(config.output_dir)
     write_json(out / "overopt.json", result)
     write_text(out / "overopt.md", overopt_markdown(result))

@@ -8,7 +8,8 @@ distribution pi0 is uniform over the grid of each prompt.
 
 **Rewards.** Gold: the ground truth of the task (phy_deform: Pass on physics and deformity;
 text_alignment: Pass on text alignment), 1 or 0. Proxy: the model's ``score_norm``. Every (prompt,
-setting) is scored once; optimisation is then table look-ups.
+setting) is scored once; optimisation is then table look-ups. With several ``--model_name_or_path``
+folders the proxy is their conservative reward (``--ensemble``, :mod:`solireward.conservative`).
 
 **Best-of-n** (n = 1, 2, 4, ..., ``--max_n``): draw n settings from pi0, keep the one of highest proxy
 (ties broken uniformly). Its distribution is exact: with m settings, the c_k settings of proxy at
@@ -48,6 +49,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from solireward.config import arg
+from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import group_advantages
@@ -64,7 +66,8 @@ GAINS = ("gold_gain", "proxy_gain", "gold_gain_std", "proxy_gain_std", "hacking_
 class OveroptConfig:
     """Options of `solireward overopt`."""
 
-    model_name_or_path: str = arg("trained reward-model folder (solireward train)")
+    model_name_or_path: list[str] = arg("trained reward-model folder (solireward train); several folders: the "
+                                        "proxy is their conservative reward (--ensemble)")
     output_dir: str = arg("folder to write overopt.json, overopt.md and overopt_curves.png into")
     grid_dir: str | None = arg("the grid written by `solireward overopt-grid` (its prompts, settings and frames); "
                                "None: render it in memory from --input_file and the grid options", None)
@@ -280,31 +283,36 @@ def optimise(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256, betas: Seque
 # The command
 
 
-def run_overopt(config: OveroptConfig, options: GridOptions | None = None,
-                tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Score the grid (read from --grid_dir, else rendered from `options`) once, then run best-of-n and GRPO on
-    the table (the result of overopt.json)."""
+def run_overopt(config: OveroptConfig, options: GridOptions | None = None, tags: dict[str, str] | None = None,
+                ensemble: EnsembleOptions | None = None) -> dict[str, Any]:
+    """Score the grid (read from --grid_dir, else rendered from `options`) once with each model, then run best-of-n
+    and GRPO on the table of the (conservative, with several models) proxy: the result of overopt.json."""
     from solireward.models import RewardModel
 
     start = time.perf_counter()
     grid = Grid.load(config.grid_dir) if config.grid_dir else \
         Grid.from_records(str(config.input_file), options or GridOptions(), config.seed)
-    model = RewardModel.from_pretrained(config.model_name_or_path)
+    models = [RewardModel.from_pretrained(folder) for folder in config.model_name_or_path]
     loaded = time.perf_counter()
-    task = config.task or model.config.reward_task
+    task = config.task or models[0].config.reward_task
     if task not in TASKS:
         raise ConfigError(f"the model's reward task {task!r} has no gold reward here; pass --task", field="task")
-    raw = []
+    normalised = np.empty((len(models), len(grid.prompts), len(grid.settings)))
     for p, prompt in enumerate(grid.prompts):
-        frames = grid.frames(p)
-        raw.append(model.score_frames(list(frames), [prompt] * len(frames), fps=grid.options.fps,
-                                      batch_size=config.batch_size))
+        frames = list(grid.frames(p))
+        for k, model in enumerate(models):
+            raw = model.score_frames(frames, [prompt] * len(frames), fps=grid.options.fps, batch_size=config.batch_size)
+            normalised[k, p] = model.normalise(np.asarray(raw, dtype=float))
     scored = time.perf_counter()
-    proxy = np.asarray(model.normalise(np.asarray(raw, dtype=float)), dtype=float)
+    ensemble = ensemble or EnsembleOptions()
+    proxy = conservative_reward(normalised.reshape(len(models), -1), ensemble.ensemble, ensemble.ensemble_lambda
+                                ).reshape(normalised.shape[1:])
     gold = grid.gold(task)
     result = optimise(proxy, gold, config.max_n, config.betas, config.steps, config.group_size,
                       config.learning_rate, config.record_every, config.seed)
-    return {"model": config.model_name_or_path, "grid_dir": config.grid_dir, "input_file": config.input_file,
+    models_field: Any = config.model_name_or_path[0] if len(models) == 1 else list(config.model_name_or_path)
+    return {"model": models_field, "ensemble": ensemble.describe(len(models)) if len(models) > 1 else None,
+            "grid_dir": config.grid_dir, "input_file": config.input_file,
             "task": task, "tags": tags or {}, "prompts": grid.prompts, "settings": grid.settings,
             "proxy": proxy.tolist(), "gold": gold.tolist(), "nuisance_effects": nuisance_effects(proxy, grid.settings),
             **result, "seconds": {"load": round(loaded - start, 1), "score": round(scored - loaded, 1),
