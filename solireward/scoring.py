@@ -83,7 +83,7 @@ class VideoEncoder:
         return self.sample(source, fps)[0]
 
     def encode(self, frames: np.ndarray, rate: float | None, prompt: str | None) -> dict[str, torch.Tensor]:
-        """Model inputs of sampled `frames` that stand for `rate` frames per second; EncodingError if the processor fails."""
+        """Model inputs of sampled `frames` standing for `rate` frames/s; EncodingError if the processor fails."""
         try:
             return self.collator.encode(frames, prompt, fps=rate)
         except Exception as exc:  # noqa: BLE001 - any processor failure belongs to this video

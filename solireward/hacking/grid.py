@@ -140,7 +140,8 @@ class Grid:
                 with np.load(path) as data:
                     frames = data["frames"]
             except (OSError, KeyError, ValueError) as exc:
-                raise InputError(f"cannot read the grid's frames ({type(exc).__name__}: {exc})", file=str(path)) from None
+                raise InputError(f"cannot read the grid's frames ({type(exc).__name__}: {exc})",
+                                 file=str(path)) from None
             expected = (len(self.specs[p]), self.options.num_frames, self.options.size, self.options.size, 3)
             if frames.shape != expected or frames.dtype != np.uint8:
                 raise InputError(f"expected uint8 frames of shape {expected}, got {frames.dtype} {frames.shape}",

@@ -3,9 +3,10 @@
 Each effect is a mean over independent units (a probe shift is the mean over videos of each video's
 score change; a hacking gap the mean over prompts of each prompt's gap), so its interval is the
 Student-t interval of a mean: mean ± t(1 - α/2, n - 1) · sd / √n, with sd the sample standard
-deviation (ddof 1). It is exact for normal unit effects; for skewed or two-valued ones it covers about
-93-95 % from 28 units on and about 90 % at 12 (tests/hacking/test_intervals.py checks this by simulation). A probe shift is in
-units of the clean scores' standard deviation, which is held fixed (the interval is conditional on it).
+deviation (ddof 1). It is exact for normal unit effects; for skewed or two-valued ones it covers
+about 93-95 % from 28 units on and about 90 % at 12 (tests/hacking/test_intervals.py checks this by
+simulation). A probe shift is in units of the clean scores' standard deviation, which is held fixed
+(the interval is conditional on it).
 
 Two cells measured on the same units (a mitigated cell and its unmitigated twin: the same videos or
 test prompts) are compared by :func:`paired_comparison`: the mean of the per-unit differences, its

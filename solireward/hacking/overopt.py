@@ -130,7 +130,7 @@ def best_of_n_distribution(proxy: np.ndarray, n: int) -> np.ndarray:
 
 
 def kl_best_of_n(n: int) -> float:
-    """The closed-form KL of best-of-n, log n − (n − 1) / n: exact for a continuous proxy, an upper bound on a grid."""
+    """The closed-form KL of best-of-n, log n − (n − 1) / n: exact for a continuous proxy, a bound on a grid."""
     return math.log(n) - (n - 1) / n
 
 

@@ -109,7 +109,7 @@ class TrainConfig:
             raise ConfigError("give num_train_epochs > 0 or max_steps > 0", field="num_train_epochs")
         for name in ("jitter_frames", "jitter_size"):
             bounds = getattr(self, name)
-            if bounds is not None and not (len(bounds) == 2 and 0 < bounds[0] <= bounds[1] and math.isfinite(bounds[1])):
+            if bounds is not None and not (len(bounds) == 2 and 0 < bounds[0] <= bounds[1] < math.inf):
                 raise ConfigError(f"expected LOW HIGH with 0 < LOW <= HIGH, got {bounds}", field=name)
         for name, top in (("color_jitter", 1.0), ("color_jitter_brightness", 1.0), ("color_jitter_contrast", 1.0),
                           ("color_jitter_saturation", 1.0), ("color_jitter_hue", 0.5)):

@@ -212,7 +212,8 @@ def test_the_grid_is_rendered_once_and_scored_alike_by_each_model(reward_model_d
     manifest = json.loads((grid / "grid.json").read_text())
     distinct = list(dict.fromkeys(r["prompt"] for r in json.loads(demo_records.read_text())))
     assert manifest["prompts"] == distinct and len(distinct) == 12  # every test prompt by default
-    assert len(manifest["settings"]) == 6 and sorted(p.name for p in grid.glob("*.npz"))[0] == "prompt-000.npz"
+    assert len(manifest["settings"]) == 6
+    assert sorted(p.name for p in grid.glob("*.npz")) == [f"prompt-{p:03d}.npz" for p in range(12)]
     optimisation = ("--max_n", 8, "--betas", 0, "--steps", 5)
     from_grid = tmp_path / "from_grid"
     assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--grid_dir", grid, "--output_dir",

@@ -135,5 +135,5 @@ def test_the_probe_tells_qwen25_the_rate_of_each_perturbation(qwen25_fps_dir: Pa
     assert run_cli("probe", "--model_name_or_path", qwen25_fps_dir, "--input_file", records,
                    "--output_dir", tmp_path / "probe", "--perturbations", "frames_x2", "video_fps_x0.5",
                    "--batch_size", 1) == 0
-    assert sorted(set(round(s, 6) for s in told_seconds)) == [0.5, 1.0]
+    assert sorted({round(s, 6) for s in told_seconds}) == [0.5, 1.0]
     assert told_seconds.count(0.5) == 2  # the two videos under frames_x2, and nothing else
