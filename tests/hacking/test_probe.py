@@ -168,3 +168,14 @@ def test_compare_probes_pairs_the_videos(clips: list[Clip]) -> None:
     assert versus["difference"] > 1 and versus["p"] < 0.01 and versus["n"] == len(clips)
     with pytest.raises(Exception, match="different videos"):
         compare_probes(a, {**blind, "videos": a["videos"][::-1]})
+
+
+def test_videos_whose_input_is_unchanged_are_left_out_of_the_statistics(clips: list[Clip]) -> None:
+    """fps mode at 2 fps with min_frames 4: half the rate changes the 8 s clips' frames (16 -> 8), not the 2 s ones'."""
+    long = [Clip(np.concatenate([c.frames] * 4), c.fps, c.prompt) for c in clips[:2]]
+    mixed = clips[:2] + long
+    sampling = FrameSampling(mode="fps", fps=2.0, min_frames=4, height=56, width=56)
+    row = next(r for r in probe_scorer(brightness_only, mixed, sampling)["perturbations"] if r["name"] == "frames_x0.5")
+    assert row["tested"] and (row["n_tested"], row["n_unchanged"]) == (2, 2)
+    assert row["per_video_change_std"][:2] == [None, None] and None not in row["per_video_change_std"][2:]
+    assert row["mean_change_std"] == pytest.approx(np.mean(row["per_video_change_std"][2:]))

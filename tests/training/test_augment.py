@@ -96,3 +96,22 @@ def test_bad_ranges_are_named(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path,
     assert "jitter_frames" in capsys.readouterr().err
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--color_jitter", 1.5) == 2
     assert "color_jitter" in capsys.readouterr().err
+
+
+def test_a_resumed_mitigated_run_replays_the_same_draws(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    from tests.training.test_train import _weights
+
+    flags = ("--jitter_frames", 0.5, 2, "--jitter_size", 0.5, 1, "--color_jitter", 0.5)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    args = dict(max_steps=4, save_steps=2)
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, full, **args), *flags) == 0
+    (cut / "checkpoints").mkdir(parents=True)
+    shutil.copytree(full / "checkpoints" / "step-2", cut / "checkpoints" / "step-2")
+    shutil.copy(full / "metrics.jsonl", cut / "metrics.jsonl")
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, cut, **args), *flags, "--resume") == 0
+    a, b = _weights(full), _weights(cut)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # steps 3 and 4 saw the same augmented inputs
