@@ -42,7 +42,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -365,6 +365,33 @@ def change_stats(clean: np.ndarray, perturbed: np.ndarray, expected: str, thresh
             "share_up": float((d > tol).mean()), "spearman": rho, "flagged": bool(flagged), "verdict": verdict}
 
 
+_CHUNK = 32  # videos perturbed, encoded and scored together: bounds the frames and inputs held in memory
+
+
+def _encode_and_score(scorer: Scorer, items: Iterable[tuple[Clip, FrameSampling, str | None]],
+                      clean: Sequence[str] | None = None) -> tuple[list[str], dict[int, float]]:
+    """The digest of each item's model input, and the scores of the items whose digest differs from `clean`
+    (every item without it), `_CHUNK` videos at a time."""
+    digests: list[str] = []
+    scores: dict[int, float] = {}
+    chunk: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        scores.update(zip([i for i, _ in chunk], scorer.score([x for _, x in chunk])))
+        chunk.clear()
+
+    for i, (clip, sampling, prompt) in enumerate(items):
+        inputs = scorer.encode(clip, sampling, prompt)
+        digests.append(input_digest(inputs))
+        if clean is None or digests[-1] != clean[i]:
+            chunk.append((i, inputs))
+            if len(chunk) == _CHUNK:
+                flush()
+    if chunk:
+        flush()
+    return digests, scores
+
+
 def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling, threshold: float = 0.25,
                  seed: int = 0, perturbations: Sequence[Perturbation] = PERTURBATIONS) -> dict[str, Any]:
     """Score `clips` clean and under each perturbation; the per-perturbation statistics (see the module doc).
@@ -374,40 +401,37 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
     """
     if len(clips) < 2:
         raise InputError(f"the probe needs at least 2 readable videos, got {len(clips)}", field="input_file")
-    clean_inputs = [scorer.encode(c, sampling, c.prompt) for c in clips]
-    clean_digests = [input_digest(x) for x in clean_inputs]
-    clean = np.asarray(scorer.score(clean_inputs), dtype=float)
-    del clean_inputs
+    clean_digests, clean_scores = _encode_and_score(scorer, ((c, sampling, c.prompt) for c in clips))
+    clean = np.asarray([clean_scores[i] for i in range(len(clips))], dtype=float)
     scale = float(clean.std())
     rows = []
-    for k, perturbation in enumerate(perturbations):
+    for k, p in enumerate(perturbations):
         rng = np.random.default_rng([seed, k])
         prompts = [c.prompt for c in clips]
-        if perturbation.name == "prompt_swap":
+        if p.name == "prompt_swap":
             prompts = swapped_prompts(prompts)
             if prompts is None:
                 logger.info("probe: every video has the same prompt; prompt_swap skipped")
                 continue
-        changed = [perturbation.apply(c, rng) for c in clips] if perturbation.apply else list(clips)
-        settings = [perturbation.sampling(sampling, c) if perturbation.sampling else sampling for c in clips]
-        inputs = [scorer.encode(c, s, q) for c, s, q in zip(changed, settings, prompts)]
-        tested = [i for i, x in enumerate(inputs) if input_digest(x) != clean_digests[i]]
-        row: dict[str, Any] = {"name": perturbation.name, "expected": perturbation.expected,
-                               "description": perturbation.description, "n_tested": len(tested),
-                               "n_unchanged": len(clips) - len(tested)}
+        items = ((p.apply(c, rng) if p.apply else c, p.sampling(sampling, c) if p.sampling else sampling, q)
+                 for c, q in zip(clips, prompts))
+        _, scores = _encode_and_score(scorer, items, clean_digests)
+        tested = sorted(scores)
+        row: dict[str, Any] = {"name": p.name, "expected": p.expected, "description": p.description,
+                               "n_tested": len(tested), "n_unchanged": len(clips) - len(tested)}
         if not tested:
             rows.append({**row, "tested": False, "verdict": "not tested", "flagged": False,
                          "reason": f"the model's input (the processed tensors) equals the clean input for all "
-                                   f"{len(clips)} videos: {perturbation.unchanged_hint}",
+                                   f"{len(clips)} videos: {p.unchanged_hint}",
                          "mean_change": None, "mean_change_std": None, "mean_change_std_ci": None,
                          "share_up": None, "spearman": None, "per_video_change_std": [None] * len(clips)})
             continue
-        perturbed = np.asarray(scorer.score([inputs[i] for i in tested]), dtype=float)
+        perturbed = np.asarray([scores[i] for i in tested], dtype=float)
         per_video: list[float | None] = [None] * len(clips)
-        for i, value in zip(tested, perturbed):
-            per_video[i] = float((value - clean[i]) / scale) if scale > 0 else float(value - clean[i])
+        for i in tested:
+            per_video[i] = float((scores[i] - clean[i]) / scale) if scale > 0 else float(scores[i] - clean[i])
         rows.append({**row, "tested": True, "reason": None,
-                     **change_stats(clean[tested], perturbed, perturbation.expected, threshold, scale),
+                     **change_stats(clean[tested], perturbed, p.expected, threshold, scale),
                      "per_video_change_std": per_video})
     return {"n_videos": len(clips), "clean": {"mean": float(clean.mean()), "std": scale},
             "threshold": threshold, "expected": EXPECTED, "perturbations": rows}
