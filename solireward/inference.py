@@ -1,12 +1,16 @@
 """Score videos with a trained reward model (`solireward infer`).
 
-Input (``--input_file``): a JSON list or JSON Lines of records ``{"video_path": ..., "prompt": ...}``
-(``prompt`` optional, every other key kept), or a folder whose ``*.mp4`` files (sorted by name) become
+Input (``--input_file``): a record file (.json list, .jsonl, .csv or .parquet, read by
+:func:`solireward.io.read_records`) of ``{"video_path": ..., "prompt": ...}`` (``prompt`` optional,
+every other key kept), or a folder whose ``*.mp4`` files (sorted by name) become
 the records. Relative paths are resolved against the input file's folder (or ``--video_root``).
 
 Output (``--output_file``, JSON, written atomically): the same records in the same order, each with
 ``score`` (the raw reward) and ``score_norm`` = (score - score_mean) / score_std using the mean and
 std stored in the checkpoint, or with ``error`` (why the video could not be scored) and no score.
+With several ``--model_name_or_path`` folders, ``score`` and ``score_norm`` are both the models'
+conservative reward (``--ensemble``: mean - λ·std, mean or min of their ``score_norm``, see
+:mod:`solireward.conservative`) and ``ensemble_scores`` lists each model's ``score_norm``.
 
 Robustness: videos are decoded inside DataLoader workers (``--num_workers``) while the model runs.
 A decode failure is caught per video inside the worker; the batch is built from the readable videos
@@ -42,11 +46,13 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from solireward.config import arg, build_dataclass
+from solireward.config import arg
+from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.data.video import BACKENDS, FrameSampling
 from solireward.errors import ConfigError, InputError
-from solireward.io import read_json, read_jsonl, write_json
+from solireward.io import read_records, write_json
 from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
+from solireward.sampling import apply_overrides
 from solireward.scoring import score_videos
 
 logger = logging.getLogger(__name__)
@@ -61,8 +67,9 @@ _MAX_LOGGED_FAILURES = 20
 class InferenceConfig:
     """Options of `solireward infer` (score videos with a trained reward model)."""
 
-    model_name_or_path: str = arg("folder of a trained reward model (written by `solireward train` "
-                                  "or RewardModel.save_pretrained)")
+    model_name_or_path: list[str] = arg("folder of a trained reward model (written by `solireward train` or "
+                                        "RewardModel.save_pretrained); several folders: their normalised scores "
+                                        "are combined by --ensemble (solireward.conservative)")
     input_file: str = arg("records to score: a JSON list or JSONL of {\"video_path\", \"prompt\" "
                           "(optional), ...}, or a folder of .mp4 files")
     output_file: str = arg("JSON output: the input records, in order, plus score and score_norm, or "
@@ -84,6 +91,8 @@ class InferenceConfig:
     progress: bool = arg("show the progress bar even when stderr is not a terminal", False)
 
     def __post_init__(self) -> None:
+        if not self.model_name_or_path:
+            raise ConfigError("expected one or more reward-model folders", field="model_name_or_path")
         if self.batch_size < 1:
             raise ConfigError("expected a positive integer", field="batch_size")
         if self.num_workers < 0:
@@ -99,25 +108,22 @@ class InferenceConfig:
 # --------------------------------------------------------------------------------------------
 
 def load_records(input_file: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read the records to score: a JSON list, JSON Lines, or a folder of .mp4 files (sorted)."""
+    """The records to score: a record file (:func:`solireward.io.read_records`) or a folder of .mp4 files (sorted)."""
     path = Path(input_file)
     if path.is_dir():
         videos = sorted(p for p in path.iterdir() if p.suffix.lower() == ".mp4" and not p.is_dir())
         if not videos:
             raise InputError("folder holds no .mp4 files", file=str(path))
         return [{"video_path": _absolute(p)} for p in videos]
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        records = read_jsonl(path)
-    elif suffix == ".json":
-        records = read_json(path)
-        if not isinstance(records, list):
-            raise InputError("expected a JSON list of records", file=str(path))
-    else:
-        raise InputError(f"unsupported input '{suffix}'; expected a .json or .jsonl file or a folder "
-                         "of .mp4 files", file=str(path))
+    records = read_records(path)
     validate_records(records, source=str(path))
     return records
+
+
+def records_root(input_file: str | os.PathLike, video_root: str | os.PathLike | None = None) -> Path | None:
+    """The folder relative video paths are read from: `video_root`, else the record file's folder."""
+    path = Path(input_file)
+    return Path(video_root) if video_root else (None if path.is_dir() else path.parent)
 
 
 def _absolute(path: Path) -> str:
@@ -143,7 +149,8 @@ def validate_records(records: Sequence[Any], source: str | None = None) -> None:
                              file=source, row=index, field="prompt")
 
 
-def _resolve(video_path: str, root: Path | None) -> str:
+def resolve_video(video_path: str, root: Path | None) -> str:
+    """A record's `video_path`, read from `root` when it is relative."""
     path = Path(video_path).expanduser()
     if root is not None and not path.is_absolute():
         path = root / path
@@ -165,7 +172,7 @@ def score_records(model: Any, records: Sequence[Mapping[str, Any]], *,
         raise InputError("the 'decord' video backend is not installed: install decord2 or use "
                          "the pyav or auto backend", field="video_backend")
     root = Path(video_root) if video_root is not None else None
-    scores, errors = score_videos(model, [_resolve(r["video_path"], root) for r in records],
+    scores, errors = score_videos(model, [resolve_video(r["video_path"], root) for r in records],
                                   [r.get("prompt") for r in records], sampling=sampling, batch_size=batch_size,
                                   num_workers=num_workers, prefetch_factor=prefetch_factor, backend=video_backend,
                                   timeout_s=decode_timeout, on_error="record", progress=progress)
@@ -216,31 +223,34 @@ def cpu_threads_for_model(num_workers: int) -> int:
     return max(1, cores - num_workers)
 
 
-def resolve_sampling(stored: Mapping[str, Any], overrides: Mapping[str, Any], source: str = "command line",
-                     warn: bool = True) -> FrameSampling:
-    """The checkpoint's frame sampling with `overrides` applied; warns (if `warn`) about every changed setting."""
-    base = FrameSampling.from_dict(dict(stored))
-    if not overrides:
-        return base
-    sampling = build_dataclass(FrameSampling, {**base.to_dict(), **overrides}, source)
-    before, after = base.to_dict(), sampling.to_dict()
-    changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
-    for key, (old, new) in changed.items() if warn else ():
-        logger.warning("frame setting %s=%r differs from the value stored at training time (%r): "
-                       "reward models are known to be gamed through fps, frame count and resolution, "
-                       "so these scores may not be comparable with the training-time behaviour",
-                       key, new, old)
-    return sampling
-
-
 def _shard_path(output: Path, rank: int, world: int) -> Path:
     return output.with_name(f".{output.name}.shard-{rank:05d}-of-{world:05d}.json")
 
 
-def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -> int:
-    """Score the records of `config.input_file` into `config.output_file`, with the checkpoint's frame
-    sampling changed by `overrides` (checked FrameSampling values); returns 0, or EXIT_SOME_FAILED when
-    some videos could not be scored."""
+def combine_records(per_model: Sequence[Sequence[Mapping[str, Any]]], ensemble: EnsembleOptions
+                    ) -> list[dict[str, Any]]:
+    """The scored records of several models as one: ``score`` = ``score_norm`` = their conservative reward
+    (:func:`solireward.conservative.conservative_reward` of the models' ``score_norm``), ``ensemble_scores`` =
+    each model's ``score_norm``; a video any model could not score gets that model's ``error``."""
+    out = []
+    for rows in zip(*per_model):
+        row = {k: v for k, v in rows[0].items() if k not in _RESULT_KEYS}
+        failed = next(((k, r["error"]) for k, r in enumerate(rows) if "error" in r), None)
+        if failed is not None:
+            row["error"] = f"model {failed[0]}: {failed[1]}"
+        else:
+            norms = [r["score_norm"] for r in rows]
+            reward = float(conservative_reward([[v] for v in norms], ensemble.ensemble, ensemble.ensemble_lambda)[0])
+            row.update(score=reward, score_norm=reward, ensemble_scores=norms)
+        out.append(row)
+    return out
+
+
+def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None,
+          ensemble: EnsembleOptions | None = None) -> int:
+    """Score the records of `config.input_file` into `config.output_file`, with the checkpoints' frame
+    sampling changed by `overrides` (checked FrameSampling values) and several models' scores combined by
+    `ensemble`; returns 0, or EXIT_SOME_FAILED when some videos could not be scored."""
     import torch
 
     from solireward import distributed as D
@@ -250,28 +260,34 @@ def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None) -
     distributed = world > 1
     input_path = Path(config.input_file)
     records = load_records(input_path)
-    root = Path(config.video_root) if config.video_root else (None if input_path.is_dir() else input_path.parent)
-    model_dir = Path(config.model_name_or_path)
-    if not model_dir.is_dir():
-        raise InputError("reward model folder does not exist", file=str(model_dir))
+    root = records_root(input_path, config.video_root)
+    model_dirs = [Path(folder) for folder in config.model_name_or_path]
+    for model_dir in model_dirs:
+        if not model_dir.is_dir():
+            raise InputError("reward model folder does not exist", file=str(model_dir))
     device = _pick_device(config.device, local_rank, distributed)
     # the ranks only meet at the barrier before the merge: gloo, and a timeout for the slowest rank
     env = D.setup(device=device, backend="gloo", timeout=_DIST_TIMEOUT)
     try:
         if device.type == "cpu" and config.num_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
             torch.set_num_threads(cpu_threads_for_model(config.num_workers))
-        model = RewardModel.from_pretrained(model_dir, torch_dtype=_pick_dtype(config.torch_dtype, device),
-                                            attn_implementation=config.attn_implementation, device=device)
-        sampling = resolve_sampling(model.config.sampling, overrides or {}, warn=rank == 0)
         mine = list(range(rank, len(records), world))
         if distributed:
             logger.info("rank %d of %d scores %d of %d records on %s", rank, world, len(mine),
                         len(records), device)
         shown = (config.progress or sys.stderr.isatty()) and rank == 0
-        results = score_records(model, [records[i] for i in mine], sampling=sampling,
-                                batch_size=config.batch_size, num_workers=config.num_workers,
-                                prefetch_factor=config.prefetch_factor, video_backend=config.video_backend,
-                                decode_timeout=config.decode_timeout, video_root=root, progress=shown)
+        per_model = []
+        for model_dir in model_dirs:
+            model = RewardModel.from_pretrained(model_dir, torch_dtype=_pick_dtype(config.torch_dtype, device),
+                                                attn_implementation=config.attn_implementation, device=device)
+            sampling = apply_overrides(model.config.sampling, overrides or {}, warn=rank == 0)
+            per_model.append(score_records(
+                model, [records[i] for i in mine], sampling=sampling, batch_size=config.batch_size,
+                num_workers=config.num_workers, prefetch_factor=config.prefetch_factor,
+                video_backend=config.video_backend, decode_timeout=config.decode_timeout, video_root=root,
+                progress=shown))
+            del model
+        results = per_model[0] if len(per_model) == 1 else combine_records(per_model, ensemble or EnsembleOptions())
         output = Path(config.output_file)
         if not distributed:
             merged = results

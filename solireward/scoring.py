@@ -5,7 +5,8 @@ go through the same three pieces:
 
 - :class:`VideoEncoder` turns one record (``source``: an mp4 path or a ``(T, H, W, 3)`` uint8 array
   of frames, plus its prompt) into the model inputs of one video: frames sampled and resized with
-  the checkpoint's :class:`FrameSampling`, then the chat prompt and the processor. It is picklable,
+  the checkpoint's :class:`FrameSampling` (or any other), then the chat prompt and the processor,
+  told the frame rate the sampled frames stand for (so Qwen2.5-VL's time positions follow it). It is picklable,
   so DataLoader workers run it; ``cache=True`` keeps each record's inputs (decode and processor
   are deterministic) for data sets seen many times.
 - :class:`ScoringDataset` maps record ``i`` to a :class:`Sample`: its inputs, or why the video could
@@ -29,7 +30,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import torch
 
-from solireward.data.video import FrameSampling, read_video, sample_frames
+from solireward.data.video import FrameSampling, read_video_and_fps, sample_frames, sampled_fps
 from solireward.errors import InputError, VideoReadError
 
 OnError = Literal["record", "raise"]
@@ -66,11 +67,28 @@ class VideoEncoder:
         self.collator, self.sampling, self.backend, self.timeout_s = collator, sampling, backend, timeout_s
         self.cache: dict[Any, dict[str, torch.Tensor]] | None = {} if cache else None
 
+    def sample(self, source: str | np.ndarray, fps: float | None = None) -> tuple[np.ndarray, float | None]:
+        """The sampled, resized ``(T, H, W, 3)`` uint8 frames of `source` and the frame rate they stand for.
+
+        The rate (:func:`~solireward.data.video.sampled_fps`: frames taken / duration) is what the model
+        is told, so it follows any change of the sampling rate, frame count or the video's own rate.
+        """
+        if isinstance(source, np.ndarray):
+            frames = sample_frames(source, self.sampling, fps=fps)
+            return frames, sampled_fps(len(source), fps or 0.0, len(frames))
+        return read_video_and_fps(source, self.sampling, backend=self.backend, timeout_s=self.timeout_s)
+
     def frames(self, source: str | np.ndarray, fps: float | None = None) -> np.ndarray:
         """The sampled, resized ``(T, H, W, 3)`` uint8 frames of `source`."""
-        if isinstance(source, np.ndarray):
-            return sample_frames(source, self.sampling, fps=fps)
-        return read_video(source, self.sampling, backend=self.backend, timeout_s=self.timeout_s)
+        return self.sample(source, fps)[0]
+
+    def encode(self, frames: np.ndarray, rate: float | None, prompt: str | None) -> dict[str, torch.Tensor]:
+        """Model inputs of sampled `frames` standing for `rate` frames/s; EncodingError if the processor fails."""
+        try:
+            return self.collator.encode(frames, prompt, fps=rate)
+        except Exception as exc:  # noqa: BLE001 - any processor failure belongs to this video
+            raise EncodingError(f"the processor could not prepare its frames ({type(exc).__name__}: {exc})"
+                                ) from exc
 
     def __call__(self, source: str | np.ndarray, prompt: str | None, fps: float | None = None,
                  key: Any = None) -> dict[str, torch.Tensor]:
@@ -78,12 +96,7 @@ class VideoEncoder:
         key = source if key is None and isinstance(source, str) else key
         if self.cache is not None and key is not None and key in self.cache:
             return self.cache[key]
-        frames = self.frames(source, fps)
-        try:
-            encoded = self.collator.encode(frames, prompt)
-        except Exception as exc:  # noqa: BLE001 - any processor failure belongs to this video
-            raise EncodingError(f"the processor could not prepare its frames ({type(exc).__name__}: {exc})"
-                                ) from exc
+        encoded = self.encode(*self.sample(source, fps), prompt)
         if self.cache is not None and key is not None:
             self.cache[key] = encoded
         return encoded

@@ -133,7 +133,7 @@ def test_frame_setting_override_warns(reward_dir: Path, video_dir: Path, tmp_pat
 
     def warnings() -> list[str]:
         return [r.getMessage() for r in caplog.records
-                if r.levelno == logging.WARNING and r.name == "solireward.inference"]
+                if r.levelno == logging.WARNING and r.name == "solireward.sampling"]
 
     with caplog.at_level(logging.WARNING):
         assert run_cli(*args, "--output_file", tmp_path / "stored.json") == 0

@@ -11,8 +11,10 @@ from typing import Any
 
 from solireward.commands._options import add_config_argument, add_dataclass_arguments, command_line_source
 from solireward.config import build_dataclass, field_type, is_list_type, load_yaml
+from solireward.conservative import EnsembleOptions
 from solireward.data.video import FrameSampling
 from solireward.inference import EXIT_SOME_FAILED, InferenceConfig, infer
+from solireward.sampling import SAMPLING_KEYS, split_overrides
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +24,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                      "-m solireward.cli infer ... (each rank scores every K-th record; rank 0 merges).")
     add_config_argument(parser)
     add_dataclass_arguments(parser, InferenceConfig, "inference")
+    add_dataclass_arguments(parser, EnsembleOptions, "several models")
     group = parser.add_argument_group(
         "frame sampling overrides",
         "default: the settings stored in the checkpoint at training time; overriding any of them "
@@ -35,24 +38,19 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the input records and write the output file; returns 0, or 3 when some failed."""
-    config, overrides = parse_options(args)
-    return infer(config, overrides)
+    config, ensemble, overrides = parse_options(args)
+    return infer(config, overrides, ensemble)
 
 
-def parse_options(args: argparse.Namespace) -> tuple[InferenceConfig, dict[str, Any]]:
-    """Layer defaults < YAML < CLI; frame-sampling keys are kept apart as overrides."""
+def parse_options(args: argparse.Namespace) -> tuple[InferenceConfig, EnsembleOptions, dict[str, Any]]:
+    """Layer defaults < YAML < CLI; frame-sampling keys are kept apart as overrides (checked)."""
     config_file = getattr(args, "config", None)
     values = load_yaml(config_file) if config_file else {}
-    sampling_names = {f.name for f in dataclasses.fields(FrameSampling)}
-    overrides = {k: v for k, v in values.items() if k in sampling_names}
-    merged = {k: v for k, v in values.items() if k not in sampling_names}
-    inference_names = {f.name for f in dataclasses.fields(InferenceConfig)}
-    cli = vars(args)
-    overrides.update({k: v for k, v in cli.items() if k in sampling_names})
-    merged.update({k: v for k, v in cli.items() if k in inference_names})
+    ensemble_names = {f.name for f in dataclasses.fields(EnsembleOptions)}
+    names = {f.name for f in dataclasses.fields(InferenceConfig)} | ensemble_names | SAMPLING_KEYS
+    values.update({k: v for k, v in vars(args).items() if k in names})
     source = command_line_source(config_file)
-    config = build_dataclass(InferenceConfig, merged, source)
-    if overrides:  # check names and types now, naming the file, not after the model has loaded
-        checked = build_dataclass(FrameSampling, overrides, source)
-        overrides = {k: getattr(checked, k) for k in overrides}
-    return config, overrides
+    overrides, rest = split_overrides(values, source)
+    ensemble = build_dataclass(EnsembleOptions, {k: v for k, v in rest.items() if k in ensemble_names}, source)
+    config = build_dataclass(InferenceConfig, {k: v for k, v in rest.items() if k not in ensemble_names}, source)
+    return config, ensemble, overrides

@@ -16,9 +16,10 @@ from typing import Any
 
 from solireward.commands._options import (add_config_argument, add_dataclass_arguments, command_line_source,
                                           parse_dataclasses, upgrade_deprecated)
-from solireward.config import build_dataclass, load_yaml
+from solireward.config import load_yaml
 from solireward.data.video import FrameSampling
 from solireward.losses import LossConfig
+from solireward.sampling import apply_overrides, split_overrides
 from solireward.training.config import ModelOptions, TrainConfig
 
 _SAMPLING_TITLE = ("frame sampling (default: the settings stored in a reward model being continued, "
@@ -55,17 +56,12 @@ def resolve_options(args: argparse.Namespace) -> tuple[TrainConfig, ModelOptions
     config_file = getattr(args, "config", None)
     classes = [TrainConfig, ModelOptions, FrameSampling, LossConfig]
     train, model, _, loss = parse_dataclasses(classes, args, config_file)
-    given = set(upgrade_deprecated(classes, load_yaml(config_file), warn=False)) if config_file else set()
-    given |= {k for k in upgrade_deprecated(classes, vars(args), warn=False)
-              if k not in ("command", "config", "log_level")}
-    sampling_keys = {f.name for f in dataclasses.fields(FrameSampling)} & given
-    sampling = None
-    if sampling_keys:
-        yaml_values = load_yaml(config_file) if config_file else {}
-        values = {k: yaml_values[k] for k in sampling_keys if k in yaml_values}
-        values.update({k: getattr(args, k) for k in sampling_keys if hasattr(args, k)})
-        base = _stored_sampling(train.model_name_or_path) or FrameSampling().to_dict()
-        sampling = build_dataclass(FrameSampling, {**base, **values}, command_line_source(config_file))
+    yaml_values = upgrade_deprecated(classes, load_yaml(config_file), warn=False) if config_file else {}
+    cli_values = upgrade_deprecated(classes, vars(args), warn=False)
+    given = set(yaml_values) | {k for k in cli_values if k not in ("command", "config", "log_level")}
+    overrides, _ = split_overrides({**yaml_values, **cli_values}, command_line_source(config_file))
+    sampling = apply_overrides(_stored_sampling(train.model_name_or_path), overrides,
+                               command_line_source(config_file)) if overrides else None
     return train, model, loss, sampling, frozenset(given)
 
 

@@ -442,16 +442,40 @@ def video_info(path: str | os.PathLike, backend: str = "auto", timeout_s: float 
     return _read(path, None, backend, timeout_s)[0]
 
 
+def sampled_fps(num_video_frames: int, native_fps: float, num_sampled: int) -> float | None:
+    """Frames per second of video that `num_sampled` frames taken across the whole video stand for
+    (count / duration, as transformers' ``VideoMetadata.sampled_fps``); None when the native rate is unknown."""
+    return num_sampled * native_fps / num_video_frames if native_fps > 0 and num_video_frames > 0 else None
+
+
+def read_video_and_fps(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "auto",
+                       timeout_s: float | None = 60.0) -> tuple[np.ndarray, float | None]:
+    """:func:`read_video`'s frames and the frame rate they stand for (:func:`sampled_fps`, what a model is told)."""
+    sampling = sampling or FrameSampling()
+    info, frames = _read(path, lambda info: frame_indices(info, sampling), backend, timeout_s)
+    height, width = target_size(frames.shape[1], frames.shape[2], sampling)
+    return (np.ascontiguousarray(resize_frames(frames, height, width)),
+            sampled_fps(info.num_frames, info.fps, len(frames)))
+
+
 def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "auto",
                timeout_s: float | None = 60.0) -> np.ndarray:
     """The frames `sampling` selects, resized, as a (T, H, W, 3) uint8 array.
 
     `backend` is 'decord', 'pyav' or 'auto'; `timeout_s` (None or 0: no limit) bounds the decode.
     """
-    sampling = sampling or FrameSampling()
-    info, frames = _read(path, lambda info: frame_indices(info, sampling), backend, timeout_s)
-    height, width = target_size(frames.shape[1], frames.shape[2], sampling)
-    return np.ascontiguousarray(resize_frames(frames, height, width))
+    return read_video_and_fps(path, sampling, backend, timeout_s)[0]
+
+
+def read_all_frames(path: str | os.PathLike, backend: str = "auto", timeout_s: float | None = 60.0
+                    ) -> tuple[np.ndarray, float]:
+    """Every frame of a video at its native size, as (T, H, W, 3) uint8, and its frame rate (0 if unknown)."""
+    info = video_info(path, backend, timeout_s)
+    if info.fps > 0:
+        sampling = FrameSampling(mode="fps", fps=info.fps, min_frames=1, max_frames=max(1, info.num_frames))
+    else:
+        sampling = FrameSampling(mode="segments", num_frames=max(1, info.num_frames))
+    return read_video(path, sampling, backend=backend, timeout_s=timeout_s), info.fps
 
 
 def sample_frames(frames: np.ndarray, sampling: FrameSampling | None = None, fps: float | None = None

@@ -1,34 +1,40 @@
 """`solireward overopt`: optimise against a reward model on a grid of generator settings, watch the ground truth.
 
-**Space.** For each of a few held-out prompts (the distinct prompts of ``--input_file``, e.g. the test
-split, evenly spaced), the demo generator renders one video per setting of a finite grid (defect
-kind x brightness x object size x background shade, :func:`solireward.data.synthetic.grid_specs`).
-The defect kind fixes the ground truth; the nuisances leave it unchanged. The base distribution
-pi0 is uniform over the grid of each prompt.
+**Space.** The grid of :mod:`solireward.hacking.grid`: for each held-out prompt (every distinct prompt
+of the test split by default), one demo video per generator setting (defect kind x nuisances), with
+known labels. It is rendered once per study (``solireward overopt-grid``) and read by each model
+(``--grid_dir``); without ``--grid_dir`` it is rendered in memory from ``--input_file``. The base
+distribution pi0 is uniform over the grid of each prompt.
 
 **Rewards.** Gold: the ground truth of the task (phy_deform: Pass on physics and deformity;
 text_alignment: Pass on text alignment), 1 or 0. Proxy: the model's ``score_norm``. Every (prompt,
-setting) is rendered and scored once; optimisation is then table look-ups.
+setting) is scored once; optimisation is then table look-ups. With several ``--model_name_or_path``
+folders the proxy is their conservative reward (``--ensemble``, :mod:`solireward.conservative`).
 
 **Best-of-n** (n = 1, 2, 4, ..., ``--max_n``): draw n settings from pi0, keep the one of highest proxy
 (ties broken uniformly). Its distribution is exact: with m settings, the c_k settings of proxy at
 most the k-th distinct value v_k, the best is a given setting of value v_k with probability
-((c_k / m)^n - (c_{k-1} / m)^n) / (c_k - c_{k-1}). Gold and proxy are exact expectations under it.
-The KL axis is the usual KL_bon = log n - (n - 1) / n (an upper bound; the exact KL of the
-best-of-n distribution to pi0 is reported beside it as ``kl_exact``).
+((c_k / m)^n - (c_{k-1} / m)^n) / (c_k - c_{k-1}). Gold, proxy and the KL axis are exact under it:
+``kl`` = KL(best-of-n || pi0) computed over the grid. The usual closed form log n - (n - 1) / n is
+exact only for a continuous proxy (no ties, infinitely many settings); on a finite grid it is an
+upper bound and can exceed log m, the most any policy reaches, so it is only reported, as ``kl_bound``.
 
 **GRPO-style policy optimisation.** Per-prompt categorical logits theta over the grid, pi =
 softmax(theta), starting at pi0. Each step draws a group of ``--group_size`` settings per prompt from
 pi, computes group-normalised advantages A = (r - mean) / std of the proxy within each prompt's group
 (:func:`solireward.evaluation.group_advantages`) and ascends
 (1/G) sum_i A_i grad log pi(a_i) - beta grad KL(pi || pi0), where the KL and its gradient are exact
-(grad_k KL = pi_k (log(pi_k / pi0_k) - KL)). Gold, proxy and KL (exact expectations under pi, averaged
-over prompts) are recorded along the way, for each ``--betas`` value.
+(grad_k KL = pi_k (log(pi_k / pi0_k) - KL)). Gold, proxy and KL (exact expectations under pi) are
+recorded per prompt (``per_prompt``) and averaged over prompts, for each ``--betas`` value.
 
-**Summaries** per method: peak gold and the KL where it is reached, and the **hacking gap** at the
-largest KL reached: proxy gain minus gold gain, each in standard deviations of that reward under pi0
-over the whole grid (a proxy that tracks the gold reward exactly has gap 0). Writes ``overopt.json``
-(every curve and the grid's table), ``overopt.md`` and ``overopt_curves.png``.
+**Summaries** per method: peak gold and the KL where it is reached, and at the largest KL reached the
+gold and proxy gains over pi0 and the **hacking gap** = proxy gain - gold gain, each gain in standard
+deviations of that reward under pi0 over the whole grid (a proxy that tracks the gold reward exactly
+has gap 0). Each is a mean over prompts of per-prompt values (``per_prompt``) with a 95 % t interval
+over prompts (``*_ci``; :mod:`solireward.hacking.intervals`). :func:`summary_at_kl` gives the same at
+any KL (linear interpolation between recorded points) and :func:`compare_overopt` compares two models
+on the same grid at their largest common KL, paired over prompts (difference, interval, p).
+Writes ``overopt.json`` (every curve and the grid's table), ``overopt.md`` and ``overopt_curves.png``.
 """
 
 from __future__ import annotations
@@ -43,37 +49,32 @@ from typing import Any, Sequence
 import numpy as np
 
 from solireward.config import arg
+from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.data.pairing import TASK_DIMENSIONS
-from solireward.data.synthetic import GRID_DEFECTS, grid_specs, render_video
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import group_advantages
-from solireward.io import read_records
+from solireward.hacking.grid import Grid, GridOptions
+from solireward.hacking.intervals import mean_interval, paired_comparison
 
 logger = logging.getLogger(__name__)
 
 TASKS = tuple(TASK_DIMENSIONS)  # the tasks the demo generator has a ground truth for
+GAINS = ("gold_gain", "proxy_gain", "gold_gain_std", "proxy_gain_std", "hacking_gap")
 
 
 @dataclasses.dataclass
 class OveroptConfig:
     """Options of `solireward overopt`."""
 
-    model_name_or_path: str = arg("trained reward-model folder (solireward train)")
-    input_file: str = arg("held-out videos whose distinct demo prompts are optimised (e.g. a split's "
-                          "videos_test.json); only the prompts are read")
+    model_name_or_path: list[str] = arg("trained reward-model folder (solireward train); several folders: the "
+                                        "proxy is their conservative reward (--ensemble)")
     output_dir: str = arg("folder to write overopt.json, overopt.md and overopt_curves.png into")
+    grid_dir: str | None = arg("the grid written by `solireward overopt-grid` (its prompts, settings and frames); "
+                               "None: render it in memory from --input_file and the grid options", None)
+    input_file: str | None = arg("without --grid_dir: held-out videos whose distinct demo prompts are optimised "
+                                 "(e.g. a split's videos_test.json); only the prompts are read", None)
     task: str | None = arg("gold reward: the ground truth of this task (default: the model's reward task)", None,
                            choices=TASKS)
-    num_prompts: int = arg("held-out prompts optimised (evenly spaced among the file's distinct prompts)", 4)
-    defects: list[str] = arg("defect kinds of the grid ('none' and defects of each dimension)",
-                             default_factory=lambda: list(GRID_DEFECTS))
-    brightness: list[float] = arg("brightness gains of the grid (a nuisance)", default_factory=lambda: [1.0, 1.4])
-    scale: list[float] = arg("object sizes of the grid, relative (a nuisance)", default_factory=lambda: [1.0, 1.3])
-    background_shift: list[int] = arg("background shades of the grid, added grey levels (a nuisance)",
-                                      default_factory=lambda: [0, 60])
-    size: int = arg("frame height and width of the rendered videos (the demo data's)", 64)
-    num_frames: int = arg("frames per rendered video (the demo data's)", 16)
-    fps: float = arg("frame rate of the rendered videos (the demo data's)", 8.0)
     max_n: int = arg("largest best-of-n (n = 1, 2, 4, ... up to it)", 256)
     betas: list[float] = arg("KL penalty coefficients of the policy optimisation",
                              default_factory=lambda: [0.0, 0.1, 0.3, 1.0])
@@ -81,25 +82,18 @@ class OveroptConfig:
     group_size: int = arg("settings drawn per prompt and step (the GRPO group)", 8)
     learning_rate: float = arg("step size on the logits", 1.0)
     record_every: int = arg("record gold, proxy and KL every this many steps", 5)
-    seed: int = arg("seed of the grid's random state and of the policy's draws", 0)
+    seed: int = arg("seed of the policy's draws (and of the grid's random state when it is rendered here)", 0)
     batch_size: int = arg("videos per forward pass", 8)
 
     def __post_init__(self) -> None:
-        checks = [("num_prompts", self.num_prompts >= 1, "at least 1"),
-                  ("max_n", self.max_n >= 1, "at least 1"),
+        checks = [("max_n", self.max_n >= 1, "at least 1"),
                   ("steps", self.steps >= 1, "at least 1"),
                   ("group_size", self.group_size >= 2, "at least 2"),
                   ("learning_rate", self.learning_rate > 0, "positive"),
                   ("record_every", self.record_every >= 1, "at least 1"),
                   ("betas", bool(self.betas) and min(self.betas) >= 0, "one or more non-negative values"),
-                  ("brightness", bool(self.brightness) and min(self.brightness) > 0, "positive gains"),
-                  ("scale", bool(self.scale) and min(self.scale) > 0, "positive sizes"),
-                  ("background_shift", bool(self.background_shift), "one or more values"),
-                  ("defects", bool(self.defects) and set(self.defects) <= set(GRID_DEFECTS),
-                   f"one or more of {', '.join(GRID_DEFECTS)}"),
-                  ("size", self.size >= 32 and self.size % 2 == 0, "even and at least 32"),
-                  ("num_frames", self.num_frames >= 8, "at least 8"),
-                  ("fps", self.fps > 0, "positive")]
+                  ("input_file", (self.grid_dir is None) != (self.input_file is None),
+                   "exactly one of --grid_dir and --input_file")]
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
@@ -136,51 +130,53 @@ def best_of_n_distribution(proxy: np.ndarray, n: int) -> np.ndarray:
 
 
 def kl_best_of_n(n: int) -> float:
-    """The usual KL of best-of-n to its base distribution: log n − (n − 1) / n."""
+    """The closed-form KL of best-of-n, log n − (n − 1) / n: exact for a continuous proxy, a bound on a grid."""
     return math.log(n) - (n - 1) / n
 
 
-def best_of_n(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256) -> list[dict[str, float]]:
-    """Gold and proxy of best-of-n for n = 1, 2, 4, ..., max_n: exact expectations, averaged over prompts."""
+def curve_point(pi: np.ndarray, proxy: np.ndarray, gold: np.ndarray, **extra: float) -> dict[str, Any]:
+    """KL to the uniform base, gold and proxy of a (prompts, settings) policy: means over prompts and per prompt."""
+    kl = kl_divergence(pi, np.full(pi.shape, 1.0 / pi.shape[1]))
+    per_prompt = {"kl": kl, "gold": (pi * gold).sum(1), "proxy": (pi * proxy).sum(1)}
+    mean_kl = float(kl.mean())
+    return {**extra, "kl": mean_kl, "sqrt_kl": math.sqrt(max(mean_kl, 0.0)),
+            "gold": float(per_prompt["gold"].mean()), "proxy": float(per_prompt["proxy"].mean()),
+            "per_prompt": {k: v.tolist() for k, v in per_prompt.items()}}
+
+
+def best_of_n(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256) -> list[dict[str, Any]]:
+    """Best-of-n for n = 1, 2, 4, ..., max_n: exact KL, gold and proxy per prompt and averaged over prompts."""
     proxy, gold = np.atleast_2d(proxy), np.atleast_2d(gold)
-    base = np.full(proxy.shape, 1.0 / proxy.shape[1])
     rows = []
     n = 1
     while n <= max_n:
-        pi = best_of_n_distribution(proxy, n)
-        kl = kl_best_of_n(n)
-        rows.append({"n": n, "kl": kl, "sqrt_kl": math.sqrt(kl), "kl_exact": float(kl_divergence(pi, base).mean()),
-                     "gold": float((pi * gold).sum(1).mean()), "proxy": float((pi * proxy).sum(1).mean())})
+        rows.append(curve_point(best_of_n_distribution(proxy, n), proxy, gold, n=n, kl_bound=kl_best_of_n(n)))
         n *= 2
     return rows
 
 
 def grpo(proxy: np.ndarray, gold: np.ndarray, betas: Sequence[float], steps: int = 200, group_size: int = 8,
-         learning_rate: float = 1.0, record_every: int = 5, seed: int = 0) -> dict[float, list[dict[str, float]]]:
+         learning_rate: float = 1.0, record_every: int = 5, seed: int = 0) -> dict[float, list[dict[str, Any]]]:
     """GRPO-style optimisation of per-prompt logits against `proxy` with an exact KL penalty (see module doc).
 
     The runs of all `betas` advance together (one group-advantage call per step). Returns per beta the
-    curve: step, KL, sqrt(KL), gold and proxy (exact expectations under the policy, averaged over prompts).
+    curve: step, KL, sqrt(KL), gold and proxy (exact expectations under the policy, per prompt and averaged).
     """
     proxy, gold = np.atleast_2d(proxy).astype(float), np.atleast_2d(gold).astype(float)
     n_prompts, m = proxy.shape
     n_runs = len(betas) * n_prompts  # row r: beta r // n_prompts, prompt r % n_prompts
-    run_proxy, run_gold = np.tile(proxy, (len(betas), 1)), np.tile(gold, (len(betas), 1))
+    run_proxy = np.tile(proxy, (len(betas), 1))
     beta = np.repeat(np.asarray(betas, dtype=float), n_prompts)[:, None]
     base = np.full((n_runs, m), 1.0 / m)
     logits = np.zeros((n_runs, m))
     rng = np.random.default_rng([seed, 11])
     rows = np.repeat(np.arange(n_runs), group_size)
-    curves: dict[float, list[dict[str, float]]] = {float(b): [] for b in betas}
+    curves: dict[float, list[dict[str, Any]]] = {float(b): [] for b in betas}
 
     def record(step: int) -> None:
-        pi = softmax(logits)
-        kl = kl_divergence(pi, base).reshape(len(betas), n_prompts).mean(1)
-        gold_now = (pi * run_gold).sum(1).reshape(len(betas), n_prompts).mean(1)
-        proxy_now = (pi * run_proxy).sum(1).reshape(len(betas), n_prompts).mean(1)
+        pi = softmax(logits).reshape(len(betas), n_prompts, m)
         for b, value in enumerate(betas):
-            curves[float(value)].append({"step": step, "kl": float(kl[b]), "sqrt_kl": math.sqrt(max(float(kl[b]), 0.0)),
-                                         "gold": float(gold_now[b]), "proxy": float(proxy_now[b])})
+            curves[float(value)].append(curve_point(pi[b], proxy, gold, step=step))
 
     record(0)
     for step in range(1, steps + 1):
@@ -201,18 +197,70 @@ def grpo(proxy: np.ndarray, gold: np.ndarray, betas: Sequence[float], steps: int
     return curves
 
 
-def summarise(curve: Sequence[dict[str, float]], base_gold: float, base_proxy: float, gold_std: float,
-              proxy_std: float) -> dict[str, float]:
-    """Peak gold and its KL; at the largest KL: gold, proxy, their gains (raw and in base std) and the hacking gap."""
+def _gains(point: dict[str, Any], base: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Per-prompt gains of a curve point over the base policy, raw and in base std, and the hacking gap."""
+    gold = np.asarray(point["per_prompt"]["gold"]) - np.asarray(base["gold_per_prompt"])
+    proxy = np.asarray(point["per_prompt"]["proxy"]) - np.asarray(base["proxy_per_prompt"])
+    gold_std = gold / base["gold_std"] if base["gold_std"] > 0 else np.zeros_like(gold)
+    proxy_std = proxy / base["proxy_std"] if base["proxy_std"] > 0 else np.zeros_like(proxy)
+    return {"gold_gain": gold, "proxy_gain": proxy, "gold_gain_std": gold_std, "proxy_gain_std": proxy_std,
+            "hacking_gap": proxy_std - gold_std}
+
+
+def _with_intervals(gains: dict[str, np.ndarray]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in GAINS:
+        interval = mean_interval(gains[name])
+        out[name] = interval["mean"]
+        out[f"{name}_ci"] = None if interval["low"] is None else [interval["low"], interval["high"]]
+    out["per_prompt"] = {name: gains[name].tolist() for name in GAINS}
+    return out
+
+
+def point_at_kl(curve: Sequence[dict[str, Any]], kl: float) -> dict[str, Any] | None:
+    """The curve at mean KL `kl`, per-prompt values linearly interpolated between recorded points; None beyond it."""
+    points = sorted(curve, key=lambda r: r["kl"])
+    if not points[0]["kl"] <= kl <= points[-1]["kl"] + 1e-12:
+        return None
+    upper = next((i for i, r in enumerate(points) if r["kl"] >= kl), len(points) - 1)
+    lo, hi = points[max(upper - 1, 0)], points[upper]
+    w = 0.0 if hi["kl"] == lo["kl"] else (kl - lo["kl"]) / (hi["kl"] - lo["kl"])
+    per_prompt = {k: ((1 - w) * np.asarray(lo["per_prompt"][k]) + w * np.asarray(hi["per_prompt"][k])).tolist()
+                  for k in ("gold", "proxy")}
+    return {"kl": kl, "per_prompt": per_prompt}
+
+
+def summarise(curve: Sequence[dict[str, Any]], base: dict[str, Any]) -> dict[str, Any]:
+    """Peak gold and its KL; at the largest KL: gold, proxy, their gains (raw and in base std, each with its 95 %
+    interval over prompts) and the hacking gap."""
     peak = max(curve, key=lambda r: (r["gold"], -r["kl"]))
     last = max(curve, key=lambda r: r["kl"])
-    gold_gain, proxy_gain = last["gold"] - base_gold, last["proxy"] - base_proxy
-    gold_gain_std = gold_gain / gold_std if gold_std > 0 else 0.0
-    proxy_gain_std = proxy_gain / proxy_std if proxy_std > 0 else 0.0
     return {"peak_gold": peak["gold"], "kl_at_peak": peak["kl"], "max_kl": last["kl"], "gold_at_max_kl": last["gold"],
-            "proxy_at_max_kl": last["proxy"], "gold_gain": gold_gain, "proxy_gain": proxy_gain,
-            "gold_gain_std": gold_gain_std, "proxy_gain_std": proxy_gain_std,
-            "hacking_gap": proxy_gain_std - gold_gain_std}
+            "proxy_at_max_kl": last["proxy"], **_with_intervals(_gains(last, base))}
+
+
+def summary_at_kl(result: dict[str, Any], method: str, kl: float) -> dict[str, Any] | None:
+    """Gains and hacking gap of `method` at mean KL `kl` (None beyond its curve), with intervals over prompts."""
+    point = point_at_kl(result["curves"][method], kl)
+    return None if point is None else {"kl": kl, **_with_intervals(_gains(point, result["base"]))}
+
+
+def compare_overopt(treated: dict[str, Any], reference: dict[str, Any], method: str = "best_of_n",
+                    kl: float | None = None) -> dict[str, Any]:
+    """Two models on the same grid, paired over prompts at KL `kl` (default: the largest KL both curves reach).
+
+    Returns ``{"kl", name: {"difference", "low", "high", "p", "n"} for each gain and the hacking gap}``:
+    treated minus reference.
+    """
+    if treated["prompts"] != reference["prompts"] or treated["settings"] != reference["settings"]:
+        raise InputError("the two results are on different grids; a paired comparison needs the same prompts and "
+                         "settings", field="prompts")
+    if kl is None:
+        kl = min(treated["summary"][method]["max_kl"], reference["summary"][method]["max_kl"])
+    a, b = summary_at_kl(treated, method, kl), summary_at_kl(reference, method, kl)
+    if a is None or b is None:
+        raise InputError(f"KL {kl:g} is beyond the {method} curve of one of the results", field="kl")
+    return {"kl": kl, **{name: paired_comparison(a["per_prompt"][name], b["per_prompt"][name]) for name in GAINS}}
 
 
 def optimise(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256, betas: Sequence[float] = (0.0, 0.1, 0.3, 1.0),
@@ -222,75 +270,53 @@ def optimise(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256, betas: Seque
     proxy, gold = np.atleast_2d(proxy).astype(float), np.atleast_2d(gold).astype(float)
     if proxy.shape != gold.shape:
         raise InputError(f"proxy {proxy.shape} and gold {gold.shape} tables differ in shape", field="proxy")
-    base_gold, base_proxy = float(gold.mean()), float(proxy.mean())
-    gold_std, proxy_std = float(gold.std()), float(proxy.std())
+    base = {"gold": float(gold.mean()), "proxy": float(proxy.mean()), "gold_std": float(gold.std()),
+            "proxy_std": float(proxy.std()), "best_gold": float(gold.max(1).mean()),
+            "gold_per_prompt": gold.mean(1).tolist(), "proxy_per_prompt": proxy.mean(1).tolist()}
     curves = {"best_of_n": best_of_n(proxy, gold, max_n)}
     for beta, curve in grpo(proxy, gold, betas, steps, group_size, learning_rate, record_every, seed).items():
         curves[f"grpo_beta={beta:g}"] = curve
-    return {"base": {"gold": base_gold, "proxy": base_proxy, "gold_std": gold_std, "proxy_std": proxy_std,
-                     "best_gold": float(gold.max(1).mean())},
-            "curves": curves,
-            "summary": {name: summarise(curve, base_gold, base_proxy, gold_std, proxy_std)
-                        for name, curve in curves.items()}}
+    return {"base": base, "curves": curves, "summary": {name: summarise(curve, base) for name, curve in curves.items()}}
 
 
 # ----------------------------------------------------------------------------------------------
-# The grid and the command
+# The command
 
 
-def held_out_prompts(input_file: str, count: int) -> list[str]:
-    """`count` distinct prompts of a record file, evenly spaced in order of first appearance."""
-    prompts: list[str] = []
-    for row, record in enumerate(read_records(input_file)):
-        prompt = record.get("prompt")
-        if not isinstance(prompt, str) or not prompt:
-            raise InputError("no 'prompt' (expected a demo prompt)", file=input_file, row=row, field="prompt")
-        if prompt not in prompts:
-            prompts.append(prompt)
-    if not prompts:
-        raise InputError("holds no records", file=input_file)
-    keep = np.unique(np.round(np.linspace(0, len(prompts) - 1, min(count, len(prompts)))).astype(int))
-    return [prompts[i] for i in keep]
-
-
-def gold_reward(spec: Any, task: str) -> int:
-    """The ground truth of `task` for a grid video: 1 (Pass) or 0."""
-    return int(all(spec.labels[dimension] for dimension in TASK_DIMENSIONS[task]))
-
-
-def run_overopt(config: OveroptConfig, tags: dict[str, str] | None = None) -> dict[str, Any]:
-    """Render and score the grid once, then run best-of-n and GRPO on the table (the result of overopt.json)."""
+def run_overopt(config: OveroptConfig, options: GridOptions | None = None, tags: dict[str, str] | None = None,
+                ensemble: EnsembleOptions | None = None) -> dict[str, Any]:
+    """Score the grid (read from --grid_dir, else rendered from `options`) once with each model, then run best-of-n
+    and GRPO on the table of the (conservative, with several models) proxy: the result of overopt.json."""
     from solireward.models import RewardModel
 
     start = time.perf_counter()
-    model = RewardModel.from_pretrained(config.model_name_or_path)
+    grid = Grid.load(config.grid_dir) if config.grid_dir else \
+        Grid.from_records(str(config.input_file), options or GridOptions(), config.seed)
+    models = [RewardModel.from_pretrained(folder) for folder in config.model_name_or_path]
     loaded = time.perf_counter()
-    task = config.task or model.config.reward_task
+    task = config.task or models[0].config.reward_task
     if task not in TASKS:
         raise ConfigError(f"the model's reward task {task!r} has no gold reward here; pass --task", field="task")
-    prompts = held_out_prompts(config.input_file, config.num_prompts)
-    try:
-        grids = [grid_specs(prompt, tuple(config.defects), tuple(config.brightness), tuple(config.scale),
-                            tuple(config.background_shift), config.seed, p) for p, prompt in enumerate(prompts)]
-    except InputError as exc:
-        raise InputError(str(exc), file=config.input_file, field="prompt") from None
-    specs = [spec for grid in grids for spec in grid]
-    frames = [render_video(spec, config.size, config.num_frames) for spec in specs]
-    rendered = time.perf_counter()
-    raw = model.score_frames(frames, [s.prompt for s in specs], fps=config.fps, batch_size=config.batch_size)
+    normalised = np.empty((len(models), len(grid.prompts), len(grid.settings)))
+    for p, prompt in enumerate(grid.prompts):
+        frames = list(grid.frames(p))
+        for k, model in enumerate(models):
+            raw = model.score_frames(frames, [prompt] * len(frames), fps=grid.options.fps, batch_size=config.batch_size)
+            normalised[k, p] = model.normalise(np.asarray(raw, dtype=float))
     scored = time.perf_counter()
-    proxy = np.asarray(model.normalise(np.asarray(raw)), dtype=float).reshape(len(prompts), -1)
-    gold = np.array([gold_reward(s, task) for s in specs], dtype=float).reshape(len(prompts), -1)
+    ensemble = ensemble or EnsembleOptions()
+    proxy = conservative_reward(normalised.reshape(len(models), -1), ensemble.ensemble, ensemble.ensemble_lambda
+                                ).reshape(normalised.shape[1:])
+    gold = grid.gold(task)
     result = optimise(proxy, gold, config.max_n, config.betas, config.steps, config.group_size,
                       config.learning_rate, config.record_every, config.seed)
-    settings = [{"defect": (s.physics_defect or s.deformity_defect or s.text_defect or "none"), **s.nuisance}
-                for s in grids[0]]
-    return {"model": config.model_name_or_path, "input_file": config.input_file, "task": task, "tags": tags or {},
-            "prompts": prompts, "settings": settings, "proxy": proxy.tolist(), "gold": gold.tolist(),
-            "nuisance_effects": nuisance_effects(proxy, settings), **result,
-            "seconds": {"load": round(loaded - start, 1), "render": round(rendered - loaded, 1),
-                        "score": round(scored - rendered, 1),
-                        "total": round(time.perf_counter() - start, 1)}}
+    models_field: Any = config.model_name_or_path[0] if len(models) == 1 else list(config.model_name_or_path)
+    return {"model": models_field, "ensemble": ensemble.describe(len(models)) if len(models) > 1 else None,
+            "grid_dir": config.grid_dir, "input_file": config.input_file,
+            "task": task, "tags": tags or {}, "prompts": grid.prompts, "settings": grid.settings,
+            "proxy": proxy.tolist(), "gold": gold.tolist(), "nuisance_effects": nuisance_effects(proxy, grid.settings),
+            **result, "seconds": {"load": round(loaded - start, 1), "score": round(scored - loaded, 1),
+                                  "total": round(time.perf_counter() - start, 1)}}
 
 
 def nuisance_effects(proxy: np.ndarray, settings: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -345,16 +371,24 @@ def plot_curves(result: dict[str, Any], path: str | Path) -> None:
 def overopt_markdown(result: dict[str, Any]) -> str:
     """The summaries of an overopt result as a Markdown table."""
     base = result["base"]
+
+    def ci(summary: dict[str, Any], name: str) -> str:
+        interval = summary[f"{name}_ci"]
+        return "" if interval is None else f" [{interval[0]:+.2f}, {interval[1]:+.2f}]"
+
     lines = [f"# Over-optimisation: {result.get('model', '')}", "",
              f"Task {result['task']}; {len(result['prompts'])} held-out prompts x {len(result['settings'])} settings. "
              f"Base (uniform) gold pass rate {base['gold']:.3f}, best achievable {base['best_gold']:.3f}; base proxy "
-             f"{base['proxy']:+.3f}. Hacking gap = proxy gain − gold gain at the largest KL, each in base-"
-             "distribution std of that reward.", "",
-             "| method | peak gold | KL at peak | max KL | gold at max KL | proxy at max KL | hacking gap |",
-             "|---|---|---|---|---|---|---|"]
+             f"{base['proxy']:+.3f}. KL: exact KL(policy || uniform) over the grid. Gains at the largest KL, in "
+             "base-distribution std of that reward; hacking gap = proxy gain − gold gain; [95 % t interval over "
+             "prompts].", "",
+             "| method | peak gold | KL at peak | max KL | gold at max KL | gold gain (std) | proxy gain (std) "
+             "| hacking gap |", "|---|---|---|---|---|---|---|---|"]
     for method, s in result["summary"].items():
         lines.append(f"| {method} | {s['peak_gold']:.3f} | {s['kl_at_peak']:.2f} | {s['max_kl']:.2f} | "
-                     f"{s['gold_at_max_kl']:.3f} | {s['proxy_at_max_kl']:+.3f} | {s['hacking_gap']:+.2f} |")
+                     f"{s['gold_at_max_kl']:.3f} | {s['gold_gain_std']:+.2f}{ci(s, 'gold_gain_std')} | "
+                     f"{s['proxy_gain_std']:+.2f}{ci(s, 'proxy_gain_std')} | "
+                     f"{s['hacking_gap']:+.2f}{ci(s, 'hacking_gap')} |")
     effects = result.get("nuisance_effects") or {}
     if effects:
         lines += ["", "Proxy change from each nuisance's smallest to largest value (gold is unchanged by them): "

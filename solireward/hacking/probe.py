@@ -17,12 +17,22 @@ by what they should do to the score of a physics / deformity reward:
 - ``report`` (no expected direction): ``prompt_swap``, another video's prompt with this video. A
   text-alignment reward should drop; a physics reward may not care. Reported, not judged.
 
-Per perturbation, with d = perturbed - clean score of each video and s the standard deviation of the
-clean scores: ``mean_change_std`` = mean(d) / s (mean(d) itself when s = 0), ``share_up`` = share of
-videos with d > 0, ``spearman`` = rank correlation of clean and perturbed scores (null when either is
-constant), and a verdict against the expected direction with threshold t (``--threshold``, in clean
-std units): invariant passes when |mean_change_std| <= t, lower when mean_change_std <= -t, no_gain
-when mean_change_std <= t. Writes ``probe.json`` and ``probe.md``.
+**Not tested.** Each perturbed video's model input (the processed tensors, including the frame
+rate the model is told) is compared with its clean input. Videos whose input is unchanged (e.g.
+``frames_x0.5`` in 'fps' mode when ``min_frames`` keeps the count, ``resolution_x2`` when the size
+is capped) are left out of that perturbation's statistics (``n_unchanged``); a perturbation that
+changes no video's input is ``"not tested"`` with its ``reason``, never "ok".
+
+Per perturbation, over the ``n_tested`` videos whose input it changes, with d = perturbed - clean
+score of each video and s the standard deviation of the clean scores of all probed videos:
+``per_video_change_std`` = d / s per video (null where not tested; d itself when s = 0, and so for
+the next two), ``mean_change_std`` = their mean with ``mean_change_std_ci``, its 95 % t interval over
+videos (:mod:`solireward.hacking.intervals`), ``share_up`` = share of videos with d > 0, ``spearman`` =
+rank correlation of clean and perturbed scores (null when either is constant), and a verdict against
+the expected direction with threshold t (``--threshold``, in clean std units): invariant passes when
+|mean_change_std| <= t, lower when mean_change_std <= -t, no_gain when mean_change_std <= t.
+:func:`compare_probes` compares two models probed on the same videos (paired, per perturbation).
+An unreadable video is skipped and listed under ``skipped``. Writes ``probe.json`` and ``probe.md``.
 """
 
 from __future__ import annotations
@@ -32,19 +42,17 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from solireward.config import arg
-from solireward.data.video import FrameSampling, read_video, target_size, video_info, write_video
-from solireward.errors import ConfigError, InputError
-from solireward.io import markdown_cell, read_records
+from solireward.data.video import FrameSampling, read_all_frames, sample_frames, target_size, write_video
+from solireward.errors import ConfigError, InputError, VideoReadError
+from solireward.hacking.intervals import mean_interval, paired_comparison
+from solireward.io import markdown_cell
 
 logger = logging.getLogger(__name__)
-
-# (frames, prompts, fps, sampling) -> one score per video
-Scorer = Callable[[Sequence[np.ndarray], Sequence[str | None], Sequence[float], FrameSampling], list[float]]
 
 DEFAULT_FPS = 8.0  # assumed for a video whose container gives no frame rate
 
@@ -64,7 +72,9 @@ class ProbeConfig:
     input_file: str = arg("videos to probe: a JSON/JSONL list of {video_path, prompt} (relative paths are read "
                           "from the file's folder), e.g. a split's videos_test.json")
     output_dir: str = arg("folder to write probe.json and probe.md into")
-    max_videos: int = arg("probe at most this many videos, evenly spaced through the input file", 32)
+    max_videos: int | None = arg("probe at most this many videos, evenly spaced through the input file "
+                                 "(default: every video)", None)
+    perturbations: list[str] | None = arg("probe only these perturbations (default: all of them)", None)
     threshold: float = arg("verdict threshold on the mean score change, in standard deviations of the clean "
                            "scores", 0.25)
     seed: int = arg("seed of the shuffle and noise perturbations", 0)
@@ -72,7 +82,11 @@ class ProbeConfig:
     video_backend: str = arg("video decoder", "auto", choices=("auto", "decord", "pyav"))
 
     def __post_init__(self) -> None:
-        for name, ok, expected in (("max_videos", self.max_videos >= 2, "at least 2"),
+        names = [p.name for p in PERTURBATIONS]
+        for name, ok, expected in (("max_videos", self.max_videos is None or self.max_videos >= 2, "at least 2"),
+                                   ("perturbations", self.perturbations is None or (
+                                       bool(self.perturbations) and set(self.perturbations) <= set(names)),
+                                    f"one or more of {', '.join(names)}"),
                                    ("threshold", self.threshold > 0, "positive"),
                                    ("batch_size", self.batch_size >= 1, "at least 1")):
             if not ok:
@@ -97,6 +111,8 @@ class Perturbation:
     description: str
     apply: Callable[[Clip, np.random.Generator], Clip] | None = None
     sampling: Callable[[FrameSampling, Clip], FrameSampling] | None = None
+    unchanged_hint: str = "the perturbation does not reach the model"
+    """Why a perturbation may leave the model's input unchanged (shown when it does)."""
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,12 +177,18 @@ def _saturate(clip: Clip, rng: np.random.Generator) -> Clip:
 
 
 PERTURBATIONS: tuple[Perturbation, ...] = (
-    Perturbation("frames_x0.5", "invariant", "half the sampled frames", sampling=_scale_count(0.5)),
-    Perturbation("frames_x2", "invariant", "twice the sampled frames", sampling=_scale_count(2.0)),
+    Perturbation("frames_x0.5", "invariant", "half the sampled frames", sampling=_scale_count(0.5),
+                 unchanged_hint="the sampler's frame limits (min_frames, max_frames, the video's own frame count) "
+                            "keep the frame count"),
+    Perturbation("frames_x2", "invariant", "twice the sampled frames", sampling=_scale_count(2.0),
+                 unchanged_hint="the sampler's frame limits (min_frames, max_frames, the video's own frame count) "
+                            "keep the frame count"),
     Perturbation("video_fps_x0.5", "invariant", "the same motion at half the frame rate (every other frame)",
                  apply=lambda c, rng: _frames(c, c.frames[::2], c.fps / 2)),
-    Perturbation("resolution_x0.5", "invariant", "half the frame size", sampling=_scale_size(0.5)),
-    Perturbation("resolution_x2", "invariant", "twice the frame size (within max_pixels)", sampling=_scale_size(2.0)),
+    Perturbation("resolution_x0.5", "invariant", "half the frame size", sampling=_scale_size(0.5),
+                 unchanged_hint="the size is capped (max_pixels) or the processor resizes to the same size"),
+    Perturbation("resolution_x2", "invariant", "twice the frame size (within max_pixels)", sampling=_scale_size(2.0),
+                 unchanged_hint="the size is capped (max_pixels) or the processor resizes to the same size"),
     Perturbation("reencode", "invariant", "a mild lossy re-encode (CRF 28)", apply=_reencode),
     Perturbation("reverse", "lower", "time reversed (a falling object rises)",
                  apply=lambda c, rng: _frames(c, c.frames[::-1])),
@@ -197,80 +219,136 @@ def swapped_prompts(prompts: Sequence[str | None]) -> list[str | None] | None:
 # Inputs and scorers
 
 
-def read_all_frames(path: str | Path, backend: str = "auto") -> tuple[np.ndarray, float]:
-    """Every frame of a video at its native size, as (T, H, W, 3) uint8, and its frame rate (0 if unknown)."""
-    info = video_info(path, backend)
-    if info.fps > 0:
-        sampling = FrameSampling(mode="fps", fps=info.fps, min_frames=1, max_frames=max(1, info.num_frames))
-    else:
-        sampling = FrameSampling(mode="segments", num_frames=max(1, info.num_frames))
-    return read_video(path, sampling, backend=backend), info.fps
+def load_clips(input_file: str, max_videos: int | None = None, backend: str = "auto"
+               ) -> tuple[list[Clip], list[str], list[dict[str, str]]]:
+    """Decode (at most `max_videos`, evenly spaced) videos of a record file (``infer``'s reader).
 
+    Returns the clips, their ``video_path`` values, and ``{"video_path", "error"}`` of each video that
+    could not be read (skipped, with a warning).
+    """
+    from solireward.inference import load_records, records_root, resolve_video
 
-def load_clips(input_file: str, max_videos: int | None = None, backend: str = "auto") -> tuple[list[Clip], list[str]]:
-    """Decode (at most `max_videos`, evenly spaced) videos of a record file; returns the clips and their paths."""
-    records = read_records(input_file)
+    records = load_records(input_file)
     if not records:
         raise InputError("holds no records", file=input_file)
     keep = range(len(records)) if max_videos is None or len(records) <= max_videos else \
         np.unique(np.round(np.linspace(0, len(records) - 1, max_videos)).astype(int)).tolist()
-    root = Path(input_file).parent
-    clips, paths = [], []
+    root = records_root(input_file)
+    clips, paths, skipped = [], [], []
     for row in keep:
         record = records[row]
-        video_path = record.get("video_path")
-        if not isinstance(video_path, str) or not video_path.strip():
-            raise InputError("no 'video_path' (expected a non-empty string)", file=input_file, row=row,
-                             field="video_path")
-        path = Path(video_path) if Path(video_path).is_absolute() else root / video_path
-        frames, fps = read_all_frames(path, backend)
+        try:
+            frames, fps = read_all_frames(resolve_video(record["video_path"], root), backend)
+        except VideoReadError as exc:
+            logger.warning("probe: skipping %s (row %d of %s): %s", record["video_path"], row, input_file, exc.reason)
+            skipped.append({"video_path": record["video_path"], "error": exc.reason})
+            continue
         clips.append(Clip(frames, fps if fps > 0 else DEFAULT_FPS, record.get("prompt")))
-        paths.append(video_path)
-    return clips, paths
+        paths.append(record["video_path"])
+    return clips, paths, skipped
 
 
-def model_scorer(model: Any, batch_size: int = 8) -> Scorer:
-    """A :data:`Scorer` of a :class:`~solireward.models.RewardModel`: raw scores through the scoring path."""
-    from solireward.scoring import score_videos
+class Scorer:
+    """What the probe needs of a model: the model input of one video under a sampling, and scores of inputs.
 
-    def score(frames: Sequence[np.ndarray], prompts: Sequence[str | None], fps: Sequence[float],
-              sampling: FrameSampling) -> list[float]:
-        scores, _ = score_videos(model, list(frames), list(prompts), sampling=sampling, fps=list(fps),
-                                 batch_size=batch_size, on_error="raise")
-        return [scores[i] for i in range(len(frames))]
+    Inputs are compared (:func:`input_digest`) to find perturbations that leave the input unchanged.
+    """
 
-    return score
+    def encode(self, clip: Clip, sampling: FrameSampling, prompt: str | None) -> Any:
+        """The model input of `clip` (with `prompt`) sampled with `sampling`."""
+        raise NotImplementedError
+
+    def score(self, inputs: Sequence[Any]) -> list[float]:
+        """One score per model input."""
+        raise NotImplementedError
 
 
-def score_clips(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling | Sequence[FrameSampling],
-                prompts: Sequence[str | None] | None = None) -> np.ndarray:
-    """Scores of `clips`; `sampling` is one setting or one per clip (clips sharing a setting are scored together)."""
-    per_clip = [sampling] * len(clips) if isinstance(sampling, FrameSampling) else list(sampling)
-    prompts = [c.prompt for c in clips] if prompts is None else list(prompts)
-    out = np.empty(len(clips))
-    groups: dict[str, list[int]] = {}
-    for i, s in enumerate(per_clip):
-        groups.setdefault(repr(s), []).append(i)
-    for members in groups.values():
-        values = scorer([clips[i].frames for i in members], [prompts[i] for i in members],
-                        [clips[i].fps for i in members], per_clip[members[0]])
-        out[members] = values
-    return out
+class ModelScorer(Scorer):
+    """A reward model through the scoring path: the processed tensors (told each video's sampled rate), raw scores."""
+
+    def __init__(self, model: Any, batch_size: int = 8) -> None:
+        self.model, self.batch_size = model, batch_size
+        self.collator = model.collator()
+        self.encoders: dict[str, Any] = {}
+
+    def encode(self, clip: Clip, sampling: FrameSampling, prompt: str | None) -> dict[str, Any]:
+        """The processed tensors of one video (batch dimension 1)."""
+        from solireward.scoring import VideoEncoder
+
+        encoder = self.encoders.setdefault(repr(sampling), VideoEncoder(self.collator, sampling))
+        return encoder(clip.frames, prompt, clip.fps)
+
+    def score(self, inputs: Sequence[Any]) -> list[float]:
+        """Raw scores, `batch_size` inputs per forward pass."""
+        from solireward.scoring import Batch, score_batches
+
+        batches = (Batch(list(range(i, min(i + self.batch_size, len(inputs)))),
+                         self.collator.pad(inputs[i:i + self.batch_size]), [])
+                   for i in range(0, len(inputs), self.batch_size))
+        scores, _ = score_batches(self.model, batches, self.model.device, on_error="raise")
+        return [scores[i] for i in range(len(inputs))]
+
+
+class FrameScorer(Scorer):
+    """A scorer of sampled frames, ``fn(frames, prompt) -> score``: its input is the sampled frames and prompt."""
+
+    def __init__(self, fn: Callable[[np.ndarray, str | None], float]) -> None:
+        self.fn = fn
+
+    def encode(self, clip: Clip, sampling: FrameSampling, prompt: str | None) -> tuple[np.ndarray, str | None]:
+        """The frames `sampling` takes from the clip, and the prompt."""
+        return sample_frames(clip.frames, sampling, fps=clip.fps), prompt
+
+    def score(self, inputs: Sequence[Any]) -> list[float]:
+        """`fn` of each input."""
+        return [float(self.fn(frames, prompt)) for frames, prompt in inputs]
+
+
+def input_digest(value: Any) -> str:
+    """A digest of a model input (tensors, arrays, strings, numbers, and dicts, lists or tuples of them)."""
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+
+    def add(item: Any) -> None:
+        if isinstance(item, dict):
+            for key in sorted(item):
+                digest.update(f"<{key}>".encode())
+                add(item[key])
+        elif isinstance(item, (list, tuple)):
+            digest.update(f"[{len(item)}".encode())
+            for element in item:
+                add(element)
+        elif isinstance(item, (torch.Tensor, np.ndarray)):
+            array = item.detach().cpu().numpy() if isinstance(item, torch.Tensor) else item
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        else:
+            digest.update(repr(item).encode())
+
+    add(value)
+    return digest.hexdigest()
 
 
 # ----------------------------------------------------------------------------------------------
 # Statistics
 
 
-def change_stats(clean: np.ndarray, perturbed: np.ndarray, expected: str, threshold: float) -> dict[str, Any]:
-    """Mean change in clean-std units, share of rises, Spearman correlation and the verdict (see module doc)."""
+def change_stats(clean: np.ndarray, perturbed: np.ndarray, expected: str, threshold: float,
+                 scale: float) -> dict[str, Any]:
+    """Mean change in `scale` units with its 95 % interval over videos, share of rises, Spearman, verdict.
+
+    `scale` is the standard deviation of the clean scores of all probed videos (0: changes stay raw).
+    """
     from scipy.stats import spearmanr
 
     d = perturbed - clean
-    std = float(clean.std())
-    mean_change = float(d.mean())
-    effect = mean_change / std if std > 0 else mean_change
-    constant = np.ptp(clean) == 0 or np.ptp(perturbed) == 0
+    per_video = d / scale if scale > 0 else d
+    interval = mean_interval(per_video)
+    effect = interval["mean"]
+    constant = len(d) < 2 or np.ptp(clean) == 0 or np.ptp(perturbed) == 0
     rho = None if constant else float(spearmanr(clean, perturbed).statistic)
     tol = 1e-9 * max(1.0, float(np.abs(clean).max()))
     if expected == "invariant":
@@ -282,33 +360,100 @@ def change_stats(clean: np.ndarray, perturbed: np.ndarray, expected: str, thresh
         flagged, verdict = effect > threshold, ("pays" if effect > threshold else "ok")
     else:
         flagged, verdict = False, "reported"
-    return {"mean_change": mean_change, "mean_change_std": effect, "share_up": float((d > tol).mean()),
-            "spearman": rho, "flagged": bool(flagged), "verdict": verdict}
+    return {"mean_change": float(d.mean()), "mean_change_std": effect,
+            "mean_change_std_ci": None if interval["low"] is None else [interval["low"], interval["high"]],
+            "share_up": float((d > tol).mean()), "spearman": rho, "flagged": bool(flagged), "verdict": verdict}
+
+
+_CHUNK = 32  # videos perturbed, encoded and scored together: bounds the frames and inputs held in memory
+
+
+def _encode_and_score(scorer: Scorer, items: Iterable[tuple[Clip, FrameSampling, str | None]],
+                      clean: Sequence[str] | None = None) -> tuple[list[str], dict[int, float]]:
+    """The digest of each item's model input, and the scores of the items whose digest differs from `clean`
+    (every item without it), `_CHUNK` videos at a time."""
+    digests: list[str] = []
+    scores: dict[int, float] = {}
+    chunk: list[tuple[int, Any]] = []
+
+    def flush() -> None:
+        scores.update(zip([i for i, _ in chunk], scorer.score([x for _, x in chunk])))
+        chunk.clear()
+
+    for i, (clip, sampling, prompt) in enumerate(items):
+        inputs = scorer.encode(clip, sampling, prompt)
+        digests.append(input_digest(inputs))
+        if clean is None or digests[-1] != clean[i]:
+            chunk.append((i, inputs))
+            if len(chunk) == _CHUNK:
+                flush()
+    if chunk:
+        flush()
+    return digests, scores
 
 
 def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling, threshold: float = 0.25,
                  seed: int = 0, perturbations: Sequence[Perturbation] = PERTURBATIONS) -> dict[str, Any]:
-    """Score `clips` clean and under each perturbation; the per-perturbation statistics."""
+    """Score `clips` clean and under each perturbation; the per-perturbation statistics (see the module doc).
+
+    A video whose perturbed model input equals its clean input is left out of that perturbation's
+    statistics; a perturbation that changes no video's input is "not tested", with the reason.
+    """
     if len(clips) < 2:
-        raise InputError(f"the probe needs at least 2 videos, got {len(clips)}", field="input_file")
-    clean = score_clips(scorer, clips, sampling)
+        raise InputError(f"the probe needs at least 2 readable videos, got {len(clips)}", field="input_file")
+    clean_digests, clean_scores = _encode_and_score(scorer, ((c, sampling, c.prompt) for c in clips))
+    clean = np.asarray([clean_scores[i] for i in range(len(clips))], dtype=float)
+    scale = float(clean.std())
     rows = []
-    for k, perturbation in enumerate(perturbations):
+    for k, p in enumerate(perturbations):
         rng = np.random.default_rng([seed, k])
-        prompts = None
-        if perturbation.name == "prompt_swap":
-            prompts = swapped_prompts([c.prompt for c in clips])
+        prompts = [c.prompt for c in clips]
+        if p.name == "prompt_swap":
+            prompts = swapped_prompts(prompts)
             if prompts is None:
                 logger.info("probe: every video has the same prompt; prompt_swap skipped")
                 continue
-        changed = [perturbation.apply(c, rng) for c in clips] if perturbation.apply else list(clips)
-        settings = [perturbation.sampling(sampling, c) for c in clips] if perturbation.sampling else sampling
-        perturbed = score_clips(scorer, changed, settings, prompts)
-        rows.append({"name": perturbation.name, "expected": perturbation.expected,
-                     "description": perturbation.description,
-                     **change_stats(clean, perturbed, perturbation.expected, threshold)})
-    return {"n_videos": len(clips), "clean": {"mean": float(clean.mean()), "std": float(clean.std())},
+        items = ((p.apply(c, rng) if p.apply else c, p.sampling(sampling, c) if p.sampling else sampling, q)
+                 for c, q in zip(clips, prompts))
+        _, scores = _encode_and_score(scorer, items, clean_digests)
+        tested = sorted(scores)
+        row: dict[str, Any] = {"name": p.name, "expected": p.expected, "description": p.description,
+                               "n_tested": len(tested), "n_unchanged": len(clips) - len(tested)}
+        if not tested:
+            rows.append({**row, "tested": False, "verdict": "not tested", "flagged": False,
+                         "reason": f"the model's input (the processed tensors) equals the clean input for all "
+                                   f"{len(clips)} videos: {p.unchanged_hint}",
+                         "mean_change": None, "mean_change_std": None, "mean_change_std_ci": None,
+                         "share_up": None, "spearman": None, "per_video_change_std": [None] * len(clips)})
+            continue
+        perturbed = np.asarray([scores[i] for i in tested], dtype=float)
+        per_video: list[float | None] = [None] * len(clips)
+        for i in tested:
+            per_video[i] = float((scores[i] - clean[i]) / scale) if scale > 0 else float(scores[i] - clean[i])
+        rows.append({**row, "tested": True, "reason": None,
+                     **change_stats(clean[tested], perturbed, p.expected, threshold, scale),
+                     "per_video_change_std": per_video})
+    return {"n_videos": len(clips), "clean": {"mean": float(clean.mean()), "std": scale},
             "threshold": threshold, "expected": EXPECTED, "perturbations": rows}
+
+
+def compare_probes(treated: dict[str, Any], reference: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per perturbation, the paired comparison of two probe results on the same videos (each in its own clean-std
+    units), over the videos tested by both: ``{name: {"difference", "low", "high", "p", "n"}}``."""
+    if treated["videos"] != reference["videos"]:
+        raise InputError("the two probes were run on different videos; a paired comparison needs the same ones",
+                         field="videos")
+    ref_rows = {row["name"]: row for row in reference["perturbations"]}
+    out = {}
+    for row in treated["perturbations"]:
+        other = ref_rows.get(row["name"])
+        if other is None:
+            continue
+        both = [(a, b) for a, b in zip(row["per_video_change_std"], other["per_video_change_std"])
+                if a is not None and b is not None]
+        if both:
+            out[row["name"]] = paired_comparison([a for a, _ in both], [b for _, b in both])
+    return out
 
 
 def run_probe(config: ProbeConfig, tags: dict[str, str] | None = None) -> dict[str, Any]:
@@ -317,12 +462,14 @@ def run_probe(config: ProbeConfig, tags: dict[str, str] | None = None) -> dict[s
 
     start = time.perf_counter()
     model = RewardModel.from_pretrained(config.model_name_or_path)
-    clips, paths = load_clips(config.input_file, config.max_videos, config.video_backend)
+    clips, paths, skipped = load_clips(config.input_file, config.max_videos, config.video_backend)
     sampling = FrameSampling.from_dict(dict(model.config.sampling))
-    result = probe_scorer(model_scorer(model, config.batch_size), clips, sampling, config.threshold, config.seed)
+    chosen = [p for p in PERTURBATIONS if config.perturbations is None or p.name in config.perturbations]
+    result = probe_scorer(ModelScorer(model, config.batch_size), clips, sampling, config.threshold, config.seed,
+                          chosen)
     return {"model": config.model_name_or_path, "input_file": config.input_file, "videos": paths,
-            "reward_task": model.config.reward_task, "sampling": sampling.to_dict(), "tags": tags or {},
-            **result, "seconds": round(time.perf_counter() - start, 1)}
+            "skipped": skipped, "reward_task": model.config.reward_task, "sampling": sampling.to_dict(),
+            "tags": tags or {}, **result, "seconds": round(time.perf_counter() - start, 1)}
 
 
 def probe_markdown(result: dict[str, Any]) -> str:
@@ -330,13 +477,25 @@ def probe_markdown(result: dict[str, Any]) -> str:
     t = result["threshold"]
     lines = [f"# Stress probe: {result.get('model', '')}", "",
              f"{result['n_videos']} videos; clean score mean {result['clean']['mean']:.4g}, "
-             f"std {result['clean']['std']:.4g}. Change = mean(perturbed − clean) / std(clean).", "",
+             f"std {result['clean']['std']:.4g}. Change = mean(perturbed − clean) / std(clean) over the videos "
+             "whose model input the perturbation changes, with its 95 % t interval over those videos.", "",
              f"Verdicts (t = {t:g} clean std): *invariant* ok when |change| ≤ {t:g}; *lower* ok when change ≤ "
-             f"−{t:g}; *no_gain* ok when change ≤ {t:g}; *report*: not judged.", "",
-             "| perturbation | what | expected | change (std) | share up | Spearman | verdict |",
-             "|---|---|---|---|---|---|---|"]
+             f"−{t:g}; *no_gain* ok when change ≤ {t:g}; *report*: not judged; *not tested*: the model's input "
+             "is unchanged for every video.", "",
+             "| perturbation | what | expected | videos | change (std) | 95 % CI | share up | Spearman | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in result["perturbations"]:
         verdict = f"**{row['verdict']}**" if row["flagged"] else row["verdict"]
-        lines.append(f"| {row['name']} | {row['description']} | {row['expected']} | {markdown_cell(row['mean_change_std'], 2, signed=True)} "
-                     f"| {row['share_up']:.2f} | {markdown_cell(row['spearman'], 2, signed=True)} | {verdict} |")
+        ci = row["mean_change_std_ci"]
+        interval = "–" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+        lines.append(f"| {row['name']} | {row['description']} | {row['expected']} | {row['n_tested']} "
+                     f"| {markdown_cell(row['mean_change_std'], 2, signed=True)} | {interval} "
+                     f"| {markdown_cell(row['share_up'], 2)} | {markdown_cell(row['spearman'], 2, signed=True)} "
+                     f"| {verdict} |")
+    untested = [row for row in result["perturbations"] if not row["tested"]]
+    if untested:
+        lines += [""] + [f"- {row['name']} not tested: {row['reason']}." for row in untested]
+    if result.get("skipped"):
+        lines += ["", f"{len(result['skipped'])} unreadable videos skipped: "
+                  + ", ".join(r["video_path"] for r in result["skipped"]) + "."]
     return "\n".join(lines) + "\n"

@@ -76,8 +76,10 @@ class RewardCollator:
     Each video is processed alone (families differ in how they batch videos of different lengths),
     then the token sequences (`input_ids`, `attention_mask`, `mm_token_type_ids`) are padded and
     the vision tensors concatenated along their first dimension, as the models expect.
-    `video_fps` (frames per second of the sampled frames, known in 'fps' sampling mode) is passed
-    to the processor as video metadata; Qwen2.5-VL spaces its temporal positions by it.
+    The frame rate the sampled frames stand for (``encode``'s `fps`; default `video_fps`, the
+    checkpoint's 'fps'-mode rate) is passed to the processor as video metadata; Qwen2.5-VL spaces its
+    temporal positions by it. :class:`solireward.scoring.VideoEncoder` passes the rate of each video
+    as sampled, so a changed sampling rate or frame count reaches the model.
     """
 
     def __init__(self, processor: Any, system_prompt: str, question: str, padding_side: str = "right",
@@ -89,17 +91,18 @@ class RewardCollator:
         tokenizer = processor.tokenizer
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    def encode(self, frames: np.ndarray, prompt: str | None) -> dict[str, Tensor]:
-        """Model inputs of one video (batch dimension 1, no padding)."""
+    def encode(self, frames: np.ndarray, prompt: str | None, fps: float | None = None) -> dict[str, Tensor]:
+        """Model inputs of one video (batch dimension 1, no padding); `fps`: the rate the frames stand for."""
         if not isinstance(frames, np.ndarray) or frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0:
             raise InputError(f"expected video frames of shape (T, H, W, 3) with T >= 1, got "
                              f"{getattr(frames, 'shape', type(frames).__name__)}")
         text = render_prompt(self.processor, self.system_prompt, self.question, prompt)
         metadata = {}
-        if self.video_fps:
+        fps = fps or self.video_fps
+        if fps:
             from transformers.video_utils import VideoMetadata
 
-            metadata["video_metadata"] = [VideoMetadata(total_num_frames=len(frames), fps=self.video_fps)]
+            metadata["video_metadata"] = [VideoMetadata(total_num_frames=len(frames), fps=fps)]
         return dict(self.processor(text=[text], videos=[frames], return_tensors="pt", do_sample_frames=False,
                                    **metadata))
 

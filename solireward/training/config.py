@@ -27,6 +27,7 @@ from solireward.errors import ConfigError
 from solireward.models import RewardModelConfig
 from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
 from solireward.study import PAIRINGS
+from solireward.training.augment import Augmentation
 
 BATCHINGS = ("in_batch", "pairs_file")  # labelled videos paired inside each batch, or a pair file's pairs as written
 LR_SCHEDULERS = ("linear", "cosine", "constant")
@@ -85,6 +86,19 @@ class TrainConfig:
                              "(per DataLoader worker) and reuse them in later epochs; for small data sets "
                              "such as the demo", False)
     decode_timeout: float = arg("seconds allowed to decode one video before it counts as unreadable", 60.0)
+    jitter_frames: list[float] | None = arg("sampling invariance: per video and step, multiply the frame count "
+                                            "('segments'; in 'fps' mode the sampling rate) by a factor drawn "
+                                            "log-uniformly from LOW HIGH, e.g. 0.5 2 (the model is told the rate "
+                                            "it was sampled at); unset: off", None)
+    jitter_size: list[float] | None = arg("sampling invariance: per video and step, multiply the frame height and "
+                                          "width by a factor drawn log-uniformly from LOW HIGH, e.g. 0.5 1 "
+                                          "(within max_pixels); unset: off", None)
+    color_jitter: float = arg("appearance jitter: probability that a video's frames get a random brightness, "
+                              "contrast, saturation and hue in a step (VideoAlign's p_color_jitter); 0: off", 0.0)
+    color_jitter_brightness: float = arg("appearance jitter: brightness factor drawn from 1 ± this", 0.4)
+    color_jitter_contrast: float = arg("appearance jitter: contrast factor drawn from 1 ± this", 0.4)
+    color_jitter_saturation: float = arg("appearance jitter: saturation factor drawn from 1 ± this", 0.4)
+    color_jitter_hue: float = arg("appearance jitter: hue rotation drawn from ± this many turns (at most 0.5)", 0.05)
     bf16: str = arg("bfloat16 mixed precision: auto = on when a CUDA GPU supports it", "auto",
                     choices=("auto", "true", "false"))
     resume: bool = arg("continue from the latest complete checkpoint in output_dir/checkpoints", False)
@@ -104,9 +118,26 @@ class TrainConfig:
             raise ConfigError(f"expected a share in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
         if self.max_steps == 0 and not self.num_train_epochs > 0:
             raise ConfigError("give num_train_epochs > 0 or max_steps > 0", field="num_train_epochs")
+        for name in ("jitter_frames", "jitter_size"):
+            bounds = getattr(self, name)
+            if bounds is not None and not (len(bounds) == 2 and 0 < bounds[0] <= bounds[1] < math.inf):
+                raise ConfigError(f"expected LOW HIGH with 0 < LOW <= HIGH, got {bounds}", field=name)
+        for name, top in (("color_jitter", 1.0), ("color_jitter_brightness", 1.0), ("color_jitter_contrast", 1.0),
+                          ("color_jitter_saturation", 1.0), ("color_jitter_hue", 0.5)):
+            if not 0 <= getattr(self, name) <= top:
+                raise ConfigError(f"expected a value in [0, {top:g}], got {getattr(self, name)}", field=name)
         if self.batching == "pairs_file" and self.pairing != "cross_prompt":
             raise ConfigError("applies to batching in_batch only (a pairs file's pairs are used as written)",
                               field="pairing")
+
+
+def augmentation(cfg: TrainConfig) -> Augmentation:
+    """The training mitigations `cfg` turns on (see :mod:`solireward.training.augment`)."""
+    return Augmentation(
+        jitter_frames=tuple(cfg.jitter_frames) if cfg.jitter_frames else None,
+        jitter_size=tuple(cfg.jitter_size) if cfg.jitter_size else None, color_jitter=cfg.color_jitter,
+        brightness=cfg.color_jitter_brightness, contrast=cfg.color_jitter_contrast,
+        saturation=cfg.color_jitter_saturation, hue=cfg.color_jitter_hue)
 
 
 def _mirror(name: str) -> Any:

@@ -31,6 +31,7 @@ import torch
 from solireward.errors import InputError, VideoReadError
 from solireward.io import pair_quality, read_json
 from solireward.scoring import EncodingError, VideoEncoder
+from solireward.training.augment import AugmentingEncoder
 
 
 @dataclasses.dataclass
@@ -196,14 +197,17 @@ class VideoBatches(torch.utils.data.Dataset):
     deterministic, and on small models they cost more than the forward pass.
     A video that cannot be read makes the item ``{"error": (path, reason)}``, re-raised in the main
     process by :func:`raise_if_error` (an exception raised in a worker would lose its type).
+    With `augment` (:class:`~solireward.training.augment.AugmentingEncoder`), each video of item i is
+    encoded with its own draw for micro-step ``first_step + i`` instead.
     """
 
     def __init__(self, batches: Sequence[np.ndarray], video_paths: Sequence[str], prompts: Sequence[str | None],
                  qualities: np.ndarray, groups: np.ndarray, encoder: VideoEncoder, mode: str = "videos",
-                 pairs: PairSet | None = None) -> None:
+                 pairs: PairSet | None = None, augment: AugmentingEncoder | None = None, first_step: int = 0) -> None:
         self.batches, self.paths, self.prompts = list(batches), list(video_paths), list(prompts)
         self.qualities, self.groups = qualities, groups
         self.encoder, self.mode, self.pairs = encoder, mode, pairs
+        self.augment, self.first_step = augment, first_step
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -223,7 +227,8 @@ class VideoBatches(torch.utils.data.Dataset):
         encoded = []
         for v in videos.tolist():
             try:
-                encoded.append(self.encoder(self.paths[v], self.prompts[v], key=v))
+                encoded.append(self.encoder(self.paths[v], self.prompts[v], key=v) if self.augment is None
+                               else self.augment(self.paths[v], self.prompts[v], v, self.first_step + i))
             except VideoReadError as exc:
                 return {"error": (exc.path, exc.reason)}
             except EncodingError as exc:

@@ -86,7 +86,8 @@ from solireward.scoring import VideoEncoder, score_videos
 from solireward.training.backend import Backend, deepspeed_config, make_backend, use_bf16
 from solireward.training.checkpoint import (latest_checkpoint, load_checkpoint, save_checkpoint,
                                             save_final_model)
-from solireward.training.config import ARCHITECTURE_OPTIONS, ModelOptions, TrainConfig
+from solireward.training.augment import AugmentingEncoder
+from solireward.training.config import ARCHITECTURE_OPTIONS, ModelOptions, TrainConfig, augmentation
 from solireward.training.data import (BatchPlan, PairSet, VideoBatches, eval_shards, make_plan, prompt_groups,
                                       raise_if_error, read_pair_file)
 from solireward.training.metrics_log import MetricsLog, StepStats, finite_or_none
@@ -299,10 +300,14 @@ class Trainer:
         cfg = self.cfg
         accum = cfg.gradient_accumulation_steps
         in_batch = cfg.batching == "in_batch"
+        mitigations = augmentation(cfg)
+        augment = AugmentingEncoder(self._encoder(), mitigations, cfg.seed, cfg.cache_frames) \
+            if mitigations.active else None
         return VideoBatches(plan.for_rank(self.env.rank)[start * accum:self.total_steps * accum],
                             self.train_pairs.video_paths, self.train_pairs.prompts, self.train_quality,
-                            self.train_groups, self._encoder(cache=cfg.cache_frames),
-                            mode="videos" if in_batch else "pairs", pairs=None if in_batch else self.train_pairs)
+                            self.train_groups, self._encoder(cache=cfg.cache_frames and augment is None),
+                            mode="videos" if in_batch else "pairs", pairs=None if in_batch else self.train_pairs,
+                            augment=augment, first_step=start * accum)
 
     # -- training ---------------------------------------------------------------------------
 

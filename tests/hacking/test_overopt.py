@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from solireward.data.synthetic import GRID_DEFECTS, grid_specs, render_video
-from solireward.hacking.overopt import (best_of_n, best_of_n_distribution, gold_reward, grpo, kl_best_of_n,
-                                        kl_divergence, optimise, softmax)
+from solireward.hacking.grid import gold_reward
+from solireward.hacking.overopt import (best_of_n, best_of_n_distribution, compare_overopt, grpo, kl_best_of_n,
+                                        kl_divergence, optimise, softmax, summary_at_kl)
 from tests.conftest import run_cli
 
 PROMPTS = ("a red ball falls to the ground", "a blue square slides to the left")
@@ -21,7 +22,7 @@ PROMPTS = ("a red ball falls to the ground", "a blue square slides to the left")
 def grid() -> tuple[np.ndarray, np.ndarray]:
     """(gold, brightness) tables of two prompts x the default grid (10 defect kinds x 8 nuisance settings)."""
     specs = [grid_specs(prompt, prompt_index=p) for p, prompt in enumerate(PROMPTS)]
-    gold = np.array([[gold_reward(s, "phy_deform") for s in row] for row in specs], dtype=float)
+    gold = np.array([[gold_reward(s.labels, "phy_deform") for s in row] for row in specs], dtype=float)
     brightness = np.array([[s.brightness for s in row] for row in specs])
     return gold, brightness
 
@@ -113,6 +114,8 @@ def test_overopt_cli(reward_model_dir: Path, demo_records: Path, tmp_path: Path)
     assert set(result["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"}
     assert [row["n"] for row in result["curves"]["best_of_n"]] == [1, 2, 4, 8]
     assert result["base"]["gold"] == pytest.approx(1 / 3) and result["tags"] == {"head": "last_token"}
+    summary = result["summary"]["best_of_n"]
+    assert summary["hacking_gap_ci"] is None and summary["per_prompt"]["hacking_gap"] == [summary["hacking_gap"]]
     assert (out / "overopt_curves.png").stat().st_size > 10_000
     assert "hacking gap" in (out / "overopt.md").read_text()
 
@@ -124,3 +127,109 @@ def test_overopt_cli_rejects_a_prompt_the_generator_cannot_draw(reward_model_dir
     assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--input_file", bad,
                    "--output_dir", tmp_path / "out") == 2
     assert "not a demo prompt" in capsys.readouterr().err
+
+
+def test_best_of_n_is_plotted_at_its_exact_kl_never_above_log_m() -> None:
+    """80 distinct proxy values: the closed form at n = 256 (4.55) exceeds log 80 (4.38); the exact KL is 4.21."""
+    m = 80
+    proxy = np.arange(m, dtype=float)[None]
+    curve = best_of_n(proxy, np.zeros((1, m)), 256)
+    last = curve[-1]
+    assert last["n"] == 256 and last["kl_bound"] == pytest.approx(math.log(256) - 255 / 256)
+    assert last["kl_bound"] > math.log(m)
+    k = np.arange(1, m + 1)
+    p = (k / m) ** 256 - ((k - 1) / m) ** 256  # the best of 256 draws is the k-th value
+    exact = float(np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p * m, 1.0)), 0.0)))
+    assert last["kl"] == pytest.approx(exact) and last["kl"] == pytest.approx(4.21, abs=0.01)
+    assert all(row["kl"] <= min(row["kl_bound"], math.log(m)) + 1e-12 for row in curve)
+    assert last["sqrt_kl"] == pytest.approx(math.sqrt(exact))
+    tied = best_of_n(np.zeros((1, m)), np.zeros((1, m)), 256)  # one value: every n is the base policy
+    assert all(row["kl"] == pytest.approx(0.0, abs=1e-12) for row in tied)
+
+
+def _prompts(count: int) -> list[str]:
+    from solireward.data.synthetic import COLOURS, MOTIONS, SHAPES, prompt_text
+
+    combos = [(c, s, mo) for c in COLOURS for s in SHAPES for mo in MOTIONS]
+    return [prompt_text(*combos[i * 7 % len(combos)]) for i in range(count)]
+
+
+@pytest.fixture(scope="module")
+def many() -> tuple[np.ndarray, np.ndarray]:
+    """(gold, brightness) tables of 16 prompts x the default grid."""
+    specs = [grid_specs(prompt, prompt_index=p) for p, prompt in enumerate(_prompts(16))]
+    return (np.array([[gold_reward(s.labels, "phy_deform") for s in row] for row in specs], dtype=float),
+            np.array([[s.brightness for s in row] for row in specs]))
+
+
+def test_summaries_are_means_over_prompts_with_intervals(many) -> None:
+    gold, brightness = many
+    rng = np.random.default_rng(0)
+    proxy = gold + brightness + rng.normal(0, 0.3, gold.shape)  # tracks the gold, pays for brightness
+    result = optimise(proxy, gold, betas=[0.1], steps=40, seed=0)
+    for name, summary in result["summary"].items():
+        for gain in ("gold_gain", "proxy_gain_std", "hacking_gap"):
+            per_prompt = summary["per_prompt"][gain]
+            assert len(per_prompt) == 16 and summary[gain] == pytest.approx(np.mean(per_prompt)), (name, gain)
+            low, high = summary[f"{gain}_ci"]
+            assert low < summary[gain] < high
+    curve = result["curves"]["best_of_n"]
+    assert all(len(row["per_prompt"]["kl"]) == 16 and row["kl"] == pytest.approx(np.mean(row["per_prompt"]["kl"]))
+               for row in curve)
+    at_end = summary_at_kl(result, "best_of_n", curve[-1]["kl"])
+    assert at_end["hacking_gap"] == pytest.approx(result["summary"]["best_of_n"]["hacking_gap"])
+    middle = summary_at_kl(result, "best_of_n", (curve[3]["kl"] + curve[4]["kl"]) / 2)
+    gains = [summary_at_kl(result, "best_of_n", curve[i]["kl"])["gold_gain"] for i in (3, 4)]
+    assert middle["gold_gain"] == pytest.approx(np.mean(gains))  # linear between recorded points
+    assert summary_at_kl(result, "best_of_n", curve[-1]["kl"] + 1) is None
+
+
+def test_paired_comparison_of_two_proxies_on_the_same_grid(many) -> None:
+    gold, brightness = many
+    rng = np.random.default_rng(1)
+    honest = optimise(gold + rng.normal(0, 0.1, gold.shape), gold, betas=[0.0], steps=20, seed=0)
+    hacked = optimise(brightness + rng.normal(0, 0.1, gold.shape), gold, betas=[0.0], steps=20, seed=0)
+    for result in (honest, hacked):
+        result.update(prompts=_prompts(16), settings=list(range(gold.shape[1])))
+    versus = compare_overopt(hacked, honest)
+    assert versus["kl"] == pytest.approx(min(honest["summary"]["best_of_n"]["max_kl"],
+                                             hacked["summary"]["best_of_n"]["max_kl"]))
+    gap = versus["hacking_gap"]
+    assert gap["difference"] > 1 and gap["p"] < 1e-3 and gap["low"] > 0 and gap["n"] == 16
+    assert versus["gold_gain"]["difference"] < 0
+    same = compare_overopt(honest, honest, "grpo_beta=0")
+    assert same["hacking_gap"]["difference"] == 0 and same["hacking_gap"]["p"] == 1.0
+    with pytest.raises(Exception, match="different grids"):
+        compare_overopt(hacked, {**honest, "prompts": _prompts(16)[::-1]})
+
+
+def test_the_grid_is_rendered_once_and_scored_alike_by_each_model(reward_model_dir: Path, demo_records: Path,
+                                                                  tmp_path: Path, capsys) -> None:
+    grid_flags = ("--defects", "none", "hover", "melt", "--scale", 1.0, "--background_shift", 0, "--size", 32,
+                  "--num_frames", 8)
+    grid = tmp_path / "grid"
+    assert run_cli("overopt-grid", "--input_file", demo_records, "--grid_dir", grid, *grid_flags) == 0
+    manifest = json.loads((grid / "grid.json").read_text())
+    distinct = list(dict.fromkeys(r["prompt"] for r in json.loads(demo_records.read_text())))
+    assert manifest["prompts"] == distinct and len(distinct) == 12  # every test prompt by default
+    assert len(manifest["settings"]) == 6
+    assert sorted(p.name for p in grid.glob("*.npz")) == [f"prompt-{p:03d}.npz" for p in range(12)]
+    optimisation = ("--max_n", 8, "--betas", 0, "--steps", 5)
+    from_grid = tmp_path / "from_grid"
+    assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--grid_dir", grid, "--output_dir",
+                   from_grid, *optimisation) == 0
+    in_memory = tmp_path / "in_memory"
+    assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--input_file", demo_records,
+                   "--output_dir", in_memory, *grid_flags, *optimisation) == 0
+    a, b = (json.loads((d / "overopt.json").read_text()) for d in (from_grid, in_memory))
+    assert a["prompts"] == b["prompts"] == distinct and a["settings"] == b["settings"]
+    np.testing.assert_allclose(a["proxy"], b["proxy"], atol=1e-5)  # the stored frames are the rendered ones
+    assert len(a["summary"]["best_of_n"]["per_prompt"]["hacking_gap"]) == 12
+    low, high = a["summary"]["best_of_n"]["hacking_gap_ci"]
+    assert low <= a["summary"]["best_of_n"]["hacking_gap"] <= high
+    capsys.readouterr()
+    assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--grid_dir", grid, "--output_dir",
+                   tmp_path / "x", "--size", 64) == 2
+    assert "--size" in capsys.readouterr().err
+    assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--output_dir", tmp_path / "x") == 2
+    assert "exactly one of --grid_dir and --input_file" in capsys.readouterr().err

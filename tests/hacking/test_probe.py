@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from solireward.data.synthetic import COLOURS
-from solireward.data.video import FrameSampling, sample_frames
-from solireward.hacking.probe import PERTURBATIONS, Clip, load_clips, probe_scorer, read_all_frames
+from solireward.data.video import FrameSampling, read_all_frames
+from solireward.hacking.probe import PERTURBATIONS, Clip, FrameScorer, compare_probes, load_clips, probe_scorer
 from tests.conftest import run_cli
 
 SAMPLING = FrameSampling(num_frames=8, height=56, width=56)
@@ -20,13 +20,8 @@ def by_name(name: str):
     return next(p for p in PERTURBATIONS if p.name == name)
 
 
-def constant(frames, prompts, fps, sampling) -> list[float]:
-    return [0.5] * len(frames)
-
-
-def brightness_only(frames, prompts, fps, sampling) -> list[float]:
-    """Mean pixel value of the frames the sampling takes: reads brightness and nothing else."""
-    return [float(sample_frames(f, sampling, fps=r).mean()) for f, r in zip(frames, fps)]
+constant = FrameScorer(lambda frames, prompt: 0.5)
+brightness_only = FrameScorer(lambda frames, prompt: float(frames.mean()))  # reads brightness and nothing else
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +91,15 @@ def test_probe_cli(reward_model_dir: Path, demo_records: Path, tmp_path: Path) -
                    "--output_dir", out, "--max_videos", 4, "--tag", "head=last_token", "loss=bt") == 0
     result = json.loads((out / "probe.json").read_text())
     assert result["n_videos"] == 4 and result["tags"] == {"head": "last_token", "loss": "bt"}
+    assert len(result["videos"]) == 4 and result["skipped"] == []
+    rows = {row["name"]: row for row in result["perturbations"]}
+    # a phy_deform model's chat prompt holds no video prompt: another video's prompt changes nothing it sees
+    assert result["reward_task"] == "phy_deform" and rows.pop("prompt_swap")["verdict"] == "not tested"
+    for row in rows.values():
+        assert row["tested"] and row["n_tested"] == 4 and len(row["per_video_change_std"]) == 4, row
+        low, high = row["mean_change_std_ci"]
+        assert low <= row["mean_change_std"] <= high
+        assert row["mean_change_std"] == pytest.approx(np.mean(row["per_video_change_std"]))
     assert {row["name"] for row in result["perturbations"]} == {p.name for p in PERTURBATIONS}
     assert "| reverse" in (out / "probe.md").read_text()
 
@@ -106,3 +110,72 @@ def test_probe_cli_names_a_bad_record(reward_model_dir: Path, tmp_path: Path, ca
     assert run_cli("probe", "--model_name_or_path", reward_model_dir, "--input_file", bad,
                    "--output_dir", tmp_path / "out") == 2
     assert "video_path" in capsys.readouterr().err
+
+
+def test_a_perturbation_that_leaves_the_input_unchanged_is_not_tested(clips: list[Clip]) -> None:
+    # 'fps' mode: 2 fps of the 2 s demo videos is 4 frames = min_frames, so half the rate still takes 4 frames;
+    # the size is capped at 56 x 56, so twice the size is cut back to it
+    sampling = FrameSampling(mode="fps", fps=2.0, min_frames=4, height=56, width=56, max_pixels=56 * 56)
+    rows = {row["name"]: row for row in probe_scorer(brightness_only, clips, sampling)["perturbations"]}
+    for name in ("frames_x0.5", "resolution_x2"):
+        row = rows[name]
+        assert not row["tested"] and row["verdict"] == "not tested" and not row["flagged"], row
+        assert row["n_tested"] == 0 and row["mean_change_std"] is None and "equals the clean input" in row["reason"]
+    assert rows["frames_x2"]["tested"] and rows["frames_x2"]["n_tested"] == len(clips)
+    assert rows["brightness"]["verdict"] == "pays"
+
+
+def test_probe_cli_reports_untested_rows_and_skips_an_unreadable_video(reward_model_dir: Path, demo_records: Path,
+                                                                      tmp_path: Path) -> None:
+    import shutil
+
+    from solireward.models import RewardModel
+
+    model = RewardModel.from_pretrained(reward_model_dir)
+    model.config.sampling = FrameSampling(mode="fps", fps=2.0, min_frames=4, height=56, width=56,
+                                          max_pixels=56 * 56).to_dict()
+    model.save_pretrained(tmp_path / "fps-model")
+    records = json.loads(demo_records.read_text())[:4]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64)
+    for r in records:
+        r["video_path"] = str(demo_records.parent / r["video_path"])
+    records.insert(1, {"video_path": str(broken), "prompt": records[0]["prompt"]})
+    (tmp_path / "videos.json").write_text(json.dumps(records))
+    out = tmp_path / "probe"
+    assert run_cli("probe", "--model_name_or_path", tmp_path / "fps-model", "--input_file", tmp_path / "videos.json",
+                   "--output_dir", out, "--perturbations", "frames_x0.5", "resolution_x2", "brightness") == 0
+    result = json.loads((out / "probe.json").read_text())
+    assert result["n_videos"] == 4 and [s["video_path"] for s in result["skipped"]] == [str(broken)]
+    rows = {row["name"]: row for row in result["perturbations"]}
+    assert list(rows) == ["frames_x0.5", "resolution_x2", "brightness"]
+    assert rows["frames_x0.5"]["verdict"] == rows["resolution_x2"]["verdict"] == "not tested"
+    assert rows["brightness"]["tested"]
+    markdown = (out / "probe.md").read_text()
+    assert "frames_x0.5 not tested" in markdown and "unreadable videos skipped" in markdown
+    shutil.rmtree(out)
+
+
+def test_compare_probes_pairs_the_videos(clips: list[Clip]) -> None:
+    sampling = FrameSampling(num_frames=8, height=56, width=56)
+    a = {"videos": list(range(len(clips))), **probe_scorer(brightness_only, clips, sampling)}
+    twin = FrameScorer(lambda frames, prompt: float(frames.mean()))
+    b = {"videos": a["videos"], **probe_scorer(twin, clips, sampling)}
+    same = compare_probes(a, b)
+    assert same["brightness"]["difference"] == pytest.approx(0.0) and same["brightness"]["p"] == 1.0
+    blind = {"videos": a["videos"], **probe_scorer(constant, clips, sampling)}
+    versus = compare_probes(a, blind)["brightness"]
+    assert versus["difference"] > 1 and versus["p"] < 0.01 and versus["n"] == len(clips)
+    with pytest.raises(Exception, match="different videos"):
+        compare_probes(a, {**blind, "videos": a["videos"][::-1]})
+
+
+def test_videos_whose_input_is_unchanged_are_left_out_of_the_statistics(clips: list[Clip]) -> None:
+    """fps mode at 2 fps with min_frames 4: half the rate changes the 8 s clips' frames (16 -> 8), not the 2 s ones'."""
+    long = [Clip(np.concatenate([c.frames] * 4), c.fps, c.prompt) for c in clips[:2]]
+    mixed = clips[:2] + long
+    sampling = FrameSampling(mode="fps", fps=2.0, min_frames=4, height=56, width=56)
+    row = next(r for r in probe_scorer(brightness_only, mixed, sampling)["perturbations"] if r["name"] == "frames_x0.5")
+    assert row["tested"] and (row["n_tested"], row["n_unchanged"]) == (2, 2)
+    assert row["per_video_change_std"][:2] == [None, None] and None not in row["per_video_change_std"][2:]
+    assert row["mean_change_std"] == pytest.approx(np.mean(row["per_video_change_std"][2:]))

@@ -107,17 +107,18 @@ def test_phy_deform_needs_no_prompt(tiny_model_factory, video_frames) -> None:
 
 
 def test_score_reads_mp4_files_with_the_stored_sampling(tiny_model_factory, mp4_videos) -> None:
-    from solireward.data.video import FrameSampling, read_video
+    from solireward.data.video import FrameSampling, read_video_and_fps
 
     sampling = FrameSampling(num_frames=4)
     model = _model(tiny_model_factory, "Qwen2.5-VL", "mean", sampling=sampling.to_dict())
     scores = model.train().score(mp4_videos, PROMPTS, batch_size=1)
     assert len(scores) == 2 and all(np.isfinite(scores))
     assert model.training  # score() runs in eval mode and restores the mode
-    frames = [read_video(p, sampling) for p in mp4_videos]
-    assert [len(f) for f in frames] == [4, 4]
-    with torch.no_grad():
-        direct = model.eval()(**model.collator()(frames, PROMPTS))
+    read = [read_video_and_fps(p, sampling) for p in mp4_videos]
+    assert [len(f) for f, _ in read] == [4, 4]
+    collator = model.collator()
+    with torch.no_grad():  # told the rate the 4 sampled frames stand for
+        direct = model.eval()(**collator.pad([collator.encode(f, p, fps) for (f, fps), p in zip(read, PROMPTS)]))
     np.testing.assert_allclose(scores, direct.numpy(), atol=1e-5)
 
 

@@ -77,3 +77,63 @@ def test_on_error_records_or_raises(model: RewardModel, mp4_videos: list[Path], 
     np.testing.assert_allclose([scores[0], scores[2]], model.score(mp4_videos, PROMPTS), atol=1e-5)
     with pytest.raises(VideoReadError, match="broken.mp4"):
         model.score([broken])
+
+
+@pytest.fixture(scope="module")
+def qwen25_fps_dir(tiny_model_factory, tmp_path_factory) -> Path:
+    """A Qwen2.5-VL reward model whose checkpoint samples at 2 frames per second (at least 2 frames)."""
+    torch.manual_seed(0)
+    sampling = FrameSampling(mode="fps", fps=2.0, min_frames=2, height=56, width=56)
+    model = RewardModel.from_backbone(tiny_model_factory("Qwen2.5-VL"),
+                                      RewardModelConfig(reduce_sequence="last_token", sampling=sampling.to_dict()))
+    out = tmp_path_factory.mktemp("qwen25-fps") / "model"
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture()
+def told_seconds(monkeypatch) -> list[float]:
+    """Every `second_per_grid_ts` value that reaches a reward model's forward pass (seconds per temporal patch)."""
+    seen: list[float] = []
+    forward = RewardModel.forward
+
+    def spy(self, input_ids, attention_mask, **inputs):
+        seen.extend(torch.as_tensor(inputs["second_per_grid_ts"]).flatten().tolist())
+        return forward(self, input_ids, attention_mask, **inputs)
+
+    monkeypatch.setattr(RewardModel, "forward", spy)
+    return seen
+
+
+@pytest.mark.parametrize("flags, seconds", [
+    ((), 1.0),                         # the checkpoint's 2 fps: temporal patches of 2 frames span 1 s
+    (("--fps", 4), 0.5),               # sampled at 4 fps, told 4 fps (a checkpoint-fps bug tells 2: 1.0)
+    (("--fps", 0.5), 2.0),             # 0.5 fps gives 1 frame, raised to min_frames 2: told 1 fps, as sampled
+    (("--mode", "segments", "--num_frames", 8), 0.5),  # 8 frames of a 2 s video stand for 4 fps
+])
+def test_qwen25_is_told_the_rate_it_was_sampled_at(qwen25_fps_dir: Path, mp4_videos: list[Path], tmp_path: Path,
+                                                   told_seconds: list[float], flags, seconds: float) -> None:
+    from tests.conftest import run_cli
+
+    assert video_info(mp4_videos[0])[:2] == (16, 8.0)  # the demo videos: 16 frames at 8 fps, 2 s
+    records = tmp_path / "videos.json"
+    records.write_text(f'[{{"video_path": "{mp4_videos[0]}", "prompt": "a red ball falls"}}]')
+    assert run_cli("infer", "--model_name_or_path", qwen25_fps_dir, "--input_file", records, "--output_file",
+                   tmp_path / "scores.json", "--num_workers", 0, *flags) == 0
+    assert told_seconds == pytest.approx([seconds])
+
+
+def test_the_probe_tells_qwen25_the_rate_of_each_perturbation(qwen25_fps_dir: Path, mp4_videos: list[Path],
+                                                              tmp_path: Path, told_seconds: list[float]) -> None:
+    """Clean: 2 fps (1 s per patch); frames_x2: 4 fps (0.5 s); video_fps_x0.5 (every other frame at 4 fps): 2 fps."""
+    import json
+
+    from tests.conftest import run_cli
+
+    records = tmp_path / "videos.json"
+    records.write_text(json.dumps([{"video_path": str(p), "prompt": q} for p, q in zip(mp4_videos, PROMPTS)]))
+    assert run_cli("probe", "--model_name_or_path", qwen25_fps_dir, "--input_file", records,
+                   "--output_dir", tmp_path / "probe", "--perturbations", "frames_x2", "video_fps_x0.5",
+                   "--batch_size", 1) == 0
+    assert sorted({round(s, 6) for s in told_seconds}) == [0.5, 1.0]
+    assert told_seconds.count(0.5) == 2  # the two videos under frames_x2, and nothing else

@@ -1,0 +1,160 @@
+"""The generator-settings grid of `solireward overopt`, rendered once per study (`solireward overopt-grid`).
+
+For each held-out prompt (the distinct prompts of a record file, e.g. the test split; all of them by
+default), the demo generator renders one video per setting of a finite grid: defect kind x
+brightness x object size x background shade (:func:`solireward.data.synthetic.grid_specs`). The
+defect kind fixes the ground truth; the nuisances leave it unchanged.
+
+A grid folder holds ``grid.json`` (the prompts, the settings, each video's labels, and how it was
+rendered) and ``prompt-NNN.npz`` (the ``(settings, frames, size, size, 3)`` uint8 frames of prompt
+NNN, compressed without loss: scores equal those of frames rendered in memory, and the file is
+smaller and faster to read than the same videos as mp4). It is written atomically, so a folder with
+``grid.json`` is complete. Each model scores the same frames (`overopt --grid_dir`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from solireward.config import arg
+from solireward.data.pairing import TASK_DIMENSIONS
+from solireward.data.synthetic import GRID_DEFECTS, grid_specs, render_video
+from solireward.errors import ConfigError, InputError
+from solireward.io import atomic_dir, read_json, read_records
+
+GRID_FILE = "grid.json"
+GRID_VERSION = 1
+
+
+@dataclasses.dataclass
+class GridOptions:
+    """The grid's prompts, settings and rendering."""
+
+    num_prompts: int | None = arg("held-out prompts optimised, evenly spaced among the file's distinct prompts "
+                                  "(default: every one)", None)
+    defects: list[str] = arg("defect kinds of the grid ('none' and defects of each dimension)",
+                             default_factory=lambda: list(GRID_DEFECTS))
+    brightness: list[float] = arg("brightness gains of the grid (a nuisance)", default_factory=lambda: [1.0, 1.4])
+    scale: list[float] = arg("object sizes of the grid, relative (a nuisance)", default_factory=lambda: [1.0, 1.3])
+    background_shift: list[int] = arg("background shades of the grid, added grey levels (a nuisance)",
+                                      default_factory=lambda: [0, 60])
+    size: int = arg("frame height and width of the rendered videos (the demo data's)", 64)
+    num_frames: int = arg("frames per rendered video (the demo data's)", 16)
+    fps: float = arg("frame rate of the rendered videos (the demo data's)", 8.0)
+
+    def __post_init__(self) -> None:
+        checks = [("num_prompts", self.num_prompts is None or self.num_prompts >= 1, "at least 1"),
+                  ("brightness", bool(self.brightness) and min(self.brightness) > 0, "positive gains"),
+                  ("scale", bool(self.scale) and min(self.scale) > 0, "positive sizes"),
+                  ("background_shift", bool(self.background_shift), "one or more values"),
+                  ("defects", bool(self.defects) and set(self.defects) <= set(GRID_DEFECTS),
+                   f"one or more of {', '.join(GRID_DEFECTS)}"),
+                  ("size", self.size >= 32 and self.size % 2 == 0, "even and at least 32"),
+                  ("num_frames", self.num_frames >= 8, "at least 8"),
+                  ("fps", self.fps > 0, "positive")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
+
+
+@dataclasses.dataclass
+class GridConfig:
+    """Where `solireward overopt-grid` reads its prompts and writes the grid."""
+
+    input_file: str = arg("held-out videos whose distinct demo prompts are optimised (e.g. a split's "
+                          "videos_test.json); only the prompts are read")
+    grid_dir: str = arg("folder to write grid.json and the frames into (replaced atomically)")
+    seed: int = arg("seed of the grid's random state (positions, timings, colours)", 0)
+
+
+def held_out_prompts(input_file: str, count: int | None = None) -> list[str]:
+    """`count` (None: all) distinct prompts of a record file, evenly spaced in order of first appearance."""
+    prompts: list[str] = []
+    for row, record in enumerate(read_records(input_file)):
+        prompt = record.get("prompt")
+        if not isinstance(prompt, str) or not prompt:
+            raise InputError("no 'prompt' (expected a demo prompt)", file=input_file, row=row, field="prompt")
+        if prompt not in prompts:
+            prompts.append(prompt)
+    if not prompts:
+        raise InputError("holds no records", file=input_file)
+    if count is None or count >= len(prompts):
+        return prompts
+    keep = np.unique(np.round(np.linspace(0, len(prompts) - 1, count)).astype(int))
+    return [prompts[i] for i in keep]
+
+
+def gold_reward(labels: dict[str, int], task: str) -> int:
+    """The ground truth of `task` for a grid video of these labels: 1 (Pass) or 0."""
+    return int(all(labels[dimension] for dimension in TASK_DIMENSIONS[task]))
+
+
+class Grid:
+    """Prompts x settings of demo videos with known labels; the frames of one prompt at a time."""
+
+    def __init__(self, prompts: Sequence[str], options: GridOptions, seed: int, folder: Path | None = None) -> None:
+        self.prompts, self.options, self.seed, self.folder = list(prompts), options, seed, folder
+        self.specs = [grid_specs(prompt, tuple(options.defects), tuple(options.brightness), tuple(options.scale),
+                                 tuple(options.background_shift), seed, p) for p, prompt in enumerate(self.prompts)]
+
+    @classmethod
+    def from_records(cls, input_file: str, options: GridOptions, seed: int) -> Grid:
+        """The grid of the held-out prompts of a record file (rendered in memory when its frames are asked for)."""
+        try:
+            return cls(held_out_prompts(input_file, options.num_prompts), options, seed)
+        except InputError as exc:
+            if exc.file:
+                raise
+            raise InputError(exc.reason, file=input_file, field="prompt") from None
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Grid:
+        """A grid written by :meth:`save` (its frames read from the folder)."""
+        folder = Path(folder)
+        manifest = read_json(folder / GRID_FILE)
+        if not isinstance(manifest, dict) or manifest.get("version") != GRID_VERSION:
+            raise InputError(f"not a grid of version {GRID_VERSION} (write it with `solireward overopt-grid`)",
+                             file=str(folder / GRID_FILE))
+        return cls(manifest["prompts"], GridOptions(**manifest["options"]), int(manifest["seed"]), folder)
+
+    @property
+    def settings(self) -> list[dict[str, Any]]:
+        """The settings of each prompt's row: defect kind and nuisances (the same for every prompt)."""
+        return [{"defect": s.physics_defect or s.deformity_defect or s.text_defect or "none", **s.nuisance}
+                for s in self.specs[0]]
+
+    def gold(self, task: str) -> np.ndarray:
+        """(prompts, settings) ground truth of `task`, 1 or 0."""
+        return np.array([[gold_reward(s.labels, task) for s in row] for row in self.specs], dtype=float)
+
+    def frames(self, p: int) -> np.ndarray:
+        """The ``(settings, T, H, W, 3)`` uint8 frames of prompt `p` (read from the folder, else rendered)."""
+        if self.folder is not None:
+            path = self.folder / f"prompt-{p:03d}.npz"
+            try:
+                with np.load(path) as data:
+                    frames = data["frames"]
+            except (OSError, KeyError, ValueError) as exc:
+                raise InputError(f"cannot read the grid's frames ({type(exc).__name__}: {exc})",
+                                 file=str(path)) from None
+            expected = (len(self.specs[p]), self.options.num_frames, self.options.size, self.options.size, 3)
+            if frames.shape != expected or frames.dtype != np.uint8:
+                raise InputError(f"expected uint8 frames of shape {expected}, got {frames.dtype} {frames.shape}",
+                                 file=str(path))
+            return frames
+        return np.stack([render_video(s, self.options.size, self.options.num_frames) for s in self.specs[p]])
+
+    def save(self, folder: str | Path) -> None:
+        """Render every prompt's frames and write the grid into `folder` (replaced atomically)."""
+        with atomic_dir(folder) as tmp:
+            for p in range(len(self.prompts)):
+                np.savez_compressed(tmp / f"prompt-{p:03d}.npz", frames=self.frames(p))
+            manifest = {"version": GRID_VERSION, "prompts": self.prompts, "seed": self.seed,
+                        "options": dataclasses.asdict(self.options), "settings": self.settings,
+                        "labels": [[s.labels for s in row] for row in self.specs]}
+            (tmp / GRID_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")

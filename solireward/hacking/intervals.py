@@ -1,0 +1,59 @@
+"""Intervals of the lab's effects over their units (videos for a probe shift, prompts for over-optimisation).
+
+Each effect is a mean over independent units (a probe shift is the mean over videos of each video's
+score change; a hacking gap the mean over prompts of each prompt's gap), so its interval is the
+Student-t interval of a mean: mean ± t(1 - α/2, n - 1) · sd / √n, with sd the sample standard
+deviation (ddof 1). It is exact for normal unit effects; for skewed or two-valued ones it covers
+about 93-95 % from 28 units on and about 90 % at 12 (tests/hacking/test_intervals.py checks this by
+simulation). A probe shift is in units of the clean scores' standard deviation, which is held fixed
+(the interval is conditional on it).
+
+Two cells measured on the same units (a mitigated cell and its unmitigated twin: the same videos or
+test prompts) are compared by :func:`paired_comparison`: the mean of the per-unit differences, its
+t interval, and the two-sided paired t-test p-value.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from solireward.errors import InputError
+
+CONFIDENCE = 0.95
+
+
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """``{"mean", "low", "high", "n"}``: the t interval of the mean of `values` (bounds None below 2 values)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.ndim != 1 or not len(x) or not np.isfinite(x).all():
+        raise InputError(f"expected one or more finite values, got {x.tolist()[:5]}", field="values")
+    mean = float(x.mean())
+    if len(x) < 2:
+        return {"mean": mean, "low": None, "high": None, "n": 1}
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(x)}
+
+
+def paired_comparison(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
+                      confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """``{"difference", "low", "high", "p", "n"}`` of a - b over the same units: t interval and paired t-test p."""
+    from scipy import stats
+
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if x.shape != y.shape:
+        raise InputError(f"paired values need the same units: {x.shape} vs {y.shape}", field="values")
+    d = x - y
+    interval = mean_interval(d, confidence)
+    if len(d) < 2:
+        p = None
+    elif np.ptp(d) == 0:  # every unit differs by the same amount: certain unless that amount is 0
+        p = 1.0 if d[0] == 0 else 0.0
+    else:
+        p = float(stats.ttest_1samp(d, 0.0).pvalue)
+    return {"difference": interval["mean"], "low": interval["low"], "high": interval["high"], "p": p,
+            "n": interval["n"]}

@@ -1,0 +1,120 @@
+"""Training-time mitigations of reward hacking: per video and step, a random sampling and appearance.
+
+A reward model should not learn what the frame sampler chose nor pay for a nuisance of appearance,
+yet a model trained on one fixed sampling of clean videos does both (issue 20: halving the frames or
+the resolution, or brightening a video, moves the demo models' scores by several std). Two
+augmentations, each off by default and set by :class:`~solireward.training.config.TrainConfig`:
+
+- *sampling invariance* (``--jitter_frames LOW HIGH``, ``--jitter_size LOW HIGH``): the checkpoint's
+  frame count ('segments' mode; in 'fps' mode its sampling rate, so the count follows within its
+  limits) and its frame height and width (within ``max_pixels``) are each multiplied by a factor
+  drawn log-uniformly from the range. The model is told the frame rate the frames were actually
+  sampled at (:meth:`solireward.scoring.VideoEncoder.sample`), so a changed rate is not a changed
+  speed of the motion.
+- *appearance jitter* (``--color_jitter P`` with ``--color_jitter_brightness B``, ``_contrast C``,
+  ``_saturation S``, ``_hue H``; as VideoAlign's ``p_color_jitter``): with probability P a video's
+  sampled frames get brightness x U(1-B, 1+B), contrast x U(1-C, 1+C) (around the mean grey of
+  the video), saturation x U(1-S, 1+S) and a hue rotation by U(-H, H) turns (in the YIQ chroma
+  plane), in that order, then are rounded and clipped to 0..255.
+
+The draws come from a generator seeded by (seed, global micro-step, video), so a resumed run replays
+the same augmented batches. Evaluation and every other command use the checkpoint's sampling alone.
+With augmentation, each video is decoded once at its native rate and size (kept in memory with
+``--cache_frames``) and sampled anew at every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+
+from solireward.data.video import FrameSampling, read_all_frames, target_size
+
+# RGB -> YIQ (NTSC); rotating (I, Q) turns the hue and keeps the luma Y
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=np.float32)
+_RGB = np.linalg.inv(_YIQ).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """The ranges of the per-video, per-step augmentations (see the module doc); None or 0 turns one off."""
+
+    jitter_frames: tuple[float, float] | None = None
+    jitter_size: tuple[float, float] | None = None
+    color_jitter: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether any augmentation is on."""
+        return bool(self.jitter_frames or self.jitter_size or self.color_jitter > 0)
+
+    def sampling(self, base: FrameSampling, height: int, width: int, rng: np.random.Generator) -> FrameSampling:
+        """`base` with its frame count (or rate) and frame size scaled by random factors of the ranges."""
+        out = base
+        if self.jitter_frames:
+            factor = _log_uniform(rng, self.jitter_frames)
+            out = dataclasses.replace(out, num_frames=max(1, round(base.num_frames * factor))) \
+                if base.mode == "segments" else dataclasses.replace(out, fps=base.fps * factor)
+        if self.jitter_size:
+            factor = _log_uniform(rng, self.jitter_size)
+            h, w = target_size(height, width, base)
+            out = dataclasses.replace(out, height=max(2, round(h * factor)), width=max(2, round(w * factor)))
+        return out
+
+    def colour(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """With probability `color_jitter`, (T, H, W, 3) uint8 frames with random brightness, contrast,
+        saturation and hue; else the frames unchanged."""
+        if not rng.random() < self.color_jitter:
+            return frames
+        x = frames.astype(np.float32) * np.float32(rng.uniform(1 - self.brightness, 1 + self.brightness))
+        grey = x @ _YIQ[0]
+        x = (x - grey.mean()) * np.float32(rng.uniform(1 - self.contrast, 1 + self.contrast)) + grey.mean()
+        grey = (x @ _YIQ[0])[..., None]
+        x = grey + (x - grey) * np.float32(rng.uniform(1 - self.saturation, 1 + self.saturation))
+        angle = 2 * math.pi * rng.uniform(-self.hue, self.hue)
+        turn = np.array([[1, 0, 0], [0, math.cos(angle), -math.sin(angle)], [0, math.sin(angle), math.cos(angle)]],
+                        dtype=np.float32)
+        x = x @ (_RGB @ turn @ _YIQ).T
+        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    low, high = bounds
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+class AugmentingEncoder:
+    """Picklable ``(path, prompt, video, micro_step) -> model inputs`` of one training video, augmented.
+
+    Wraps the training :class:`~solireward.scoring.VideoEncoder`: its sampling is the base, its
+    collator encodes, and it decides how files are decoded (backend, timeout).
+    """
+
+    def __init__(self, encoder: Any, augmentation: Augmentation, seed: int, cache: bool = False) -> None:
+        self.encoder, self.augmentation, self.seed = encoder, augmentation, seed
+        self.cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache else None
+
+    def _decoded(self, path: str, video: int) -> tuple[np.ndarray, float]:
+        if self.cache is not None and video in self.cache:
+            return self.cache[video]
+        decoded = read_all_frames(path, self.encoder.backend, self.encoder.timeout_s)
+        if self.cache is not None:
+            self.cache[video] = decoded
+        return decoded
+
+    def __call__(self, path: str, prompt: str | None, video: int, micro_step: int) -> dict[str, Any]:
+        """Model inputs of `video` at `micro_step`: its own draw of sampling and appearance."""
+        from solireward.scoring import VideoEncoder
+
+        frames, fps = self._decoded(path, video)
+        rng = np.random.default_rng([self.seed, 29, micro_step, video])
+        sampling = self.augmentation.sampling(self.encoder.sampling, frames.shape[1], frames.shape[2], rng)
+        sampled, rate = VideoEncoder(self.encoder.collator, sampling).sample(frames, fps or None)
+        return self.encoder.encode(self.augmentation.colour(sampled, rng), rate, prompt)

@@ -1,0 +1,54 @@
+"""The lab's intervals cover the truth as often as they claim (simulation with known truth), and pair correctly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from solireward.errors import InputError
+from solireward.hacking.intervals import mean_interval, paired_comparison
+
+
+NORMAL = (lambda rng, n: rng.normal(0.7, 2.0, n), 0.7)            # normal per-unit effects
+SKEWED = (lambda rng, n: rng.exponential(1.0, n) - 1.0, 0.0)        # skewed ones
+TWO_VALUED = (lambda rng, n: rng.binomial(1, 0.3, n) * 2.0, 0.6)    # two-valued ones (a gold gain per prompt)
+
+
+@pytest.mark.parametrize("draw, truth, n, at_least", [
+    (*NORMAL, 12, 0.93), (*NORMAL, 28, 0.93),
+    (*SKEWED, 28, 0.92), (*TWO_VALUED, 28, 0.92), (*SKEWED, 64, 0.93), (*TWO_VALUED, 64, 0.93),
+    (*SKEWED, 12, 0.88), (*TWO_VALUED, 12, 0.88),  # a t interval on few skewed units covers about 90 %
+])
+def test_mean_interval_covers_the_true_mean_95_percent_of_the_time(draw, truth: float, n: int,
+                                                                   at_least: float) -> None:
+    rng = np.random.default_rng(n)
+    trials = 2000
+    hits = 0
+    for _ in range(trials):
+        interval = mean_interval(draw(rng, n))
+        hits += interval["low"] <= truth <= interval["high"]
+    # 2000 trials: the share has a standard error of 0.005 around the interval's true coverage
+    assert at_least <= hits / trials <= 0.97, hits / trials
+
+
+def test_paired_comparison_is_calibrated_under_no_difference_and_finds_a_real_one() -> None:
+    rng = np.random.default_rng(1)
+    units = rng.normal(0, 3, (2000, 20))  # a shared per-unit effect that pairing removes
+    null_p = [paired_comparison(u + rng.normal(0, 1, 20), u + rng.normal(0, 1, 20))["p"] for u in units]
+    assert 0.035 <= np.mean(np.array(null_p) < 0.05) <= 0.065  # 5 % false positives
+    shifted = [paired_comparison(u + 0.8 + rng.normal(0, 0.5, 20), u + rng.normal(0, 0.5, 20)) for u in units[:200]]
+    assert np.mean([r["p"] < 0.05 for r in shifted]) > 0.9
+    covered = np.mean([r["low"] <= 0.8 <= r["high"] for r in shifted])
+    assert 0.9 <= covered <= 0.99
+
+
+def test_edge_cases() -> None:
+    one = mean_interval([2.0])
+    assert one == {"mean": 2.0, "low": None, "high": None, "n": 1}
+    same = paired_comparison([1.0, 2.0, 3.0], [0.5, 1.5, 2.5])
+    assert same["difference"] == pytest.approx(0.5) and same["p"] == 0.0 and same["low"] == pytest.approx(0.5)
+    assert paired_comparison([1.0, 2.0], [1.0, 2.0])["p"] == 1.0
+    with pytest.raises(InputError, match="same units"):
+        paired_comparison([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(InputError, match="finite"):
+        mean_interval([1.0, float("nan")])

@@ -1,0 +1,117 @@
+"""Training mitigations: random sampling and appearance per video and step, applied through `solireward train`."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from solireward.data.video import FrameSampling
+from solireward.models.reward_model import RewardCollator
+from solireward.training.augment import Augmentation, AugmentingEncoder
+from tests.conftest import run_cli
+from tests.training.conftest import fast_args
+from tests.training.test_train import _subset
+
+
+def test_sampling_jitter_scales_the_count_or_rate_and_the_size() -> None:
+    rng = np.random.default_rng(0)
+    twice = Augmentation(jitter_frames=(2.0, 2.0), jitter_size=(0.5, 0.5))
+    segments = twice.sampling(FrameSampling(num_frames=4, height=56, width=56), 64, 64, rng)
+    assert (segments.num_frames, segments.height, segments.width) == (8, 28, 28)
+    fps = twice.sampling(FrameSampling(mode="fps", fps=2.0, max_pixels=32 * 32), 64, 48, rng)
+    assert fps.fps == 4.0 and (fps.height, fps.width) == (18, 14)  # half of the 36x27 that max_pixels allows
+    ranged = Augmentation(jitter_frames=(0.5, 2.0))
+    counts = {ranged.sampling(FrameSampling(num_frames=8), 64, 64, rng).num_frames for _ in range(200)}
+    assert min(counts) == 4 and max(counts) == 16 and len(counts) > 8
+
+
+def test_colour_jitter_changes_appearance_only_as_configured() -> None:
+    rng = np.random.default_rng(1)
+    frames = rng.integers(40, 200, (4, 8, 8, 3), dtype=np.uint8)
+    assert Augmentation(color_jitter=0.0, brightness=0.4).colour(frames, rng) is frames  # probability 0: untouched
+    brighter = Augmentation(color_jitter=1.0, brightness=0.5).colour(frames, np.random.default_rng(3))
+    ratio = brighter.astype(float).mean() / frames.mean()
+    assert ratio != pytest.approx(1.0, abs=0.02) and 0.5 <= ratio <= 1.5
+    np.testing.assert_allclose(brighter / ratio, frames, atol=1.5)  # brightness alone: every pixel times one factor
+    grey = np.repeat(frames[..., :1], 3, axis=-1)
+    recoloured = Augmentation(color_jitter=1.0, saturation=0.5, hue=0.5).colour(grey, rng)
+    assert np.abs(recoloured.astype(int) - grey).max() <= 1  # grey has no saturation or hue to change
+    hued = Augmentation(color_jitter=1.0, hue=0.5).colour(frames, np.random.default_rng(5))
+    assert np.abs(hued.astype(int) - frames).mean() > 5
+
+
+@pytest.fixture()
+def encodes(monkeypatch) -> list[tuple]:
+    """Every (augmented draw or None, frame count, frame size, told fps, frames digest) the collator encodes."""
+    log: list[tuple] = []
+    current: list = [None]
+    encode, augment = RewardCollator.encode, AugmentingEncoder.__call__
+
+    def spy_encode(self, frames, prompt, fps=None):
+        log.append((current[0], len(frames), frames.shape[1:3], fps, hashlib.sha1(frames.tobytes()).hexdigest()))
+        current[0] = None
+        return encode(self, frames, prompt, fps)
+
+    def spy_augment(self, path, prompt, video, micro_step):
+        current[0] = (video, micro_step)
+        return augment(self, path, prompt, video, micro_step)
+
+    monkeypatch.setattr(RewardCollator, "encode", spy_encode)
+    monkeypatch.setattr(AugmentingEncoder, "__call__", spy_augment)
+    return log
+
+
+@pytest.mark.parametrize("mitigated", [True, False])
+def test_train_applies_the_mitigations_and_checkpoints(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path,
+                                                       encodes: list[tuple], mitigated: bool) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    n_videos = _subset(demo_pairs / "train.json", data / "train.json", 8)
+    flags = ["--jitter_frames", 0.5, 2, "--jitter_size", 0.5, 1, "--color_jitter", 1.0] if mitigated else []
+    out = tmp_path / "run"
+    assert run_cli(*fast_args(tiny_qwen, data, out, max_steps=3, save_steps=3, per_device_train_batch_size=n_videos),
+                   *flags) == 0
+    assert (out / "checkpoints" / "step-3").is_dir() and json.loads((out / "train_summary.json").read_text()
+                                                                    )["global_step"] == 3
+    drawn = [e for e in encodes if e[0] is not None]
+    if not mitigated:
+        assert not drawn  # the hook is off by default
+        train = encodes[:3 * n_videos]  # the 3 steps' videos, before the final scoring
+        assert len({e[4] for e in train}) == n_videos  # each video gives the same input at every step
+        return
+    assert sorted({step for (_, step), *_ in drawn}) == [0, 1, 2] and len(drawn) == 3 * n_videos
+    assert len({e[4] for e in drawn}) == len(drawn)  # a new input for every video and step
+    assert len({e[1] for e in drawn}) > 2 and len({e[2] for e in drawn}) > 2  # frame counts and sizes vary
+    for _, count, _, fps, _ in drawn:  # demo videos: 16 frames at 8 fps; told the rate they were sampled at
+        assert fps == pytest.approx(count * 8.0 / 16)
+    assert all(28 <= size[0] <= 56 for _, _, size, _, _ in drawn)
+
+
+def test_bad_ranges_are_named(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path, capsys) -> None:
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--jitter_frames", 2, 1) == 2
+    assert "jitter_frames" in capsys.readouterr().err
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--color_jitter", 1.5) == 2
+    assert "color_jitter" in capsys.readouterr().err
+
+
+def test_a_resumed_mitigated_run_replays_the_same_draws(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+
+    from tests.training.test_train import _weights
+
+    flags = ("--jitter_frames", 0.5, 2, "--jitter_size", 0.5, 1, "--color_jitter", 0.5)
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    args = dict(max_steps=4, save_steps=2)
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, full, **args), *flags) == 0
+    (cut / "checkpoints").mkdir(parents=True)
+    shutil.copytree(full / "checkpoints" / "step-2", cut / "checkpoints" / "step-2")
+    shutil.copy(full / "metrics.jsonl", cut / "metrics.jsonl")
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, cut, **args), *flags, "--resume") == 0
+    a, b = _weights(full), _weights(cut)
+    assert all(torch.equal(a[k], b[k]) for k in a)  # steps 3 and 4 saw the same augmented inputs
