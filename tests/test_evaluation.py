@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solireward.evaluation import (accuracy_at_epsilon, accuracy_with_ties, best_f1, bootstrap_interval,
-                                   group_advantages, pair_accuracy, pair_correct, pair_metrics, paired_bootstrap,
-                                   prompt_weights, roc_auc, top_prompt_share)
+from solireward.evaluation import (accuracy_at_epsilon, accuracy_with_ties, best_f1, group_advantages,
+                                   pair_accuracy, pair_correct, pair_metrics, roc_auc, top_prompt_share)
 from tests.conftest import run_cli
 
 # v1..v8: prompt, label (None = unlabelled), score (None = errored)
@@ -188,56 +187,15 @@ def test_pair_metrics_cd_and_fixed_epsilon():
     assert pair_metrics(np.array([0.0]), np.array([1]), None)["accuracy_cd"] is None   # C + D = 0
 
 
-def test_prompt_bootstrap_weights_resample_prompts_not_pairs():
-    a = np.array(["p", "p", "q", "p"], dtype=object)
-    b = np.array(["p", "q", "q", "r"], dtype=object)
-    (w,) = list(prompt_weights(a, b, samples=500, seed=1))
-    assert w.shape == (500, 4)
-    # pair 0 lies within p: weight m_p; pair 1 joins p and q: m_p * m_q; pair 2 within q: m_q
-    assert np.array_equal(w[:, 1], w[:, 0] * w[:, 2])
-    assert set(np.unique(w[:, 0])) <= {0, 1, 2, 3} and (w[:, 0] == 0).any()
-    chunks = list(prompt_weights(a, b, samples=500, seed=1, chunk_elements=700))   # same draws in chunks
-    assert len(chunks) > 1 and np.array_equal(np.concatenate(chunks), w)
-
-
-def test_bootstrap_interval_widens_when_pairs_share_prompts():
-    rng = np.random.default_rng(0)
-    correct = np.repeat(rng.random(20) < 0.7, 10).astype(float)     # 20 prompts x 10 identical pairs
-    by_prompt = np.repeat(np.arange(20), 10).astype(str).astype(object)
-    own = np.arange(200).astype(str).astype(object)                   # as if every pair were independent
-    lo, hi = bootstrap_interval(correct, by_prompt, by_prompt, 2000, 0.95, seed=0)
-    lo_naive, hi_naive = bootstrap_interval(correct, own, own, 2000, 0.95, seed=0)
-    assert lo < correct.mean() < hi and hi - lo > 2 * (hi_naive - lo_naive)
-    assert bootstrap_interval(np.array([]), own[:0], own[:0], 100) is None
-
-
-def test_paired_bootstrap_separates_a_real_difference_from_noise():
-    rng = np.random.default_rng(0)
-    prompts = np.repeat(np.arange(30), 8).astype(str).astype(object)
-    ref = (rng.random(240) < 0.6).astype(float)
-    better = np.where(rng.random(240) < 0.5, 1.0, ref)                # right on about half of ref's misses
-    same = ref.copy()
-    same[:8] = 1 - same[:8]                                            # one prompt flipped
-    strong = paired_bootstrap(better, ref, prompts, prompts, 2000, seed=0)
-    weak = paired_bootstrap(same, ref, prompts, prompts, 2000, seed=0)
-    assert strong["difference"] == pytest.approx(better.mean() - ref.mean())
-    assert strong["p_value"] < 0.01 and strong["low"] > 0
-    assert weak["p_value"] > 0.2 and weak["low"] <= 0 <= weak["high"]    # one prompt's flips: noise
-    # replicates: a 2 x n array; equal replicates give the same difference as one
-    twice = paired_bootstrap(np.stack([better, better]), np.stack([ref, ref]), prompts, prompts, 500, seed=0)
-    assert twice["difference"] == pytest.approx(strong["difference"]) and twice["p_value"] < 0.01
-    assert np.array_equal(pair_correct(np.array([1.0, 0.0, -2.0]), np.array([1, 1, 1])), [1.0, 0.5, 0.0])
-
-
 def test_evaluate_stores_interval_and_per_pair_records(tmp_path):
     scores, pairs = tmp_path / "s.json", tmp_path / "p.json"
     scores.write_text(json.dumps([_record(*v) for v in VIDEOS]))
     pairs.write_text(json.dumps(PAIRS))
     out = tmp_path / "m.json"
-    assert run_cli("evaluate", "--scores", scores, "--pairs", pairs, "--output", out, "--bootstrap_samples", 300) == 0
+    assert run_cli("evaluate", "--scores", scores, "--pairs", pairs, "--output", out, "--confidence", 0.9) == 0
     result = json.loads(out.read_text())
     lo, hi = result["pairs"]["accuracy_ci"]
-    assert lo <= result["pairs"]["accuracy"] <= hi and result["pairs"]["bootstrap_samples"] == 300
+    assert lo <= result["pairs"]["accuracy"] <= hi and result["pairs"]["confidence"] == 0.9
     assert result["per_pair"]["row"] == [1, 2, 3, 4, 5, 6, 7]          # rows 8 and 9 were skipped
     assert result["per_pair"]["relation"] == [1, 1, 1, 1, 0, 0, 0] and result["per_pair"]["prompt_win"][0] == "p"
     assert "accuracy_ci | [" in (tmp_path / "m.md").read_text()
