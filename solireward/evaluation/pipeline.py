@@ -16,7 +16,7 @@ from solireward.errors import ConfigError
 from solireward.evaluation.diagnostics import diagnostics
 from solireward.evaluation.loading import PairScores, ScoreTable, load_scores, pair_scores
 from solireward.evaluation.metrics import PASS_THRESHOLD, best_f1, pair_correct, pair_metrics, roc_auc
-from solireward.evaluation.uncertainty import INTERVAL_METHOD, accuracy_interval
+from solireward.evaluation.uncertainty import INTERVAL_METHOD, PromptDesign, accuracy_interval
 from solireward.io import markdown_cell, relative_path
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class EvaluateConfig:
 def design_accuracy(correct: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray,
                     confidence: float) -> dict[str, Any]:
     """Pair count, prompts, accuracy and its interval (``uncertainty.accuracy_interval``) of one set of pairs."""
-    interval = accuracy_interval(correct, prompt_a, prompt_b, confidence)
+    interval = accuracy_interval(correct, PromptDesign.of(prompt_a, prompt_b), confidence)
     return {"pairs": int(correct.size), "prompts": int(len(set(prompt_a) | set(prompt_b))),
             "accuracy": float(correct.mean()) if correct.size else None,
             "accuracy_ci": [interval["low"], interval["high"]] if interval else None,
@@ -73,7 +73,7 @@ def _pair_file_metrics(ps: PairScores, config: EvaluateConfig, notes: dict[str, 
     a, b = ps.prompt_win[win_lose], ps.prompt_lose[win_lose]
     pairs = {"in_file": ps.in_file, "skipped_missing": ps.skipped_missing, "skipped_error": ps.skipped_error,
              **pair_metrics(ps.d, ps.relation, config.tie_epsilon)}
-    interval = accuracy_interval(correct, a, b, config.confidence)
+    interval = accuracy_interval(correct, PromptDesign.of(a, b), config.confidence)
     pairs.update(accuracy_ci=[interval["low"], interval["high"]] if interval else None,
                  accuracy_se=interval["se"] if interval else None,
                  design_effect=interval["design_effect"] if interval else None,

@@ -10,8 +10,11 @@ share a prompt), which makes it unbiased when the pairs are in fact independent 
 (for equal one-way clusters this is the usual G/(G − 1)). A non-positive estimate falls back to the
 independent-pairs variance.
 
-- Interval of one accuracy: Wilson's interval at the effective number of pairs n·(design effect)⁻¹
-  (Kish 1965; Korn & Graubard 1998), normal quantile; never outside [0, 1].
+- Interval of one accuracy: Wilson's interval at the effective number of pairs n·(design effect)⁻¹,
+  capped at n (a design effect below 1 is taken as noise; Kish 1965; Korn & Graubard 1998), with Student's t quantile: its degrees of
+  freedom come from a moment split of the variance into a pair part (n − 1 df) and a prompt part
+  ((prompts − 1) / (1 + share of cross-prompt pairs) df), so they are large when prompts do not matter
+  and near the number of prompts when they dominate (Welch–Satterthwaite).
 - Paired test of two models on the same pairs: d_i = their correctness difference; t = Σd / √V(Σd)
   against Student's t with the Satterthwaite degrees of freedom of V under working independence,
   ν = (Σe²)² / Σ_{i,j share} e_i² e_j² (Bell & McCaffrey 2002); with pairs that share no prompt ν is
@@ -77,11 +80,34 @@ class SumVariance:
 
     variance: float
     independent: float   # the same if every pair were independent
-    df: float            # Satterthwaite degrees of freedom under working independence
+    df_pairs: float      # Satterthwaite degrees of freedom of `variance` under working independence
+    df_prompts: float    # Welch–Satterthwaite degrees of freedom of its pair and prompt components
 
     @property
     def design_effect(self) -> float:
         return self.variance / self.independent if self.independent > 0 else 1.0
+
+
+def _component_df(e: np.ndarray, design: PromptDesign, shared: float, shared_ones: float) -> float:
+    """Degrees of freedom from a moment split of the variance into a pair part (n − 1 df) and a prompt part,
+    pairs sharing a prompt covarying by τ²: large without prompt effects, near the number of prompts when
+    they dominate (halved when every pair joins two prompts, whose effects both enter)."""
+    n = e.size
+    touches = (np.bincount(design.side_a, minlength=design.prompts)
+               + np.bincount(design.side_b[design.cross], minlength=design.prompts))
+    row = touches[design.side_a].astype(float)
+    row[design.cross] += touches[design.side_b[design.cross]] - np.bincount(design.dyad)[design.dyad]
+    cross_moment = n - shared_ones / n                                    # E of Σe² per τ², of e'Me per σ²
+    trace = shared_ones - 2 * float((row ** 2).sum()) / n + shared_ones ** 2 / n ** 2
+    ee = float((e ** 2).sum())
+    det = (n - 1) * trace - cross_moment ** 2
+    tau = max(0.0, ((n - 1) * shared - cross_moment * ee) / det) if det > 0 else 0.0
+    sigma = max(0.0, (ee - tau * cross_moment) / (n - 1))
+    pair_part, prompt_part = sigma * n, tau * shared_ones
+    if prompt_part == 0 or design.prompts < 2:
+        return float(n - 1)
+    prompt_df = (design.prompts - 1) / (1.0 + float(design.cross.mean()))   # crossed pairs: about half (see docs)
+    return (pair_part + prompt_part) ** 2 / (pair_part ** 2 / (n - 1) + prompt_part ** 2 / prompt_df)
 
 
 def sum_variance(values: np.ndarray, design: PromptDesign) -> SumVariance | None:
@@ -92,27 +118,28 @@ def sum_variance(values: np.ndarray, design: PromptDesign) -> SumVariance | None
         return None
     e = v - v.mean()
     independent = float((e ** 2).sum()) * n / (n - 1)
-    shrink = 1.0 - design.shared_sum(np.ones(n)) / n ** 2
-    variance = design.shared_sum(e) / shrink if shrink > 0 else 0.0
+    shared_ones = design.shared_sum(np.ones(n))
+    shared = design.shared_sum(e)
+    shrink = 1.0 - shared_ones / n ** 2
+    variance = shared / shrink if shrink > 0 else 0.0
     if variance <= 0:
         variance = independent
     fourth = design.shared_sum(e ** 2)
-    df = float((e ** 2).sum()) ** 2 / fourth if fourth > 0 else float("inf")
-    return SumVariance(variance, independent, max(df, 1.0))
+    df_pairs = float((e ** 2).sum()) ** 2 / fourth if fourth > 0 else float("inf")
+    return SumVariance(variance, independent, max(df_pairs, 1.0), _component_df(e, design, shared, shared_ones))
 
 
-def accuracy_interval(correct: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray,
-                      confidence: float = 0.95) -> dict[str, Any] | None:
+def accuracy_interval(correct: np.ndarray, design: PromptDesign, confidence: float = 0.95) -> dict[str, Any] | None:
     """Wilson interval of mean(correct) at the effective number of pairs; None without pairs."""
     correct = np.asarray(correct, dtype=float)
     n = correct.size
     if n == 0:
         return None
     p = float(correct.mean())
-    var = sum_variance(correct, PromptDesign.of(prompt_a, prompt_b))
+    var = sum_variance(correct, design)
     var_mean = var.variance / n ** 2 if var else 0.0
     n_eff = min(float(n), p * (1 - p) / var_mean) if var_mean > 0 and 0 < p < 1 else float(n)
-    z = float(stats.norm.ppf(0.5 + confidence / 2))
+    z = float(stats.t.ppf(0.5 + confidence / 2, var.df_prompts if var else float("inf")))
     centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
     half = z / (1 + z * z / n_eff) * np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff ** 2))
     return {"low": float(max(0.0, centre - half)), "high": float(min(1.0, centre + half)),
@@ -120,20 +147,19 @@ def accuracy_interval(correct: np.ndarray, prompt_a: np.ndarray, prompt_b: np.nd
             "design_effect": var.design_effect if var else 1.0}
 
 
-def replicate_interval(correct: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray,
-                       confidence: float = 0.95) -> dict[str, Any] | None:
+def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: float = 0.95) -> dict[str, Any] | None:
     """Interval of the mean accuracy of K replicates ((K, pairs) correctness): test set plus seeds."""
     correct = np.atleast_2d(np.asarray(correct, dtype=float))
     k, n = correct.shape
     if k < 2:
-        return accuracy_interval(correct[0], prompt_a, prompt_b, confidence)
+        return accuracy_interval(correct[0], design, confidence)
     if n == 0:
         return None
-    var = sum_variance(correct.mean(axis=0), PromptDesign.of(prompt_a, prompt_b))
-    test = var.variance / n ** 2 if var else 0.0
+    var = sum_variance(correct.mean(axis=0), design)
+    test, df_test = (var.variance / n ** 2, var.df_prompts) if var else (0.0, float("inf"))
     seeds = float(correct.mean(axis=1).var(ddof=1)) / k
     total = test + seeds
-    df = total ** 2 / (seeds ** 2 / (k - 1)) if seeds > 0 else float("inf")
+    df = total ** 2 / (test ** 2 / df_test + seeds ** 2 / (k - 1)) if total > 0 else float("inf")
     q = float(stats.t.ppf(0.5 + confidence / 2, df))
     mean = float(correct.mean())
     return {"low": max(0.0, mean - q * np.sqrt(total)), "high": min(1.0, mean + q * np.sqrt(total)),
@@ -141,7 +167,7 @@ def replicate_interval(correct: np.ndarray, prompt_a: np.ndarray, prompt_b: np.n
             "df": float(df), "replicates": int(k)}
 
 
-def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray,
+def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDesign,
                 confidence: float = 0.95) -> dict[str, Any]:
     """Two-sided paired t-test of accuracy x − reference on the same pairs (module docstring).
 
@@ -160,10 +186,10 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, prompt_a: np.nda
     difference = float(x.mean() - ref.mean())
     discordant = int((d != 0).sum())
     seeds = [float(side.mean(axis=1).var(ddof=1)) / len(side) for side in (x, ref) if len(side) > 1]
-    var = sum_variance(d, PromptDesign.of(prompt_a, prompt_b))
+    var = sum_variance(d, design)
     if discordant == 0 and not any(seeds):
         return {**empty, "difference": difference, "low": difference, "high": difference, "p_value": 1.0}
-    test, df_test = (var.variance / n ** 2, var.df) if var else (0.0, float("inf"))
+    test, df_test = (var.variance / n ** 2, var.df_pairs) if var else (0.0, float("inf"))
     total = test + sum(seeds)
     parts = [(test, df_test)] + [(s, len(side) - 1) for s, side in zip(seeds, [s for s in (x, ref) if len(s) > 1])]
     df = total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
@@ -178,4 +204,4 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, prompt_a: np.nda
 def paired_bootstrap(correct_x: np.ndarray, correct_ref: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray,
                      samples: int, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
     """``paired_test`` under the name and signature `solireward.reporting` still calls (`samples`, `seed` unused)."""
-    return paired_test(correct_x, correct_ref, prompt_a, prompt_b, confidence)
+    return paired_test(correct_x, correct_ref, PromptDesign.of(prompt_a, prompt_b), confidence)
