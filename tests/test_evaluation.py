@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from solireward.evaluation import (accuracy_at_epsilon, accuracy_with_ties, best_f1, group_advantages,
-                                   pair_accuracy, pair_correct, pair_metrics, roc_auc, top_prompt_share)
+                                   method_footnote, pair_accuracy, pair_correct, pair_metrics, roc_auc,
+                                   top_prompt_share)
 from tests.conftest import run_cli
 
 # v1..v8: prompt, label (None = unlabelled), score (None = errored)
@@ -215,3 +216,43 @@ def test_metrics_sources_follow_a_moved_study_folder(tmp_path):
     row = load_metrics([str(moved / "eval" / "metrics.json")]).iloc[0]
     assert Path(row["scores_path"]) == (moved / "scores.json").resolve()
     assert Path(row["pairs_path"]) == (moved / "pairs.json").resolve()
+
+
+def test_published_and_own_accuracies_differ_and_in_prompt_beside_cross_prompt(tmp_path):
+    """VideoAlign's calc_accuracy counts d = 0 wrong and may split equal |d| in its prefix scan; ours does not."""
+    # (d, relation, prompt of win side, prompt of lose side): d = 0 win; d = 2 win; d = −1 win; two with |d| = 0.5
+    rows = [(0.0, 1, "p", "p"), (2.0, 1, "p", "p"), (-1.0, 1, "p", "q"), (0.5, 0, "q", "r"), (0.5, 1, "r", "s")]
+    records, pairs = [], []
+    for i, (d, relation, pw, pl) in enumerate(rows):
+        win, lose = f"/data/w{i}.mp4", f"/data/l{i}.mp4"
+        records += [{"video_path": win, "prompt": pw, "score": d, "label": 1},
+                    {"video_path": lose, "prompt": pl, "score": 0.0, "label": 1 if relation == 0 else 0}]
+        pairs.append({"win": {"video_path": win, "prompt": pw}, "lose": {"video_path": lose, "prompt": pl},
+                      "meta": {"win": {"quality": 1.0}, "lose": {"quality": 1.0 if relation == 0 else 0.0}}})
+    scores, pair_file, out = tmp_path / "s.json", tmp_path / "p.json", tmp_path / "m.json"
+    scores.write_text(json.dumps(records))
+    pair_file.write_text(json.dumps(pairs))
+    assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out) == 0
+    result = json.loads(out.read_text())
+    p = result["pairs"]
+    assert p["accuracy"] == pytest.approx(2.5 / 4) and p["accuracy_cd"] == pytest.approx(2 / 3)
+    assert p["accuracy_videoalign"] == pytest.approx(2 / 4)                  # d = 0 counts wrong
+    # ours: every ε predicts both |d| = 0.5 pairs alike -> best 2/5; VideoAlign's prefix {d=0, tie} -> 3/5
+    assert p["accuracy_with_ties"] == pytest.approx(2 / 5)
+    assert p["accuracy_with_ties_videoalign"] == pytest.approx(3 / 5) and p["tie_threshold_videoalign"] == 0.5
+    # in-prompt test pairs: rows 1-2 (½ and 1); cross-prompt win-lose pairs: rows 3 and 5 (0 and 1)
+    assert p["in_prompt"]["pairs"] == 2 and p["in_prompt"]["accuracy"] == pytest.approx(0.75)
+    assert p["cross_prompt"]["pairs"] == 2 and p["cross_prompt"]["accuracy"] == pytest.approx(0.5)
+    for part in ("in_prompt", "cross_prompt"):
+        lo, hi = p[part]["accuracy_ci"]
+        assert 0 <= lo <= p[part]["accuracy"] <= hi <= 1
+    # every Pass x Fail pair of the score file, counted by hand
+    passes = [(r["score"], r["prompt"]) for r in records if r["label"] == 1]
+    fails = [(r["score"], r["prompt"]) for r in records if r["label"] == 0]
+    for part, same in (("in_prompt", True), ("cross_prompt", False)):
+        hits = [(sw > sl) + 0.5 * (sw == sl) for sw, pw in passes for sl, pl in fails if (pw == pl) == same]
+        assert result["all_pairs"][part]["pairs"] == len(hits)
+        assert result["all_pairs"][part]["accuracy"] == pytest.approx(np.mean(hits))
+    assert result["uncertainty_method"] == method_footnote()
+    md = (tmp_path / "m.md").read_text()
+    assert "| test pairs in-prompt | 2 |" in md and "accuracy_with_ties_videoalign" in md
