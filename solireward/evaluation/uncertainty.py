@@ -185,20 +185,22 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     d = x.mean(axis=0) - ref.mean(axis=0)
     difference = float(x.mean() - ref.mean())
     discordant = int((d != 0).sum())
-    seeds = [float(side.mean(axis=1).var(ddof=1)) / len(side) for side in (x, ref) if len(side) > 1]
-    var = sum_variance(d, design)
-    if discordant == 0 and not any(seeds):
+    seeds = [(float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1) for side in (x, ref) if len(side) > 1]
+    if discordant == 0 and not any(v for v, _ in seeds):
         return {**empty, "difference": difference, "low": difference, "high": difference, "p_value": 1.0}
-    test, df_test = (var.variance / n ** 2, var.df_pairs) if var else (0.0, float("inf"))
-    total = test + sum(seeds)
-    parts = [(test, df_test)] + [(s, len(side) - 1) for s, side in zip(seeds, [s for s in (x, ref) if len(s) > 1])]
+    var = sum_variance(d, design)
+    if var and var.variance > 0:
+        test, df_test, effect = var.variance / n ** 2, var.df_pairs, var.design_effect
+    else:   # every pair has the same difference (or one pair): the variance under "no difference", Σd²
+        test, df_test, effect = float((d ** 2).sum()) / n ** 2, float((d ** 2).sum() ** 2 / (d ** 4).sum()), 1.0
+    parts = [(test, df_test), *seeds]
+    total = sum(v for v, _ in parts)
     df = total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
     se = float(np.sqrt(total))
     q = float(stats.t.ppf(0.5 + confidence / 2, df))
-    p = float(2 * stats.t.sf(abs(difference) / se, df)) if se > 0 else 1.0
+    p = float(2 * stats.t.sf(abs(difference) / se, df))
     return {"difference": difference, "low": difference - q * se, "high": difference + q * se,
-            "p_value": min(1.0, p), "df": float(df), "design_effect": var.design_effect if var else 1.0,
-            "discordant": discordant}
+            "p_value": min(1.0, p), "df": float(df), "design_effect": effect, "discordant": discordant}
 
 
 def paired_bootstrap(correct_x: np.ndarray, correct_ref: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray,

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from solireward.evaluation import PromptDesign, accuracy_interval, paired_test, replicate_interval
+from solireward.evaluation import PromptDesign, accuracy_interval, paired_bootstrap, paired_test, replicate_interval
 
 R, PROMPTS, PAIRS, MU = 2000, 28, 448, 0.6
 
@@ -115,3 +115,21 @@ def test_replicate_interval_covers_the_mean_over_seeds_and_test_sets() -> None:
     truth = _truth(a, b, sigma ** 2, seed_sd ** 2)
     hits = [(i["low"] <= truth <= i["high"]) for i in (replicate_interval(c, design) for c in correct)]
     assert 0.93 <= float(np.mean(hits)) <= 0.97, np.mean(hits)
+
+
+def test_paired_test_edge_cases_and_replicates() -> None:
+    """Every pair won (variance 0 around the mean): judged under "no difference"; equal replicates add nothing."""
+    design = PromptDesign.of(np.arange(5), np.arange(5, 10))
+    every = paired_test(np.ones(5), np.zeros(5), design)
+    assert every["difference"] == 1.0 and 0.05 < every["p_value"] < 0.1          # exact McNemar: 0.0625
+    assert paired_test(np.ones(5), np.ones(5), design)["p_value"] == 1.0
+    rng = np.random.default_rng(0)
+    prompts = rng.integers(0, 20, (2, 200))
+    design = PromptDesign.of(*prompts)
+    x, ref = (rng.random(200) < 0.8).astype(float), (rng.random(200) < 0.6).astype(float)
+    one = paired_test(x, ref, design)
+    twice = paired_test(np.stack([x, x]), np.stack([ref, ref]), design)
+    assert twice["p_value"] == pytest.approx(one["p_value"]) and one["p_value"] < 0.01
+    noisy = paired_test(np.stack([x, 1 - x]), np.stack([ref, ref]), design)   # replicates that disagree
+    assert noisy["df"] < one["df"] and noisy["p_value"] > one["p_value"]
+    assert paired_bootstrap(x, ref, *prompts, samples=0) == one
