@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from solireward.evaluation import (accuracy_at_epsilon, accuracy_with_ties, best_f1, group_advantages,
-                                   method_footnote, pair_accuracy, pair_correct, pair_metrics, roc_auc,
+                                   method_footnote, pair_accuracy, pair_metrics, roc_auc,
                                    top_prompt_share)
 from tests.conftest import run_cli
 

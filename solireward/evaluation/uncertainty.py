@@ -55,7 +55,7 @@ class PromptDesign:
     dyads: int
 
     @classmethod
-    def of(cls, prompt_a: np.ndarray, prompt_b: np.ndarray) -> "PromptDesign":
+    def of(cls, prompt_a: np.ndarray, prompt_b: np.ndarray) -> PromptDesign:
         """Code the prompts of `prompt_a` / `prompt_b` (one entry per pair; any hashable values)."""
         n = len(prompt_a)
         codes, names = pd.factorize(np.concatenate([np.asarray(prompt_a, dtype=object),

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from solireward.data.benchmarks import FORMATS, parse_pairs
+from solireward.data.benchmarks import parse_pairs
 from solireward.errors import InputError
 from tests.conftest import run_cli
 
