@@ -20,7 +20,10 @@ independent-pairs variance.
   ν = (Σe²)² / Σ_{i,j share} e_i² e_j² (Bell & McCaffrey 2002); with pairs that share no prompt ν is
   about the number of discordant pairs, so sparse discordance is judged as conservatively as exact McNemar.
 - Replicates (K models of one cell, different seeds): the variance of the mean is the test-set variance of
-  the replicate-averaged correctness plus s²/K over replicates; Welch–Satterthwaite degrees of freedom.
+  the replicate-averaged correctness plus s²/K over the replicates' accuracies; Welch–Satterthwaite degrees
+  of freedom. s² also holds the per-pair noise that the test-set part already counts, so the interval is
+  conservative when replicates differ by that noise alone (docs/UNCERTAINTY.md); subtracting it (a
+  two-way ANOVA) under-covered with K = 3, because the smaller s² then set too many degrees of freedom.
 """
 
 from __future__ import annotations
@@ -156,7 +159,8 @@ def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: fl
     if n == 0:
         return None
     var = sum_variance(correct.mean(axis=0), design)
-    test, df_test = (var.variance / n ** 2, var.df_prompts) if var else (0.0, float("inf"))
+    # the test-set part never below that of independent pairs, as in `accuracy_interval`
+    test, df_test = (max(var.variance, var.independent) / n ** 2, var.df_prompts) if var else (0.0, float("inf"))
     seeds = float(correct.mean(axis=1).var(ddof=1)) / k
     total = test + seeds
     df = total ** 2 / (test ** 2 / df_test + seeds ** 2 / (k - 1)) if total > 0 else float("inf")

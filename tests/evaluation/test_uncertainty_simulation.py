@@ -103,12 +103,13 @@ def test_sparse_discordance_is_judged_like_exact_mcnemar(wins: int, losses: int,
     assert result["p_value"] >= 0.8 * exact and result["design_effect"] == pytest.approx(1.0)
 
 
-def test_replicate_interval_covers_the_mean_over_seeds_and_test_sets() -> None:
-    """K = 3 seeds per cell: each model adds its own offset (σ 0.15) and fresh per-pair noise."""
+@pytest.mark.parametrize("sigma, seed_sd", [(0.3, 0.15), (0.5, 0.0)])
+def test_replicate_interval_covers_the_mean_over_seeds_and_test_sets(sigma: float, seed_sd: float) -> None:
+    """K = 3 seeds per cell: each model adds its own offset (s.d. `seed_sd`) and fresh per-pair noise."""
     rng = np.random.default_rng(33)
     a, b = _design("cross", rng)
     design = PromptDesign.of(a, b)
-    runs, k, sigma, seed_sd = 1000, 3, 0.3, 0.15
+    runs, k = 1000, 3
     difficulty = rng.normal(0.0, sigma, (runs, PROMPTS))
     correct = np.stack([_correct(rng, a, b, difficulty, MU + rng.normal(0.0, seed_sd, (runs, 1))) for _ in range(k)],
                        axis=1)
