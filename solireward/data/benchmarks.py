@@ -270,7 +270,8 @@ def parse_pairs(path: str, format_name: str, video_root: str | None = None, url_
         for row, record in enumerate(records, start=1):
             mapping = _mapping(_get(record, group)) or {}
             for dimension, value in mapping.items():
-                labels.setdefault(str(dimension), [SKIP] * n)[row - 1] = relation(_text(value), row, f"{group}.{dimension}")
+                judged = relation(_text(value), row, f"{group}.{dimension}")
+                labels.setdefault(str(dimension), [SKIP] * n)[row - 1] = judged
     prompts = cells(prompt_field, spec.prompt_required) if prompt_field else [""] * n
     raw_a, raw_b = cells(spec.video_a), cells(spec.video_b)
     videos = _video_paths(raw_a + raw_b, rows + rows, [spec.video_a] * n + [spec.video_b] * n, path, video_root,

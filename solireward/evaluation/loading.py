@@ -1,4 +1,4 @@
-"""Reading a score file and a pair file into arrays (`solireward evaluate`'s inputs; formats in the package docstring)."""
+"""Reading a score file and a pair file into arrays (the inputs of `solireward evaluate`; see the package)."""
 
 from __future__ import annotations
 

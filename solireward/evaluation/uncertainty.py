@@ -11,14 +11,15 @@ share a prompt), which makes it unbiased when the pairs are in fact independent 
 independent-pairs variance.
 
 - Interval of one accuracy: Wilson's interval at the effective number of pairs n·(design effect)⁻¹,
-  capped at n (a design effect below 1 is taken as noise; Kish 1965; Korn & Graubard 1998), with Student's t quantile: its degrees of
-  freedom come from a moment split of the variance into a pair part (n − 1 df) and a prompt part
-  ((prompts − 1) / (1 + share of cross-prompt pairs) df), so they are large when prompts do not matter
-  and near the number of prompts when they dominate (Welch–Satterthwaite).
+  capped at n (a design effect below 1 is taken as noise; Kish 1965; Korn & Graubard 1998), with
+  Student's t quantile: its degrees of freedom come from a moment split of the variance into a pair
+  part (n − 1 df) and a prompt part ((prompts − 1) / (1 + share of cross-prompt pairs) df), so they are
+  large when prompts do not matter and near the number of prompts when they dominate (Welch–Satterthwaite).
 - Paired test of two models on the same pairs: d_i = their correctness difference; t = Σd / √V(Σd)
   against Student's t with the Satterthwaite degrees of freedom of V under working independence,
   ν = (Σe²)² / Σ_{i,j share} e_i² e_j² (Bell & McCaffrey 2002); with pairs that share no prompt ν is
-  about the number of discordant pairs, so sparse discordance is judged as conservatively as exact McNemar.
+  about the number of discordant pairs, so sparse discordance is judged about as conservatively as
+  exact McNemar.
 - Replicates (K models of one cell, different seeds): the variance of the mean is the test-set variance of
   the replicate-averaged correctness plus s²/K over the replicates' accuracies; Welch–Satterthwaite degrees
   of freedom. s² also holds the per-pair noise that the test-set part already counts, so the interval is
