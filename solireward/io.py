@@ -171,7 +171,11 @@ def pair_quality(meta: Any, side: str, file: str, row: int, default: float | Non
 
 
 def read_records(path: str | os.PathLike) -> list[dict]:
-    """Read a list of records from .json (a list), .jsonl, .csv or .parquet."""
+    """Read a list of records from .json (a list), .jsonl, .csv, .tsv or .parquet: the one reader of record files.
+
+    CSV/TSV cells are strings (a UTF-8 byte-order mark is dropped, empty cells are ""); parquet keeps its
+    types, with nested structs as dicts. An unreadable file is an InputError naming it.
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
@@ -181,12 +185,20 @@ def read_records(path: str | os.PathLike) -> list[dict]:
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise InputError("expected a JSON list of objects", file=str(path))
         return data
-    if suffix in (".csv", ".parquet"):
-        import pandas as pd
+    if suffix not in (".csv", ".tsv", ".parquet"):
+        raise InputError(f"unsupported extension '{suffix}'; expected .json, .jsonl, .csv, .tsv or .parquet",
+                         file=str(path))
+    import pandas as pd
 
-        if not path.is_file():
-            raise InputError("file does not exist", file=str(path))
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False) if suffix == ".csv" else pd.read_parquet(path)
-        return frame.to_dict(orient="records")
-    raise InputError(f"unsupported extension '{suffix}'; expected .json, .jsonl, .csv or .parquet",
-                     file=str(path))
+    if not path.is_file():
+        raise InputError("file does not exist", file=str(path))
+    try:
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                                sep="\t" if suffix == ".tsv" else ",")
+    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputError(f"not a readable {suffix.lstrip('.')} file ({exc})", file=str(path)) from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.to_dict(orient="records")

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solireward.evaluation import (accuracy_at_epsilon, accuracy_with_ties, best_f1, bootstrap_interval,
-                                   group_advantages, pair_accuracy, pair_correct, pair_metrics, paired_bootstrap,
-                                   prompt_weights, roc_auc, top_prompt_share)
+from solireward.evaluation import (accuracy_at_epsilon, accuracy_with_ties, best_f1, group_advantages,
+                                   method_footnote, pair_accuracy, pair_metrics, roc_auc,
+                                   top_prompt_share)
 from tests.conftest import run_cli
 
 # v1..v8: prompt, label (None = unlabelled), score (None = errored)
@@ -188,56 +188,15 @@ def test_pair_metrics_cd_and_fixed_epsilon():
     assert pair_metrics(np.array([0.0]), np.array([1]), None)["accuracy_cd"] is None   # C + D = 0
 
 
-def test_prompt_bootstrap_weights_resample_prompts_not_pairs():
-    a = np.array(["p", "p", "q", "p"], dtype=object)
-    b = np.array(["p", "q", "q", "r"], dtype=object)
-    (w,) = list(prompt_weights(a, b, samples=500, seed=1))
-    assert w.shape == (500, 4)
-    # pair 0 lies within p: weight m_p; pair 1 joins p and q: m_p * m_q; pair 2 within q: m_q
-    assert np.array_equal(w[:, 1], w[:, 0] * w[:, 2])
-    assert set(np.unique(w[:, 0])) <= {0, 1, 2, 3} and (w[:, 0] == 0).any()
-    chunks = list(prompt_weights(a, b, samples=500, seed=1, chunk_elements=700))   # same draws in chunks
-    assert len(chunks) > 1 and np.array_equal(np.concatenate(chunks), w)
-
-
-def test_bootstrap_interval_widens_when_pairs_share_prompts():
-    rng = np.random.default_rng(0)
-    correct = np.repeat(rng.random(20) < 0.7, 10).astype(float)     # 20 prompts x 10 identical pairs
-    by_prompt = np.repeat(np.arange(20), 10).astype(str).astype(object)
-    own = np.arange(200).astype(str).astype(object)                   # as if every pair were independent
-    lo, hi = bootstrap_interval(correct, by_prompt, by_prompt, 2000, 0.95, seed=0)
-    lo_naive, hi_naive = bootstrap_interval(correct, own, own, 2000, 0.95, seed=0)
-    assert lo < correct.mean() < hi and hi - lo > 2 * (hi_naive - lo_naive)
-    assert bootstrap_interval(np.array([]), own[:0], own[:0], 100) is None
-
-
-def test_paired_bootstrap_separates_a_real_difference_from_noise():
-    rng = np.random.default_rng(0)
-    prompts = np.repeat(np.arange(30), 8).astype(str).astype(object)
-    ref = (rng.random(240) < 0.6).astype(float)
-    better = np.where(rng.random(240) < 0.5, 1.0, ref)                # right on about half of ref's misses
-    same = ref.copy()
-    same[:8] = 1 - same[:8]                                            # one prompt flipped
-    strong = paired_bootstrap(better, ref, prompts, prompts, 2000, seed=0)
-    weak = paired_bootstrap(same, ref, prompts, prompts, 2000, seed=0)
-    assert strong["difference"] == pytest.approx(better.mean() - ref.mean())
-    assert strong["p_value"] < 0.01 and strong["low"] > 0
-    assert weak["p_value"] > 0.2 and weak["low"] <= 0 <= weak["high"]    # one prompt's flips: noise
-    # replicates: a 2 x n array; equal replicates give the same difference as one
-    twice = paired_bootstrap(np.stack([better, better]), np.stack([ref, ref]), prompts, prompts, 500, seed=0)
-    assert twice["difference"] == pytest.approx(strong["difference"]) and twice["p_value"] < 0.01
-    assert np.array_equal(pair_correct(np.array([1.0, 0.0, -2.0]), np.array([1, 1, 1])), [1.0, 0.5, 0.0])
-
-
 def test_evaluate_stores_interval_and_per_pair_records(tmp_path):
     scores, pairs = tmp_path / "s.json", tmp_path / "p.json"
     scores.write_text(json.dumps([_record(*v) for v in VIDEOS]))
     pairs.write_text(json.dumps(PAIRS))
     out = tmp_path / "m.json"
-    assert run_cli("evaluate", "--scores", scores, "--pairs", pairs, "--output", out, "--bootstrap_samples", 300) == 0
+    assert run_cli("evaluate", "--scores", scores, "--pairs", pairs, "--output", out, "--confidence", 0.9) == 0
     result = json.loads(out.read_text())
     lo, hi = result["pairs"]["accuracy_ci"]
-    assert lo <= result["pairs"]["accuracy"] <= hi and result["pairs"]["bootstrap_samples"] == 300
+    assert lo <= result["pairs"]["accuracy"] <= hi and result["pairs"]["confidence"] == 0.9
     assert result["per_pair"]["row"] == [1, 2, 3, 4, 5, 6, 7]          # rows 8 and 9 were skipped
     assert result["per_pair"]["relation"] == [1, 1, 1, 1, 0, 0, 0] and result["per_pair"]["prompt_win"][0] == "p"
     assert "accuracy_ci | [" in (tmp_path / "m.md").read_text()
@@ -257,3 +216,43 @@ def test_metrics_sources_follow_a_moved_study_folder(tmp_path):
     row = load_metrics([str(moved / "eval" / "metrics.json")]).iloc[0]
     assert Path(row["scores_path"]) == (moved / "scores.json").resolve()
     assert Path(row["pairs_path"]) == (moved / "pairs.json").resolve()
+
+
+def test_published_and_own_accuracies_differ_and_in_prompt_beside_cross_prompt(tmp_path):
+    """VideoAlign's calc_accuracy counts d = 0 wrong and may split equal |d| in its prefix scan; ours does not."""
+    # (d, relation, prompt of win side, prompt of lose side): d = 0 win; d = 2 win; d = −1 win; two with |d| = 0.5
+    rows = [(0.0, 1, "p", "p"), (2.0, 1, "p", "p"), (-1.0, 1, "p", "q"), (0.5, 0, "q", "r"), (0.5, 1, "r", "s")]
+    records, pairs = [], []
+    for i, (d, relation, pw, pl) in enumerate(rows):
+        win, lose = f"/data/w{i}.mp4", f"/data/l{i}.mp4"
+        records += [{"video_path": win, "prompt": pw, "score": d, "label": 1},
+                    {"video_path": lose, "prompt": pl, "score": 0.0, "label": 1 if relation == 0 else 0}]
+        pairs.append({"win": {"video_path": win, "prompt": pw}, "lose": {"video_path": lose, "prompt": pl},
+                      "meta": {"win": {"quality": 1.0}, "lose": {"quality": 1.0 if relation == 0 else 0.0}}})
+    scores, pair_file, out = tmp_path / "s.json", tmp_path / "p.json", tmp_path / "m.json"
+    scores.write_text(json.dumps(records))
+    pair_file.write_text(json.dumps(pairs))
+    assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out) == 0
+    result = json.loads(out.read_text())
+    p = result["pairs"]
+    assert p["accuracy"] == pytest.approx(2.5 / 4) and p["accuracy_cd"] == pytest.approx(2 / 3)
+    assert p["accuracy_videoalign"] == pytest.approx(2 / 4)                  # d = 0 counts wrong
+    # ours: every ε predicts both |d| = 0.5 pairs alike -> best 2/5; VideoAlign's prefix {d=0, tie} -> 3/5
+    assert p["accuracy_with_ties"] == pytest.approx(2 / 5)
+    assert p["accuracy_with_ties_videoalign"] == pytest.approx(3 / 5) and p["tie_threshold_videoalign"] == 0.5
+    # in-prompt test pairs: rows 1-2 (½ and 1); cross-prompt win-lose pairs: rows 3 and 5 (0 and 1)
+    assert p["in_prompt"]["pairs"] == 2 and p["in_prompt"]["accuracy"] == pytest.approx(0.75)
+    assert p["cross_prompt"]["pairs"] == 2 and p["cross_prompt"]["accuracy"] == pytest.approx(0.5)
+    for part in ("in_prompt", "cross_prompt"):
+        lo, hi = p[part]["accuracy_ci"]
+        assert 0 <= lo <= p[part]["accuracy"] <= hi <= 1
+    # every Pass x Fail pair of the score file, counted by hand
+    passes = [(r["score"], r["prompt"]) for r in records if r["label"] == 1]
+    fails = [(r["score"], r["prompt"]) for r in records if r["label"] == 0]
+    for part, same in (("in_prompt", True), ("cross_prompt", False)):
+        hits = [(sw > sl) + 0.5 * (sw == sl) for sw, pw in passes for sl, pl in fails if (pw == pl) == same]
+        assert result["all_pairs"][part]["pairs"] == len(hits)
+        assert result["all_pairs"][part]["accuracy"] == pytest.approx(np.mean(hits))
+    assert result["uncertainty_method"] == method_footnote()
+    md = (tmp_path / "m.md").read_text()
+    assert "| test pairs in-prompt | 2 |" in md and "accuracy_with_ties_videoalign" in md

@@ -1,4 +1,4 @@
-"""Convert a public pairwise video test set or a preference CSV into pair, video and vote files.
+"""Convert a public pairwise video test set or a preference file into pair, video and vote files.
 
 Library: :mod:`solireward.data.benchmarks` (the formats, their columns and label values).
 """
@@ -24,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     """Parse the file and write pairs.json, videos.json, votes.csv, preferences.csv and summary.json."""
     config = parse_dataclass(ImportBenchConfig, args, args.config)
     summary = import_bench(config)
-    logger.info("%d pairs (%d with a missing video) from %s -> %s", summary["pairs"],
-                summary["pairs_with_missing_video"], config.input, config.output_dir)
+    skipped = ", ".join(f"{n} '{label}'" for label, n in summary["rows_skipped"].items())
+    logger.info("%d pairs (%d with a missing video; rows skipped: %s) from %s -> %s", summary["pairs"],
+                summary["pairs_with_missing_video"], skipped or "none", config.input, config.output_dir)
     return 0

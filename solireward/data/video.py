@@ -533,8 +533,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
     """Encode (T, H, W, 3) uint8 frames (even H and W) as an mp4 (yuv420p), atomically.
 
     `codec` defaults to :func:`video_codec`. `quality` is libx264's CRF (lower is better; 18 is
-    visually lossless), mapped to mpeg4's quantiser 2..31. Encoding is single-threaded, so the same
-    frames give the same file.
+    visually lossless), mapped to mpeg4's fixed quantiser 2..31 (quality // 6). The same frames give the
+    same bytes on any load: one encoder thread (libx264's lookahead and slice threads too) and bit-exact
+    container and codec metadata (no encoder version string, no creation time).
     """
     import av
     from fractions import Fraction
@@ -549,14 +550,16 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
         raise ValueError(f"yuv420p needs even frame sizes, got {height}x{width}")
     codec = codec or video_codec()
     with atomic_path(path) as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
+        with av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"}) as container:
             stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.thread_count = 1
             if codec == "libx264":
-                stream.options = {"crf": str(quality), "preset": "medium"}
-            else:  # fixed quantiser; 118 is FFmpeg's FF_QP2LAMBDA
-                stream.options = {"flags": "+qscale", "global_quality": str(118 * max(2, min(31, quality // 6)))}
+                stream.options = {"crf": str(quality), "preset": "medium", "threads": "1", "flags": "+bitexact",
+                                  "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
+            else:
+                q = str(max(2, min(31, quality // 6)))
+                stream.options = {"qmin": q, "qmax": q, "threads": "1", "flags": "+bitexact"}
             for frame in frames:
                 container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb_to_yuv420p(frame), format="yuv420p")))
             container.mux(stream.encode())
