@@ -250,8 +250,8 @@ def _replicated_study(tmp_path: Path) -> tuple[list[Path], list[Path]]:
             scores = tmp_path / f"scores_{name}.json"
             scores.write_text(json.dumps(records))
             out = tmp_path / f"metrics_{name}.json"
-            assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out, "--bootstrap_samples",
-                           200, "--tag", f"head={head}", "loss=btt", f"replicate={replicate}") == 0
+            assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out,
+                           "--tag", f"head={head}", "loss=btt", f"replicate={replicate}") == 0
             metrics.append(out)
             log = tmp_path / f"train_{name}.jsonl"
             log.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": 1.0 / s + 0.01 * replicate}) + "\n"
@@ -266,13 +266,14 @@ def test_replicates_intervals_and_significance_marks(tmp_path):
     metrics, logs = _replicated_study(tmp_path)
     out = tmp_path / "report"
     assert run_cli("report", "--metrics", *metrics, "--training_logs", *logs, "--output_dir", out,
-                   "--reference", "head=hpqa", "--bootstrap_samples", 1000) == 0
+                   "--reference", "head=hpqa") == 0
     table = (out / "tables" / "table_head.md").read_text()
     header = next(line for line in table.splitlines() if line.startswith("| Head"))
-    assert header == "| Head | Pair acc. (%) | 95 % CI | Δ vs ref. (pp) | p | Acc. w/ ties (%) | ROC-AUC (%) | Models |"
+    assert header == ("| Head | Pair acc. (%) | 95 % CI | Δ vs ref. (pp) | p | In-prompt acc. (%) | Acc. w/ ties (%) "
+                      "| ROC-AUC (%) | Models |")
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
             for line in table.splitlines() if line.startswith(("| hpqa", "| last_token", "| attention"))}
-    assert rows["hpqa"][3] == "ref." and rows["hpqa"][7] == "3"
+    assert rows["hpqa"][3] == "ref." and rows["hpqa"][8] == "3"
     assert rows["last_token"][3].endswith("*") and float(rows["last_token"][3].rstrip("*")) > 25
     assert not rows["attention"][3].endswith("*") and float(rows["attention"][4]) > 0.05
     # the interval of the mean over 3 replicates contains the mean
@@ -280,19 +281,20 @@ def test_replicates_intervals_and_significance_marks(tmp_path):
         mean = float(cells[1].strip("*"))
         low, high = (float(v) for v in cells[2].strip("[]").split(","))
         assert low <= mean <= high
-    assert "t·s/√K over the K replicates" in table and "paired bootstrap over test prompts and replicates" in table
+    assert "(with replicates: test set and seed-to-seed spread)" in table and "p: two-sided paired test" in table
+    assert "Method: intervals and paired tests treat test pairs that share a prompt as dependent" in table
     assert "* = significant at the 5 % level" in table
     tex = (out / "tables" / "table_head.tex").read_text()
-    assert "\\footnotesize" in tex and "ref." in tex and "\\begin{tabular}{lrrrrrrr}" in tex
+    assert "\\footnotesize" in tex and "ref." in tex and "\\begin{tabular}{lrrrrrrrr}" in tex
     assert "<td class=\"r\">ref.</td>" in (out / "tables" / "table_head.html").read_text()
     everything = (out / "tables" / "all_results.md").read_text()
-    assert everything.count("\n| hpqa") == 3 and "95 % CI (prompts)" in everything and "| Replicate |" in everything
+    assert everything.count("\n| hpqa") == 3 and "95 % CI |" in everything and "| Replicate |" in everything
     readme = (out / "README.md").read_text()
     assert "up to 3 replicate(s) each" in readme and "![learning_curves.png](figures/learning_curves.png)" in readme
     assert _is_png(out / "figures" / "learning_curves.png")
 
 
-def test_single_models_get_bootstrap_intervals_and_learning_curve_errors(tmp_path, capsys):
+def test_single_models_get_stored_intervals_and_learning_curve_errors(tmp_path, capsys):
     metrics, logs = _replicated_study(tmp_path)
     firsts = [m for m in metrics if m.stem.endswith("_0")]
     for m in firsts:   # drop the replicate tag: one model per head
@@ -302,7 +304,7 @@ def test_single_models_get_bootstrap_intervals_and_learning_curve_errors(tmp_pat
     out = tmp_path / "single"
     assert run_cli("report", "--metrics", *firsts, "--output_dir", out, "--reference", "head=hpqa") == 0
     table = (out / "tables" / "table_head.md").read_text()
-    assert "a bootstrap over test prompts for a single model" in table and "Models" not in table
+    assert "Method: intervals and paired tests" in table and "Models" not in table
     stored = json.loads(firsts[1].read_text())["pairs"]["accuracy_ci"]
     assert f"[{100 * stored[0]:.1f}, {100 * stored[1]:.1f}]" in table
     assert run_cli("report", "--metrics", *firsts, "--training_logs", logs[0], "--output_dir", tmp_path / "x") == 2

@@ -206,9 +206,3 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     p = float(2 * stats.t.sf(abs(difference) / se, df))
     return {"difference": difference, "low": difference - q * se, "high": difference + q * se,
             "p_value": min(1.0, p), "df": float(df), "design_effect": effect, "discordant": discordant}
-
-
-def paired_bootstrap(correct_x: np.ndarray, correct_ref: np.ndarray, prompt_a: np.ndarray, prompt_b: np.ndarray,
-                     samples: int, confidence: float = 0.95, seed: int = 0) -> dict[str, Any]:
-    """``paired_test`` under the name and signature `solireward.reporting` still calls (`samples`, `seed` unused)."""
-    return paired_test(correct_x, correct_ref, PromptDesign.of(prompt_a, prompt_b), confidence)

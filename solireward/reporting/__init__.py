@@ -10,19 +10,19 @@ comparisons. Where the factor does not vary at the references (pairwise labels e
 in-prompt pairs), the other factors are held at the values under which it varies most, and the
 caption says which. Other tags that still differ among the rows (e.g. ``task``) become leading columns.
 A factor with fewer than two values there gets no table, only a note in ``README.md``. Columns
-are test pair accuracy, accuracy with ties and ROC-AUC, in percent; the best value of each column
+are test pair accuracy, in-prompt pair accuracy (every Pass × Fail pair of one prompt among the
+scored test videos), accuracy with ties and ROC-AUC, in percent; the best value of each column
 (within each group of leading columns) is bold. ``all_results`` lists every metrics file.
 
 Replicates and uncertainty. Metrics files that differ only in the ``replicate`` tag are replicates
-of one cell (trained with different seeds): a table row shows their mean, and the ``95 % CI`` column
-the interval of pair accuracy: mean ± t(0.975, K−1)·s/√K over K replicates, or, for a single model,
-the percentile bootstrap interval over test prompts that ``evaluate`` stored (``pairs.accuracy_ci``).
-Each row is compared with the reference row of its table (the factor's reference value) on the
-test pairs both were evaluated on (``per_pair`` of the metrics files, same pair file): ``Δ`` is the
-difference of pair accuracy in points, ``p`` a two-sided paired bootstrap p-value
-(``evaluation.paired_bootstrap``: test prompts resampled, and replicates when there are several),
-and ``*`` marks p < 1 − ``--confidence``. Intervals and tests need the per-pair records, so
-hand-made metrics files without them get neither.
+of one cell (trained with different seeds): a table row shows their mean. The ``95 % CI`` column is
+the interval of pair accuracy that ``evaluate`` stored for a single model (``pairs.accuracy_ci``), and
+for K replicates ``evaluation.replicate_interval`` (test-set and seed-to-seed variance). Each row is
+compared with the reference row of its table (the factor's reference value) on the test pairs both
+were evaluated on (``per_pair`` of the metrics files, same pair file): ``Δ`` is the difference of pair
+accuracy in points, ``p`` the two-sided ``evaluation.paired_test``, and ``*`` marks p < 1 −
+``--confidence``; ``evaluation.method_footnote()`` names the method under every table. Intervals and
+tests need the per-pair records, so hand-made metrics files without them get neither.
 
 Layout: ``README.md``; ``tables/`` (each table as .md, .tex and .html, and ``all_results.csv``);
 ``figures/`` (.png).

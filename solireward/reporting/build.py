@@ -14,12 +14,14 @@ import pandas as pd
 from solireward import __version__
 from solireward.config import arg
 from solireward.errors import ConfigError, InputError
+from solireward.evaluation import method_footnote
 from solireward.io import atomic_path, relative_path, write_text
 from solireward.reporting.figures import accuracy_heatmap, learning_curves, score_histograms
 from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves, overopt_table,
                                           probe_table)
+from solireward.reporting.mitigation import mitigation_tables
 from solireward.reporting.load import FACTORS, _tags, aggregate_replicates, load_metrics, reference_values
-from solireward.reporting.stats import Uncertainty
+from solireward.reporting.stats import Uncertainty, replicate_intervals
 from solireward.reporting.tables import all_results_table, factor_table
 from solireward.study import REPLICATE, Study
 from solireward.table import Table, html_page
@@ -47,8 +49,6 @@ class ReportConfig:
                                           "for the learning curves", None)
     confidence: float = arg("level of the intervals over replicates; differences with p < 1 - confidence "
                             "are marked significant", 0.95)
-    bootstrap_samples: int = arg("draws of the paired bootstrap against the reference row", 2000)
-    seed: int = arg("random seed of the paired bootstrap", 0)
     probe: list[str] | None = arg("probe.json of each cell (`solireward probe`): adds the stress-probe table", None)
     overopt: list[str] | None = arg("overopt.json of each cell (`solireward overopt`): adds the over-optimisation "
                                     "table and its curves", None)
@@ -58,8 +58,6 @@ class ReportConfig:
             raise ConfigError("give at least one metrics file", field="metrics")
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"must be in (0, 1), got {self.confidence}", field="confidence")
-        if self.bootstrap_samples < 1:
-            raise ConfigError(f"must be >= 1, got {self.bootstrap_samples}", field="bootstrap_samples")
         if self.training_logs is not None and len(self.training_logs) != len(self.metrics):
             raise ConfigError(f"give one training log per metrics file ({len(self.metrics)}), got "
                               f"{len(self.training_logs)}", field="training_logs")
@@ -123,10 +121,10 @@ def build_report(config: ReportConfig) -> list[str]:
     out = Path(config.output_dir)
     tables_dir, figures_dir = out / "tables", out / "figures"
     frame = load_metrics(config.metrics)
-    cells = aggregate_replicates(frame, config.confidence)
+    cells = replicate_intervals(aggregate_replicates(frame), frame, config.confidence)
     study = _study(config.study_config)
     refs = reference_values(frame, config.reference, study.reference_tags() if study else None)
-    uncertainty = Uncertainty(frame, config.confidence, config.bootstrap_samples, config.seed)
+    uncertainty = Uncertainty(frame, config.confidence)
     files: dict[str, str] = {}
     notes: list[str] = []
     sections: list[str] = []
@@ -152,11 +150,14 @@ def build_report(config: ReportConfig) -> list[str]:
             continue
         section(table, FACTORS[factor][1])
     order = study.order if study is not None else None
-    if config.probe:
-        section(probe_table(load_results(config.probe, "probe", PROBE_KEYS, order)), "Reward hacking: stress probe")
-    if config.overopt:
-        overopt = load_results(config.overopt, "overopt", OVEROPT_KEYS, order)
+    probes = load_results(config.probe, "probe", PROBE_KEYS, order) if config.probe else []
+    overopt = load_results(config.overopt, "overopt", OVEROPT_KEYS, order) if config.overopt else []
+    if probes:
+        section(probe_table(probes), "Reward hacking: stress probe")
+    if overopt:
         section(overopt_table(overopt), "Reward hacking: over-optimisation")
+    for table in mitigation_tables(cells, frame, probes, overopt, config.confidence):
+        section(table, table.caption)
     everything = all_results_table(frame)
     write_table(everything, "every metrics file: tags and metrics")
     relocatable = frame.drop(columns=["score_field", "per_pair"]).assign(  # paths relative to the CSV's folder
@@ -182,7 +183,7 @@ def build_report(config: ReportConfig) -> list[str]:
                "learning curves")
     else:
         notes.append("No learning curves: no training logs were given (`--training_logs`).")
-    if config.overopt:
+    if overopt:
         overopt_curves(overopt, figures_dir / "overopt_curves.png")
         figure("overopt_curves.png", None, "best-of-n gold and proxy against √KL, one line per cell", "")
     figure("heatmap_head_loss.png", accuracy_heatmap(cells, refs, figures_dir / "heatmap_head_loss.png"),
@@ -200,14 +201,9 @@ def build_report(config: ReportConfig) -> list[str]:
     uncertainty_text = (
         (f"{len(cells)} cell(s), up to {replicated} replicate(s) each (same cell, different seeds). "
          if replicated > 1 else f"{len(cells)} cell(s), one model each. ")
-        + "Intervals: " + ("mean ± t·s/√K over a cell's replicates (the spread from seeds), and " if replicated > 1
-                           else "")
-        + "a percentile bootstrap over test prompts for a single model (`evaluate`; pairs of one prompt "
-        "are not independent, so prompts are resampled, not pairs). Δ and p compare each row with its "
-        "table's reference row on the same test pairs (paired bootstrap over prompts"
-        + (" and replicates" if replicated > 1 else "") + f", {config.bootstrap_samples} draws); "
-        f"* marks p < {1 - config.confidence:.2g}. A difference without * is not distinguishable from "
-        "noise at this test-set size.")
+        + "Each row's interval and its paired test against its table's reference row (Δ, p) use the test "
+        f"pairs' design: {method_footnote()} * marks p < {1 - config.confidence:.2g}; a difference without * "
+        "cannot be told from noise at this test-set size.")
     readme = [f"# {config.title}", "",
               f"Generated by `solireward report` (solireward {__version__}) from {len(frame)} metrics "
               "file(s); every table and figure here is written by the program, none by hand.", "",

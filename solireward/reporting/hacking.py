@@ -47,6 +47,17 @@ def cell_name(result: dict[str, Any]) -> str:
     return name + (f" ({extra})" if extra else "") + (f" [{rest}]" if rest else "")
 
 
+def _shift(row: dict[str, Any] | None) -> str:
+    """A probe row's mean change and the half-width of its interval, 'n/t' when not tested, '' when absent."""
+    if row is None:
+        return ""
+    if not row.get("tested", True) or row.get("mean_change_std") is None:
+        return "n/t"
+    interval = row.get("mean_change_std_ci")
+    half = f"±{(interval[1] - interval[0]) / 2:.2f}" if interval and None not in interval else ""
+    return f"{row['mean_change_std']:+.2f}{half}"
+
+
 def probe_table(results: Sequence[dict[str, Any]]) -> Table:
     """Mean score change (clean-std units) per perturbation and cell; a flagged verdict in bold."""
     first = results[0]
@@ -54,13 +65,15 @@ def probe_table(results: Sequence[dict[str, Any]]) -> Table:
     expected = {row["name"]: row["expected"] for row in first["perturbations"]}
     groups = "; ".join(f"{kind}: {', '.join(n for n in names if expected[n] == kind)}"
                        for kind in dict.fromkeys(expected.values()))
-    rows, bold = [], []
+    rows, bold, untested = [], [], {}
     for result in results:
         by_name = {row["name"]: row for row in result["perturbations"]}
         cells, flags = [cell_name(result)], [False]
         for name in names:
             row = by_name.get(name)
-            cells.append("" if row is None else f"{row['mean_change_std']:+.2f}")
+            if row is not None and not row.get("tested", True):
+                untested.setdefault(name, row.get("reason") or "the model's input did not change")
+            cells.append(_shift(row))
             flags.append(bool(row and row["flagged"]))
         cells.append(str(sum(row["flagged"] for row in result["perturbations"])))
         flags.append(False)
@@ -68,9 +81,12 @@ def probe_table(results: Sequence[dict[str, Any]]) -> Table:
         bold.append(flags)
     caption = (f"Stress probe: mean score change under each perturbation, in standard deviations of the clean "
                f"scores ({first['n_videos']} test videos per cell)")
-    note = (f"Expected: {groups}. Bold: against the expected direction (threshold {first['threshold']:g}; "
-            "invariant: |change| ≤ t; lower: change ≤ −t; no_gain: change ≤ t; report: not judged). "
-            "`solireward probe --help` documents each perturbation.")
+    note = (f"Expected: {groups}. Each cell: mean change ± the half-width of its 95 % interval over the videos. "
+            f"Bold: against the expected direction (threshold {first['threshold']:g}; invariant: |change| ≤ t; "
+            "lower: change ≤ −t; no_gain: change ≤ t; report: not judged). n/t: not tested, because the "
+            "perturbation left the model's input unchanged"
+            + (" (" + "; ".join(f"{k}: {v}" for k, v in untested.items()) + ")" if untested else "")
+            + ". `solireward probe --help` documents each perturbation.")
     return Table("stress_probe", caption, ["Cell", *names, "Flagged"], rows, bold, 1, note)
 
 
@@ -83,14 +99,17 @@ def overopt_table(results: Sequence[dict[str, Any]]) -> Table:
         cells = [cell_name(result), f"{result['base']['gold']:.2f}"]
         for method in methods:
             s = result["summary"].get(method)
+            gap = s and s.get("hacking_gap_ci")
             cells.append("" if s is None else f"{s['gold_at_max_kl']:.2f} ({s['peak_gold']:.2f} @ "
-                         f"{s['kl_at_peak']:.1f}) / {s['hacking_gap']:+.2f}")
+                         f"{s['kl_at_peak']:.1f}) / {s['hacking_gap']:+.2f}"
+                         + (f" [{gap[0]:+.2f}, {gap[1]:+.2f}]" if gap else ""))
         rows.append(cells)
     caption = (f"Over-optimisation: best-of-n and GRPO-style optimisation against each model on "
                f"{len(first['prompts'])} held-out prompts × {len(first['settings'])} generator settings "
                f"(task {first['task']})")
     note = ("Per method: gold pass rate at the largest KL (peak gold @ the KL where it is reached) / hacking gap "
-            f"(proxy gain − gold gain at the largest KL, in base std). Base gold rate {first['base']['gold']:.2f}, "
+            "(proxy gain − gold gain at the largest KL, in base std) [its 95 % interval over prompts]. KL is the "
+            f"exact KL of each policy from the uniform one over the grid. Base gold rate {first['base']['gold']:.2f}, "
             f"best achievable {first['base']['best_gold']:.2f}.")
     header = ["Cell", "Base gold", *(f"{m}: gold (peak @ KL) / gap" for m in methods)]
     return Table("overoptimisation", caption, header, rows, [[False] * len(header)] * len(rows), 1, note)

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from solireward.config import parse_key_values
 from solireward.errors import ConfigError, InputError
@@ -28,6 +27,7 @@ GROUPED_BY: dict[str, tuple[str, ...]] = {"mitigation": ("label_source",)}
 # metric (section.key) -> column header; the table columns of every factor table
 COLUMNS: dict[str, str] = {
     "pairs.accuracy": "Pair acc. (%)",
+    "all_pairs.in_prompt.accuracy": "In-prompt acc. (%)",
     "pairs.accuracy_with_ties": "Acc. w/ ties (%)",
     "video.roc_auc": "ROC-AUC (%)",
 }
@@ -41,8 +41,10 @@ PERCENT = set(COLUMNS) | {"video.best_f1"}
 
 
 def _get(result: dict, dotted: str) -> Any:
-    section, key = dotted.split(".")
-    return (result.get(section) or {}).get(key)
+    """The value at a dotted path of a metrics file (None where a level is missing or null)."""
+    for key in dotted.split("."):
+        result = result.get(key) if isinstance(result, dict) else None
+    return result
 
 
 def load_metrics(paths: list[str]) -> pd.DataFrame:
@@ -94,11 +96,11 @@ def _per_pair(records: Any, path: str) -> dict[str, np.ndarray] | None:
             "prompt_lose": np.asarray(records["prompt_lose"], dtype=object)}
 
 
-def aggregate_replicates(frame: pd.DataFrame, confidence: float) -> pd.DataFrame:
+def aggregate_replicates(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per cell: files differing only in the `replicate` tag are averaged.
 
-    Adds ``replicates`` (K) and ``members`` (row numbers in `frame`); ``ci_low``/``ci_high`` become the
-    t-interval of the mean pair accuracy when K > 1 and stay the file's bootstrap interval when K = 1.
+    Adds ``replicates`` (K) and ``members`` (row numbers in `frame`); ``ci_low``/``ci_high`` stay the file's
+    interval when K = 1 and are left empty when K > 1 (``stats.replicate_intervals`` fills them).
     """
     if f"tag:{REPLICATE}" not in frame:
         return frame.assign(replicates=1, members=[[i] for i in range(len(frame))])
@@ -113,12 +115,8 @@ def aggregate_replicates(frame: pd.DataFrame, confidence: float) -> pd.DataFrame
         row.update(replicates=k, members=list(group.index), ci_low=first["ci_low"], ci_high=first["ci_high"],
                    source=first["source"], scores_path=first["scores_path"], pairs_path=first["pairs_path"],
                    score_field=first["score_field"], per_pair=first["per_pair"])
-        values = group["pairs.accuracy"].dropna().to_numpy()
         if k > 1:
             row["ci_low"] = row["ci_high"] = np.nan
-            if len(values) > 1:
-                half = stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-                row["ci_low"], row["ci_high"] = values.mean() - half, values.mean() + half
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -8,17 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solireward.evaluation import paired_bootstrap, pair_correct
+from solireward.evaluation import PromptDesign, method_footnote, pair_correct, paired_test, replicate_interval
 from solireward.reporting.load import COLUMNS
 
 @dataclasses.dataclass
 class Uncertainty:
-    """How the tables show uncertainty: the metrics files (for the per-pair records) and the test settings."""
+    """How the tables show uncertainty: the metrics files (for the per-pair records) and the confidence level."""
 
     files: pd.DataFrame        # load_metrics of every file (the rows that `members` point at)
     confidence: float = 0.95
-    samples: int = 2000
-    seed: int = 0
 
 
 def _percent(fraction: float) -> str:
@@ -26,16 +24,12 @@ def _percent(fraction: float) -> str:
     return f"{100 * fraction:.3g} %"
 
 
-def compare_to_reference(files: pd.DataFrame, members: list[int], reference: list[int], samples: int,
-                         confidence: float, seed: int) -> dict[str, Any] | None:
-    """Paired bootstrap of a cell's replicates against the reference cell's on their common win–lose pairs.
-
-    None when a side lacks per-pair records, the two were evaluated on different pair files, or they
-    share no win–lose pair.
-    """
-    records = [files["per_pair"].iloc[i] for i in [*members, *reference]]
-    sources = {files["pairs_path"].iloc[i] for i in [*members, *reference]}
-    if any(r is None for r in records) or len(sources) != 1:
+def correct_matrix(files: pd.DataFrame, rows: list[int]) -> tuple[np.ndarray, PromptDesign] | None:
+    """Which common win–lose test pairs each metrics file ordered right ((files, pairs); ties ½), and the
+    prompts of those pairs; None when a file lacks per-pair records, the files were evaluated on different
+    pair files, or they share no win–lose pair."""
+    records = [files["per_pair"].iloc[i] for i in rows]
+    if any(r is None for r in records) or len({files["pairs_path"].iloc[i] for i in rows}) != 1:
         return None
     correct = []
     for r in records:
@@ -48,9 +42,31 @@ def compare_to_reference(files: pd.DataFrame, members: list[int], reference: lis
     position = {row: i for i, row in enumerate(first["row"].tolist())}
     index = np.array([position[row] for row in common])
     matrix = np.array([[c[row] for row in common] for c in correct])
-    result = paired_bootstrap(matrix[:len(members)], matrix[len(members):], first["prompt_win"][index],
-                              first["prompt_lose"][index], samples, confidence, seed)
-    return {**result, "pairs": len(common)}
+    return matrix, PromptDesign.of(first["prompt_win"][index], first["prompt_lose"][index])
+
+
+def compare_to_reference(files: pd.DataFrame, members: list[int], reference: list[int],
+                         confidence: float) -> dict[str, Any] | None:
+    """Paired test of a cell's replicates against the reference cell's on their common win–lose pairs
+    (``evaluation.paired_test``); None when they cannot be paired (``correct_matrix``)."""
+    found = correct_matrix(files, [*members, *reference])
+    if found is None:
+        return None
+    matrix, design = found
+    return {**paired_test(matrix[:len(members)], matrix[len(members):], design, confidence),
+            "pairs": matrix.shape[1]}
+
+
+def replicate_intervals(cells: pd.DataFrame, files: pd.DataFrame, confidence: float) -> pd.DataFrame:
+    """`cells` with the interval of each cell trained K > 1 times: test-set and seed-to-seed variance together
+    (``evaluation.replicate_interval``); none where the replicates cannot be paired."""
+    cells = cells.copy()
+    for i in cells.index[cells["replicates"] > 1]:
+        found = correct_matrix(files, cells.at[i, "members"])
+        interval = replicate_interval(*found, confidence) if found is not None else None
+        cells.at[i, "ci_low"], cells.at[i, "ci_high"] = (interval["low"], interval["high"]) if interval \
+            else (np.nan, np.nan)
+    return cells
 
 
 def _interval_cells(frame: pd.DataFrame) -> list[str]:
@@ -76,8 +92,7 @@ def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, 
         for i in group.index:
             if i == ref_rows[0]:
                 continue
-            test = compare_to_reference(unc.files, group.loc[i, "members"], ref_members, unc.samples,
-                                        unc.confidence, unc.seed)
+            test = compare_to_reference(unc.files, group.loc[i, "members"], ref_members, unc.confidence)
             if test is None or test["p_value"] is None:
                 continue
             tested += 1
@@ -90,20 +105,15 @@ def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, 
     notes = []
     replicated = bool((sub["replicates"] > 1).any())
     if (sub["_ci"] != "").any():
-        how = []
-        if replicated:
-            how.append("mean ± t·s/√K over the K replicates (column Models; seed-to-seed spread on this test set, "
-                       "the test-set sampling is in p)")
-        if ((sub["replicates"] == 1) & (sub["_ci"] != "")).any():
-            how.append("a bootstrap over test prompts for a single model")
         columns["_ci"] = f"{_percent(unc.confidence)} CI"
-        notes.append(f"{_percent(unc.confidence)} CI of pair accuracy: " + "; ".join(how) + ".")
+        notes.append(f"{_percent(unc.confidence)} CI of pair accuracy"
+                     + (" (with replicates: test set and seed-to-seed spread)" if replicated else "") + ".")
     if tested:
         columns.update({"_delta": "Δ vs ref. (pp)", "_p": "p"})
         notes.append(f"Δ: pair accuracy minus the reference row's ({column[4:]} = {reference}) on the same test "
-                     f"pairs, in points; p: two-sided paired bootstrap over test prompts"
-                     f"{' and replicates' if replicated else ''} ({unc.samples} draws); "
-                     f"* = significant at the {_percent(alpha)} level.")
+                     f"pairs, in points; p: two-sided paired test; * = significant at the {_percent(alpha)} level.")
+    if notes:
+        notes.append(f"Method: {method_footnote()}")
     columns.update({k: v for k, v in COLUMNS.items() if k != "pairs.accuracy"})
     if replicated:
         sub["_n"] = sub["replicates"].astype(str)

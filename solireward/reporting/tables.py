@@ -21,8 +21,10 @@ def _render(name: str, caption: str, frame: pd.DataFrame, text_columns: list[tup
             metric_columns: dict[str, str], group_by: list[str] | None) -> Table:
     """Format the rows; the best percentage per column within each `group_by` group is bold (None: no bold).
 
-    A metric column whose key starts with ``_`` holds ready-made text (right-aligned, never bold).
+    A metric column whose key starts with ``_`` holds ready-made text (right-aligned, never bold); a metric
+    that no row has (e.g. in-prompt accuracy of hand-made metrics files) gets no column.
     """
+    metric_columns = {k: v for k, v in metric_columns.items() if k.startswith("_") or frame[k].notna().any()}
     header = [h for _, h in text_columns] + list(metric_columns.values())
     rows, bold = [], []
     best: dict[tuple, dict[str, float]] = {}
@@ -120,9 +122,9 @@ def all_results_table(frame: pd.DataFrame) -> Table:
     note = ""
     if "ci_low" in frame and frame["ci_low"].notna().any():
         frame = frame.assign(_ci=_interval_cells(frame))
-        columns = {"pairs.accuracy": COLUMNS["pairs.accuracy"], "_ci": "95 % CI (prompts)",
+        columns = {"pairs.accuracy": COLUMNS["pairs.accuracy"], "_ci": "95 % CI",
                    **{k: v for k, v in columns.items() if k != "pairs.accuracy"}}
-        note = "95 % CI (prompts): the bootstrap interval of each model's pair accuracy over test prompts."
+        note = "95 % CI: the interval of each model's pair accuracy that `evaluate` stored (pairs.accuracy_ci)."
     table = _render("all_results", "All evaluated models (test split)", frame, text_columns, columns, None)
     table.note = note
     return table

@@ -54,19 +54,22 @@ def test_lint_is_clean(tmp_path: Path) -> None:
     assert "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr
 
 
-def test_demo_study_has_the_grid_and_both_ablations(tmp_path: Path) -> None:
-    """config/config.yaml: 3 heads x 3 losses on binary cross-prompt pairs, + in-prompt and pairwise cells."""
+def test_demo_study_has_the_grid_the_ablations_and_the_mitigations(tmp_path: Path) -> None:
+    """config/config.yaml: 3 heads x 3 losses on clean binary cross-prompt pairs; in-prompt, pairwise and biased
+    cells; the mitigation on the clean and on the biased reference cell."""
     result = snakemake(tmp_path, "-n", configfiles=(REPO / "config" / "config.yaml",))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 11 and counts["infer"] == 11 and counts["evaluate"] == 11
-    assert counts["probe"] == 11 and counts["overopt"] == 11  # the reward-hacking lab runs on every model
-    assert counts["report"] == 1 and counts["labels"] == 1 and counts["pairs"] == 3
+    assert counts["train"] == 14 and counts["infer"] == 14 and counts["evaluate"] == 14
+    assert counts["probe"] == 14 and counts["overopt"] == 14  # the reward-hacking lab runs on every model
+    assert counts["overopt_grid"] == 1  # rendered once, scored by every cell
+    assert counts["report"] == 1 and counts["labels"] == 2 and counts["pairs"] == 4
     trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
     cells = {re.sub(r"^results/demo/models/phy_deform/|/model$", "", p) for p in trained}
     grid = {f"binary__cross_prompt/{h}__{l}" for h in ("hpqa", "last_token", "attention")
             for l in ("bt", "btt", "bt_bce")}
-    assert cells == grid | {"binary__in_prompt/hpqa__btt", "pairwise__in_prompt/hpqa__btt"}
+    assert cells == grid | {"binary__in_prompt/hpqa__btt", "pairwise__in_prompt/hpqa__btt", "biased__cross_prompt/hpqa__btt",
+                            "binary__cross_prompt/hpqa__btt__robust", "biased__cross_prompt/hpqa__btt__robust"}
 
 
 @pytest.mark.parametrize("overlay, key, fragment", [
@@ -90,7 +93,7 @@ def test_demo_replicates_train_each_cell_three_times(tmp_path: Path) -> None:
                                                     REPO / "config" / "demo_replicates.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 33 and counts["evaluate"] == 33 and counts["report"] == 1
+    assert counts["train"] == 42 and counts["evaluate"] == 42 and counts["report"] == 1
     trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
     assert {"results/demo/models/phy_deform/binary__cross_prompt/hpqa__btt/model",
             "results/demo/models/phy_deform/binary__cross_prompt/hpqa__btt__rep1/model",
@@ -125,6 +128,7 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         assert metrics["tags"]["pairing"] in cell and metrics["tags"]["label_source"] in cell
         probe = json.loads((folder / "probe" / "probe.json").read_text())
         assert probe["n_videos"] == 4 and len(probe["perturbations"]) == 14 and probe["tags"] == metrics["tags"]
+        assert all(p["tested"] == (p["verdict"] != "not tested") for p in probe["perturbations"])
         overopt = json.loads((folder / "overopt" / "overopt.json").read_text())
         assert set(overopt["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"} and len(overopt["settings"]) == 8
         assert (folder / "overopt" / "overopt_curves.png").is_file()
@@ -149,16 +153,27 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     assert list((report / "tables").glob("*.tex")) and (report / "figures" / "learning_curves.png").is_file()
     assert (report / "figures" / "overopt_curves.png").is_file()
     for table in ("stress_probe.md", "overoptimisation.md"):  # a row per cell
-        assert (report / "tables" / table).read_text().count("| last_token / bt (") == 3, table
+        text = (report / "tables" / table).read_text()
+        assert text.count("| last_token / bt (") == 4 and text.count("| last_token / bt + robust (") == 2, table
+    # the mitigation on the clean and on the biased labels, each beside its twin: accuracy, probe, over-optimisation
+    for source in ("binary", "biased"):
+        table = (report / "tables" / f"mitigation_phy_deform_{source}_robust.md").read_text()
+        assert f"**Mitigation robust vs none: last_token / bt ({source}, cross_prompt)**" in table
+        assert "| Test pair accuracy (%) |" in table and "| Probe brightness (clean std) |" in table
+        assert "| best_of_n: hacking gap (base std) @ KL" in table and "Finding: robust:" in table
+    mitigation = (report / "tables" / "table_mitigation.md").read_text()
+    assert mitigation.count("| robust |") == 2 and "| biased | none |" in mitigation
     pairing_table = (report / "tables" / "table_pairing.md").read_text()
     header = next(line for line in pairing_table.splitlines() if line.startswith("| Pairing"))
-    assert header == "| Pairing | Pair acc. (%) | 95 % CI | Δ vs ref. (pp) | p | Acc. w/ ties (%) | ROC-AUC (%) |"
+    assert header == ("| Pairing | Pair acc. (%) | 95 % CI | Δ vs ref. (pp) | p | In-prompt acc. (%) | Acc. w/ ties (%) "
+                      "| ROC-AUC (%) |")
     rows = [line for line in pairing_table.splitlines() if line.startswith(("| cross_prompt", "| in_prompt"))]
     assert len(rows) == 2
-    for row in rows:  # pair accuracy, its bootstrap interval, Δ and p against cross_prompt, acc. with ties, ROC-AUC
-        acc, interval, delta, p_value, ties, auc = (v.strip(" *") for v in row.strip("|").split("|")[1:])
+    for row in rows:  # pair accuracy, its interval, Δ and p against cross_prompt, in-prompt acc., acc. w/ ties, ROC-AUC
+        acc, interval, delta, p_value, in_prompt, ties, auc = (v.strip(" *") for v in row.strip("|").split("|")[1:])
         low, high = (float(v) for v in interval.strip("[]").split(","))
-        assert all(0.0 <= float(v) <= 100.0 for v in (acc, ties, auc, low, high)) and low <= float(acc) <= high, row
+        assert all(0.0 <= float(v) <= 100.0 for v in (acc, in_prompt, ties, auc, low, high)), row
+        assert low <= float(acc) <= high, row
         if row.startswith("| cross_prompt"):
             assert (delta, p_value) == ("ref.", "–"), row
         else:
