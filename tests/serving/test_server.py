@@ -152,7 +152,16 @@ def test_limits_are_4xx_naming_the_flag(server: Server, good_frames: dict) -> No
     Image.new("RGB", (200, 100)).save(buffer, format="PNG")
     big = base64.b64encode(buffer.getvalue()).decode()
     status, body = server.call("POST", "/compute", {"prompts": ["p"], "videos": [[big]]})
-    assert status == 413 and "--max_pixels 10000" in body["detail"]
+    assert status == 413 and "frame 0 is 200x100 = 20000 pixels; the limit is --max_pixels 10000" in body["detail"]
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 50)).save(buffer, format="JPEG", exif=b"Exif\x00\x00" + b"\x00" * 3000)
+    jpeg = base64.b64encode(buffer.getvalue()).decode()  # the size sits behind an EXIF segment
+    status, body = server.call("POST", "/compute", {"prompts": ["p"], "videos": [[jpeg, big]]})
+    assert status == 413 and "frame 1 is 200x100" in body["detail"]
+    status, body = server.call("POST", "/v1/score", {"items": [{"frames": [jpeg] * 4, "fps": 8},
+                                                               {"frames": [jpeg, jpeg[:40]], "fps": 8}]})
+    assert status == 200 and "reward" in body["results"][0], body
+    assert "frame 1: a JPEG without a frame header" in body["results"][1]["error"]
 
 
 def test_malformed_requests_name_the_field(server: Server) -> None:
