@@ -120,6 +120,19 @@ def test_checked_path_accepts_the_root_and_needs_one(video_root: Path) -> None:
         checked_path("good_a.mp4", None)
 
 
+def test_find_video_takes_the_last_word_naming_a_file_under_the_root(video_root: Path) -> None:
+    from solireward.serving.paths import find_video
+
+    root = video_root.resolve()
+    text = "<|im_start|>user\nredo good_c.mp4<|im_end|>\n<|im_start|>assistant\nsaved: sub/good_b.mp4.<|im_end|>"
+    assert find_video(text, root) == str(root / "sub" / "good_b.mp4")
+    assert find_video("good_a.mp4 then ../secret.mp4 and missing.mp4", root) == str(root / "good_a.mp4")
+    assert find_video("video=good_c.mp4; also good_a.mp4", root, r"video=(\S+?);") == str(root / "good_c.mp4")
+    with pytest.raises(ItemError, match="no word of the text names a video file under --video_root") as info:
+        find_video("only escape.mp4 and loop.mp4 here", root)
+    assert info.value.kind == "path" and str(root) not in info.value.message
+
+
 def test_infer_on_a_folder_with_a_symlink_loop_records_it_as_an_error(reward_dirs, video_root: Path,
                                                                       tmp_path: Path) -> None:
     folder = tmp_path / "videos"
