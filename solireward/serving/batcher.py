@@ -3,7 +3,8 @@
 A request's videos go through three stages:
 
 1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the PNG/JPEG frames of an
-   in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served model's inputs by :class:`ItemEncoder` (the scoring path's
+   in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
+   model's inputs by :class:`ItemEncoder` (the scoring path's
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
    thread with 0). A failure is that item's :class:`ItemError`.
 2. :class:`Batcher`: the encoded items wait in one queue; a replica takes up to ``max_batch_size`` of

@@ -142,7 +142,8 @@ class Server:
         self.port = free_port()
         args = [sys.executable, "-m", "solireward.cli", "serve", "--port", self.port, "--video_root", video_root,
                 "--model", *(f"{n}={p}" for n, p in reward_dirs.items()),
-                *(["--weights", f"text={WEIGHTS['text']}"] if "text" in reward_dirs else []), "--devices", "cpu", *extra]
+                *(["--weights", f"text={WEIGHTS['text']}"] if "text" in reward_dirs else []),
+                "--devices", "cpu", *extra]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "SOLIREWARD_API_KEY": KEY}
         self.log = log
         self.proc = subprocess.Popen([str(a) for a in args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
