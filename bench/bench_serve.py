@@ -122,9 +122,10 @@ def load(port: int, names: list[str], clients: int, items: int, requests: int, s
 
 
 def ff_clip(rng: np.random.Generator) -> np.ndarray:
-    """(81, 480, 832, 3) uint8: a box moving over drifting noise texture (PNG compresses it about as little
-    as a generated video's frames)."""
-    texture = rng.integers(0, 96, (FF_HEIGHT, 2 * FF_WIDTH, 3), dtype=np.uint8)
+    """(81, 480, 832, 3) uint8: a box moving over a drifting grainy gradient, whose PNG frames are ~0.7 MiB
+    (~57 MiB a video, the size of a generated video's PNG frames)."""
+    gradient = np.linspace(0, 150, 2 * FF_WIDTH).astype(np.uint8)[None, :, None]
+    texture = rng.integers(0, 16, (FF_HEIGHT, 2 * FF_WIDTH, 3), dtype=np.uint8) + gradient
     clip = np.empty((FF_FRAMES, FF_HEIGHT, FF_WIDTH, 3), np.uint8)
     for t in range(FF_FRAMES):
         clip[t] = texture[:, 4 * t: 4 * t + FF_WIDTH]
@@ -148,7 +149,7 @@ def real_size(port: int, model: object, args: argparse.Namespace) -> dict:
     rng = np.random.default_rng(1)
     clips = [ff_clip(rng) for _ in range(args.ff_unique)]
     encoded = [[png_b64(frame) for frame in clip] for clip in clips]
-    video_mib = sum(len(f) for f in encoded[0]) / 2 ** 20
+    video_mib = sum(len(f) for f in encoded[0]) / 2 ** 20  # base64; the PNG bytes are 3/4 of it
     bodies = [json.dumps({"prompt": ["a red box moves right"] * args.ff_items, "image": None,
                           "video": [encoded[(r + k) % len(encoded)] for k in range(args.ff_items)],
                           "condition_images": None, "condition_videos": None}).encode()
@@ -307,7 +308,8 @@ def main() -> None:
     if real is not None:
         server_rates, inproc_rates = real["all"]
         print(f"\nreal size: {real['videos']} videos per run, {FF_FRAMES} PNG frames of {FF_WIDTH}x{FF_HEIGHT} "
-              f"({real['video_mib']:.1f} MiB of base64 PNG per video, {real['body_mib']:.0f} MiB per request of "
+              f"({real['video_mib'] * 3 / 4:.1f} MiB of PNG, {real['video_mib']:.1f} MiB as base64 per video, "
+              f"{real['body_mib']:.0f} MiB per request of "
               f"{args.ff_items}), {args.ff_clients} clients; server /compute: "
               + ", ".join(f"{r:.2f}" for r in server_rates) + " items/s; in-process score_frames: "
               + ", ".join(f"{r:.2f}" for r in inproc_rates) + " items/s (interleaved; best of each)")

@@ -107,10 +107,15 @@ def _strip_data_url(text: str) -> str:
 def _b64_prefix(text: str, t: int) -> bytes:
     """The first bytes of a base64 frame (enough for its header), decoded; bad base64 is an ItemError."""
     text = _strip_data_url(text)
-    # a PNG's size is in its first 24 bytes; a JPEG's frame header follows its EXIF/ICC segments (< 64 kB
-    # for all but rare files): decode 96 kB of base64 at most, whole 4-character groups only
-    head = text[: 96 * 1024]
-    try:
-        return base64.b64decode(head[: len(head) - len(head) % 4] if len(head) < len(text) else head, validate=True)
-    except (binascii.Error, ValueError):
-        raise ItemError("frames", f"frame {t} is not valid base64") from None
+    # a PNG's size is in its first 24 bytes (32 characters); a JPEG's frame header follows its EXIF/ICC
+    # segments (< 64 kB for all but rare files): 96 kB of base64 at most, whole 4-character groups only
+    for size in (32, 96 * 1024):
+        head = text[:size]
+        try:
+            data = base64.b64decode(head[: len(head) - len(head) % 4] if len(head) < len(text) else head,
+                                    validate=True)
+        except (binascii.Error, ValueError):
+            raise ItemError("frames", f"frame {t} is not valid base64") from None
+        if data.startswith(_PNG_SIGNATURE) or len(head) == len(text):
+            return data
+    return data
