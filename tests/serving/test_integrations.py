@@ -152,3 +152,15 @@ def test_loopback_addresses_are_recognised() -> None:
 
     assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.5", "example.org"]))
+
+
+def test_a_request_whose_every_video_failed_is_422_for_its_inputs_and_500_for_the_servers() -> None:
+    from solireward.serving.state import all_failed
+
+    assert all_failed([{"reward": 1.0}, ItemError("video", "unreadable")]) is None
+    status, message = all_failed([ItemError("path", "no video named"), ItemError("frames", "bad frame")])
+    assert status == 422
+    assert message == ("all 2 videos of the request failed, none has a reward: video 0 (path): no video named; "
+                       "video 1 (frames): bad frame")
+    assert all_failed([ItemError("frames", "bad"), ItemError("worker", "the decoding worker died")])[0] == 500
+    assert all_failed([ItemError("model", "nan")] * 7)[1].endswith("; ... and 2 more")
