@@ -15,9 +15,16 @@ Goal: at saturation (16 clients) the server's items/s >= ``SERVE_MIN_RATIO`` (be
 in-process items/s: HTTP, JSON and the queue cost little next to decoding and the model. The two
 sides of the goal run interleaved ``--repeats`` times (best of each), as the machine's load drifts.
 
+Real size (``--ff_requests`` > 0): Flow-Factory-shaped ``/compute`` requests (``--ff_items`` videos of 81
+PNG frames of 832x480 each, base64, as its client sends them; the client's encoding is done beforehand
+and not timed) from ``--ff_clients`` clients, against in-process ``RewardModel.score_frames`` on the same
+uint8 frames. Goal: ``SERVE_REAL_SIZE_MIN_RATIO`` x: the JSON, base64 and PNG decoding of the 8 sampled
+frames cost little next to the model's processor and forward pass.
+
     python bench/bench_serve.py [--videos 48] [--unique 8] [--frames 48] [--size 128] [--num_frames 8]
                                 [--batch_size 8] [--num_workers 1] [--items 4] [--requests 64]
                                 [--seconds 60] [--max_wait_ms MS] [--repeats 2] [--device cpu]
+                                [--ff_requests 8] [--ff_items 2] [--ff_clients 2] [--ff_unique 2]
 """
 
 from __future__ import annotations
@@ -37,9 +44,10 @@ from pathlib import Path
 import numpy as np
 
 from bench_infer import make_videos, tiny_reward_model
-from goals import SERVE_MIN_RATIO
+from goals import SERVE_MIN_RATIO, SERVE_REAL_SIZE_MIN_RATIO
 
 LEVELS = (1, 4, 16)
+FF_FRAMES, FF_HEIGHT, FF_WIDTH = 81, 480, 832  # a Flow-Factory video (e.g. Wan 2.1 at 480p)
 
 
 def free_port() -> int:
@@ -113,6 +121,87 @@ def load(port: int, names: list[str], clients: int, items: int, requests: int, s
             "videos_per_batch": (after[0] - before[0]) / batches if batches else float("nan")}
 
 
+def ff_clip(rng: np.random.Generator) -> np.ndarray:
+    """(81, 480, 832, 3) uint8: a box moving over a drifting grainy gradient, whose PNG frames are ~0.7 MiB
+    (~57 MiB a video, the size of a generated video's PNG frames)."""
+    gradient = np.linspace(0, 150, 2 * FF_WIDTH).astype(np.uint8)[None, :, None]
+    texture = rng.integers(0, 16, (FF_HEIGHT, 2 * FF_WIDTH, 3), dtype=np.uint8) + gradient
+    clip = np.empty((FF_FRAMES, FF_HEIGHT, FF_WIDTH, 3), np.uint8)
+    for t in range(FF_FRAMES):
+        clip[t] = texture[:, 4 * t: 4 * t + FF_WIDTH]
+        clip[t, 100:220, 50 + 6 * t: 170 + 6 * t] = (230, 60, 40)
+    return clip
+
+
+def png_b64(frame: np.ndarray) -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def real_size(port: int, model: object, args: argparse.Namespace) -> dict:
+    """Flow-Factory-shaped /compute requests vs in-process score_frames on the same frames, interleaved."""
+    rng = np.random.default_rng(1)
+    clips = [ff_clip(rng) for _ in range(args.ff_unique)]
+    encoded = [[png_b64(frame) for frame in clip] for clip in clips]
+    video_mib = sum(len(f) for f in encoded[0]) / 2 ** 20  # base64; the PNG bytes are 3/4 of it
+    bodies = [json.dumps({"prompt": ["a red box moves right"] * args.ff_items, "image": None,
+                          "video": [encoded[(r + k) % len(encoded)] for k in range(args.ff_items)],
+                          "condition_images": None, "condition_videos": None}).encode()
+              for r in range(len(encoded))]
+    n_videos = args.ff_requests * args.ff_items
+    videos = [clips[(r + k) % len(clips)] for r in range(args.ff_requests) for k in range(args.ff_items)]
+
+    def server_rate() -> float:
+        issued, lock, failures = [0], threading.Lock(), []
+
+        def client() -> None:
+            while True:
+                with lock:
+                    if issued[0] >= args.ff_requests:
+                        return
+                    r = issued[0]
+                    issued[0] += 1
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+                try:
+                    conn.request("POST", "/compute", bodies[r % len(bodies)], {"Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    body = json.loads(response.read())
+                finally:
+                    conn.close()
+                if response.status != 200 or "rewards" not in body or body.get("failed"):
+                    failures.append(f"{response.status}: {str(body)[:200]}")
+
+        start = time.perf_counter()
+        threads = [threading.Thread(target=client) for _ in range(args.ff_clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if failures:
+            raise SystemExit(f"{len(failures)} real-size requests failed, e.g. {failures[0]}")
+        return n_videos / (time.perf_counter() - start)
+
+    def in_process_rate() -> float:
+        start = time.perf_counter()
+        scores = model.score_frames(videos, ["a red box moves right"] * n_videos, batch_size=args.batch_size)
+        assert len(scores) == n_videos
+        return n_videos / (time.perf_counter() - start)
+
+    server_rates, inproc_rates = [], []
+    for _ in range(args.repeats):
+        inproc_rates.append(in_process_rate())
+        server_rates.append(server_rate())
+    return {"video_mib": video_mib, "body_mib": len(bodies[0]) / 2 ** 20, "videos": n_videos,
+            "server": max(server_rates), "inproc": max(inproc_rates),
+            "all": (server_rates, inproc_rates)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=48, help="generated videos (default: 48)")
@@ -130,6 +219,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2,
                         help="interleaved runs of in-process and of the server at 16 clients (default: 2)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    parser.add_argument("--ff_requests", type=int, default=8,
+                        help="real-size Flow-Factory /compute requests per repeat; 0 skips them (default: 8)")
+    parser.add_argument("--ff_items", type=int, default=2, help="videos per real-size request (default: 2)")
+    parser.add_argument("--ff_clients", type=int, default=2, help="concurrent real-size clients (default: 2)")
+    parser.add_argument("--ff_unique", type=int, default=2, help="distinct real-size videos (default: 2)")
     args = parser.parse_args()
 
     import torch
@@ -190,6 +284,7 @@ def main() -> None:
                 inproc_rates.append(in_process())
                 saturated.append(load(port, names, LEVELS[-1], args.items, args.requests, args.seconds))
             results[LEVELS[-1]] = max(saturated, key=lambda r: r["items_s"])
+            real = real_size(port, model, args) if args.ff_requests > 0 else None
         finally:
             server.terminate()
             server.wait(60)
@@ -210,6 +305,18 @@ def main() -> None:
     verdict = "met" if ratio >= SERVE_MIN_RATIO else "NOT met"
     print(f"\nserver items/s at {LEVELS[-1]} clients / in-process items/s = {ratio:.2f} "
           f"(goal >= {SERVE_MIN_RATIO:g}: {verdict})")
+    if real is not None:
+        server_rates, inproc_rates = real["all"]
+        print(f"\nreal size: {real['videos']} videos per run, {FF_FRAMES} PNG frames of {FF_WIDTH}x{FF_HEIGHT} "
+              f"({real['video_mib'] * 3 / 4:.1f} MiB of PNG, {real['video_mib']:.1f} MiB as base64 per video, "
+              f"{real['body_mib']:.0f} MiB per request of "
+              f"{args.ff_items}), {args.ff_clients} clients; server /compute: "
+              + ", ".join(f"{r:.2f}" for r in server_rates) + " items/s; in-process score_frames: "
+              + ", ".join(f"{r:.2f}" for r in inproc_rates) + " items/s (interleaved; best of each)")
+        real_ratio = real["server"] / real["inproc"]
+        verdict = "met" if real_ratio >= SERVE_REAL_SIZE_MIN_RATIO else "NOT met"
+        print(f"real-size server items/s / in-process score_frames items/s = {real_ratio:.2f} "
+              f"({real['server']:.2f} vs {real['inproc']:.2f}; goal >= {SERVE_REAL_SIZE_MIN_RATIO:g}: {verdict})")
 
 
 if __name__ == "__main__":

@@ -13,3 +13,5 @@ TRAIN_TARGET_ACCURACY = 0.70     # bench_train.py: the validation pair accuracy 
 TRAIN_MIN_TTA_RATIO = 3.0        # bench_train.py: seconds to that accuracy, pairs_file / in_batch
 GPU_MIN_MFU = 0.40               # bench_gpu.py (CUDA only): best model FLOP utilisation of a training step
 SERVE_MIN_RATIO = 0.9            # bench_serve.py: server items/s at 16 clients / in-process batched items/s
+SERVE_REAL_SIZE_MIN_RATIO = 0.9  # bench_serve.py: /compute items/s on Flow-Factory payloads (81 PNG frames of
+#                                  832x480) / in-process score_frames items/s on the same frames

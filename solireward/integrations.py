@@ -1,5 +1,5 @@
-"""In-process reward adapters for RL trainers: a VideoAlign-style callable, a verl-style `compute_score`,
-and GRPO group advantages.
+"""In-process reward adapters for RL trainers: VideoAlign's ``reward(...)`` (what DanceGRPO calls), verl's
+``compute_score`` (a decoded response naming the video, or the frames), and GRPO group advantages.
 
 They score through the same path as `solireward infer` and `solireward serve` (the checkpoint's frame
 sampling, :func:`solireward.scoring.score_videos`) and build rewards as the server does
@@ -17,10 +17,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from solireward.serving.ensemble import checked_weights, combine, load_models, parse_pairs
+from solireward.serving.paths import DEFAULT_QUERY_PATTERN, find_video
 
 
 class VideoReward:
-    """``reward(video_paths, prompts) -> [{name: score_norm, ..., "reward": ...}]`` over named reward models.
+    """VideoAlign-style rewards over named reward models: ``reward(video_paths, prompts, fps=None, num_frames=None,
+    max_pixels=None, use_norm=True) -> [{name: score_norm, ..., "Overall": ...}]``; calling it gives ``reward``
+    instead of ``Overall``.
 
     `models` maps names to reward-model folders (or loaded :class:`~solireward.models.RewardModel` s);
     `weights` (default 1 each) weigh their ``score_norm`` in ``reward``.
@@ -40,24 +43,57 @@ class VideoReward:
         self.batch_size, self.num_workers, self.video_backend = batch_size, num_workers, video_backend
 
     def results(self, sources: Sequence[Any], prompts: Sequence[str | None] | None = None,
-                fps: Sequence[float | None] | None = None) -> list[dict[str, Any]]:
-        """``{"reward", "scores": {name: {"score", "score_norm"}}}`` per video (paths or uint8 frames), in order."""
+                fps: Sequence[float | None] | None = None,
+                sampling: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """``{"reward", "scores": {name: {"score", "score_norm"}}}`` per video (paths or uint8 frames), in order.
+
+        `sampling` overrides fields of every checkpoint's frame sampling (``mode``, ``fps``, ``num_frames``,
+        ``max_pixels``): scores then differ from the checkpoint's own.
+        """
+        from solireward.data.video import FrameSampling
         from solireward.scoring import score_videos
 
         per_model = {}
         for name, model in self.models.items():
-            scores, _ = score_videos(model, list(sources), prompts, fps=fps, batch_size=self.batch_size,
-                                     num_workers=self.num_workers, backend=self.video_backend, on_error="raise")
+            frames = FrameSampling.from_dict({**model.config.sampling, **sampling}) if sampling else None
+            scores, _ = score_videos(model, list(sources), prompts, sampling=frames, fps=fps,
+                                     batch_size=self.batch_size, num_workers=self.num_workers,
+                                     backend=self.video_backend, on_error="raise")
             per_model[name] = scores
         return [combine({name: per_model[name][i] for name in self.models}, self.models, self.weights)
                 for i in range(len(sources))]
 
+    def reward(self, video_paths: Sequence[str | os.PathLike], prompts: Sequence[str | None] | None = None,
+               fps: float | None = None, num_frames: int | None = None, max_pixels: int | None = None,
+               use_norm: bool = True) -> list[dict[str, float]]:
+        """VideoAlign's ``VideoVLMRewardInference.reward``: one dict per video, each model's score under its
+        name (``score_norm``, or the raw ``score`` with ``use_norm=False``) and ``Overall``, their weighted sum.
+
+        `fps` (sample at that rate) or `num_frames` (that many evenly spaced frames), not both, and
+        `max_pixels` override the checkpoints' frame sampling, as in VideoAlign.
+        """
+        if fps is not None and num_frames is not None:
+            raise ValueError("fps and num_frames cannot both be set")
+        sampling: dict[str, Any] = {}
+        if fps is not None:
+            sampling.update(mode="fps", fps=float(fps))
+        if num_frames is not None:
+            sampling.update(mode="segments", num_frames=int(num_frames))
+        if max_pixels is not None:
+            sampling["max_pixels"] = int(max_pixels)
+        key = "score_norm" if use_norm else "score"
+        out = []
+        for r in self.results([os.fspath(p) for p in video_paths], prompts, sampling=sampling):
+            row = {name: r["scores"][name][key] for name in self.models}
+            out.append({**row, "Overall": float(sum(self.weights[name] * row[name] for name in self.models))})
+        return out
+
     def __call__(self, video_paths: Sequence[str | os.PathLike], prompts: Sequence[str | None] | None = None
                  ) -> list[dict[str, float]]:
-        """One dict per video: each model's ``score_norm`` under its name, and ``reward``."""
-        results = self.results([os.fspath(p) for p in video_paths], prompts)
-        return [{**{name: r["scores"][name]["score_norm"] for name in self.models}, "reward": r["reward"]}
-                for r in results]
+        """One dict per video: each model's ``score_norm`` under its name, and ``reward`` (= ``Overall`` of
+        :meth:`reward`)."""
+        rows = self.reward(video_paths, prompts)
+        return [{**{name: row[name] for name in self.models}, "reward": row["Overall"]} for row in rows]
 
     def score_frames(self, frames: Any, prompt: str | None = None, fps: float | None = None) -> dict[str, Any]:
         """The result of one in-memory video: float ``(T, C, H, W)`` in [0, 1] or uint8 ``(T, H, W, 3)``."""
@@ -74,14 +110,23 @@ def _cached_reward(models: tuple[tuple[str, str], ...], weights: tuple[tuple[str
 
 def compute_score(data_source: Any, solution_str: Any, ground_truth: Any = None, extra_info: Mapping[str, Any] | None
                   = None, *, models: Mapping[str, str] | Sequence[str] | None = None,
-                  weights: Mapping[str, float] | None = None, device: str = "auto") -> dict[str, float]:
+                  weights: Mapping[str, float] | None = None, device: str = "auto", video_root: str | None = None,
+                  query_pattern: str = DEFAULT_QUERY_PATTERN) -> dict[str, float]:
     """verl custom reward function: ``{"score": reward, name: score_norm, ...}`` of one generated video.
 
-    `solution_str` is the video: a float ``(T, C, H, W)`` tensor in [0, 1] (or uint8 ``(T, H, W, 3)``);
-    ``extra_info["fps"]`` is its frame rate and ``extra_info["prompt"]`` its prompt. `models` (``{name:
-    folder}`` or ``["name=folder", ...]``) and `weights` come from verl's ``custom_reward_function.reward_kwargs``;
-    the models are loaded once per process and kept. `data_source` and `ground_truth` are not used.
+    `solution_str` is what verl's reward managers pass, the decoded response text: its last word naming a
+    video file (under `video_root` when given; `query_pattern` as the server's ``--query_pattern``) is the
+    video. A custom manager may pass the frames instead: a float ``(T, C, H, W)`` tensor in [0, 1] (or uint8
+    ``(T, H, W, 3)``), with ``extra_info["fps"]`` their frame rate. ``extra_info["prompt"]`` is the prompt.
+    `models` (``{name: folder}`` or ``["name=folder", ...]``), `weights` and `video_root` come from verl's
+    ``custom_reward_function.reward_kwargs``; the models are loaded once per process and kept. `data_source`
+    and `ground_truth` are not used. A response naming no video raises (verl then stops: no silent reward).
     """
+    from pathlib import Path
+
+    from solireward.errors import InputError
+    from solireward.serving.batcher import ItemError
+
     if not models:
         raise ValueError("compute_score needs models={name: reward-model folder} (verl: custom_reward_function."
                          "reward_kwargs.models)")
@@ -89,7 +134,15 @@ def compute_score(data_source: Any, solution_str: Any, ground_truth: Any = None,
     reward = _cached_reward(tuple(sorted((k, str(v)) for k, v in folders.items())),
                             tuple(sorted((weights or {}).items())), device)
     info = dict(extra_info or {})
-    result = reward.score_frames(solution_str, info.get("prompt"), info.get("fps"))
+    if isinstance(solution_str, str):
+        root = Path(video_root).resolve() if video_root else None
+        try:
+            path = find_video(solution_str, root, query_pattern)
+        except ItemError as exc:
+            raise InputError(f"solution_str: {exc.message}", field="solution_str") from None
+        result = reward.results([path], [info.get("prompt")])[0]
+    else:
+        result = reward.score_frames(solution_str, info.get("prompt"), info.get("fps"))
     return {"score": result["reward"], **{name: s["score_norm"] for name, s in result["scores"].items()}}
 
 

@@ -54,6 +54,7 @@ video, which is far slower than decoding the small videos reward models read.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import re
@@ -247,6 +248,11 @@ def _mp4_problem(path: str, size: int) -> str | None:
 def _check_file(path: str) -> None:
     """Raise a VideoReadError for problems found without a decoder (missing, empty, text, cut mp4)."""
     if not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as exc:  # exists() says False for every OSError; a loop is not a missing file
+            if exc.errno == errno.ELOOP:
+                raise VideoReadError(path, "a symbolic-link loop (the link leads back to itself)") from None
         raise VideoReadError(path, "file does not exist")
     if os.path.isdir(path):
         raise VideoReadError(path, "is a directory, not a video file")

@@ -2,8 +2,9 @@
 
 A request's videos go through three stages:
 
-1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or PNG/JPEG frames) is
-   decoded and turned into every served model's inputs by :class:`ItemEncoder` (the scoring path's
+1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the PNG/JPEG frames of an
+   in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
+   model's inputs by :class:`ItemEncoder` (the scoring path's
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
    thread with 0). A failure is that item's :class:`ItemError`.
 2. :class:`Batcher`: the encoded items wait in one queue; a replica takes up to ``max_batch_size`` of
@@ -42,11 +43,15 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 
 @dataclasses.dataclass
 class Item:
-    """One video to score: `source` is a checked path or the encoded images of its frames."""
+    """One video to score: `source` is a checked path, or the encoded images of the frames at `indices` of an
+    in-memory video of `num_frames` frames (the ones the models sample; `pixels`: their decoded size)."""
 
     source: str | list[bytes]
     prompt: str | None = None
     fps: float | None = None
+    indices: list[int] | None = None
+    num_frames: int = 0
+    pixels: int = 0
 
 
 class ItemError(Exception):
@@ -83,6 +88,19 @@ def decode_images(images: list[bytes]) -> np.ndarray:
     return np.stack(frames)
 
 
+def select_frames(kept: np.ndarray, item: Item, sampling: Any) -> np.ndarray:
+    """What :func:`~solireward.data.video.sample_frames` returns for the whole in-memory video of `item`,
+    from `kept`, its decoded frames at ``item.indices`` (the same indices and resizing)."""
+    from solireward.data.video import VideoInfo, frame_indices, resize_frames, target_size
+
+    assert item.indices is not None
+    info = VideoInfo(item.num_frames, float(item.fps or 0.0), kept.shape[1], kept.shape[2])
+    position = {index: p for p, index in enumerate(item.indices)}
+    height, width = target_size(info.height, info.width, sampling)
+    return np.ascontiguousarray(resize_frames(kept[[position[i] for i in frame_indices(info, sampling)]],
+                                              height, width))
+
+
 class ItemEncoder:
     """Picklable ``Item -> {model name: model inputs}``: decode once per frame setting, encode per model."""
 
@@ -99,8 +117,8 @@ class ItemEncoder:
             key = self.sampling_keys[name]
             try:
                 if key not in decoded:
-                    decoded[key] = encoder.frames(frames_in_memory if frames_in_memory is not None else item.source,
-                                                  item.fps)
+                    decoded[key] = (encoder.frames(item.source) if frames_in_memory is None
+                                    else select_frames(frames_in_memory, item, encoder.sampling))
                 out[name] = encoder.collator.encode(decoded[key], item.prompt)
             except VideoReadError as exc:
                 raise ItemError("video", exc.reason) from None

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
+import re
 
 from solireward.config import arg
 from solireward.data.video import BACKENDS
 from solireward.errors import ConfigError
 from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
+from solireward.serving.paths import DEFAULT_QUERY_PATTERN
 
 API_KEY_ENV = "SOLIREWARD_API_KEY"
 
@@ -34,16 +37,34 @@ class ServeConfig:
                            "process)", 2)
     video_root: str | None = arg("folder that video paths in requests are resolved under; paths outside "
                                  "it (.., absolute, escaping symlinks) are refused; unset: paths are refused", None)
-    api_key: str | None = arg(f"require 'Authorization: Bearer KEY' on every endpoint but /health; when unset, "
-                              f"${API_KEY_ENV} is used if set (prefer it: a flag shows in the process list)", None)
-    max_body_mb: float = arg("largest request body, MiB", 64.0)
+    api_key: str | None = arg(f"require the key on every endpoint but /health, as 'Authorization: Bearer KEY' or "
+                              f"in the URL (http://HOST:PORT/k/KEY/compute, for clients that send no header); "
+                              f"when unset, ${API_KEY_ENV} is used if set (prefer it: a flag shows in the process "
+                              f"list)", None)
+    max_body_mb: float = arg("largest request body, MiB (default: a Flow-Factory batch of 16 videos of 81 PNG "
+                             "frames of 832x480, ~76 MiB each as base64, with headroom)", 1536.0)
     max_items: int = arg("most videos per request", 256)
     max_frames: int = arg("most frames per in-memory video", 512)
-    max_pixels: int = arg("most pixels (height x width) per in-memory frame", 3840 * 2160)
+    max_pixels: int = arg("most pixels (height x width) per in-memory frame, read from its header", 3840 * 2160)
+    max_decode_pixels: int = arg("most pixels decoded for one in-memory video (the frames the models sample x "
+                                 "height x width; what a decoding worker holds at once), checked from the image "
+                                 "headers before decoding", 64 * 1024 * 1024)
+    max_request_pixels: int = arg("most pixels decoded for all in-memory videos of one request, checked from "
+                                  "the image headers before decoding", 1024 * 1024 * 1024)
+    max_prompt_tokens: int = arg("most tokens in a prompt (the served models' tokenizers; a prompt of more than "
+                                 "64 characters per allowed token is refused without tokenizing)", 1024)
     max_queue: int = arg("most videos queued or being decoded; beyond it requests get 503", 4096)
-    failed_reward: str = arg("reward given to a failed video in /compute and /get_reward, which have no error "
-                             "field: batch_min (lowest valid reward of the request, 0 when none) or a number",
-                             "batch_min")
+    failed_reward: str = arg("reward of a failed video in a request where others succeeded (/compute, "
+                             "/get_reward; a request where all failed is an error): floor (every model "
+                             "--floor_sigmas standard deviations below its checkpoint's score_mean: "
+                             "-floor_sigmas x sum |weight|) or a fixed number", "floor")
+    floor_sigmas: float = arg("k of the floor reward: a failed video scores as a video k score_std below each "
+                              "checkpoint's score_mean", 3.0)
+    frames_fps: float | None = arg("frame rate assumed for in-memory frames sent without one (Flow-Factory sends "
+                                   "none); unset: a request without it is refused (422) when a served checkpoint "
+                                   "samples in 'fps' mode", None)
+    query_pattern: str = arg("regular expression whose matches in an OpenRLHF query are the candidate video paths; "
+                             "the last one naming a file under --video_root is scored", DEFAULT_QUERY_PATTERN)
     torch_dtype: str = arg("weights dtype: auto keeps the checkpoint's dtype on GPU and uses float32 on CPU",
                            "auto", choices=TORCH_DTYPES)
     attn_implementation: str = arg("attention kernel of the backbone", "sdpa", choices=ATTN_IMPLEMENTATIONS)
@@ -53,7 +74,8 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not self.model:
             raise ConfigError("expected at least one NAME=DIR", field="model")
-        for name in ("max_batch_size", "max_items", "max_frames", "max_pixels", "max_queue"):
+        for name in ("max_batch_size", "max_items", "max_frames", "max_pixels", "max_decode_pixels",
+                     "max_request_pixels", "max_prompt_tokens", "max_queue"):
             if getattr(self, name) < 1:
                 raise ConfigError("expected a positive integer", field=name)
         if not 0 < self.port < 65536:
@@ -67,6 +89,14 @@ class ServeConfig:
             if not getattr(self, name) > 0:
                 raise ConfigError("expected a positive number", field=name)
         failed_reward_value(self.failed_reward)
+        if not (self.floor_sigmas >= 0 and math.isfinite(self.floor_sigmas)):
+            raise ConfigError("expected a finite number >= 0", field="floor_sigmas")
+        if self.frames_fps is not None and not (self.frames_fps > 0 and math.isfinite(self.frames_fps)):
+            raise ConfigError("expected a positive frame rate", field="frames_fps")
+        try:
+            re.compile(self.query_pattern)
+        except re.error as exc:
+            raise ConfigError(f"not a regular expression ({exc})", field="query_pattern") from None
         if self.api_key is not None and not self.api_key.strip():
             raise ConfigError("must not be empty", field="api_key")
 
@@ -76,14 +106,14 @@ class ServeConfig:
 
 
 def failed_reward_value(text: str) -> float | None:
-    """The fixed reward of `--failed_reward`, or None for ``batch_min``."""
-    if text == "batch_min":
+    """The fixed reward of `--failed_reward`, or None for ``floor``."""
+    if text == "floor":
         return None
     try:
         value = float(text)
     except ValueError:
-        raise ConfigError(f"expected batch_min or a number, got {text!r}", field="failed_reward") from None
-    if value != value or value in (float("inf"), float("-inf")):
+        raise ConfigError(f"expected floor or a number, got {text!r}", field="failed_reward") from None
+    if not math.isfinite(value):
         raise ConfigError(f"expected a finite number, got {text!r}", field="failed_reward")
     return value
 

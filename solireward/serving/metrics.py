@@ -49,6 +49,7 @@ class Metrics:
         self.requests: dict[tuple[str, str], int] = {}
         self.items: dict[str, int] = {}
         self.errors: dict[tuple[str, str], int] = {}
+        self.ignored_fields: dict[tuple[str, str], int] = {}
         self.latency: dict[str, Histogram] = {}
         self.batch_size = Histogram(tuple(b for b in BATCH_BUCKETS if b < max_batch_size) + (max_batch_size,))
         self.batch_seconds = Histogram(LATENCY_BUCKETS)
@@ -65,6 +66,12 @@ class Metrics:
             for kind in error_kinds:
                 key = (endpoint, kind)
                 self.errors[key] = self.errors.get(key, 0) + 1
+
+    def ignored(self, endpoint: str, field: str) -> None:
+        """A request carried `field`, which the served models do not read (a fixed set of names)."""
+        with self._lock:
+            key = (endpoint, field)
+            self.ignored_fields[key] = self.ignored_fields.get(key, 0) + 1
 
     def batch(self, size: int, seconds: float) -> None:
         with self._lock:
@@ -93,6 +100,11 @@ class Metrics:
                       f"# TYPE {p}_item_errors_total counter"]
             lines += [f"{p}_item_errors_total{_labels((('endpoint', e), ('kind', k)))} {n}"
                       for (e, k), n in sorted(self.errors.items())]
+            lines += [f"# HELP {p}_ignored_fields_total Requests carrying a field the models do not read "
+                      "(e.g. condition_images), by endpoint and field.",
+                      f"# TYPE {p}_ignored_fields_total counter"]
+            lines += [f"{p}_ignored_fields_total{_labels((('endpoint', e), ('field', f)))} {n}"
+                      for (e, f), n in sorted(self.ignored_fields.items())]
             lines += [f"# HELP {p}_request_seconds Request latency by endpoint.",
                       f"# TYPE {p}_request_seconds histogram"]
             for endpoint, histogram in sorted(self.latency.items()):

@@ -5,7 +5,8 @@
 - ``POST /compute`` (:class:`ComputeRequest`): Flow-Factory's remote reward server protocol: base64
   frames per video, ``{"rewards": [...]}`` back.
 - ``POST /get_reward`` (:class:`GetRewardRequest`): OpenRLHF's remote reward model protocol; each
-  ``query`` is the path of a video under ``--video_root``.
+  ``query`` is the decoded prompt + response text, whose last word naming a file under ``--video_root``
+  (``--query_pattern``) is the video.
 """
 
 from __future__ import annotations
@@ -41,11 +42,16 @@ class ScoreRequest(BaseModel):
     items: list[ScoreItem] = Field(min_length=1)
 
 
+IGNORED_COMPUTE_FIELDS = ("image", "condition_images", "condition_videos")
+
+
 class ComputeRequest(BaseModel):
     """Flow-Factory: ``{"prompt(s)": [...], "video(s)": [[base64 image per frame], ...], "extra": {...}}``.
 
     Both spellings are accepted (Flow-Factory's client sends ``prompt`` and ``video``); ``extra.fps``
-    (one number, or one per video) is the frames' rate. Image inputs are refused: this scores videos.
+    (one number, or one per video) is the frames' rate. The inputs a text-to-video reward model does not
+    read (``image``, and the ``condition_images`` / ``condition_videos`` of image-to-video trainers) are
+    accepted and ignored (counted in /metrics); any other field is a 422 naming it.
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -53,9 +59,9 @@ class ComputeRequest(BaseModel):
     prompts: list[str | None] = Field(validation_alias=AliasChoices("prompts", "prompt"))
     videos: list[list[str]] = Field(validation_alias=AliasChoices("videos", "video"))
     extra: dict[str, Any] = Field(default_factory=dict)
-    image: None = None
-    condition_images: None = None
-    condition_videos: None = None
+    image: Any = None
+    condition_images: Any = None
+    condition_videos: Any = None
 
     @model_validator(mode="after")
     def _same_length(self) -> "ComputeRequest":
@@ -67,7 +73,7 @@ class ComputeRequest(BaseModel):
 
 
 class GetRewardRequest(BaseModel):
-    """OpenRLHF: ``{"query": [video path, ...], "prompts": [...], "labels": ...}`` (labels are ignored)."""
+    """OpenRLHF: ``{"query": [text naming a video, ...], "prompts": [...], "labels": ...}`` (labels are ignored)."""
 
     model_config = ConfigDict(extra="allow")
 

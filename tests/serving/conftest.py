@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import http.client
 import io
 import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,6 +47,21 @@ def reward_dirs(tiny_model_factory, tmp_path_factory) -> dict[str, Path]:
         RewardModel.from_backbone(tiny_model_factory("Qwen2-VL"), config).save_pretrained(folder)
         out[name] = folder
     return out
+
+
+@pytest.fixture(scope="package")
+def fps_model_dir(tiny_model_factory, tmp_path_factory) -> Path:
+    """A saved reward model that samples frames by time (2 frames/s), as Qwen checkpoints do."""
+    import torch
+
+    from solireward.data.video import FrameSampling
+    from solireward.models import RewardModel, RewardModelConfig
+
+    torch.manual_seed(2)
+    config = RewardModelConfig(sampling=FrameSampling(mode="fps", fps=2.0, min_frames=2, max_frames=8).to_dict())
+    folder = tmp_path_factory.mktemp("serve-fps") / "model"
+    RewardModel.from_backbone(tiny_model_factory("Qwen2-VL"), config).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="package")
@@ -102,3 +123,67 @@ def png_frames(frames: np.ndarray) -> list[str]:
         Image.fromarray(frame).save(buffer, format="PNG")
         out.append(base64.b64encode(buffer.getvalue()).decode())
     return out
+
+
+KEY = "test-key-0123456789"
+TOL = 1e-4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A `solireward serve` subprocess on a free loopback port, and a small HTTP client for it."""
+
+    def __init__(self, reward_dirs: dict[str, Path], video_root: Path, log: Path, *extra: Any) -> None:
+        self.port = free_port()
+        args = [sys.executable, "-m", "solireward.cli", "serve", "--port", self.port, "--video_root", video_root,
+                "--model", *(f"{n}={p}" for n, p in reward_dirs.items()),
+                *(["--weights", f"text={WEIGHTS['text']}"] if "text" in reward_dirs else []),
+                "--devices", "cpu", *extra]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "SOLIREWARD_API_KEY": KEY}
+        self.log = log
+        self.proc = subprocess.Popen([str(a) for a in args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while True:
+            assert self.proc.poll() is None, f"server exited:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"server not ready:\n{log.read_text()}"
+            try:
+                status, body = self.call("GET", "/health", key=None)
+                if status == 200:
+                    self.health = body
+                    break
+                assert status == 503 and body["status"] == "loading"
+            except OSError:
+                pass
+            time.sleep(0.2)
+
+    def call(self, method: str, path: str, body: Any = None, key: str | None = KEY, raw: bytes | None = None,
+             timeout: float = 60) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        try:
+            conn.request(method, path, body=data, headers=headers)
+            response = conn.getresponse()
+            text = response.read().decode()
+        finally:
+            conn.close()
+        try:
+            return response.status, json.loads(text)
+        except json.JSONDecodeError:
+            return response.status, text
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

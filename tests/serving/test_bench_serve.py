@@ -19,11 +19,21 @@ OUTPUT = """\
 | in-process | 256 videos | | 17.1 | | | | |
 
 server items/s at 16 clients / in-process items/s = 1.01 (goal >= 0.9: met)
+
+real size: 16 videos per run, 81 PNG frames of 832x480 (57.0 MiB of PNG, 76.0 MiB as base64 per video, \
+115 MiB per request of 2), 2 clients; server /compute: 0.91, 0.95 items/s; in-process score_frames: 1.00, \
+0.98 items/s (interleaved; best of each)
+real-size server items/s / in-process score_frames items/s = 0.95 (0.95 vs 1.00; goal >= 0.9: met)
 """
 
 
 def test_run_all_parses_the_serve_bench() -> None:
-    (row,) = run_all.parse_serve(OUTPUT)
+    row, real = run_all.parse_serve(OUTPUT)
+    assert real.met is True and real.goal == f">= {run_all.goals.SERVE_REAL_SIZE_MIN_RATIO:g} x"
+    assert real.figure == ("0.95 x (0.95 vs 1.00 items/s; 57.0 MiB of PNG, 76.0 MiB as base64 per video, "
+                           "115 MiB per request of 2)")
+    assert run_all.parse_serve(OUTPUT.replace("= 0.95 (", "= 0.85 ("))[1].met is False
+    assert len(run_all.parse_serve(OUTPUT.split("\nreal size")[0])) == 1  # --ff_requests 0: no real-size row
     assert row.met is True and row.goal == f">= {run_all.goals.SERVE_MIN_RATIO:g} x"
     assert row.figure.startswith("1.01 x in-process (17.1 items/s); 1 clients: 9.5 items/s")
     assert "16 clients: 17.2 items/s, 4.30 req/s, p50/p95/p99 3389/5019/5179 ms, batch fill 0.24" in row.figure

@@ -25,10 +25,56 @@ def test_videoalign_style_callable_matches_infer(reward_dirs, video_root: Path, 
     names = list(GOOD)
     out = reward([video_root / n for n in names], [GOOD[n][1] for n in names])
     for row, name in zip(out, names):
-        assert set(row) == {"phys", "text", "reward"}
+        assert set(row) == {"phys", "text", "reward"}  # calling it: `reward` where .reward() says `Overall`
         assert row["reward"] == pytest.approx(expected[name]["reward"], abs=TOL)
         for model in ("phys", "text"):
             assert row[model] == pytest.approx(expected[name]["scores"][model]["score_norm"], abs=TOL)
+
+
+def test_videoalign_reward_runs_dancegrpo_style_code_unchanged(reward_dirs, video_root: Path, expected: dict) -> None:
+    """DanceGRPO reads reward[0]['VQ'] and ['MQ'] inside a try that turns any error into -1.0: serve two models
+    under those names and the same lines must see the checkpoints' normalised scores, never the -1.0."""
+    inferencer = VideoReward({"VQ": str(reward_dirs["phys"]), "MQ": str(reward_dirs["text"])}, {"MQ": 0.5})
+    absolute_path = str((video_root / "good_a.mp4").resolve())
+    try:
+        reward = inferencer.reward([absolute_path], [GOOD["good_a.mp4"][1]], use_norm=True)
+        vq_reward, mq_reward = torch.tensor(reward[0]["VQ"]), torch.tensor(reward[0]["MQ"])
+    except Exception:  # noqa: BLE001 - DanceGRPO's own fallback, which must not be taken
+        vq_reward = mq_reward = torch.tensor(-1.0)
+    scores = expected["good_a.mp4"]["scores"]
+    assert vq_reward.item() == pytest.approx(scores["phys"]["score_norm"], abs=TOL)
+    assert mq_reward.item() == pytest.approx(scores["text"]["score_norm"], abs=TOL)
+    assert set(reward[0]) == {"VQ", "MQ", "Overall"}
+    assert reward[0]["Overall"] == pytest.approx(expected["good_a.mp4"]["reward"], abs=TOL)
+    raw = inferencer.reward([absolute_path], [GOOD["good_a.mp4"][1]], use_norm=False)[0]
+    assert raw["VQ"] == pytest.approx(scores["phys"]["score"], abs=TOL)
+    assert raw["Overall"] == pytest.approx(scores["phys"]["score"] + 0.5 * scores["text"]["score"], abs=TOL)
+
+
+def test_videoalign_reward_sampling_overrides(reward_dirs, video_root: Path) -> None:
+    reward = VideoReward({"phys": str(reward_dirs["phys"])})
+    path = [str(video_root / "good_a.mp4")]
+    default = reward.reward(path, ["a"])[0]["phys"]
+    assert reward.reward(path, ["a"], num_frames=4)[0]["phys"] == pytest.approx(default, abs=TOL)  # the checkpoint's
+    assert reward.reward(path, ["a"], num_frames=2)[0]["phys"] != pytest.approx(default, abs=TOL)
+    assert reward.reward(path, ["a"], fps=2.0)[0]["phys"] != pytest.approx(default, abs=TOL)
+    with pytest.raises(ValueError, match="fps and num_frames"):
+        reward.reward(path, ["a"], fps=2.0, num_frames=4)
+
+
+def test_verl_compute_score_finds_the_video_in_the_decoded_response(reward_dirs, video_root: Path,
+                                                                   expected: dict) -> None:
+    from solireward.errors import InputError
+
+    kwargs = {"models": [f"{n}={p}" for n, p in reward_dirs.items()], "weights": WEIGHTS, "video_root": str(video_root)}
+    response = "I generated the clip you asked for; it is at good_c.mp4."
+    result = compute_score(data_source="video_gen", solution_str=response, ground_truth=None,
+                           extra_info={"prompt": GOOD["good_c.mp4"][1], "num_turns": None}, **kwargs)
+    assert result["score"] == pytest.approx(expected["good_c.mp4"]["reward"], abs=TOL)
+    assert set(result) == {"score", "phys", "text"}
+    with pytest.raises(InputError, match="solution_str.*no word of the text names a video file under --video_root"):
+        compute_score(data_source="video_gen", solution_str="see ../secret.mp4", ground_truth=None,
+                      extra_info={}, **kwargs)
 
 
 def test_verl_compute_score_takes_float_frames(reward_dirs, video_root: Path, expected: dict) -> None:
@@ -57,7 +103,7 @@ def test_grpo_advantages_are_the_evaluation_ones_with_zero_for_no_signal() -> No
 @pytest.mark.parametrize("path", ["../secret.mp4", "escape.mp4", "sub/up/secret.mp4", "/etc/hostname",
                                   "sub/../../secret.mp4", "loop.mp4"])
 def test_checked_path_refuses_what_leaves_the_root(video_root: Path, path: str) -> None:
-    from solireward.serving.app import checked_path
+    from solireward.serving.paths import checked_path
 
     with pytest.raises(ItemError) as info:
         checked_path(path, video_root.resolve())
@@ -65,13 +111,26 @@ def test_checked_path_refuses_what_leaves_the_root(video_root: Path, path: str) 
 
 
 def test_checked_path_accepts_the_root_and_needs_one(video_root: Path) -> None:
-    from solireward.serving.app import checked_path
+    from solireward.serving.paths import checked_path
 
     root = video_root.resolve()
     assert checked_path("sub/good_b.mp4", root) == str(root / "sub" / "good_b.mp4")
     assert checked_path("alias.mp4", root) == str(root / "good_a.mp4")
     with pytest.raises(ItemError, match="--video_root"):
         checked_path("good_a.mp4", None)
+
+
+def test_find_video_takes_the_last_word_naming_a_file_under_the_root(video_root: Path) -> None:
+    from solireward.serving.paths import find_video
+
+    root = video_root.resolve()
+    text = "<|im_start|>user\nredo good_c.mp4<|im_end|>\n<|im_start|>assistant\nsaved: sub/good_b.mp4.<|im_end|>"
+    assert find_video(text, root) == str(root / "sub" / "good_b.mp4")
+    assert find_video("good_a.mp4 then ../secret.mp4 and missing.mp4", root) == str(root / "good_a.mp4")
+    assert find_video("video=good_c.mp4; also good_a.mp4", root, r"video=(\S+?);") == str(root / "good_c.mp4")
+    with pytest.raises(ItemError, match="no word of the text names a video file under --video_root") as info:
+        find_video("only escape.mp4 and loop.mp4 here", root)
+    assert info.value.kind == "path" and str(root) not in info.value.message
 
 
 def test_infer_on_a_folder_with_a_symlink_loop_records_it_as_an_error(reward_dirs, video_root: Path,
@@ -85,7 +144,7 @@ def test_infer_on_a_folder_with_a_symlink_loop_records_it_as_an_error(reward_dir
                      "--output_file", tmp_path / "out.json", "--num_workers", 0)
     assert rc == 3
     records = {Path(r["video_path"]).name: r for r in json.loads((tmp_path / "out.json").read_text())}
-    assert "score" in records["a.mp4"] and "error" in records["loop.mp4"]
+    assert "score" in records["a.mp4"] and "symbolic-link loop" in records["loop.mp4"]["error"]
 
 
 def test_loopback_addresses_are_recognised() -> None:
@@ -93,3 +152,15 @@ def test_loopback_addresses_are_recognised() -> None:
 
     assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "localhost"]))
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.5", "example.org"]))
+
+
+def test_a_request_whose_every_video_failed_is_422_for_its_inputs_and_500_for_the_servers() -> None:
+    from solireward.serving.state import all_failed
+
+    assert all_failed([{"reward": 1.0}, ItemError("video", "unreadable")]) is None
+    status, message = all_failed([ItemError("path", "no video named"), ItemError("frames", "bad frame")])
+    assert status == 422
+    assert message == ("all 2 videos of the request failed, none has a reward: video 0 (path): no video named; "
+                       "video 1 (frames): bad frame")
+    assert all_failed([ItemError("frames", "bad"), ItemError("worker", "the decoding worker died")])[0] == 500
+    assert all_failed([ItemError("model", "nan")] * 7)[1].endswith("; ... and 2 more")

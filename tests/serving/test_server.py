@@ -4,14 +4,10 @@ equal to `solireward infer`, bad items isolated, hostile paths refused, limits, 
 from __future__ import annotations
 
 import base64
-import http.client
 import io
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,69 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.serving.conftest import BAD, GOOD, all_frames, png_frames
+from tests.serving.conftest import BAD, GOOD, KEY, TOL, WEIGHTS, Server, all_frames, png_frames
 
-KEY = "test-key-0123456789"
-TOL = 1e-4
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A `solireward serve` subprocess on a free loopback port, and a small HTTP client for it."""
-
-    def __init__(self, reward_dirs: dict[str, Path], video_root: Path, log: Path, *extra: Any) -> None:
-        self.port = free_port()
-        args = [sys.executable, "-m", "solireward.cli", "serve", "--port", self.port, "--video_root", video_root,
-                "--model", *(f"{n}={p}" for n, p in reward_dirs.items()), "--weights", "text=0.5",
-                "--devices", "cpu", *extra]
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "SOLIREWARD_API_KEY": KEY}
-        self.log = log
-        self.proc = subprocess.Popen([str(a) for a in args], env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while True:
-            assert self.proc.poll() is None, f"server exited:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"server not ready:\n{log.read_text()}"
-            try:
-                status, body = self.call("GET", "/health", key=None)
-                if status == 200:
-                    self.health = body
-                    break
-                assert status == 503 and body["status"] == "loading"
-            except OSError:
-                pass
-            time.sleep(0.2)
-
-    def call(self, method: str, path: str, body: Any = None, key: str | None = KEY, raw: bytes | None = None,
-             timeout: float = 60) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        headers = {"Content-Type": "application/json"}
-        if key is not None:
-            headers["Authorization"] = f"Bearer {key}"
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        try:
-            conn.request(method, path, body=data, headers=headers)
-            response = conn.getresponse()
-            text = response.read().decode()
-        finally:
-            conn.close()
-        try:
-            return response.status, json.loads(text)
-        except json.JSONDecodeError:
-            return response.status, text
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+FLOOR = -3.0 * sum(WEIGHTS.values())  # the default --failed_reward floor: -3 x sum |weight|
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +93,9 @@ def test_paths_outside_the_root_are_refused_per_item(server: Server, expected: d
         assert result["kind"] == "path" if path != "loop.mp4" else result["kind"] in ("path", "video")
     for result in results[:5] + results[6:7]:
         assert "outside --video_root" in result["error"]
+    assert "symlink loop" in results[5]["error"]
+    for result in results[:7]:  # no message names the server's own folders
+        assert str(video_root) not in result["error"] and str(video_root.resolve()) not in result["error"]
     assert_matches(results[-2], expected["good_a.mp4"])  # a symlink that stays inside the root
     assert_matches(results[-1], expected["good_a.mp4"])  # an absolute path inside the root
 
@@ -171,8 +110,9 @@ def test_compute_speaks_flow_factory(server: Server, expected: dict, good_frames
     rewards = body["rewards"]
     for reward, name in zip(rewards, names):
         assert reward == pytest.approx(expected[name]["reward"], abs=TOL)
-    assert rewards[-1] == pytest.approx(min(expected[n]["reward"] for n in names), abs=TOL)  # the sentinel
-    assert [f["index"] for f in body["failed"]] == [len(names)]
+    assert rewards[-1] == pytest.approx(FLOOR, abs=TOL)
+    assert FLOOR < min(expected[n]["reward"] for n in names)
+    assert [(f["index"], f["kind"]) for f in body["failed"]] == [(len(names), "frames")]
     # Flow-Factory's own client spells the keys in the singular and sends the unused ones as null
     status, body = server.call("POST", "/compute", {"prompt": prompts[:1], "video": videos[:1], "image": None,
                                                     "condition_images": None, "condition_videos": None,
@@ -190,12 +130,12 @@ def test_get_reward_speaks_openrlhf(server: Server, expected: dict) -> None:
     assert status == 200, body
     for reward, name in zip(body["rewards"], names):
         assert reward == pytest.approx(expected[name]["reward"], abs=TOL)
-    lowest = min(expected[n]["reward"] for n in names)
-    assert body["rewards"][-2:] == pytest.approx([lowest, lowest], abs=TOL)
+    assert body["rewards"][-2:] == pytest.approx([FLOOR, FLOOR], abs=TOL)
     assert body["scores"] == body["rewards"]
     assert body["extra_logs"]["reward_failed"] == [0.0] * len(names) + [1.0, 1.0]
     assert body["extra_logs"]["score_norm/phys"][0] == pytest.approx(
         expected[names[0]]["scores"]["phys"]["score_norm"], abs=TOL)
+    assert body["extra_logs"]["score_norm/phys"][-1] == -3.0
 
 
 def test_limits_are_4xx_naming_the_flag(server: Server, good_frames: dict) -> None:
@@ -212,7 +152,16 @@ def test_limits_are_4xx_naming_the_flag(server: Server, good_frames: dict) -> No
     Image.new("RGB", (200, 100)).save(buffer, format="PNG")
     big = base64.b64encode(buffer.getvalue()).decode()
     status, body = server.call("POST", "/compute", {"prompts": ["p"], "videos": [[big]]})
-    assert status == 413 and "--max_pixels 10000" in body["detail"]
+    assert status == 413 and "frame 0 is 200x100 = 20000 pixels; the limit is --max_pixels 10000" in body["detail"]
+    buffer = io.BytesIO()
+    Image.new("RGB", (100, 50)).save(buffer, format="JPEG", exif=b"Exif\x00\x00" + b"\x00" * 3000)
+    jpeg = base64.b64encode(buffer.getvalue()).decode()  # the size sits behind an EXIF segment
+    status, body = server.call("POST", "/compute", {"prompts": ["p"], "videos": [[jpeg, big]]})
+    assert status == 413 and "frame 1 is 200x100" in body["detail"]
+    status, body = server.call("POST", "/v1/score", {"items": [{"frames": [jpeg] * 4, "fps": 8},
+                                                               {"frames": [jpeg, jpeg[:40]], "fps": 8}]})
+    assert status == 200 and "reward" in body["results"][0], body
+    assert "frame 1: a JPEG without a frame header" in body["results"][1]["error"]
 
 
 def test_malformed_requests_name_the_field(server: Server) -> None:
