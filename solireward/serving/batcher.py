@@ -88,17 +88,19 @@ def decode_images(images: list[bytes]) -> np.ndarray:
     return np.stack(frames)
 
 
-def select_frames(kept: np.ndarray, item: Item, sampling: Any) -> np.ndarray:
-    """What :func:`~solireward.data.video.sample_frames` returns for the whole in-memory video of `item`,
-    from `kept`, its decoded frames at ``item.indices`` (the same indices and resizing)."""
-    from solireward.data.video import VideoInfo, frame_indices, resize_frames, target_size
+def select_frames(kept: np.ndarray, item: Item, sampling: Any) -> tuple[np.ndarray, float | None]:
+    """What :func:`~solireward.data.video.sample_frames` returns for the whole in-memory video of `item`, from
+    `kept`, its decoded frames at ``item.indices`` (the same indices and resizing), and the frame rate those
+    frames stand for (:func:`~solireward.data.video.sampled_fps`, what the model is told)."""
+    from solireward.data.video import VideoInfo, frame_indices, resize_frames, sampled_fps, target_size
 
     assert item.indices is not None
     info = VideoInfo(item.num_frames, float(item.fps or 0.0), kept.shape[1], kept.shape[2])
     position = {index: p for p, index in enumerate(item.indices)}
     height, width = target_size(info.height, info.width, sampling)
-    return np.ascontiguousarray(resize_frames(kept[[position[i] for i in frame_indices(info, sampling)]],
-                                              height, width))
+    chosen = frame_indices(info, sampling)
+    frames = np.ascontiguousarray(resize_frames(kept[[position[i] for i in chosen]], height, width))
+    return frames, sampled_fps(info.num_frames, info.fps, len(chosen))
 
 
 class ItemEncoder:
@@ -111,15 +113,16 @@ class ItemEncoder:
 
     def __call__(self, item: Item) -> dict[str, Any]:
         frames_in_memory = None if isinstance(item.source, str) else decode_images(item.source)
-        decoded: dict[str, np.ndarray] = {}
+        decoded: dict[str, tuple[np.ndarray, float | None]] = {}
         out = {}
         for name, encoder in self.encoders.items():
             key = self.sampling_keys[name]
             try:
                 if key not in decoded:
-                    decoded[key] = (encoder.frames(item.source) if frames_in_memory is None
+                    decoded[key] = (encoder.sample(item.source) if frames_in_memory is None
                                     else select_frames(frames_in_memory, item, encoder.sampling))
-                out[name] = encoder.collator.encode(decoded[key], item.prompt)
+                frames, rate = decoded[key]  # each model is told the rate its frames were sampled at
+                out[name] = encoder.collator.encode(frames, item.prompt, fps=rate)
             except VideoReadError as exc:
                 raise ItemError("video", exc.reason) from None
             except InputError as exc:

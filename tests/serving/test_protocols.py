@@ -230,3 +230,36 @@ def test_frames_without_a_rate_take_the_servers_default(fps_model_dir, video_roo
         assert srv.health["frames_fps"] == 8.0
     finally:
         srv.stop()
+
+
+def test_qwen25_is_told_the_rate_its_frames_were_sampled_at(tiny_model_factory, video_root, frames, tmp_path) -> None:
+    """A checkpoint sampling at 4 frames/s but capped at 4 frames: a 2 s video gives 4 frames (2 temporal patches)
+    standing for 2 frames/s. The server (from a path and from PNG frames) must score as `infer` does, which tells the
+    model 2 frames/s; telling it the checkpoint's 4 frames/s moves Qwen2.5-VL's time positions and its score."""
+    import json
+
+    from solireward.data.video import FrameSampling
+    from solireward.models import RewardModel, RewardModelConfig
+    from tests.conftest import run_cli
+
+    torch.manual_seed(3)
+    sampling = FrameSampling(mode="fps", fps=4.0, min_frames=2, max_frames=4, height=56, width=56)
+    folder = tmp_path / "qwen25"
+    RewardModel.from_backbone(tiny_model_factory("Qwen2.5-VL"),
+                              RewardModelConfig(reduce_sequence="last_token", sampling=sampling.to_dict())
+                              ).save_pretrained(folder)
+    records = tmp_path / "videos.json"
+    records.write_text(json.dumps([{"video_path": str(video_root / "good_a.mp4"), "prompt": "a red ball"}]))
+    assert run_cli("infer", "--model_name_or_path", folder, "--input_file", records, "--output_file",
+                   tmp_path / "scores.json", "--num_workers", 0) == 0
+    reference = json.loads((tmp_path / "scores.json").read_text())[0]["score_norm"]
+    srv = Server({"q": folder}, video_root, tmp_path / "server.log", "--num_workers", 0)
+    try:
+        status, body = srv.call("POST", "/v1/score", {"items": [{"video_path": "good_a.mp4", "prompt": "a red ball"}]})
+        assert status == 200 and body["results"][0]["reward"] == pytest.approx(reference, abs=TOL)
+        images, fps = frames["good_a.mp4"]
+        status, body = srv.call("POST", "/compute", {"prompt": ["a red ball"], "video": [png_frames(images)],
+                                                     "extra": {"fps": fps}})
+        assert status == 200 and body["rewards"] == pytest.approx([reference], abs=TOL)
+    finally:
+        srv.stop()
