@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from solireward.serving.ensemble import checked_weights, combine, load_models, parse_pairs
+from solireward.conservative import EnsembleOptions
+from solireward.serving.ensemble import checked_weights, combine, combined, load_models, parse_pairs
 from solireward.serving.paths import DEFAULT_QUERY_PATTERN, find_video
 
 
@@ -26,12 +27,14 @@ class VideoReward:
     instead of ``Overall``.
 
     `models` maps names to reward-model folders (or loaded :class:`~solireward.models.RewardModel` s);
-    `weights` (default 1 each) weigh their ``score_norm`` in ``reward``.
+    `weights` (default 1 each) weigh their ``score_norm`` in ``reward``; or `ensemble`
+    (:class:`~solireward.conservative.EnsembleOptions`, for several models of one task) makes ``reward`` their
+    conservative reward, e.g. mean − λ·std.
     """
 
     def __init__(self, models: Mapping[str, str | os.PathLike | Any], weights: Mapping[str, float] | None = None, *,
                  device: str = "auto", torch_dtype: str = "auto", batch_size: int = 8, num_workers: int = 0,
-                 video_backend: str = "auto") -> None:
+                 video_backend: str = "auto", ensemble: EnsembleOptions | None = None) -> None:
         from solireward.inference import _pick_device
 
         if not models:
@@ -40,6 +43,7 @@ class VideoReward:
         loaded = load_models(folders, _pick_device(device, 0, False), torch_dtype) if folders else {}
         self.models: dict[str, Any] = {name: loaded.get(name, m) for name, m in models.items()}
         self.weights = checked_weights(self.models, weights)
+        self.ensemble = ensemble
         self.batch_size, self.num_workers, self.video_backend = batch_size, num_workers, video_backend
 
     def results(self, sources: Sequence[Any], prompts: Sequence[str | None] | None = None,
@@ -60,14 +64,15 @@ class VideoReward:
                                      batch_size=self.batch_size, num_workers=self.num_workers,
                                      backend=self.video_backend, on_error="raise")
             per_model[name] = scores
-        return [combine({name: per_model[name][i] for name in self.models}, self.models, self.weights)
+        return [combine({name: per_model[name][i] for name in self.models}, self.models, self.weights, self.ensemble)
                 for i in range(len(sources))]
 
     def reward(self, video_paths: Sequence[str | os.PathLike], prompts: Sequence[str | None] | None = None,
                fps: float | None = None, num_frames: int | None = None, max_pixels: int | None = None,
                use_norm: bool = True) -> list[dict[str, float]]:
         """VideoAlign's ``VideoVLMRewardInference.reward``: one dict per video, each model's score under its
-        name (``score_norm``, or the raw ``score`` with ``use_norm=False``) and ``Overall``, their weighted sum.
+        name (``score_norm``, or the raw ``score`` with ``use_norm=False``) and ``Overall``, their weighted sum (or
+        their conservative reward with `ensemble`).
 
         `fps` (sample at that rate) or `num_frames` (that many evenly spaced frames), not both, and
         `max_pixels` override the checkpoints' frame sampling, as in VideoAlign.
@@ -85,7 +90,7 @@ class VideoReward:
         out = []
         for r in self.results([os.fspath(p) for p in video_paths], prompts, sampling=sampling):
             row = {name: r["scores"][name][key] for name in self.models}
-            out.append({**row, "Overall": float(sum(self.weights[name] * row[name] for name in self.models))})
+            out.append({**row, "Overall": combined(row, self.weights, self.ensemble)})
         return out
 
     def __call__(self, video_paths: Sequence[str | os.PathLike], prompts: Sequence[str | None] | None = None

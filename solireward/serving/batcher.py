@@ -292,9 +292,10 @@ class Replica(threading.Thread):
     """A thread scoring batches from `batcher` with its own copies of the models on `device`."""
 
     def __init__(self, models: Mapping[str, Any], weights: Mapping[str, float], device: Any, batcher: Batcher,
-                 on_batch: Callable[[int, float], None]) -> None:
+                 on_batch: Callable[[int, float], None], ensemble: Any = None) -> None:
         super().__init__(name=f"solireward-replica-{device}", daemon=True)
         self.models, self.weights, self.device, self.batcher = dict(models), dict(weights), device, batcher
+        self.ensemble = ensemble  # solireward.conservative.EnsembleOptions, or None: the weighted sum
         self.collators = {name: model.collator() for name, model in self.models.items()}
         self.on_batch = on_batch
 
@@ -326,5 +327,5 @@ class Replica(threading.Thread):
             for row, reason in failed.items():
                 errors.setdefault(row, f"model {name!r}: {reason}")
         return [ItemError("model", errors[row]) if row in errors else
-                combine({name: scores[name][row] for name in self.models}, self.models, self.weights)
+                combine({name: scores[name][row] for name in self.models}, self.models, self.weights, self.ensemble)
                 for row in rows]

@@ -9,6 +9,7 @@ import re
 
 from solireward.config import arg
 from solireward.data.video import BACKENDS
+from solireward.conservative import ENSEMBLES, EnsembleOptions
 from solireward.errors import ConfigError
 from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
 from solireward.serving.paths import DEFAULT_QUERY_PATTERN
@@ -24,6 +25,11 @@ class ServeConfig:
                            "the flag may be repeated")
     weights: list[str] = arg("weight of a model in the reward, NAME=W each (unnamed models weigh 1); "
                              "reward = sum of weight x score_norm", default_factory=list)
+    ensemble: str | None = arg("a conservative reward over the models instead of the weighted sum, for several "
+                               "models of one task (e.g. the replicates of a cell): mean_minus_std (mean - "
+                               "lambda x std of their score_norm), mean or min; unset: the weighted sum", None,
+                               choices=ENSEMBLES)
+    ensemble_lambda: float = arg("lambda of --ensemble mean_minus_std", 1.0)
     host: str = arg("address to bind (anything but a loopback address exposes the server: set --api_key)",
                     "127.0.0.1")
     port: int = arg("TCP port", 8000)
@@ -74,6 +80,11 @@ class ServeConfig:
     def __post_init__(self) -> None:
         if not self.model:
             raise ConfigError("expected at least one NAME=DIR", field="model")
+        if self.ensemble is not None:
+            EnsembleOptions(self.ensemble, self.ensemble_lambda)  # checks both
+            if self.weights:
+                raise ConfigError("--ensemble combines models of one task without weights; drop --weights",
+                                  field="ensemble")
         for name in ("max_batch_size", "max_items", "max_frames", "max_pixels", "max_decode_pixels",
                      "max_request_pixels", "max_prompt_tokens", "max_queue"):
             if getattr(self, name) < 1:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.errors import ConfigError, InputError
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -76,9 +77,20 @@ def load_models(folders: Mapping[str, str | os.PathLike], device: Any, torch_dty
             for name, folder in folders.items()}
 
 
-def combine(scores: Mapping[str, float], models: Mapping[str, Any], weights: Mapping[str, float]) -> dict[str, Any]:
+def combined(values: Mapping[str, float], weights: Mapping[str, float], ensemble: EnsembleOptions | None = None
+             ) -> float:
+    """One reward from each model's value: their weighted sum, or with `ensemble` (several models of one task,
+    e.g. replicates) the conservative reward over them (mean − λ·std, mean or min; Coste et al. 2023)."""
+    if ensemble is not None and len(values) > 1:
+        stacked = [[float(value)] for value in values.values()]
+        return float(conservative_reward(stacked, ensemble.ensemble, ensemble.ensemble_lambda)[0])
+    return float(sum(weights[name] * value for name, value in values.items()))
+
+
+def combine(scores: Mapping[str, float], models: Mapping[str, Any], weights: Mapping[str, float],
+            ensemble: EnsembleOptions | None = None) -> dict[str, Any]:
     """``{"reward", "scores": {name: {"score", "score_norm"}}}`` of one video scored by every model."""
     per_model = {name: {"score": float(scores[name]), "score_norm": float(models[name].normalise(scores[name]))}
                  for name in models}
-    reward = sum(weights[name] * per_model[name]["score_norm"] for name in models)
-    return {"reward": float(reward), "scores": per_model}
+    reward = combined({name: s["score_norm"] for name, s in per_model.items()}, weights, ensemble)
+    return {"reward": reward, "scores": per_model}

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from solireward.conservative import EnsembleOptions
 from solireward.serving.batcher import Batcher, EncoderPool, Item, ItemEncoder, ItemError, Job, Replica
 from solireward.serving.config import API_KEY_ENV, ServeConfig, failed_reward_value
 from solireward.serving.devices import pick_devices
@@ -41,7 +42,10 @@ class ServerState:
         fixed = failed_reward_value(config.failed_reward)
         # the floor: each model's score_norm at score_mean - k x score_std is -k; weighted, -k x sum |w|
         self.floor_norm = -config.floor_sigmas
-        self.failed_reward = fixed if fixed is not None else self.floor_norm * sum(map(abs, self.weights.values()))
+        self.ensemble = EnsembleOptions(config.ensemble, config.ensemble_lambda) if config.ensemble else None
+        # with a conservative ensemble every model at its floor combines to the floor itself
+        self.failed_reward = fixed if fixed is not None else (
+            self.floor_norm if self.ensemble else self.floor_norm * sum(map(abs, self.weights.values())))
         self.metrics = Metrics(config.max_batch_size)
         self.devices = pick_devices(config.devices)
         self.on_fatal = on_fatal
@@ -69,7 +73,7 @@ class ServerState:
             replicas = []
             for device in self.devices:
                 models = load_models(self.folders, device, self.config.torch_dtype, self.config.attn_implementation)
-                replicas.append(Replica(models, self.weights, device, self.batcher, self.metrics.batch))
+                replicas.append(Replica(models, self.weights, device, self.batcher, self.metrics.batch, self.ensemble))
             first = replicas[0].models
             self.samplings = {name: _sampling(model) for name, model in first.items()}
             self.tokenizers = [model.processor.tokenizer for model in first.values()]

@@ -138,11 +138,12 @@ def free_port() -> int:
 class Server:
     """A `solireward serve` subprocess on a free loopback port, and a small HTTP client for it."""
 
-    def __init__(self, reward_dirs: dict[str, Path], video_root: Path, log: Path, *extra: Any) -> None:
+    def __init__(self, reward_dirs: dict[str, Path], video_root: Path, log: Path, *extra: Any,
+                 weights: bool = True) -> None:
         self.port = free_port()
         args = [sys.executable, "-m", "solireward.cli", "serve", "--port", self.port, "--video_root", video_root,
                 "--model", *(f"{n}={p}" for n, p in reward_dirs.items()),
-                *(["--weights", f"text={WEIGHTS['text']}"] if "text" in reward_dirs else []),
+                *(["--weights", f"text={WEIGHTS['text']}"] if weights and "text" in reward_dirs else []),
                 "--devices", "cpu", *extra]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "SOLIREWARD_API_KEY": KEY}
         self.log = log

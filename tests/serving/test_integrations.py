@@ -164,3 +164,18 @@ def test_a_request_whose_every_video_failed_is_422_for_its_inputs_and_500_for_th
                        "video 1 (frames): bad frame")
     assert all_failed([ItemError("frames", "bad"), ItemError("worker", "the decoding worker died")])[0] == 500
     assert all_failed([ItemError("model", "nan")] * 7)[1].endswith("; ... and 2 more")
+
+
+def test_a_conservative_ensemble_is_mean_minus_lambda_std_of_the_models(reward_dirs, video_root: Path,
+                                                                         expected: dict) -> None:
+    from solireward.conservative import EnsembleOptions
+
+    folders = {name: str(path) for name, path in reward_dirs.items()}
+    names = list(GOOD)
+    for method, lam in (("mean_minus_std", 2.0), ("min", 1.0)):
+        reward = VideoReward(folders, ensemble=EnsembleOptions(method, lam))
+        rows = reward.reward([video_root / n for n in names], [GOOD[n][1] for n in names])
+        for row, name in zip(rows, names):
+            norms = np.array([expected[name]["scores"][m]["score_norm"] for m in ("phys", "text")])
+            want = norms.mean() - lam * norms.std() if method == "mean_minus_std" else norms.min()
+            assert row["Overall"] == pytest.approx(want, abs=TOL)

@@ -263,3 +263,30 @@ def test_qwen25_is_told_the_rate_its_frames_were_sampled_at(tiny_model_factory, 
         assert status == 200 and body["rewards"] == pytest.approx([reference], abs=TOL)
     finally:
         srv.stop()
+
+
+def test_the_server_can_serve_a_conservative_ensemble(reward_dirs, video_root, expected, frames, tmp_path) -> None:
+    """--ensemble mean_minus_std: the reward is mean - lambda x std of the models' score_norm; a failed video gets
+    the floor itself (every model at its floor); weights and an ensemble together are refused."""
+    import subprocess
+    import sys
+
+    refused = subprocess.run([sys.executable, "-m", "solireward.cli", "serve", "--model", f"phys={reward_dirs['phys']}",
+                              "--weights", "phys=2", "--ensemble", "mean_minus_std"], capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "drop --weights" in refused.stderr
+    srv = Server(reward_dirs, video_root, tmp_path / "ok.log", "--num_workers", 0, "--ensemble", "mean_minus_std",
+                 "--ensemble_lambda", 0.5, weights=False)
+    try:
+        names = list(GOOD)
+        status, body = srv.call("POST", "/v1/score", {"items": [{"video_path": n, "prompt": GOOD[n][1]}
+                                                                for n in names]})
+        assert status == 200
+        for result, name in zip(body["results"], names):
+            norms = np.array([expected[name]["scores"][m]["score_norm"] for m in ("phys", "text")])
+            assert result["reward"] == pytest.approx(norms.mean() - 0.5 * norms.std(), abs=TOL)
+        odd = [frames["good_a.mp4"][0][0], frames["good_a.mp4"][0][1][:32]]  # frames of two sizes: a failed video
+        rewards = FlowFactoryClient(ff_url(srv)).compute(["a", "b"], [list(frames["good_a.mp4"][0]), odd])
+        assert rewards[1] == pytest.approx(-3.0) and srv.health["failed_reward"] == -3.0
+    finally:
+        srv.stop()
