@@ -43,6 +43,7 @@ def test_gpu_bench_without_gpu_says_so(capsys: pytest.CaptureFixture[str]) -> No
     assert run_all.gpu_section(out)[0].startswith("No GPU was present in this run")
 
 
+@pytest.mark.slow
 def test_gpu_bench_tiny_on_cpu(capsys: pytest.CaptureFixture[str]) -> None:
     args = ["--device", "cpu", "--tiny", "--steps", "1", "--warmup", "0", "--infer_batches", "1", "2",
             "--backends", "single", "--peak_tflops", "1"]
@@ -106,6 +107,7 @@ def test_report_writes_only_measured_rows() -> None:
     assert "No GPU was present in this run" in text
 
 
+@pytest.mark.slow
 def test_infer_bench_tiny_rows() -> None:
     """bench_infer.py at a tiny size: both worker settings are measured and run_all turns them into its rows."""
     args = ["--videos", "8", "--unique", "2", "--frames", "16", "--size", "64", "--batch_size", "4",

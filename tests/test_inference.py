@@ -174,6 +174,7 @@ def test_record_without_video_path_is_an_input_error(reward_dir: Path, tmp_path:
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_merge_in_original_order(reward_dir: Path, video_dir: Path, tmp_path: Path,
                                                         mixed_run: dict) -> None:
     names = [name for name, _, _ in GOOD] + [GOOD[1][0]]  # 5 records: ranks get 3 and 2

@@ -64,6 +64,7 @@ def test_target_size() -> None:
     assert h * w <= 28 * 28 * 4 and abs(w / h - 4 / 3) < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("decord") is None, reason="decord2 is not installed")
 def test_importing_decord_first_leaves_torch_matmul_working() -> None:
     """decord2 3.4.0 loaded libnvblas globally on import, and torch's next CPU matmul crashed in it."""

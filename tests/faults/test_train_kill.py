@@ -19,6 +19,8 @@ from safetensors.torch import load_file
 from tests.conftest import run_cli
 from tests.training.conftest import fast_args
 
+pytestmark = pytest.mark.slow  # whole trainings / clusters: left out of the quick loop (-m "not slow")
+
 REPO = Path(__file__).resolve().parents[2]
 MAX_STEPS = 4
 OPTIONS = dict(max_steps=MAX_STEPS, save_steps=1, save_total_limit=0, eval_steps=2, per_device_train_batch_size=4)

@@ -15,6 +15,8 @@ import yaml
 
 from tests.workflow.test_workflow import SNAKEFILE, TINY, job_counts, snakemake
 
+pytestmark = pytest.mark.slow  # whole trainings / clusters: left out of the quick loop (-m "not slow")
+
 CELL = Path("results/tiny/models/phy_deform/binary__cross_prompt/last_token__bt")
 TARGET = str(CELL / "reward_model.done")
 STEPS = 16

@@ -25,6 +25,7 @@ def _model(tiny_model_factory, model_type: str, head: str = "progressive_hierarc
     return RewardModel.from_backbone(folder, RewardModelConfig(reduce_sequence=head, reward_task=task, **kwargs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model_type", list(FAMILIES))
 def test_every_head_scores_and_trains(model_type: str, tiny_model_factory, video_frames) -> None:
     for head in HEADS:

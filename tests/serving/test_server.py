@@ -252,6 +252,7 @@ def test_metrics_count_requests_items_errors_batches_and_latency(server: Server)
     assert "solireward_batch_size_bucket" in text and 'solireward_request_seconds_bucket{endpoint="/v1/score"' in text
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_requests_in_flight(reward_dirs, video_root, expected, tmp_path) -> None:
     """Decoding in a worker process; SIGTERM while requests are queued: each still gets its full answer."""
     srv = Server(reward_dirs, video_root, tmp_path / "server.log", "--num_workers", 1, "--max_batch_size", 2,
@@ -300,6 +301,7 @@ def batch_totals(srv: Server) -> tuple[float, float]:
     return float(values["solireward_batch_size_sum"]), float(values["solireward_batch_size_count"])
 
 
+@pytest.mark.slow
 def test_a_batch_waits_only_while_videos_are_being_decoded(reward_dirs, video_root, expected, tmp_path) -> None:
     """A long --max_wait_ms: a request's videos share one forward pass, scored once the last is decoded,
     not when the wait runs out (decoding in a worker process: the inputs cross by value and in shared memory)."""

@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import run_cli
 
+pytestmark = pytest.mark.slow  # whole trainings / clusters: left out of the quick loop (-m "not slow")
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -90,6 +90,7 @@ def test_training_updates_weights_lowers_loss_and_writes_outputs(demo_pairs, tin
     assert "max_steps: 16" in (out / "train_config.yaml").read_text()
 
 
+@pytest.mark.slow
 def test_resumed_run_matches_uninterrupted_run(demo_pairs, tiny_qwen, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     args = dict(eval_data=demo_pairs / "val.json", max_steps=4, save_steps=2, eval_steps=2, lora_r=0)
@@ -111,6 +112,7 @@ def test_resumed_run_matches_uninterrupted_run(demo_pairs, tiny_qwen, tmp_path):
     assert summary["resumed_from_step"] == 2 and summary["global_step"] == 4
 
 
+@pytest.mark.slow
 def test_pairs_file_batching_and_in_prompt_pairing(demo_pairs, tiny_qwen, tmp_path):
     from_file = tmp_path / "pairs_file"
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, from_file, batching="pairs_file", max_steps=2,
@@ -204,6 +206,7 @@ def test_conflicting_labels_are_an_error_for_in_batch_pairing(demo_pairs, tiny_q
     assert win_lose["lose"]["video_path"] in err and "--batching pairs_file" in err
 
 
+@pytest.mark.slow
 def test_deepspeed_zero2_single_process(demo_pairs, tiny_qwen, tmp_path):
     pytest.importorskip("deepspeed")
     out = tmp_path / "ds"
@@ -216,6 +219,7 @@ def test_deepspeed_zero2_single_process(demo_pairs, tiny_qwen, tmp_path):
     assert "RANK" not in os.environ     # the single-member process group is cleaned up
 
 
+@pytest.mark.slow
 def test_two_process_ddp_run_with_torchrun(demo_pairs, tiny_qwen, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
