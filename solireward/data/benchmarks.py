@@ -64,6 +64,7 @@ import pandas as pd
 
 from solireward.config import arg
 from solireward.errors import InputError
+from solireward.data.pairing import plurality
 from solireward.io import atomic_path, read_json, read_records, write_json
 
 logger = logging.getLogger(__name__)
@@ -299,19 +300,11 @@ def parse_pairs(path: str, format_name: str, video_root: str | None = None, url_
 def _plurality(votes: BenchPairs) -> BenchPairs:
     """One pair per unordered video pair: the plurality relation (split votes dropped)."""
     (dimension, relation), = votes.labels.items()
-    swap = votes.video_a > votes.video_b
-    first, second = np.where(swap, votes.video_b, votes.video_a), np.where(swap, votes.video_a, votes.video_b)
-    oriented = np.where(swap, -relation, relation)
-    frame = pd.DataFrame({"first": first, "second": second, "prompt": votes.prompt, "row": votes.row,
-                          "a": oriented == A, "b": oriented == B, "same": oriented == SAME})
-    agg = frame.groupby(["first", "second"], sort=False).agg(prompt=("prompt", "first"), row=("row", "first"),
-                                                             a=("a", "sum"), b=("b", "sum"), same=("same", "sum"))
-    counts = agg[["a", "b", "same"]].to_numpy()
-    decided = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) == 1
-    outcome = np.array([A, B, SAME], dtype=float)[counts.argmax(axis=1)]
-    agg = agg[decided].reset_index()
-    return BenchPairs(agg["row"].to_numpy(), agg["first"].to_numpy(dtype=object), agg["second"].to_numpy(dtype=object),
-                      agg["prompt"].to_numpy(dtype=object), {dimension: outcome[decided]}, int((~decided).sum()))
+    agg, split = plurality(votes.video_a, votes.video_b, relation == A, relation == B)
+    vote = agg["vote"].to_numpy()
+    outcome = np.array([A, B, SAME], dtype=float)[agg["outcome"].to_numpy()]  # plurality's FIRST, SECOND, TIE
+    return BenchPairs(votes.row[vote], agg["first"].to_numpy(dtype=object), agg["second"].to_numpy(dtype=object),
+                      votes.prompt[vote], {dimension: outcome}, split)
 
 
 def pair_records(pairs: BenchPairs, format_name: str) -> list[dict[str, Any]]:

@@ -458,29 +458,44 @@ def read_pairwise_annotations(path: str, video_root: str | None, check_videos: b
                          "annotator": frame["annotator"].to_numpy(dtype=object)})
 
 
+FIRST, SECOND, TIE = 0, 1, 2  # outcomes of `plurality`
+
+
+def plurality(video_a: np.ndarray, video_b: np.ndarray, a_wins: np.ndarray, b_wins: np.ndarray,
+              sort: bool = False) -> tuple[pd.DataFrame, int]:
+    """The plurality vote per unordered video pair (votes that are neither a nor b are ties).
+
+    Returns a frame with ``first``, ``second`` (the pair's videos in sorted order), ``vote`` (index of the
+    pair's first vote) and ``outcome`` (FIRST, SECOND or TIE), one row per pair with a clear plurality, in
+    order of first appearance (or of (first, second) with `sort`), and the number of split pairs dropped.
+    """
+    a, b = np.asarray(video_a, dtype=object), np.asarray(video_b, dtype=object)
+    swap = a > b
+    first_wins = (a_wins & ~swap) | (b_wins & swap)
+    second_wins = (b_wins & ~swap) | (a_wins & swap)
+    frame = pd.DataFrame({"first": np.where(swap, b, a), "second": np.where(swap, a, b), "vote": np.arange(len(a)),
+                          "v1": first_wins.astype(int), "v2": second_wins.astype(int),
+                          "vt": (~first_wins & ~second_wins).astype(int)})
+    agg = frame.groupby(["first", "second"], sort=sort).agg(vote=("vote", "first"), v1=("v1", "sum"),
+                                                             v2=("v2", "sum"), vt=("vt", "sum")).reset_index()
+    counts = agg[["v1", "v2", "vt"]].to_numpy()
+    decided = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) == 1
+    agg = agg.assign(outcome=counts.argmax(axis=1))[decided].reset_index(drop=True)
+    return agg[["first", "second", "vote", "outcome"]], int((~decided).sum())
+
+
 def aggregate_pairwise(votes: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """Plurality per unordered video pair; returns (win/lose/prompt/quality frame, split pairs dropped)."""
-    a, b = votes["video_a"].to_numpy(dtype=object), votes["video_b"].to_numpy(dtype=object)
-    swap = a > b
-    first, second = np.where(swap, b, a), np.where(swap, a, b)
     choice = votes["choice"].to_numpy(dtype=object)
-    first_wins = ((choice == "a") & ~swap) | ((choice == "b") & swap)
-    second_wins = ((choice == "b") & ~swap) | ((choice == "a") & swap)
-    grouped = pd.DataFrame({"first": first, "second": second, "prompt": votes["prompt"].to_numpy(dtype=object),
-                            "v1": first_wins.astype(int), "v2": second_wins.astype(int),
-                            "vt": (choice == "tie").astype(int)}).groupby(["first", "second"], sort=True)
-    agg = grouped.agg(prompt=("prompt", "first"), v1=("v1", "sum"), v2=("v2", "sum"), vt=("vt", "sum")).reset_index()
-    votes_matrix = agg[["v1", "v2", "vt"]].to_numpy()
-    top = votes_matrix.max(axis=1)
-    decided = (votes_matrix == top[:, None]).sum(axis=1) == 1
-    outcome = votes_matrix.argmax(axis=1)
-    agg, outcome = agg[decided].reset_index(drop=True), outcome[decided]
-    win = np.where(outcome == 1, agg["second"], agg["first"])
-    lose = np.where(outcome == 1, agg["first"], agg["second"])
-    tie = outcome == 2
-    pairs = pd.DataFrame({"win": win, "lose": lose, "prompt": agg["prompt"],
+    agg, split = plurality(votes["video_a"].to_numpy(dtype=object), votes["video_b"].to_numpy(dtype=object),
+                           choice == "a", choice == "b", sort=True)
+    outcome = agg["outcome"].to_numpy()
+    win = np.where(outcome == SECOND, agg["second"], agg["first"])
+    lose = np.where(outcome == SECOND, agg["first"], agg["second"])
+    tie = outcome == TIE
+    pairs = pd.DataFrame({"win": win, "lose": lose, "prompt": votes["prompt"].to_numpy(dtype=object)[agg["vote"]],
                           "q_win": np.where(tie, 0.5, 1.0), "q_lose": np.where(tie, 0.5, 0.0)})
-    return pairs, int((~decided).sum())
+    return pairs, split
 
 
 def _build_from_pairwise(config: PairingConfig, videos: pd.DataFrame | None, out: Path) -> tuple[dict[str, dict], int]:
