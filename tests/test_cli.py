@@ -117,3 +117,14 @@ def test_an_option_check_names_the_source_and_field(tmp_path: Path, capsys: pyte
     assert main(["labels", "--config", str(config), "--input", "a.csv", "--output", "t.jsonl"]) == 2
     err = capsys.readouterr().err
     assert f"{config} / command line, field 'min_agreement': expected a share between 0 and 1" in err
+
+
+def test_the_readme_stage_table_lists_every_command() -> None:
+    """README.md's table of stages names each subcommand once, and its rule where there is one."""
+    from solireward.cli import COMMANDS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `solireward ([\w-]+)` \| .* \| (`\w+`|—) \|$", readme, re.M)
+    assert sorted(name for name, _ in rows) == sorted(COMMANDS)
+    for name, rule in rows:
+        assert rule in (f"`{name.replace('-', '_')}`", "—"), name
