@@ -175,15 +175,16 @@ def test_report_evaluate_pipeline(tmp_path):
 
 def test_label_source_table_falls_back_to_the_values_where_it_varies(tmp_path):
     # As in the demo study: pairwise labels exist only with in-prompt pairs, so binary vs pairwise
-    # must be compared at pairing = in_prompt, not at the reference cross_prompt.
+    # is compared at pairing = in_prompt (a group of rows per pairing), not at the reference cross_prompt.
     cells = {k: v for k, v in CELLS.items() if k[3] == "binary"}
     cells[("hpqa", "btt", "in_prompt", "pairwise")] = (0.6001, 0.5000, 0.6600)
     metrics, _ = _write_grid(tmp_path, cells=cells)
     out = tmp_path / "report"
     assert run_cli("report", "--metrics", *metrics, "--output_dir", out) == 0
     table = (out / "tables" / "table_label_source.md").read_text()
-    assert "pairing = in_prompt" in table
-    assert "| binary |" in table and "| pairwise |" in table
+    assert "| Pairing | Label source |" in table
+    assert "| in_prompt | binary |" in table and "| in_prompt | pairwise |" in table
+    assert "| cross_prompt |" not in table  # binary labels alone there: nothing to compare
     assert "65.43" in table and "60.01" in table          # the two in-prompt hpqa/btt cells
     assert "pairing = cross_prompt" in (out / "tables" / "table_head.md").read_text()
 

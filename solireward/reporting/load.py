@@ -18,12 +18,13 @@ FACTORS: dict[str, tuple[str, str]] = {
     "head": ("Head", "Accuracy per reward head (paper Table 5)"),
     "loss": ("Loss", "Accuracy per loss (paper Table 3)"),
     "pairing": ("Pairing", "Cross-prompt vs in-prompt pairing"),
-    "label_source": ("Label source", "Binary vs pairwise labels"),
+    "label_source": ("Label source", "Label sources: binary, pairwise and biased labels"),
     "mitigation": ("Mitigation", "With and without each mitigation against reward hacking"),
 }
-# a factor whose table shows each value of these factors as a group of rows instead of holding it fixed:
-# a mitigation is compared with its twin without, on clean labels and on the planted shortcut's labels alike
-GROUPED_BY: dict[str, tuple[str, ...]] = {"mitigation": ("label_source",)}
+# a factor whose table shows each value of these factors as a group of rows instead of holding it fixed: a
+# mitigation is compared with its twin without on clean and on biased labels alike, and a label source with
+# binary labels at its own pairing (pairwise labels exist only as in-prompt pairs, biased ones cross-prompt)
+GROUPED_BY: dict[str, tuple[str, ...]] = {"mitigation": ("label_source",), "label_source": ("pairing",)}
 # metric (section.key) -> column header; the table columns of every factor table
 COLUMNS: dict[str, str] = {
     "pairs.accuracy": "Pair acc. (%)",
