@@ -32,10 +32,12 @@ def demo_study(**overrides) -> Study:
 def test_demo_cells_are_the_grid_then_each_ablation() -> None:
     study = demo_study()
     cells = study.cells()
-    assert len(cells) == 12 and cells[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
-    assert [c.path for c in cells[-3:]] == ["phy_deform/binary__in_prompt/hpqa__btt",
+    assert len(cells) == 14 and cells[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
+    assert [c.path for c in cells[-5:]] == ["phy_deform/binary__in_prompt/hpqa__btt",
                                            "phy_deform/pairwise__in_prompt/hpqa__btt",
-                                           "phy_deform/biased__cross_prompt/hpqa__btt"]
+                                           "phy_deform/biased__cross_prompt/hpqa__btt",
+                                           "phy_deform/binary__cross_prompt/hpqa__btt__robust",
+                                           "phy_deform/biased__cross_prompt/hpqa__btt__robust"]
     assert study.reference("phy_deform").path == "phy_deform/binary__cross_prompt/hpqa__btt"
     assert study.reference_tags() == {"label_source": "binary", "pairing": "cross_prompt", "head": "hpqa",
                                       "loss": "btt", "mitigation": "none"}
@@ -74,7 +76,7 @@ def test_train_options_layer_recipe_study_data_head_and_loss() -> None:
     recipe = load_train_recipe("config/demo_train.yaml", REPO)
     assert grid["pairing"] == "in_prompt" and "batching" not in grid
     assert grid["reduce_sequence"] == "last_token" and grid["bce_loss_coeff"] == 0.5
-    assert grid["eval_steps"] == 100 and grid["learning_rate"] == recipe["learning_rate"]
+    assert grid["eval_steps"] == 200 and grid["learning_rate"] == recipe["learning_rate"]
     pairwise = study.train_options(Cell("phy_deform", "pairwise", "in_prompt", "hpqa", "btt"))
     assert pairwise["batching"] == "pairs_file" and "pairing" not in pairwise
     with pytest.raises(ConfigError, match="pairwise labels give in_prompt pairs"):

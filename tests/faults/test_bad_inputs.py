@@ -93,7 +93,7 @@ def test_bad_files_into_evaluate(tmp_path: Path, capsys) -> None:
     ("object.json", json.dumps({"video_path": "a.mp4"}), "expected a JSON list"),
     ("prompt.json", json.dumps([{"video_path": "a.mp4", "prompt": 7}]), "field 'prompt'"),
     ("list_in_line.jsonl", json.dumps({"video_path": "a.mp4"}) + "\n[1, 2]\n", "row 2"),
-    ("videos.csv", "video_path\na.mp4\n", "unsupported input"),
+    ("videos.xlsx", "video_path\na.mp4\n", "unsupported extension"),
     ("broken.json", "[{\"video_path\": ", "not valid JSON"),
 ])
 def test_bad_inference_inputs(tmp_path: Path, capsys, name: str, content: str, words: str) -> None:

@@ -14,7 +14,7 @@ from solireward.models.reward_model import RewardCollator
 from solireward.training.augment import Augmentation, AugmentingEncoder
 from tests.conftest import run_cli
 from tests.training.conftest import fast_args
-from tests.training.test_train import _subset
+from tests.training.test_trainer import _subset
 
 
 def test_sampling_jitter_scales_the_count_or_rate_and_the_size() -> None:
@@ -103,7 +103,7 @@ def test_a_resumed_mitigated_run_replays_the_same_draws(demo_pairs: Path, tiny_q
 
     import torch
 
-    from tests.training.test_train import _weights
+    from tests.training.test_trainer import _weights
 
     flags = ("--jitter_frames", 0.5, 2, "--jitter_size", 0.5, 1, "--color_jitter", 0.5)
     full, cut = tmp_path / "full", tmp_path / "cut"

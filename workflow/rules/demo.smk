@@ -3,12 +3,12 @@
 
 rule demo_data:
     output:
+        **demo_outputs(),
         annotations=f"{R}/data/annotations.csv",
         pairwise=f"{R}/data/pairwise_annotations.csv",
         ground_truth=f"{R}/data/ground_truth.csv",
         readme=f"{R}/data/README.md",
         videos=directory(f"{R}/data/videos"),
-        **demo_outputs(),
     log:
         f"{LOGS}/demo_data.log",
     conda:
