@@ -36,7 +36,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _stored_sampling(model_path: str) -> dict[str, Any] | None:
-    config = Path(model_path) / "solireward_config.json"
+    from solireward.models.reward_model import CONFIG_NAME
+
+    config = Path(model_path) / CONFIG_NAME
     if not config.is_file():
         return None
     try:

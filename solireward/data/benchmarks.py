@@ -65,7 +65,7 @@ import pandas as pd
 from solireward.config import arg
 from solireward.errors import InputError
 from solireward.data.pairing import plurality
-from solireward.io import atomic_path, read_json, read_records, write_json
+from solireward.io import atomic_path, read_json, read_records, resolve_video_path, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -200,16 +200,16 @@ def _is_url(value: str) -> bool:
 def _video_paths(values: list[str], rows: list[int], fields: list[str], path: str, video_root: str | None,
                  url_map: str | None) -> list[str]:
     """Absolute local paths of video fields; URLs through `url_map` or `video_root`, else a clear error."""
-    base = os.path.abspath(video_root if video_root else Path(path).parent)
+    base = video_root if video_root else Path(path).parent
     mapping = _url_map(url_map) if url_map else {}
     out, unmapped = [], []
     for value, row, field in zip(values, rows, fields):
         if not _is_url(value):
-            out.append(os.path.abspath(os.path.join(base, os.path.expanduser(value))))
+            out.append(resolve_video_path(value, base))
         elif value in mapping:
             out.append(mapping[value])
         elif video_root and not url_map:
-            out.append(os.path.join(base, os.path.basename(urlparse(value).path)))
+            out.append(resolve_video_path(os.path.basename(urlparse(value).path), base))
         else:
             unmapped.append((value, row, field))
             out.append("")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from solireward.io import markdown_cell
+from solireward.table import markdown_table
 
 
 def summary_line(result: dict[str, Any]) -> str:
@@ -29,7 +30,7 @@ def metrics_markdown(result: dict[str, Any]) -> str:
         if values is None:
             lines.extend(["Not computed (no pair file).", ""])
             return
-        lines.extend(["| metric | value |", "|---|---|"])
+        rows = []
         for key, value in values.items():
             if isinstance(value, dict):   # by_dimension and the in-/cross-prompt subsets: tables below
                 continue
@@ -37,32 +38,27 @@ def metrics_markdown(result: dict[str, Any]) -> str:
                 value = "; ".join(f"{p['prompt']} ({p['count']})" for p in value or []) or None
             if isinstance(value, list):
                 value = "[" + ", ".join(markdown_cell(v) for v in value) + "]"
-            lines.append(f"| {key} | {markdown_cell(value)} |")
-        lines.append("")
+            rows.append([key, markdown_cell(value)])
+        lines.extend([markdown_table(["metric", "value"], rows, n_text_columns=2), ""])
 
     section("Counts", result["counts"])
     section("Pairs", result["pairs"])
     by_dimension = (result["pairs"] or {}).get("by_dimension")
     if by_dimension:
         keys = list(next(iter(by_dimension.values())))
-        lines.extend(["## Pairs per label dimension", "", "| dimension | " + " | ".join(keys) + " |",
-                      "|---|" + "---:|" * len(keys)])
-        lines.extend(f"| {name} | " + " | ".join(markdown_cell(values[k]) for k in keys) + " |"
-                     for name, values in by_dimension.items())
-        lines.append("")
+        lines.extend(["## Pairs per label dimension", "",
+                      markdown_table(["dimension", *keys], [[name, *(markdown_cell(values[k]) for k in keys)]
+                                                            for name, values in by_dimension.items()]), ""])
     designs = [(f"test pairs {name.replace('_', '-')}", values) for name, values in
                ((k, (result["pairs"] or {}).get(k)) for k in ("in_prompt", "cross_prompt")) if values]
     designs += [(f"all Pass x Fail pairs {name.replace('_', '-')}", values)
                 for name, values in (result.get("all_pairs") or {}).items()]
     if designs:
+        rows = [[label, values["pairs"], values["prompts"], markdown_cell(values["accuracy"]),
+                 "[{}, {}]".format(*map(markdown_cell, values["accuracy_ci"])) if values["accuracy_ci"] else ""]
+                for label, values in designs]
         lines.extend(["## Pair accuracy within one prompt and across prompts", "",
-                      "| pairs | n | prompts | accuracy | interval |", "|---|---:|---:|---:|---|"])
-        for label, values in designs:
-            interval = values["accuracy_ci"]
-            cell = f"[{markdown_cell(interval[0])}, {markdown_cell(interval[1])}]" if interval else "–"
-            lines.append(f"| {label} | {values['pairs']} | {values['prompts']} | {markdown_cell(values['accuracy'])} "
-                         f"| {cell} |")
-        lines.append("")
+                      markdown_table(["pairs", "n", "prompts", "accuracy", "interval"], rows), ""])
     section("Videos", result["video"])
     section("Reward-hacking diagnostics", result["diagnostics"])
     if result["notes"]:

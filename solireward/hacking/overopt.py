@@ -55,6 +55,7 @@ from solireward.errors import ConfigError, InputError
 from solireward.evaluation import group_advantages
 from solireward.hacking.grid import Grid, GridOptions
 from solireward.hacking.intervals import mean_interval, paired_comparison
+from solireward.table import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -343,14 +344,9 @@ def curves_frame(result: dict[str, Any]) -> Any:
 
 def plot_curves(result: dict[str, Any], path: str | Path) -> None:
     """Gold pass rate and proxy vs sqrt(KL) for best-of-n and each beta (seaborn, Agg), written atomically."""
-    import matplotlib
+    from solireward.plotting import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from solireward.io import atomic_path
-
+    plt, sns = pyplot()
     frame = curves_frame(result)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, reward, label in ((axes[0], "gold", "gold pass rate"), (axes[1], "proxy", "proxy (score_norm)")):
@@ -363,9 +359,7 @@ def plot_curves(result: dict[str, Any], path: str | Path) -> None:
     title = " ".join(f"{k}={v}" for k, v in result.get("tags", {}).items()) or str(result.get("model", ""))
     fig.suptitle(f"Over-optimisation: {title}")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def overopt_markdown(result: dict[str, Any]) -> str:
@@ -382,13 +376,13 @@ def overopt_markdown(result: dict[str, Any]) -> str:
              f"{base['proxy']:+.3f}. KL: exact KL(policy || uniform) over the grid. Gains at the largest KL, in "
              "base-distribution std of that reward; hacking gap = proxy gain − gold gain; [95 % t interval over "
              "prompts].", "",
-             "| method | peak gold | KL at peak | max KL | gold at max KL | gold gain (std) | proxy gain (std) "
-             "| hacking gap |", "|---|---|---|---|---|---|---|---|"]
-    for method, s in result["summary"].items():
-        lines.append(f"| {method} | {s['peak_gold']:.3f} | {s['kl_at_peak']:.2f} | {s['max_kl']:.2f} | "
-                     f"{s['gold_at_max_kl']:.3f} | {s['gold_gain_std']:+.2f}{ci(s, 'gold_gain_std')} | "
-                     f"{s['proxy_gain_std']:+.2f}{ci(s, 'proxy_gain_std')} | "
-                     f"{s['hacking_gap']:+.2f}{ci(s, 'hacking_gap')} |")
+             markdown_table(["method", "peak gold", "KL at peak", "max KL", "gold at max KL", "gold gain (std)",
+                             "proxy gain (std)", "hacking gap"],
+                            [[method, f"{s['peak_gold']:.3f}", f"{s['kl_at_peak']:.2f}", f"{s['max_kl']:.2f}",
+                              f"{s['gold_at_max_kl']:.3f}", f"{s['gold_gain_std']:+.2f}{ci(s, 'gold_gain_std')}",
+                              f"{s['proxy_gain_std']:+.2f}{ci(s, 'proxy_gain_std')}",
+                              f"{s['hacking_gap']:+.2f}{ci(s, 'hacking_gap')}"]
+                             for method, s in result["summary"].items()])]
     effects = result.get("nuisance_effects") or {}
     if effects:
         lines += ["", "Proxy change from each nuisance's smallest to largest value (gold is unchanged by them): "

@@ -51,6 +51,7 @@ from solireward.data.video import FrameSampling, read_all_frames, sample_frames,
 from solireward.errors import ConfigError, InputError, VideoReadError
 from solireward.hacking.intervals import mean_interval, paired_comparison
 from solireward.io import markdown_cell
+from solireward.table import markdown_table
 
 logger = logging.getLogger(__name__)
 
@@ -482,16 +483,15 @@ def probe_markdown(result: dict[str, Any]) -> str:
              f"Verdicts (t = {t:g} clean std): *invariant* ok when |change| ≤ {t:g}; *lower* ok when change ≤ "
              f"−{t:g}; *no_gain* ok when change ≤ {t:g}; *report*: not judged; *not tested*: the model's input "
              "is unchanged for every video.", "",
-             "| perturbation | what | expected | videos | change (std) | 95 % CI | share up | Spearman | verdict |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for row in result["perturbations"]:
-        verdict = f"**{row['verdict']}**" if row["flagged"] else row["verdict"]
-        ci = row["mean_change_std_ci"]
-        interval = "–" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
-        lines.append(f"| {row['name']} | {row['description']} | {row['expected']} | {row['n_tested']} "
-                     f"| {markdown_cell(row['mean_change_std'], 2, signed=True)} | {interval} "
-                     f"| {markdown_cell(row['share_up'], 2)} | {markdown_cell(row['spearman'], 2, signed=True)} "
-                     f"| {verdict} |")
+             markdown_table(["perturbation", "what", "expected", "videos", "change (std)", "95 % CI", "share up",
+                             "Spearman", "verdict"],
+                            [[row["name"], row["description"], row["expected"], row["n_tested"],
+                              markdown_cell(row["mean_change_std"], 2, signed=True),
+                              "" if row["mean_change_std_ci"] is None
+                              else "[{:+.2f}, {:+.2f}]".format(*row["mean_change_std_ci"]),
+                              markdown_cell(row["share_up"], 2), markdown_cell(row["spearman"], 2, signed=True),
+                              f"**{row['verdict']}**" if row["flagged"] else row["verdict"]]
+                             for row in result["perturbations"]], n_text_columns=3)]
     untested = [row for row in result["perturbations"] if not row["tested"]]
     if untested:
         lines += [""] + [f"- {row['name']} not tested: {row['reason']}." for row in untested]

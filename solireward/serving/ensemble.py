@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from solireward.config import parse_key_values
 from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.errors import ConfigError, InputError
 
@@ -22,17 +23,16 @@ _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 def parse_pairs(values: Sequence[str], field: str) -> dict[str, str]:
     """``["NAME=VALUE", ...]`` -> ``{NAME: VALUE}``; a malformed entry or a repeated name is a ConfigError."""
-    pairs: dict[str, str] = {}
-    for text in values:
-        name, sep, value = str(text).partition("=")
-        name, value = name.strip(), value.strip()
-        if not sep or not value:
-            raise ConfigError(f"expected NAME=VALUE, got {text!r}", field=field)
+    names = [str(text).partition("=")[0].strip() for text in values]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise ConfigError(f"model name {repeated!r} given twice", field=field)
+    pairs = {name: value.strip() for name, value in parse_key_values(values, field).items()}
+    for name, value in pairs.items():
+        if not value:
+            raise ConfigError(f"expected NAME=VALUE, got {name + '='!r}", field=field)
         if not _NAME.match(name):
             raise ConfigError(f"model name {name!r}: use 1-64 letters, digits, '_', '.' or '-'", field=field)
-        if name in pairs:
-            raise ConfigError(f"model name {name!r} given twice", field=field)
-        pairs[name] = value
     return pairs
 
 
