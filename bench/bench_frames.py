@@ -66,7 +66,7 @@ def main() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
 
-    from solireward.data.video import write_video
+    from solireward.data.video_write import write_video
 
     torch.set_num_threads(args.torch_threads)
     rng = np.random.default_rng(0)

@@ -74,7 +74,7 @@ def synthetic_clip(rng: np.random.Generator, frames: int, size: int) -> np.ndarr
 def make_videos(folder: Path, count: int, unique: int, frames: int, size: int, seed: int = 0) -> list[str]:
     """Write `unique` mp4 files of :func:`synthetic_clip`, then copy them to `count` files (decoding cost
     is per file; encoding many distinct clips is slow)."""
-    from solireward.data.video import write_video
+    from solireward.data.video_write import write_video
 
     rng = np.random.default_rng(seed)
     sources = []

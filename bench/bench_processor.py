@@ -66,7 +66,7 @@ def write_videos(folder: Path, count: int, unique: int, frames: int, height: int
     """`unique` mp4 files of a square moving over a gradient, copied to `count` files (decoding is per file)."""
     import shutil
 
-    from solireward.data.video import write_video
+    from solireward.data.video_write import write_video
 
     yy, xx = np.mgrid[0:height, 0:width]
     sources = []

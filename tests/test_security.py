@@ -122,7 +122,7 @@ def test_saved_models_and_checkpoints_hold_no_pickles(family: str, tiny_model_fa
     """A trained reward model, its checkpoints and a tiny backbone: weights in safetensors, state in JSON."""
     from safetensors import safe_open
 
-    from solireward.data.video import write_video
+    from solireward.data.video_write import write_video
 
     backbone = tiny_model_factory(family)
     pairs = tmp_path / "train.json"

@@ -47,7 +47,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from solireward.config import arg
-from solireward.data.video import FrameSampling, read_all_frames, sample_frames, target_size, write_video
+from solireward.data.video import FrameSampling, read_all_frames, sample_frames, target_size
+from solireward.data.video_write import write_video
 from solireward.errors import ConfigError, InputError, VideoReadError
 from solireward.hacking.intervals import mean_interval, paired_comparison
 from solireward.io import markdown_cell

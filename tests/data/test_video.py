@@ -13,7 +13,8 @@ import pytest
 
 from solireward.data import video
 from solireward.data.video import (FrameSampling, VideoInfo, fps_indices, read_video, segment_indices,
-                                   target_size, video_info, write_video)
+                                   target_size, video_info)
+from solireward.data.video_write import write_video
 from solireward.errors import ConfigError, VideoReadError
 
 NUM_FRAMES, HEIGHT, WIDTH = 20, 48, 64

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from solireward.data.video import video_codec, write_video
+from solireward.data.video_write import video_codec, write_video
 
 ENCODE = """
 import hashlib, sys, tempfile, numpy as np
-from solireward.data.video import write_video
+from solireward.data.video_write import write_video
 t = np.linspace(0, 1, 16)[:, None, None, None]
 yy, xx = np.mgrid[0:64, 0:96]
 clip = (128 + 100 * np.sin(xx[None, :, :, None] / 7 + 6 * t + yy[None, :, :, None] / 11 + np.arange(3)))

@@ -41,7 +41,7 @@ def _write_any_size(path: Path, frames: int, height: int, width: int) -> None:
 
     libx264 refuses yuv420p below 2x2 (chroma is subsampled 2x2), so a 1x1 video is only writable in 4:4:4.
     """
-    from solireward.data.video import write_video
+    from solireward.data.video_write import write_video
 
     t, y, x = np.meshgrid(np.arange(frames), np.arange(height), np.arange(width), indexing="ij")
     clip = np.stack([(t * 7) % 256, (y * 255) // max(1, height - 1), (x * 255) // max(1, width - 1)],

@@ -30,7 +30,7 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
 
 def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
     """Write the demo data set into config.output_dir; return a summary of what was written."""
-    from solireward.data.video import video_codec, write_video
+    from solireward.data.video_write import video_codec, write_video
 
     out = Path(config.output_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
