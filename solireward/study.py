@@ -264,10 +264,6 @@ class Study:
         key = tuple(str(tags.get(axis, NO_MITIGATION if axis == "mitigation" else "")) for axis in AXES)
         return known.get(key, len(known)), int(tags.get(REPLICATE, 0) or 0)
 
-    def data(self) -> list[tuple[str, str, str]]:
-        """(task, label_source, pairing) of every pair folder the cells train on."""
-        return list(dict.fromkeys((c.task, c.label_source, c.pairing) for c in self.cells()))
-
     # ------------------------------------------------------------------------------------------
     # Per-cell options
 

@@ -44,9 +44,6 @@ def test_demo_cells_are_the_grid_then_each_ablation() -> None:
     assert [c.path for c in study.cells("ablation_label_source")] == [
         "phy_deform/pairwise__in_prompt/hpqa__btt", "phy_deform/biased__cross_prompt/hpqa__btt",
         "phy_deform/binary__cross_prompt/hpqa__btt"]
-    # four pair folders: the reference data, in-prompt pairs, the pairwise labels' and the biased labels' pairs
-    assert study.data() == [("phy_deform", "binary", "cross_prompt"), ("phy_deform", "binary", "in_prompt"),
-                            ("phy_deform", "pairwise", "in_prompt"), ("phy_deform", "biased", "cross_prompt")]
 
 
 def test_a_mitigation_trains_the_reference_cell_of_each_binary_label_source_beside_its_twin() -> None:
@@ -61,8 +58,7 @@ def test_a_mitigation_trains_the_reference_cell_of_each_binary_label_source_besi
     assert Cell.from_wildcards(type("W", (), mitigated.wildcards())) == mitigated
     options = study.train_options(mitigated)
     assert options["label_smoothing"] == 0.1 and options["pairing"] == "cross_prompt" and "batching" not in options
-    assert study.tags(mitigated)["mitigation"] == "jitter" and study.data()[-1] == ("phy_deform", "biased",
-                                                                                   "cross_prompt")
+    assert study.tags(mitigated)["mitigation"] == "jitter"
     with pytest.raises(ConfigError, match="is not defined under 'mitigations'"):
         demo_study(ablations={"pairing": [], "label_source": [], "mitigation": ["nope"]})
     with pytest.raises(ConfigError, match="planted shortcut"):
