@@ -199,3 +199,18 @@ def test_loss_config_defaults_are_the_release_ones():
     cfg = LossConfig()
     assert (cfg.bt_loss_coeff, cfg.bce_loss_coeff, cfg.btt_loss_coeff, cfg.reward_margin,
             cfg.enable_btt_loss, cfg.tie_loss) == (1.0, 0.0, 1.0, 3.0, True, "btt")
+
+
+def test_consistency_loss_is_the_squared_shift_in_score_std():
+    from solireward.losses import consistency_loss
+
+    scores = torch.tensor([0.0, 2.0, 4.0, 6.0])
+    assert consistency_loss(scores, scores.clone()).item() == 0.0
+    shifted = consistency_loss(scores, scores + scores.std() / 2)  # every twin half a std higher
+    assert shifted.item() == pytest.approx(0.25)
+    assert consistency_loss(10 * scores, 10 * scores + 5 * scores.std()).item() == pytest.approx(0.25)  # unit-free
+    flat = torch.zeros(4)  # no spread yet: the std is floored, not a division by zero
+    assert consistency_loss(flat, flat + 0.5).item() == pytest.approx(0.25)
+    twins = scores.clone().requires_grad_(True)
+    consistency_loss(scores.clone().requires_grad_(True), twins).backward()
+    assert torch.all(twins.grad == 0)  # both sides identical: no pull

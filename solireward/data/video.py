@@ -88,6 +88,9 @@ class FrameSampling:
                             "unset keeps the video's width", None)
     max_pixels: int | None = arg("then shrink frames, keeping the aspect ratio, until "
                                  "height*width <= max_pixels; unset means no limit", None)
+    exposure: float | None = arg("then scale the video's pixel values so that their mean is this (1-254): a "
+                                 "global change of brightness is undone but for what clipping lost (a "
+                                 "mitigation where exposure is a nuisance); unset: off", None)
 
     def __post_init__(self) -> None:
         if self.mode not in SAMPLING_MODES:
@@ -104,6 +107,9 @@ class FrameSampling:
             value = getattr(self, name)
             if value is not None and int(value) < 1:
                 raise ConfigError(f"must be a positive integer or unset, got {value}", field=name)
+        if self.exposure is not None and not 1 <= self.exposure <= 254:
+            raise ConfigError(f"expected a mean pixel value in [1, 254] or unset, got {self.exposure}",
+                              field="exposure")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-serialisable dict (what checkpoints store)."""
@@ -173,6 +179,19 @@ def target_size(height: int, width: int, sampling: FrameSampling) -> tuple[int, 
         while h * w > sampling.max_pixels and (h > 1 or w > 1):  # guard against float rounding
             h, w = (h - 1, w) if h >= w else (h, w - 1)
     return int(h), int(w)
+
+
+def fit_frames(frames: np.ndarray, sampling: FrameSampling) -> np.ndarray:
+    """Sampled ``(T, H, W, 3)`` uint8 frames resized as `sampling` says and, with its `exposure`, scaled to
+    about that mean pixel value (one gain for the whole video, rounded and clipped)."""
+    height, width = target_size(frames.shape[1], frames.shape[2], sampling)
+    frames = resize_frames(frames, height, width)
+    if sampling.exposure is not None and len(frames):
+        values, gain = frames.astype(np.float32), 1.0
+        for _ in range(4):  # clipping lowers the mean a gain gives: correct the gain for it
+            gain *= sampling.exposure / max(float(np.clip(values * gain, 0, 255).mean()), 1.0)
+        frames = np.clip(np.rint(values * np.float32(gain)), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(frames)
 
 
 def resize_frames(frames: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -459,9 +478,7 @@ def read_video_and_fps(path: str | os.PathLike, sampling: FrameSampling | None =
     """:func:`read_video`'s frames and the frame rate they stand for (:func:`sampled_fps`, what a model is told)."""
     sampling = sampling or FrameSampling()
     info, frames = _read(path, lambda info: frame_indices(info, sampling), backend, timeout_s)
-    height, width = target_size(frames.shape[1], frames.shape[2], sampling)
-    return (np.ascontiguousarray(resize_frames(frames, height, width)),
-            sampled_fps(info.num_frames, info.fps, len(frames)))
+    return fit_frames(frames, sampling), sampled_fps(info.num_frames, info.fps, len(frames))
 
 
 def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "auto",
@@ -503,5 +520,4 @@ def sample_frames(frames: np.ndarray, sampling: FrameSampling | None = None, fps
         indices = frame_indices(info, sampling)
     except ValueError as exc:
         raise InputError(f"{exc} (pass the frames' fps)", field="fps") from None
-    height, width = target_size(info.height, info.width, sampling)
-    return np.ascontiguousarray(resize_frames(frames[indices], height, width))
+    return fit_frames(frames[indices], sampling)

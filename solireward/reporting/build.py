@@ -19,7 +19,7 @@ from solireward.io import atomic_path, relative_path, write_text
 from solireward.reporting.figures import accuracy_heatmap, learning_curves, score_histograms
 from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves, overopt_table,
                                           probe_table)
-from solireward.reporting.mitigation import mitigation_tables
+from solireward.reporting.mitigation import goal_table, mitigation_tables, parse_goals
 from solireward.reporting.load import FACTORS, _tags, aggregate_replicates, load_metrics, reference_values
 from solireward.reporting.stats import Uncertainty, replicate_intervals
 from solireward.reporting.tables import all_results_table, factor_table
@@ -52,12 +52,19 @@ class ReportConfig:
     probe: list[str] | None = arg("probe.json of each cell (`solireward probe`): adds the stress-probe table", None)
     overopt: list[str] | None = arg("overopt.json of each cell (`solireward overopt`): adds the over-optimisation "
                                     "table and its curves", None)
+    mitigation_goals: list[str] | None = arg("targets of the 'Mitigation goals' table, checked for every mitigated "
+                                             "cell, as KIND[:NAME]=LIMIT: probe:PERTURBATION (|mean shift| in "
+                                             "clean std, at most), spearman:PERTURBATION (at least), gap:METHOD "
+                                             "(hacking gap, at most), below_reference and cost (points of test "
+                                             "pair accuracy below the reference cell and below its own twin "
+                                             "without mitigation, at most)", None)
 
     def __post_init__(self) -> None:
         if not self.metrics:
             raise ConfigError("give at least one metrics file", field="metrics")
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"must be in (0, 1), got {self.confidence}", field="confidence")
+        self.goals = parse_goals(self.mitigation_goals or [])
         if self.training_logs is not None and len(self.training_logs) != len(self.metrics):
             raise ConfigError(f"give one training log per metrics file ({len(self.metrics)}), got "
                               f"{len(self.training_logs)}", field="training_logs")
@@ -158,6 +165,9 @@ def build_report(config: ReportConfig) -> list[str]:
         section(overopt_table(overopt), "Reward hacking: over-optimisation")
     for table in mitigation_tables(cells, frame, probes, overopt, config.confidence):
         section(table, table.caption)
+    goals = goal_table(cells, probes, overopt, config.goals, refs)
+    if goals is not None:
+        section(goals, goals.caption)
     everything = all_results_table(frame)
     write_table(everything, "every metrics file: tags and metrics")
     relocatable = frame.drop(columns=["score_field", "per_pair"]).assign(  # paths relative to the CSV's folder

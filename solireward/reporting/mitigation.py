@@ -16,6 +16,8 @@ import pandas as pd
 from solireward.hacking.overopt import compare_overopt, summary_at_kl
 from solireward.hacking.probe import compare_probes
 from solireward.reporting.stats import compare_to_reference
+from solireward.config import parse_key_values
+from solireward.errors import ConfigError
 from solireward.study import AXES, NO_MITIGATION, REPLICATE
 from solireward.table import Table
 
@@ -113,3 +115,90 @@ def mitigation_tables(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence
         tables.append(Table(name, f"Mitigation {mitigation} vs none: {cell}", HEADER, rows,
                             [[False] * len(HEADER)] * len(rows), 1, note))
     return tables
+
+
+GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most (True) or at least the limit)
+    "probe": ("|mean score shift| under the probe perturbation (clean std)", True),
+    "spearman": ("Spearman ρ of scores with and without the probe perturbation", False),
+    "gap": ("hacking gap of the method at the largest KL the cell and its twin reach (base std)", True),
+    "below_reference": ("test pair accuracy below the reference cell without mitigation (points)", True),
+    "cost": ("test pair accuracy below its own twin without mitigation (points)", True),
+}
+GOAL_HEADER = ["Cell", "Goal", "Measured", "95 % CI", "Verdict"]
+
+
+def parse_goals(items: Sequence[str]) -> list[tuple[str, str, float]]:
+    """``KIND[:NAME]=LIMIT`` strings (KIND in :data:`GOAL_KINDS`) as (kind, name, limit); bad ones raise."""
+    goals = []
+    for key, value in parse_key_values(items, "mitigation_goals").items():
+        kind, _, name = key.partition(":")
+        if kind not in GOAL_KINDS or bool(name) == (kind in ("below_reference", "cost")):
+            raise ConfigError(f"expected probe:NAME, spearman:NAME, gap:METHOD, below_reference or cost, got "
+                              f"{key!r}", field="mitigation_goals")
+        try:
+            goals.append((kind, name, float(value)))
+        except ValueError:
+            raise ConfigError(f"expected a number for {key!r}, got {value!r}", field="mitigation_goals") from None
+    return goals
+
+
+def _verdict(value: float | None, limit: float, at_most: bool) -> str:
+    if value is None or not np.isfinite(value):
+        return "not measured"
+    miss = value - limit if at_most else limit - value
+    return "met" if miss <= 0 else f"missed by {miss:.2f}"
+
+
+def goal_table(cells: pd.DataFrame, probes: Sequence[dict[str, Any]], overopts: Sequence[dict[str, Any]],
+               goals: Sequence[tuple[str, str, float]], reference: dict[str, str]) -> Table | None:
+    """Each goal of each mitigated cell: the value measured in this run, met or missed by how much."""
+    if not goals or "tag:mitigation" not in cells:
+        return None
+    by_probe, by_overopt = _first_replicates(probes), _first_replicates(overopts)
+    tag_columns = [f"tag:{axis}" for axis in CELL_AXES if f"tag:{axis}" in cells]
+    untreated = cells[cells["tag:mitigation"] == NO_MITIGATION]
+    twins = {tuple(str(row[c]) for c in tag_columns): row for _, row in untreated.iterrows()}
+    rows = []
+    for _, row in cells[cells["tag:mitigation"].notna() & (cells["tag:mitigation"] != NO_MITIGATION)].iterrows():
+        tags = {c[4:]: str(row[c]) for c in tag_columns}
+        key, mitigation = _key(tags), row["tag:mitigation"]
+        twin = twins.get(tuple(tags[c[4:]] for c in tag_columns))
+        probe, overopt = by_probe.get((key, mitigation)), by_overopt.get((key, mitigation))
+        cell = f"{tags.get('label_source', '')} / {mitigation}"
+        wanted = {**reference, **({"task": tags["task"]} if "task" in tags else {})}
+        matches = untreated[np.logical_and.reduce([untreated[f"tag:{k}"].astype(str) == str(v)
+                                                   for k, v in wanted.items() if f"tag:{k}" in untreated])]
+        reference_accuracy = float(matches["pairs.accuracy"].iloc[0]) if reference and len(matches) else None
+        for kind, name, limit in goals:
+            value, interval = None, None
+            if kind in ("probe", "spearman") and probe is not None:
+                found = next((p for p in probe["perturbations"] if p["name"] == name), None)
+                if found is not None and found.get("tested", True):
+                    value = abs(found["mean_change_std"]) if kind == "probe" else found.get("spearman")
+                    interval = found.get("mean_change_std_ci") if kind == "probe" else None
+            elif kind == "gap" and overopt is not None and name in overopt["summary"]:
+                twin_overopt = by_overopt.get((key, NO_MITIGATION))
+                kl = overopt["summary"][name]["max_kl"] if twin_overopt is None else \
+                    compare_overopt(overopt, twin_overopt, name)["kl"]
+                summary = summary_at_kl(overopt, name, kl)
+                if summary is not None:
+                    value, interval = summary["hacking_gap"], summary["hacking_gap_ci"]
+                    name = f"{name} @ KL {kl:.2f}"
+            elif kind in ("below_reference", "cost"):
+                base = reference_accuracy if kind == "below_reference" else (
+                    None if twin is None else float(twin["pairs.accuracy"]))
+                if base is not None:
+                    value = 100 * (base - float(row["pairs.accuracy"]))
+            bound = "≤" if GOAL_KINDS[kind][1] else "≥"
+            goal = f"{kind}{':' + name if name else ''} {bound} {limit:g}"
+            shown = "" if value is None else f"{value:.2f}"
+            ci = "" if not interval else f"[{interval[0]:+.2f}, {interval[1]:+.2f}]"
+            rows.append([cell, goal, shown, ci, _verdict(value, limit, GOAL_KINDS[kind][1])])
+    if not rows:
+        return None
+    bold = [[False] * 4 + [row[-1] != "met"] for row in rows]
+    note = ("Goals of the study (`report.mitigation_goals`), each measured in this run: " + "; ".join(
+        f"{kind}: {text}" for kind, (text, _) in GOAL_KINDS.items()) + ". A probe interval is that of the "
+        "signed shift over videos; a gap interval is over prompts. 'missed by' is the distance to the limit.")
+    return Table("mitigation_goals", "Mitigation goals: met or missed, and by how much", GOAL_HEADER, rows, bold, 2,
+                 note)

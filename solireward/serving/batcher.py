@@ -92,14 +92,13 @@ def select_frames(kept: np.ndarray, item: Item, sampling: Any) -> tuple[np.ndarr
     """What :func:`~solireward.data.video.sample_frames` returns for the whole in-memory video of `item`, from
     `kept`, its decoded frames at ``item.indices`` (the same indices and resizing), and the frame rate those
     frames stand for (:func:`~solireward.data.video.sampled_fps`, what the model is told)."""
-    from solireward.data.video import VideoInfo, frame_indices, resize_frames, sampled_fps, target_size
+    from solireward.data.video import VideoInfo, fit_frames, frame_indices, sampled_fps
 
     assert item.indices is not None
     info = VideoInfo(item.num_frames, float(item.fps or 0.0), kept.shape[1], kept.shape[2])
     position = {index: p for p, index in enumerate(item.indices)}
-    height, width = target_size(info.height, info.width, sampling)
     chosen = frame_indices(info, sampling)
-    frames = np.ascontiguousarray(resize_frames(kept[[position[i] for i in chosen]], height, width))
+    frames = fit_frames(kept[[position[i] for i in chosen]], sampling)
     return frames, sampled_fps(info.num_frames, info.fps, len(chosen))
 
 

@@ -99,6 +99,13 @@ class TrainConfig:
     color_jitter_contrast: float = arg("appearance jitter: contrast factor drawn from 1 ± this", 0.4)
     color_jitter_saturation: float = arg("appearance jitter: saturation factor drawn from 1 ± this", 0.4)
     color_jitter_hue: float = arg("appearance jitter: hue rotation drawn from ± this many turns (at most 0.5)", 0.05)
+    consistency_loss_coeff: float = arg("invariance: score each video also as a twin with its own draw of the "
+                                        "jitters above, and add this weight x the mean squared score difference "
+                                        "between a video and its twin, in units of the batch's score variance; "
+                                        "the reward loss then sees the videos un-jittered. Needs a jitter; "
+                                        "0: off", 0.0)
+    consistency_warmup_ratio: float = arg("share of the steps over which the consistency weight rises linearly "
+                                          "from 0 (the reward loss first finds what to rank by)", 0.0)
     bf16: str = arg("bfloat16 mixed precision: auto = on when a CUDA GPU supports it", "auto",
                     choices=("auto", "true", "false"))
     resume: bool = arg("continue from the latest complete checkpoint in output_dir/checkpoints", False)
@@ -126,6 +133,15 @@ class TrainConfig:
                           ("color_jitter_saturation", 1.0), ("color_jitter_hue", 0.5)):
             if not 0 <= getattr(self, name) <= top:
                 raise ConfigError(f"expected a value in [0, {top:g}], got {getattr(self, name)}", field=name)
+        if not 0 <= self.consistency_loss_coeff < math.inf:
+            raise ConfigError(f"expected a finite weight >= 0, got {self.consistency_loss_coeff}",
+                              field="consistency_loss_coeff")
+        if not 0 <= self.consistency_warmup_ratio <= 1:
+            raise ConfigError(f"expected a share in [0, 1], got {self.consistency_warmup_ratio}",
+                              field="consistency_warmup_ratio")
+        if self.consistency_loss_coeff > 0 and not augmentation(self).active:
+            raise ConfigError("needs a jitter to compare a video with (--jitter_frames, --jitter_size or "
+                              "--color_jitter)", field="consistency_loss_coeff")
         if self.batching == "pairs_file" and self.pairing != "cross_prompt":
             raise ConfigError("applies to batching in_batch only (a pairs file's pairs are used as written)",
                               field="pairing")

@@ -198,16 +198,20 @@ class VideoBatches(torch.utils.data.Dataset):
     A video that cannot be read makes the item ``{"error": (path, reason)}``, re-raised in the main
     process by :func:`raise_if_error` (an exception raised in a worker would lose its type).
     With `augment` (:class:`~solireward.training.augment.AugmentingEncoder`), each video of item i is
-    encoded with its own draw for micro-step ``first_step + i`` instead.
+    encoded with its own draw for micro-step ``first_step + i`` instead; with ``twins=True`` the videos are
+    encoded as they are and the draws become ``out["twins"]``, the jittered twins of the consistency loss.
     """
 
     def __init__(self, batches: Sequence[np.ndarray], video_paths: Sequence[str], prompts: Sequence[str | None],
                  qualities: np.ndarray, groups: np.ndarray, encoder: VideoEncoder, mode: str = "videos",
-                 pairs: PairSet | None = None, augment: AugmentingEncoder | None = None, first_step: int = 0) -> None:
+                 pairs: PairSet | None = None, augment: AugmentingEncoder | None = None, first_step: int = 0,
+                 twins: bool = False) -> None:
+        if twins and augment is None:
+            raise ValueError("twins need an augmenting encoder")
         self.batches, self.paths, self.prompts = list(batches), list(video_paths), list(prompts)
         self.qualities, self.groups = qualities, groups
         self.encoder, self.mode, self.pairs = encoder, mode, pairs
-        self.augment, self.first_step = augment, first_step
+        self.augment, self.first_step, self.twins = augment, first_step, twins
 
     def __len__(self) -> int:
         return len(self.batches)
@@ -224,16 +228,21 @@ class VideoBatches(torch.utils.data.Dataset):
             out["is_tie"] = torch.as_tensor(self.pairs.is_tie[items])
         else:
             videos = items
-        encoded = []
+        encoded, twins = [], []
         for v in videos.tolist():
             try:
-                encoded.append(self.encoder(self.paths[v], self.prompts[v], key=v) if self.augment is None
-                               else self.augment(self.paths[v], self.prompts[v], v, self.first_step + i))
+                if self.augment is None or self.twins:
+                    encoded.append(self.encoder(self.paths[v], self.prompts[v], key=v))
+                if self.augment is not None:
+                    (twins if self.twins else encoded).append(
+                        self.augment(self.paths[v], self.prompts[v], v, self.first_step + i))
             except VideoReadError as exc:
                 return {"error": (exc.path, exc.reason)}
             except EncodingError as exc:
                 return {"error": (self.paths[v], str(exc))}
         out["inputs"] = self.encoder.collator.pad(encoded)
+        if twins:
+            out["twins"] = self.encoder.collator.pad(twins)
         out["video_ids"] = torch.as_tensor(videos, dtype=torch.long)
         out["qualities"] = torch.as_tensor(self.qualities[videos], dtype=torch.float32)
         out["groups"] = torch.as_tensor(self.groups[videos], dtype=torch.long)

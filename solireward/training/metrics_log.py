@@ -43,8 +43,10 @@ class StepStats:
     def add(self, loss: torch.Tensor, parts: dict[str, Any], n_videos: int) -> None:
         """Count one micro-batch: its loss and the parts `losses.reward_loss` returned."""
         self.loss += float(loss.detach())
-        for name, count in (("bt", parts["n_win_lose"]), ("tie", parts["n_tie"]), ("bce", n_videos)):
-            self.parts[name] = self.parts.get(name, 0.0) + float(parts[name]) * float(count)
+        for name, count in (("bt", parts["n_win_lose"]), ("tie", parts["n_tie"]), ("bce", n_videos),
+                            ("consistency", n_videos)):
+            if name in parts:
+                self.parts[name] = self.parts.get(name, 0.0) + float(parts[name]) * float(count)
         self.correct += float(parts["correct"])
         self.non_ties += float(parts["n_win_lose"])
         self.pairs += float(parts["n_pairs"])
@@ -69,8 +71,10 @@ class StepStats:
                   step_time: float) -> dict[str, Any]:
         """The ``"kind": "train"`` row of an optimizer step."""
         row: dict[str, Any] = {"kind": "train", "step": step, "epoch": round(epoch, 6), "loss": self.mean_loss}
-        for name, count in (("bt", self.non_ties), ("tie", self.ties), ("bce", self.videos)):
-            row[f"loss_{name}"] = self.parts[name] / count if count else None
+        for name, count in (("bt", self.non_ties), ("tie", self.ties), ("bce", self.videos),
+                            ("consistency", self.videos)):
+            if name in self.parts:
+                row[f"loss_{name}"] = self.parts[name] / count if count else None
         row.update({"accuracy": self.correct / self.non_ties if self.non_ties else None,
                     "n_pairs": int(self.pairs), "n_ties": int(self.ties), "n_videos": int(self.videos),
                     "learning_rate": learning_rate, "grad_norm": finite_or_none(grad_norm),

@@ -307,7 +307,7 @@ class Trainer:
                             self.train_pairs.video_paths, self.train_pairs.prompts, self.train_quality,
                             self.train_groups, self._encoder(cache=cfg.cache_frames and augment is None),
                             mode="videos" if in_batch else "pairs", pairs=None if in_batch else self.train_pairs,
-                            augment=augment, first_step=start * accum)
+                            augment=augment, first_step=start * accum, twins=cfg.consistency_loss_coeff > 0)
 
     # -- training ---------------------------------------------------------------------------
 
@@ -341,7 +341,7 @@ class Trainer:
             for i, batch in enumerate(self._loader(dataset)):
                 raise_if_error(batch)
                 last = (i + 1) % cfg.gradient_accumulation_steps == 0
-                self._micro_step(batch, last, stats)
+                self._micro_step(batch, last, stats, step)
                 if not last:
                     continue
                 step += 1
@@ -376,9 +376,9 @@ class Trainer:
         return {"stopped_by_signal": received, "global_step": step, "total_steps": self.total_steps,
                 "resumed_from_step": start or None, "train_time_s": round(time.time() - self.t0, 3)}
 
-    def _micro_step(self, batch: dict[str, Any], last: bool, stats: StepStats) -> None:
-        """Forward and backward of one micro-batch; its sums go into `stats`."""
-        from solireward.losses import in_batch_pairs, reward_loss
+    def _micro_step(self, batch: dict[str, Any], last: bool, stats: StepStats, step: int) -> None:
+        """Forward and backward of one micro-batch of optimizer step `step` + 1; its sums go into `stats`."""
+        from solireward.losses import consistency_loss, in_batch_pairs, reward_loss
 
         qualities, groups = batch["qualities"], batch["groups"]
         if "win_idx" in batch:
@@ -390,8 +390,17 @@ class Trainer:
             device = scores.device
             loss, parts = reward_loss(scores, win.to(device), lose.to(device), tie.to(device),
                                       qualities.to(device), self.loss_cfg)
+            if "twins" in batch:
+                parts["consistency"] = consistency_loss(scores, self.backend.forward(batch["twins"]))
+                loss = loss + self.consistency_weight(step) * parts["consistency"]
+                parts["consistency"] = parts["consistency"].detach()
             self.backend.backward(loss)
         stats.add(loss, parts, len(scores))
+
+    def consistency_weight(self, step: int) -> float:
+        """The consistency loss weight of optimizer step `step` + 1 (rising over the warm-up share of steps)."""
+        ramp = self.cfg.consistency_warmup_ratio * self.total_steps
+        return self.cfg.consistency_loss_coeff * (min(1.0, (step + 1) / ramp) if ramp > 0 else 1.0)
 
     def _optimizer_step(self, stats: StepStats, step: int, t_step: float) -> dict[str, Any]:
         """Reduce the micro-steps' sums over ranks, stop on a non-finite loss, else take optimizer step

@@ -122,6 +122,19 @@ def test_frame_sampling_round_trip_and_validation() -> None:
         FrameSampling(min_frames=10, max_frames=5)
 
 
+def test_exposure_undoes_a_global_gain_in_files_and_in_memory(clip: Path) -> None:
+    frames = read_video(clip, FrameSampling(num_frames=4))
+    dark = (frames * 0.6).astype(np.uint8)
+    sampling = FrameSampling(num_frames=4, exposure=90)
+    fitted, darker = video.sample_frames(frames, sampling), video.sample_frames(dark, sampling)
+    assert abs(frames.mean() - 90) > 20 and abs(fitted.mean() - 90) < 6  # black and saturated pixels stay
+    assert np.abs(fitted.astype(int) - darker).mean() < 2  # the gain is gone but for rounding
+    whole = video.read_all_frames(clip)[0]  # the file path fits its frames the same way
+    assert np.array_equal(read_video(clip, sampling), video.sample_frames(whole, sampling))
+    with pytest.raises(ConfigError, match="exposure"):
+        FrameSampling(exposure=0)
+
+
 def _bad_files(tmp: Path, clip: Path) -> dict[str, tuple[Path, str]]:
     data = clip.read_bytes()
     (tmp / "empty.mp4").write_bytes(b"")

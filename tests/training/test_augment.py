@@ -91,11 +91,35 @@ def test_train_applies_the_mitigations_and_checkpoints(demo_pairs: Path, tiny_qw
     assert all(28 <= size[0] <= 56 for _, _, size, _, _ in drawn)
 
 
+def test_consistency_loss_trains_on_the_videos_as_they_are_beside_their_jittered_twins(
+        demo_pairs: Path, tiny_qwen: Path, tmp_path: Path, encodes: list[tuple]) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    n_videos = _subset(demo_pairs / "train.json", data / "train.json", 8)
+    out = tmp_path / "run"
+    assert run_cli(*fast_args(tiny_qwen, data, out, max_steps=3, per_device_train_batch_size=n_videos),
+                   "--jitter_frames", 0.5, 2, "--color_jitter", 1.0, "--consistency_loss_coeff", 2.0,
+                   "--consistency_warmup_ratio", 1.0) == 0
+    train = encodes[:6 * n_videos]  # 3 steps of a video and its twin each, before the final scoring
+    plain, drawn = [e for e in train if e[0] is None], [e for e in train if e[0] is not None]
+    assert len(plain) == len(drawn) == 3 * n_videos
+    assert len({e[4] for e in plain}) == n_videos  # the reward loss sees each video as it is, every step
+    assert {e[1] for e in plain} == {4} and len({e[1] for e in drawn}) > 1  # twins are drawn anew
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    parts = [r for r in rows if r["kind"] == "train"]
+    assert len(parts) == 3 and all(r["loss_consistency"] > 0 for r in parts)
+    for r in parts:  # the optimised loss adds the consistency term, its weight rising to 2 over the 3 steps
+        reward = (r["loss_bt"] * (r["n_pairs"] - r["n_ties"]) + r["loss_tie"] * r["n_ties"]) / r["n_pairs"]
+        assert r["loss"] == pytest.approx(reward + 2.0 * r["step"] / 3 * r["loss_consistency"], rel=1e-4)
+
+
 def test_bad_ranges_are_named(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path, capsys) -> None:
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--jitter_frames", 2, 1) == 2
     assert "jitter_frames" in capsys.readouterr().err
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--color_jitter", 1.5) == 2
     assert "color_jitter" in capsys.readouterr().err
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--consistency_loss_coeff", 1.0) == 2
+    assert "consistency_loss_coeff" in capsys.readouterr().err  # no jitter: no twin to compare with
 
 
 def test_a_resumed_mitigated_run_replays_the_same_draws(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path) -> None:

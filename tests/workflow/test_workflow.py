@@ -161,6 +161,16 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         assert f"**Mitigation robust vs none: last_token / bt ({source}, cross_prompt)**" in table
         assert "| Test pair accuracy (%) |" in table and "| Probe brightness (clean std) |" in table
         assert "| best_of_n: hacking gap (base std) @ KL" in table and "Finding: robust:" in table
+    goals = (report / "tables" / "mitigation_goals.md").read_text()  # each goal of each mitigated cell, judged
+    for source in ("binary", "biased"):
+        for goal in ("probe:brightness ≤ 0.3", "spearman:frames_x2 ≥ 0.9", "gap:best_of_n @ KL", "below_reference ≤ 3",
+                     "cost ≤ 2"):
+            row = next(line for line in goals.splitlines() if line.startswith(f"| {source} / robust | {goal}"))
+            verdict = row.strip("|").split("|")[-1].strip(" *")
+            assert verdict == "met" or verdict.startswith("missed by "), row
+    trained = yaml.safe_load((tmp_path / CELL.format(label_source="biased", pairing="cross_prompt", head="last_token",
+                                                     loss="bt__robust") / "train_config.yaml").read_text())
+    assert trained["exposure"] == 100 and trained["consistency_loss_coeff"] == 1.0
     mitigation = (report / "tables" / "table_mitigation.md").read_text()
     assert mitigation.count("| robust |") == 2 and "| biased | none |" in mitigation
     pairing_table = (report / "tables" / "table_pairing.md").read_text()
