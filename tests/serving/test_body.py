@@ -1,5 +1,6 @@
 """serving.body.parse_body against pydantic's own parse of the whole body: the same values (long frames as
-memoryviews of the body), the same errors, and the whole-body parse wherever the elided one cannot vouch."""
+memoryviews of the body), the same errors, and the whole-body parse wherever the elided one cannot vouch;
+and the buffers that large bodies are read into (serving.guard.BodyBuffers)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from solireward.serving.body import MIN_ELIDED, _elide, parse_body
+from solireward.serving.guard import BodyBuffers
 from solireward.serving.protocols import ComputeRequest, GetRewardRequest, ScoreRequest
 
 FRAME = base64.b64encode(os.urandom(3 * MIN_ELIDED)).decode()  # a long frame, with '+' and '/'
@@ -141,3 +143,26 @@ def test_the_protocols_put_no_limit_on_strings_that_a_marker_would_pass() -> Non
     for model in (ComputeRequest, ScoreRequest, GetRewardRequest):
         schema = json.dumps(model.model_json_schema())
         assert '"maxLength"' not in schema and '"pattern"' not in schema, model.__name__
+
+
+def test_a_body_in_a_bytearray_parses_as_bytes() -> None:
+    body = json.dumps({"prompt": ["p"], "video": [[frame(0), frame(1)]]}).encode()
+    parsed = same_as_pydantic(bytearray(body), ComputeRequest)
+    assert bytes(parsed.videos[0][1]) == frame(1).encode()
+
+
+def test_body_buffers_are_reused_only_once_nothing_views_them() -> None:
+    buffers = BodyBuffers(keep=1)
+    first = buffers.take()
+    assert first == bytearray()  # a new one grows as the body arrives
+    first += b"x" * 1000
+    buffers.give(first)
+    assert buffers.take() is first
+    assert buffers.take() is not first  # none kept now: a new one
+    view = memoryview(first)[10:20]
+    buffers.give(first)  # still viewed (a frame of a parsed body): not kept
+    assert buffers.take() is not first
+    view.release()
+    buffers.give(first)
+    buffers.give(bytearray(5))  # one is kept already
+    assert buffers.take() is first and first == b"x" * 1000
