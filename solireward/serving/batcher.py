@@ -2,8 +2,8 @@
 
 A request's videos go through three stages:
 
-1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the PNG/JPEG frames of an
-   in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
+1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the base64 PNG/JPEG frames
+   of an in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
    model's inputs by :class:`ItemEncoder` (the scoring path's
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
    thread with 0). A failure is that item's :class:`ItemError`.
