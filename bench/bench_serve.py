@@ -19,7 +19,11 @@ Real size (``--ff_requests`` > 0): Flow-Factory-shaped ``/compute`` requests (``
 PNG frames of 832x480 each, base64, as its client sends them; the client's encoding is done beforehand
 and not timed) from ``--ff_clients`` clients, against in-process ``RewardModel.score_frames`` on the same
 uint8 frames. Goal: ``SERVE_REAL_SIZE_MIN_RATIO`` x: the JSON, base64 and PNG decoding of the 8 sampled
-frames cost little next to the model's processor and forward pass.
+frames cost little next to the model's processor and forward pass. Beside them, interleaved: in-process
+from the same PNG frames (the sampled frames decoded from their PNG bytes, then ``score_frames``), which
+splits the gap into transport (HTTP, JSON, base64, queueing) and PNG decoding; then each stage's ms per
+video in this process, one core: the server's parse (and pydantic's whole-body parse it replaced), the
+frame headers, base64 and PNG decoding of the sampled frames, and ``score_frames``.
 
     python bench/bench_serve.py [--videos 48] [--unique 8] [--frames 48] [--size 128] [--num_frames 8]
                                 [--batch_size 8] [--num_workers 1] [--items 4] [--requests 64]
@@ -40,6 +44,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 
@@ -144,11 +149,59 @@ def png_b64(frame: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
-def real_size(port: int, model: object, args: argparse.Namespace) -> dict:
-    """Flow-Factory-shaped /compute requests vs in-process score_frames on the same frames, interleaved."""
+def best_ms(run: Callable[[], object], per: int, repeats: int) -> float:
+    """The fastest of `repeats` runs of `run`, in ms per one of its `per` videos."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times) * 1000 / per
+
+
+def stage_costs(model: Any, bodies: list[bytes], encoded: list[list[str]], kept: list[int], videos_per_body: int,
+                repeats: int) -> dict[str, float]:
+    """ms per video of each stage of the server's /compute path, run here one after the other on one core."""
+    import base64
+
+    from solireward.data.video import FrameSampling
+    from solireward.serving.batcher import decode_image
+    from solireward.serving.body import parse_body
+    from solireward.serving.frames import frames_item
+    from solireward.serving.protocols import ComputeRequest
+
+    sampling = FrameSampling.from_dict(dict(model.config.sampling))
+    parsed = [parse_body(body, ComputeRequest) for body in bodies]
+    frames = [video for request in parsed for video in request.videos]
+    kept_b64 = [[video[t] for t in kept] for video in encoded]
+    kept_png = [[base64.b64decode(text) for text in video] for video in kept_b64]
+    n_bodies, n_videos = len(bodies), len(encoded)
+    return {
+        "parse": best_ms(lambda: [parse_body(b, ComputeRequest) for b in bodies], n_bodies * videos_per_body, repeats),
+        "parse_pydantic": best_ms(lambda: [ComputeRequest.model_validate_json(b) for b in bodies],
+                                  n_bodies * videos_per_body, repeats),
+        "headers": best_ms(lambda: [frames_item(f, None, None, [sampling], 1 << 20, 1 << 40, 1 << 40) for f in frames],
+                           len(frames), repeats),
+        "base64": best_ms(lambda: [[base64.b64decode(t, validate=True) for t in v] for v in kept_b64], n_videos,
+                          repeats),
+        "png": best_ms(lambda: [[decode_image(d, t) for d, t in zip(v, kept)] for v in kept_png], n_videos, repeats),
+    }
+
+
+def real_size(port: int, model: Any, args: argparse.Namespace) -> dict:
+    """Flow-Factory-shaped /compute requests vs in-process score_frames on the same frames and on their PNG
+    bytes, interleaved; then the stages' costs per video."""
+    import base64
+
+    from solireward.data.video import FrameSampling, VideoInfo, frame_indices
+    from solireward.serving.batcher import decode_image
+
     rng = np.random.default_rng(1)
     clips = [ff_clip(rng) for _ in range(args.ff_unique)]
     encoded = [[png_b64(frame) for frame in clip] for clip in clips]
+    pngs = [[base64.b64decode(text) for text in video] for video in encoded]
+    sampling = FrameSampling.from_dict(dict(model.config.sampling))
+    kept = frame_indices(VideoInfo(FF_FRAMES, 0.0, FF_HEIGHT, FF_WIDTH), sampling)
     video_mib = sum(len(f) for f in encoded[0]) / 2 ** 20  # base64; the PNG bytes are 3/4 of it
     bodies = [json.dumps({"prompt": ["a red box moves right"] * args.ff_items, "image": None,
                           "video": [encoded[(r + k) % len(encoded)] for k in range(args.ff_items)],
@@ -187,19 +240,34 @@ def real_size(port: int, model: object, args: argparse.Namespace) -> dict:
             raise SystemExit(f"{len(failures)} real-size requests failed, e.g. {failures[0]}")
         return n_videos / (time.perf_counter() - start)
 
+    prompts = ["a red box moves right"] * n_videos
+
     def in_process_rate() -> float:
         start = time.perf_counter()
-        scores = model.score_frames(videos, ["a red box moves right"] * n_videos, batch_size=args.batch_size)
+        scores = model.score_frames(videos, prompts, batch_size=args.batch_size)
         assert len(scores) == n_videos
         return n_videos / (time.perf_counter() - start)
 
-    server_rates, inproc_rates = [], []
+    def in_process_png_rate() -> float:
+        """The sampled frames decoded from their PNG bytes (as the server's workers do), then score_frames on
+        them: the same work as on the whole video (score_frames samples 8 of the 8 again: the same cost; its
+        segment rule repeats one of them, so the scores differ slightly)."""
+        start = time.perf_counter()
+        sampled = [np.stack([decode_image(pngs[(r + k) % len(pngs)][t], t) for t in kept])
+                   for r in range(args.ff_requests) for k in range(args.ff_items)]
+        scores = model.score_frames(sampled, prompts, batch_size=args.batch_size)
+        assert len(scores) == n_videos
+        return n_videos / (time.perf_counter() - start)
+
+    server_rates, inproc_rates, png_rates = [], [], []
     for _ in range(args.repeats):
         inproc_rates.append(in_process_rate())
+        png_rates.append(in_process_png_rate())
         server_rates.append(server_rate())
-    return {"video_mib": video_mib, "body_mib": len(bodies[0]) / 2 ** 20, "videos": n_videos,
-            "server": max(server_rates), "inproc": max(inproc_rates),
-            "all": (server_rates, inproc_rates)}
+    stages = stage_costs(model, bodies, encoded, kept, args.ff_items, args.repeats)
+    return {"video_mib": video_mib, "body_mib": len(bodies[0]) / 2 ** 20, "videos": n_videos, "kept": len(kept),
+            "server": max(server_rates), "inproc": max(inproc_rates), "png": max(png_rates), "stages": stages,
+            "all": (server_rates, inproc_rates, png_rates)}
 
 
 def main() -> None:
@@ -306,13 +374,26 @@ def main() -> None:
     print(f"\nserver items/s at {LEVELS[-1]} clients / in-process items/s = {ratio:.2f} "
           f"(goal >= {SERVE_MIN_RATIO:g}: {verdict})")
     if real is not None:
-        server_rates, inproc_rates = real["all"]
+        server_rates, inproc_rates, png_rates = real["all"]
         print(f"\nreal size: {real['videos']} videos per run, {FF_FRAMES} PNG frames of {FF_WIDTH}x{FF_HEIGHT} "
               f"({real['video_mib'] * 3 / 4:.1f} MiB of PNG, {real['video_mib']:.1f} MiB as base64 per video, "
               f"{real['body_mib']:.0f} MiB per request of "
               f"{args.ff_items}), {args.ff_clients} clients; server /compute: "
               + ", ".join(f"{r:.2f}" for r in server_rates) + " items/s; in-process score_frames: "
-              + ", ".join(f"{r:.2f}" for r in inproc_rates) + " items/s (interleaved; best of each)")
+              + ", ".join(f"{r:.2f}" for r in inproc_rates) + " items/s; in-process from the PNG frames: "
+              + ", ".join(f"{r:.2f}" for r in png_rates) + " items/s (interleaved; best of each)")
+        st = real["stages"]
+        model_ms = 1000 / real["inproc"]
+        outside = st["parse"] + st["headers"] + st["base64"] + st["png"]
+        print(f"real-size ms per video (this process, one core, best of {args.repeats}): parse {st['parse']:.1f} "
+              f"(pydantic on the whole body: {st['parse_pydantic']:.1f}), frame headers {st['headers']:.1f}, "
+              f"base64 of the {real['kept']} sampled frames {st['base64']:.1f}, their PNG decoding {st['png']:.1f}, "
+              f"score_frames {model_ms:.1f}; these stages outside score_frames: {outside:.1f}; the server: "
+              f"{1000 / real['server']:.1f} ms per video")
+        print(f"real-size server items/s / in-process from the PNG frames items/s = {real['server'] / real['png']:.2f} "
+              f"({real['server']:.2f} vs {real['png']:.2f}; what transport costs: HTTP, JSON, base64, queueing); "
+              f"in-process from PNG / in-process score_frames = {real['png'] / real['inproc']:.2f} "
+              f"(what decoding the {real['kept']} PNG frames costs)")
         real_ratio = real["server"] / real["inproc"]
         verdict = "met" if real_ratio >= SERVE_REAL_SIZE_MIN_RATIO else "NOT met"
         print(f"real-size server items/s / in-process score_frames items/s = {real_ratio:.2f} "

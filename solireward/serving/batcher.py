@@ -2,8 +2,8 @@
 
 A request's videos go through three stages:
 
-1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the PNG/JPEG frames of an
-   in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
+1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the base64 PNG/JPEG frames
+   of an in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
    model's inputs by :class:`ItemEncoder` (the scoring path's
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
    thread with 0). A failure is that item's :class:`ItemError`.
@@ -20,6 +20,8 @@ A request's videos go through three stages:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import collections
 import concurrent.futures
 from concurrent.futures.process import BrokenProcessPool
@@ -30,7 +32,7 @@ import multiprocessing
 import signal
 import threading
 import time
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -43,8 +45,8 @@ IMAGE_FORMATS = ("PNG", "JPEG")
 
 @dataclasses.dataclass
 class Item:
-    """One video to score: `source` is a checked path, or the encoded images of the frames at `indices` of an
-    in-memory video of `num_frames` frames (the ones the models sample; `pixels`: their decoded size)."""
+    """One video to score: `source` is a checked path, or the base64 PNG/JPEG images of the frames at `indices`
+    of an in-memory video of `num_frames` frames (the ones the models sample; `pixels`: their decoded size)."""
 
     source: str | list[bytes]
     prompt: str | None = None
@@ -65,27 +67,37 @@ class ItemError(Exception):
         return self.message
 
 
-def decode_images(images: list[bytes]) -> np.ndarray:
-    """PNG/JPEG frames -> ``(T, H, W, 3)`` uint8; anything else (or frames of different sizes) is an ItemError."""
-    from PIL import Image
-
+def decode_images(images: Sequence[bytes], indices: Sequence[int]) -> np.ndarray:
+    """Base64 PNG/JPEG frames (the video's frames at `indices`) -> ``(T, H, W, 3)`` uint8; bad base64, another
+    format or frames of different sizes are an ItemError naming the frame."""
     frames = []
-    for t, data in enumerate(images):
+    for t, text in zip(indices, images):
         try:
-            with Image.open(io.BytesIO(data)) as image:
-                if image.format not in IMAGE_FORMATS:
-                    raise ItemError("frames", f"frame {t}: expected PNG or JPEG, got {image.format}")
-                frames.append(np.asarray(image.convert("RGB")))
-        except ItemError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is this item's
-            raise ItemError("frames", f"frame {t}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
+            data = base64.b64decode(text, validate=True)  # strict, in C (binascii's strict_mode) from Python 3.11
+        except (binascii.Error, ValueError):
+            raise ItemError("frames", f"frame {t} is not valid base64") from None
+        frames.append(decode_image(data, t))
         if frames[-1].shape != frames[0].shape:
-            raise ItemError("frames", f"frame {t} is {frames[-1].shape[1]}x{frames[-1].shape[0]} but frame 0 is "
-                                      f"{frames[0].shape[1]}x{frames[0].shape[0]}")
+            raise ItemError("frames", f"frame {t} is {frames[-1].shape[1]}x{frames[-1].shape[0]} but frame "
+                                      f"{indices[0]} is {frames[0].shape[1]}x{frames[0].shape[0]}")
     if not frames:
         raise ItemError("frames", "no frames")
     return np.stack(frames)
+
+
+def decode_image(data: bytes, t: int) -> np.ndarray:
+    """One PNG/JPEG image (frame `t` of its video) -> ``(H, W, 3)`` uint8; anything else is an ItemError."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.format not in IMAGE_FORMATS:
+                raise ItemError("frames", f"frame {t}: expected PNG or JPEG, got {image.format}")
+            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+    except ItemError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is this item's
+        raise ItemError("frames", f"frame {t}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
 
 
 def select_frames(kept: np.ndarray, item: Item, sampling: Any) -> tuple[np.ndarray, float | None]:
@@ -111,7 +123,7 @@ class ItemEncoder:
         self.sampling_keys = {name: repr(sorted(e.sampling.to_dict().items())) for name, e in self.encoders.items()}
 
     def __call__(self, item: Item) -> dict[str, Any]:
-        frames_in_memory = None if isinstance(item.source, str) else decode_images(item.source)
+        frames_in_memory = None if isinstance(item.source, str) else decode_images(item.source, item.indices or [])
         decoded: dict[str, tuple[np.ndarray, float | None]] = {}
         out = {}
         for name, encoder in self.encoders.items():

@@ -5,6 +5,10 @@ A Flow-Factory video is 81 PNG frames of 832x480 (~57 MiB of PNG, ~76 MiB as bas
 frames needs 8 of them decoded. The decoding cost of an item is ``frames kept x height x width`` pixels,
 bounded per video (``--max_decode_pixels``: what one decoding worker holds at once) and per request
 (``--max_request_pixels``); a frame's own size is bounded by ``--max_pixels``.
+
+A frame is a ``str`` or, as :mod:`.body` hands long ones over, a memoryview of the request body. Of a
+frame no model samples only the header is decoded (bad base64 after it goes unnoticed); the kept ones
+travel as base64 and are decoded, and checked, in the decoding workers (:func:`.batcher.decode_images`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from solireward.serving.batcher import Item, ItemError
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...; not DHT C4, JPG C8, DAC CC)
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_DATA_URL_HEAD = 256  # where a data URL's comma is looked for first ("data:image/png;base64,")
+
+Frame = str | memoryview  # one frame's base64 text (a memoryview: ASCII bytes of the request body)
 
 
 class RequestRefused(Exception):
@@ -58,7 +65,7 @@ def image_size(data: bytes) -> tuple[int, int]:
     raise ValueError("not a PNG or JPEG image")
 
 
-def frames_item(images: Sequence[str], prompt: str | None, fps: float | None, samplings: Sequence[object],
+def frames_item(images: Sequence[Frame], prompt: str | None, fps: float | None, samplings: Sequence[object],
                 max_frames: int, max_pixels: int, max_decode_pixels: int) -> Item:
     """An in-memory :class:`Item` holding only the frames some model samples; limits refuse the request (413).
 
@@ -91,20 +98,27 @@ def frames_item(images: Sequence[str], prompt: str | None, fps: float | None, sa
     if cost > max_decode_pixels:
         raise RequestRefused(413, f"a video needs {len(kept)} of its {len(images)} frames of {width}x{height} decoded "
                                   f"= {cost} pixels; the limit is --max_decode_pixels {max_decode_pixels}")
-    frames = []
-    for t in kept:
-        try:
-            frames.append(base64.b64decode(_strip_data_url(images[t]), validate=True))
-        except (binascii.Error, ValueError):
-            raise ItemError("frames", f"frame {t} is not valid base64") from None
+    frames = [_ascii(_strip_data_url(images[t])) for t in kept]  # bytes: the Item crosses to a worker process
     return Item(frames, prompt, fps, indices=kept, num_frames=len(images), pixels=cost)
 
 
-def _strip_data_url(text: str) -> str:
-    return text.partition(",")[2] if text.startswith("data:") else text
+def _strip_data_url(text: Frame) -> Frame:
+    """The base64 part of a frame: after the first comma of a data URL (``data:image/png;base64,...``)."""
+    if isinstance(text, str):
+        return text.partition(",")[2] if text.startswith("data:") else text
+    if text[:5] != b"data:":
+        return text
+    comma = bytes(text[:_DATA_URL_HEAD]).find(b",")
+    comma = comma if comma >= 0 else bytes(text).find(b",")
+    return text[comma + 1:] if comma >= 0 else text[:0]
 
 
-def _b64_prefix(text: str, t: int) -> bytes:
+def _ascii(text: Frame) -> bytes:
+    """A frame's base64 text as bytes (a non-ASCII character becomes '?', which is not base64)."""
+    return text.encode("ascii", "replace") if isinstance(text, str) else bytes(text)
+
+
+def _b64_prefix(text: Frame, t: int) -> bytes:
     """The first bytes of a base64 frame (enough for its header), decoded; bad base64 is an ItemError."""
     text = _strip_data_url(text)
     # a PNG's size is in its first 24 bytes (32 characters); a JPEG's frame header follows its EXIF/ICC

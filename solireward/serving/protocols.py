@@ -7,6 +7,10 @@
 - ``POST /get_reward`` (:class:`GetRewardRequest`): OpenRLHF's remote reward model protocol; each
   ``query`` is the decoded prompt + response text, whose last word naming a file under ``--video_root``
   (``--query_pattern``) is the video.
+
+The server parses them with :func:`solireward.serving.body.parse_body`, which hands a long frame of
+``videos`` or ``frames`` over as a memoryview of the body instead of a ``str``; the long strings it elides
+are validated as short markers, so no string field may limit its length or pattern (tested).
 """
 
 from __future__ import annotations

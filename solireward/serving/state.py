@@ -16,7 +16,7 @@ from solireward.serving.batcher import Batcher, EncoderPool, Item, ItemEncoder, 
 from solireward.serving.config import API_KEY_ENV, ServeConfig, failed_reward_value
 from solireward.serving.devices import pick_devices
 from solireward.serving.ensemble import load_models, model_specs
-from solireward.serving.frames import RequestRefused, frames_item
+from solireward.serving.frames import Frame, RequestRefused, frames_item
 from solireward.serving.metrics import Metrics
 
 logger = logging.getLogger("solireward.serve")
@@ -124,7 +124,7 @@ class ServerState:
                                       f"the server with --frames_fps")
         return None
 
-    def frames(self, images: Sequence[str], prompt: str | None, fps: float | None) -> Item:
+    def frames(self, images: Sequence[Frame], prompt: str | None, fps: float | None) -> Item:
         """An in-memory video as an :class:`Item` (only the frames the models sample; header checks)."""
         c = self.config
         return frames_item(images, prompt, fps, list(self.samplings.values()), c.max_frames, c.max_pixels,

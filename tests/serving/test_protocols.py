@@ -89,6 +89,25 @@ def test_a_failed_video_gets_the_checkpoint_floor_whatever_the_rest_of_the_reque
     assert server.health["failed_reward"] == pytest.approx(FLOOR)
 
 
+def test_large_bodies_go_through_a_kept_buffer_and_score_the_same(server, expected, frames) -> None:
+    """Bodies of 1 MiB or more are read into buffers the server keeps (guard.BodyBuffers): growing, shrinking
+    and cut-off bodies leave later requests intact."""
+    import socket
+
+    from solireward.serving.guard import REUSED_MIN_BYTES
+
+    video = png_frames(frames["good_a.mp4"][0])
+    for padding in (REUSED_MIN_BYTES, 2 * REUSED_MIN_BYTES, REUSED_MIN_BYTES + 10, 3 * REUSED_MIN_BYTES):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:  # declares 2 MiB, sends half, leaves
+            s.sendall(b"POST /compute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: "
+                      b"Bearer " + KEY.encode() + b"\r\nContent-Length: " + str(2 * REUSED_MIN_BYTES).encode()
+                      + b"\r\n\r\n" + b'{"prompt": ["' + b"p" * REUSED_MIN_BYTES)
+        # `image` is ignored: it only makes the body large
+        status, body = server.call("POST", "/compute", {"prompt": [GOOD["good_a.mp4"][1]], "video": [video],
+                                                        "image": "x" * padding})
+        assert status == 200 and body["rewards"] == pytest.approx([expected["good_a.mp4"]["reward"]], abs=TOL)
+
+
 # --- OpenRLHF ----------------------------------------------------------------------------------------
 
 def test_openrlhf_query_text_names_the_video(server, expected) -> None:

@@ -120,6 +120,55 @@ def test_compute_speaks_flow_factory(server: Server, expected: dict, good_frames
     assert status == 200 and body["rewards"][0] == pytest.approx(expected[names[0]]["reward"], abs=TOL)
 
 
+def test_compute_frames_read_the_same_however_json_spells_them(server: Server, expected: dict,
+                                                              good_frames: dict) -> None:
+    """Plain frames take the fast parse (serving.body); escaped ones and data URLs score the same, and a
+    malformed body is a 400 whatever the frames hold."""
+    from solireward.serving.body import MIN_ELIDED
+
+    frames, fps = good_frames["good_a.mp4"]
+    assert min(map(len, frames)) >= MIN_ELIDED  # every frame is elided from what pydantic parses
+    plain = json.dumps(frames)
+    escaped = plain.replace("/", "\\/").replace("A", "\\u0041")  # JSON escapes: the same strings
+    assert escaped != plain and json.loads(escaped) == frames
+    data_urls = json.dumps([f"data:image/png;base64,{f}" for f in frames])
+    prompts = json.dumps([GOOD["good_a.mp4"][1]] * 3)
+    raw = f'{{"prompt": {prompts}, "video": [{plain}, {escaped}, {data_urls}], "extra": {{"fps": {fps}}}}}'.encode()
+    status, body = server.call("POST", "/compute", raw=raw)
+    assert status == 200, body
+    assert body["rewards"] == pytest.approx([expected["good_a.mp4"]["reward"]] * 3, abs=TOL) and not body["failed"]
+    inside = raw.index(frames[3].encode()) + 100  # a byte in the middle of a frame
+    for bad in (raw[:-3], raw[:inside] + b"\n" + raw[inside:], raw[:inside] + b"\xff" + raw[inside:],
+                raw[:inside] + b'"' + raw[inside:]):
+        status, body = server.call("POST", "/compute", raw=bad)
+        assert status == 400 and "request body is not valid JSON" in body["detail"], body
+
+
+def test_an_unused_frame_is_read_as_far_as_its_header_and_a_kept_one_whole(server: Server, expected: dict,
+                                                                           good_frames: dict) -> None:
+    from solireward.data.video import FrameSampling, VideoInfo, frame_indices
+
+    frames, fps = good_frames["good_a.mp4"]
+    sampled = frame_indices(VideoInfo(len(frames), fps, 64, 64), FrameSampling(num_frames=4))
+    unused = next(t for t in range(len(frames)) if t not in sampled)
+    kept = sampled[1]
+
+    def spoiled(t: int, at: int) -> list[str]:
+        """The video with 4 characters of frame t's base64 made invalid from character `at` on."""
+        video = list(frames)
+        video[t] = video[t][:at] + "!!!!" + video[t][at + 4:]
+        return video
+
+    # a PNG's header is its first 32 base64 characters
+    videos = [spoiled(unused, 40), spoiled(kept, 40), spoiled(unused, 8)]
+    status, body = server.call("POST", "/compute", {"prompt": [GOOD["good_a.mp4"][1]] * 3, "video": videos,
+                                                    "extra": {"fps": fps}})
+    assert status == 200, body
+    assert body["rewards"][0] == pytest.approx(expected["good_a.mp4"]["reward"], abs=TOL)
+    assert [(f["index"], f["kind"], f["error"]) for f in body["failed"]] == [
+        (1, "frames", f"frame {kept} is not valid base64"), (2, "frames", f"frame {unused} is not valid base64")]
+
+
 def test_get_reward_speaks_openrlhf(server: Server, expected: dict) -> None:
     names = list(GOOD)
     query = [f"  {n}\n" for n in names] + ["text.mp4", "../secret.mp4"]
