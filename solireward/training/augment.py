@@ -17,6 +17,11 @@ augmentations, each off by default and set by :class:`~solireward.training.confi
   the video), saturation x U(1-S, 1+S) and a hue rotation by U(-H, H) turns (in the YIQ chroma
   plane), in that order, then are rounded and clipped to 0..255.
 
+With ``--consistency_loss_coeff`` the draws make a *twin* of each video instead: the reward loss sees the
+video as evaluation does, and the consistency loss (:func:`solireward.losses.consistency_loss`) ties the
+twin's score to it. Exposure normalisation is not drawn here: it is a sampling setting
+(``FrameSampling.exposure``), applied alike in training and in every command that scores.
+
 The draws come from a generator seeded by (seed, global micro-step, video), so a resumed run replays
 the same augmented batches. Evaluation and every other command use the checkpoint's sampling alone.
 With augmentation, each video is decoded once at its native rate and size (kept in memory with
