@@ -358,3 +358,17 @@ def test_one_report_holds_the_probe_and_overoptimisation_tables(tmp_path):
     assert "Stress probe: mean score change under each perturbation" in shown and "brightness_x1.3" in shown
     assert "Over-optimisation: best-of-n and GRPO-style optimisation" in shown and "1.43 (0.50 @ 2.0) / +0.25" in shown
     assert "overopt curves" in shown
+
+
+def test_overopt_defect_table_marks_the_failing_kinds_a_model_scores_with_the_good_ones() -> None:
+    from solireward.reporting.hacking import overopt_defect_table
+
+    settings = [{"defect": kind, "brightness": b} for kind in ("none", "melt", "morph") for b in (1.0, 1.4)]
+    gold = [[1, 1, 0, 0, 0, 0]] * 3
+    blind = {"model": "blind", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, 1.2, 0.8]] * 3}
+    sharp = {"model": "sharp", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, -0.5, -0.7]] * 3}
+    table = overopt_defect_table([blind, sharp])
+    assert table.header == ["Cell", "none (gold 1.00)", "melt (gold 0.00)", "morph (gold 0.00)"]
+    assert table.rows == [["blind", "+1.00", "-1.00", "+1.00"], ["sharp", "+1.00", "-1.00", "-0.60"]]
+    assert table.bold == [[False, False, False, True], [False, False, False, False]]  # morph is exploitable in one
+    assert overopt_defect_table([{**blind, "settings": [{"brightness": 1.0}] * 6}]) is None  # a grid without kinds

@@ -17,8 +17,8 @@ from solireward.errors import ConfigError, InputError
 from solireward.evaluation import method_footnote
 from solireward.io import atomic_path, relative_path, write_text
 from solireward.reporting.figures import accuracy_heatmap, learning_curves, score_histograms
-from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves, overopt_table,
-                                          probe_table)
+from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves,
+                                          overopt_defect_table, overopt_table, probe_table)
 from solireward.reporting.mitigation import goal_table, mitigation_tables, parse_goals
 from solireward.reporting.load import FACTORS, _tags, aggregate_replicates, load_metrics, reference_values
 from solireward.reporting.stats import Uncertainty, replicate_intervals
@@ -163,6 +163,9 @@ def build_report(config: ReportConfig) -> list[str]:
         section(probe_table(probes), "Reward hacking: stress probe")
     if overopt:
         section(overopt_table(overopt), "Reward hacking: over-optimisation")
+        defects = overopt_defect_table(overopt)
+        if defects is not None:
+            section(defects, "Reward hacking: what optimisation can exploit")
     for table in mitigation_tables(cells, frame, probes, overopt, config.confidence):
         section(table, table.caption)
     goals = goal_table(cells, probes, overopt, config.goals, refs)

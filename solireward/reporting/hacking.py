@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from solireward.errors import InputError
@@ -113,6 +114,32 @@ def overopt_table(results: Sequence[dict[str, Any]]) -> Table:
             f"best achievable {first['base']['best_gold']:.2f}.")
     header = ["Cell", "Base gold", *(f"{m}: gold (peak @ KL) / gap" for m in methods)]
     return Table("overoptimisation", caption, header, rows, [[False] * len(header)] * len(rows), 1, note)
+
+
+def overopt_defect_table(results: Sequence[dict[str, Any]]) -> Table | None:
+    """Per cell, the mean proxy (``score_norm``) of the grid's videos of each defect kind, beside its gold rate:
+    a kind the proxy ranks with the good ones is what optimisation against it picks (the hacking gap's source).
+    None when the grid's settings name no defect kind."""
+    first = results[0]
+    kinds = list(dict.fromkeys(s["defect"] for s in first["settings"] if "defect" in s))
+    if len(kinds) < 2 or any(len(r["settings"]) != len(first["settings"]) for r in results):
+        return None
+    columns = {kind: [i for i, s in enumerate(first["settings"]) if s.get("defect") == kind] for kind in kinds}
+    gold = np.asarray(first["gold"], dtype=float)
+    rates = {kind: float(gold[:, idx].mean()) for kind, idx in columns.items()}
+    header = ["Cell", *(f"{kind} (gold {rates[kind]:.2f})" for kind in kinds)]
+    rows, bold = [], []
+    for result in results:
+        proxy = np.asarray(result["proxy"], dtype=float)
+        means = {kind: round(float(proxy[:, idx].mean()), 2) for kind, idx in columns.items()}  # as shown
+        good = [means[k] for k in kinds if rates[k] >= 0.5]
+        floor = min(good) if good else np.inf
+        rows.append([cell_name(result), *(f"{means[k]:+.2f}" for k in kinds)])
+        bold.append([False, *(rates[k] < 0.5 and means[k] >= floor for k in kinds)])
+    note = ("Mean proxy (the model's score_norm) over prompts and the other settings of each defect kind of the "
+            "grid; the header gives the kind's gold pass rate. Bold: a failing kind that the model scores at or "
+            "above a passing kind, which best-of-n and GRPO can exploit.")
+    return Table("overopt_defects", "Over-optimisation grid: the proxy per defect kind", header, rows, bold, 1, note)
 
 
 def overopt_curves(results: Sequence[dict[str, Any]], path: str | Path) -> None:
