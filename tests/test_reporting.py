@@ -365,9 +365,10 @@ def test_overopt_defect_table_marks_the_failing_kinds_a_model_scores_with_the_go
 
     settings = [{"defect": kind, "brightness": b} for kind in ("none", "melt", "morph") for b in (1.0, 1.4)]
     gold = [[1, 1, 0, 0, 0, 0]] * 3
-    blind = {"model": "blind", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, 1.2, 0.8]] * 3}
-    sharp = {"model": "sharp", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, -0.5, -0.7]] * 3}
+    blind = {"model": "blind", "task": "phy_deform", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, 1.2, 0.8]] * 3}
+    sharp = {"model": "sharp", "task": "phy_deform", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, -0.5, -0.7]] * 3}
     table = overopt_defect_table([blind, sharp])
+    assert table.name == "overopt_defects_phy_deform"
     assert table.header == ["Cell", "none (gold 1.00)", "melt (gold 0.00)", "morph (gold 0.00)"]
     assert table.rows == [["blind", "+1.00", "-1.00", "+1.00"], ["sharp", "+1.00", "-1.00", "-0.60"]]
     assert table.bold == [[False, False, False, True], [False, False, False, False]]  # morph is exploitable in one

@@ -163,9 +163,10 @@ def build_report(config: ReportConfig) -> list[str]:
         section(probe_table(probes), "Reward hacking: stress probe")
     if overopt:
         section(overopt_table(overopt), "Reward hacking: over-optimisation")
-        defects = overopt_defect_table(overopt)
-        if defects is not None:
-            section(defects, "Reward hacking: what optimisation can exploit")
+        for task in dict.fromkeys(result["task"] for result in overopt):
+            defects = overopt_defect_table([result for result in overopt if result["task"] == task])
+            if defects is not None:
+                section(defects, f"Reward hacking: what optimisation can exploit ({task})")
     for table in mitigation_tables(cells, frame, probes, overopt, config.confidence):
         section(table, table.caption)
     goals = goal_table(cells, probes, overopt, config.goals, refs)

@@ -119,12 +119,16 @@ def overopt_table(results: Sequence[dict[str, Any]]) -> Table:
 def overopt_defect_table(results: Sequence[dict[str, Any]]) -> Table | None:
     """Per cell, the mean proxy (``score_norm``) of the grid's videos of each defect kind, beside its gold rate:
     a kind the proxy ranks with the good ones is what optimisation against it picks (the hacking gap's source).
-    None when the grid's settings name no defect kind."""
+    None unless every result is on one grid (one task's) whose settings name two defect kinds or more."""
     first = results[0]
-    kinds = list(dict.fromkeys(s["defect"] for s in first["settings"] if "defect" in s))
-    if len(kinds) < 2 or any(len(r["settings"]) != len(first["settings"]) for r in results):
+    settings = first["settings"]
+    if not all(isinstance(s, dict) and "defect" in s for s in settings) or \
+            any(r["settings"] != settings or r["gold"] != first["gold"] for r in results):
         return None
-    columns = {kind: [i for i, s in enumerate(first["settings"]) if s.get("defect") == kind] for kind in kinds}
+    kinds = list(dict.fromkeys(s["defect"] for s in settings))
+    if len(kinds) < 2:
+        return None
+    columns = {kind: [i for i, s in enumerate(first["settings"]) if s["defect"] == kind] for kind in kinds}
     gold = np.asarray(first["gold"], dtype=float)
     rates = {kind: float(gold[:, idx].mean()) for kind, idx in columns.items()}
     header = ["Cell", *(f"{kind} (gold {rates[kind]:.2f})" for kind in kinds)]
@@ -139,7 +143,8 @@ def overopt_defect_table(results: Sequence[dict[str, Any]]) -> Table | None:
     note = ("Mean proxy (the model's score_norm) over prompts and the other settings of each defect kind of the "
             "grid; the header gives the kind's gold pass rate. Bold: a failing kind that the model scores at or "
             "above a passing kind, which best-of-n and GRPO can exploit.")
-    return Table("overopt_defects", "Over-optimisation grid: the proxy per defect kind", header, rows, bold, 1, note)
+    return Table(f"overopt_defects_{first['task']}", f"Over-optimisation grid: the proxy per defect kind "
+                 f"(task {first['task']})", header, rows, bold, 1, note)
 
 
 def overopt_curves(results: Sequence[dict[str, Any]], path: str | Path) -> None:

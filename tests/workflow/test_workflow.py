@@ -152,7 +152,7 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     assert (report / "README.md").is_file() and "study_config.yaml" in (report / "README.md").read_text()
     assert list((report / "tables").glob("*.tex")) and (report / "figures" / "learning_curves.png").is_file()
     assert (report / "figures" / "overopt_curves.png").is_file()
-    for table in ("stress_probe.md", "overoptimisation.md", "overopt_defects.md"):  # a row per cell
+    for table in ("stress_probe.md", "overoptimisation.md", "overopt_defects_phy_deform.md"):  # a row per cell
         text = (report / "tables" / table).read_text()
         assert text.count("| last_token / bt (") == 4 and text.count("| last_token / bt + robust (") == 2, table
     # the mitigation on the clean and on the biased labels, each beside its twin: accuracy, probe, over-optimisation
