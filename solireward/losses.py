@@ -69,7 +69,7 @@ def bce_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def consistency_loss(scores: torch.Tensor, twin_scores: torch.Tensor, min_std: float = 1.0) -> torch.Tensor:
     """Mean squared difference between each video's score and its jittered twin's, over the batch's score
     variance (detached, its std at least `min_std`): the squared shift in score std that a probe measures."""
-    scale = scores.detach().std().clamp_min(min_std) if scores.numel() > 1 else scores.new_tensor(1.0)
+    scale = scores.detach().std().clamp_min(min_std) if scores.numel() > 1 else scores.new_tensor(min_std)
     return ((scores - twin_scores) / scale).pow(2).mean()
 
 

@@ -128,7 +128,7 @@ def overopt_defect_table(results: Sequence[dict[str, Any]]) -> Table | None:
     kinds = list(dict.fromkeys(s["defect"] for s in settings))
     if len(kinds) < 2:
         return None
-    columns = {kind: [i for i, s in enumerate(first["settings"]) if s["defect"] == kind] for kind in kinds}
+    columns = {kind: [i for i, s in enumerate(settings) if s["defect"] == kind] for kind in kinds}
     gold = np.asarray(first["gold"], dtype=float)
     rates = {kind: float(gold[:, idx].mean()) for kind, idx in columns.items()}
     header = ["Cell", *(f"{kind} (gold {rates[kind]:.2f})" for kind in kinds)]

@@ -8,16 +8,16 @@ optimisation method's gold gain and hacking gap at the largest KL both curves re
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
+from solireward.config import parse_key_values
+from solireward.errors import ConfigError
 from solireward.hacking.overopt import compare_overopt, summary_at_kl
 from solireward.hacking.probe import compare_probes
 from solireward.reporting.stats import compare_to_reference
-from solireward.config import parse_key_values
-from solireward.errors import ConfigError
 from solireward.study import AXES, NO_MITIGATION, REPLICATE
 from solireward.table import Table
 
@@ -65,22 +65,27 @@ def _finding(mitigation: str, rows: list[list[str]], alpha: float) -> str:
             f"({len(significant)} of {len(tested)} measures).")
 
 
+def _mitigated_cells(cells: pd.DataFrame) -> Iterator[tuple[pd.Series, dict[str, str], pd.Series | None]]:
+    """Each mitigated cell's row, its tags but the mitigation, and the row of its twin without one (or None)."""
+    tag_columns = [f"tag:{axis}" for axis in CELL_AXES if f"tag:{axis}" in cells]
+    twins = {tuple(str(row[c]) for c in tag_columns): row for _, row in cells.iterrows()
+             if row["tag:mitigation"] == NO_MITIGATION}
+    for _, row in cells[cells["tag:mitigation"].notna() & (cells["tag:mitigation"] != NO_MITIGATION)].iterrows():
+        tags = {c[4:]: str(row[c]) for c in tag_columns}
+        yield row, tags, twins.get(tuple(tags.values()))
+
+
 def mitigation_tables(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[str, Any]],
                       overopts: Sequence[dict[str, Any]], confidence: float) -> list[Table]:
     """One table per cell with a mitigation whose unmitigated twin is in the study (none when no cell has one)."""
     if "tag:mitigation" not in cells:
         return []
     by_probe, by_overopt = _first_replicates(probes), _first_replicates(overopts)
-    tag_columns = [f"tag:{axis}" for axis in CELL_AXES if f"tag:{axis}" in cells]
-    twins = {tuple(str(row[c]) for c in tag_columns): row for _, row in cells.iterrows()
-             if row["tag:mitigation"] == NO_MITIGATION}
     tables = []
-    for _, row in cells[cells["tag:mitigation"].notna() & (cells["tag:mitigation"] != NO_MITIGATION)].iterrows():
-        twin = twins.get(tuple(str(row[c]) for c in tag_columns))
+    for row, tags, twin in _mitigated_cells(cells):
         if twin is None:
             continue
         mitigation = row["tag:mitigation"]
-        tags = {c[4:]: str(row[c]) for c in tag_columns}
         test = compare_to_reference(files, row["members"], twin["members"], confidence)
         if test is not None:
             test = {**test, "p": test["p_value"]}
@@ -155,14 +160,10 @@ def goal_table(cells: pd.DataFrame, probes: Sequence[dict[str, Any]], overopts: 
     if not goals or "tag:mitigation" not in cells:
         return None
     by_probe, by_overopt = _first_replicates(probes), _first_replicates(overopts)
-    tag_columns = [f"tag:{axis}" for axis in CELL_AXES if f"tag:{axis}" in cells]
     untreated = cells[cells["tag:mitigation"] == NO_MITIGATION]
-    twins = {tuple(str(row[c]) for c in tag_columns): row for _, row in untreated.iterrows()}
     rows = []
-    for _, row in cells[cells["tag:mitigation"].notna() & (cells["tag:mitigation"] != NO_MITIGATION)].iterrows():
-        tags = {c[4:]: str(row[c]) for c in tag_columns}
+    for row, tags, twin in _mitigated_cells(cells):
         key, mitigation = _key(tags), row["tag:mitigation"]
-        twin = twins.get(tuple(tags[c[4:]] for c in tag_columns))
         probe, overopt = by_probe.get((key, mitigation)), by_overopt.get((key, mitigation))
         cell = f"{tags.get('label_source', '')} / {mitigation}"
         wanted = {**reference, **({"task": tags["task"]} if "task" in tags else {})}

@@ -391,16 +391,17 @@ class Trainer:
             loss, parts = reward_loss(scores, win.to(device), lose.to(device), tie.to(device),
                                       qualities.to(device), self.loss_cfg)
             if "twins" in batch:
-                parts["consistency"] = consistency_loss(scores, self.backend.forward(batch["twins"]))
-                loss = loss + self.consistency_weight(step) * parts["consistency"]
-                parts["consistency"] = parts["consistency"].detach()
+                consistency = consistency_loss(scores, self.backend.forward(batch["twins"]))
+                loss = loss + self.consistency_weight(step) * consistency
+                parts["consistency"] = consistency.detach()
             self.backend.backward(loss)
         stats.add(loss, parts, len(scores))
 
     def consistency_weight(self, step: int) -> float:
-        """The consistency loss weight of optimizer step `step` + 1 (rising over the warm-up share of steps)."""
-        ramp = self.cfg.consistency_warmup_ratio * self.total_steps
-        return self.cfg.consistency_loss_coeff * (min(1.0, (step + 1) / ramp) if ramp > 0 else 1.0)
+        """The consistency loss weight at optimizer step `step` (0-based): the learning rate's linear warm-up
+        (:func:`lr_factor`) over ``ceil(consistency_warmup_ratio * total_steps)`` steps, then constant."""
+        warmup = math.ceil(self.cfg.consistency_warmup_ratio * self.total_steps)
+        return self.cfg.consistency_loss_coeff * lr_factor(step, self.total_steps, warmup, "constant")
 
     def _optimizer_step(self, stats: StepStats, step: int, t_step: float) -> dict[str, Any]:
         """Reduce the micro-steps' sums over ranks, stop on a non-finite loss, else take optimizer step
