@@ -135,6 +135,17 @@ def test_exposure_undoes_a_global_gain_in_files_and_in_memory(clip: Path) -> Non
         FrameSampling(exposure=0)
 
 
+def test_serve_fits_the_frames_it_kept_as_infer_fits_a_whole_video(clip: Path) -> None:
+    from solireward.serving.batcher import Item, select_frames
+
+    whole = video.read_all_frames(clip)[0]
+    sampling = FrameSampling(num_frames=4, height=32, exposure=90)
+    kept = sorted(set(video.frame_indices(video.VideoInfo(len(whole), 0.0, *whole.shape[1:3]), sampling)))
+    item = Item([b""] * len(kept), indices=kept, num_frames=len(whole))
+    frames, _ = select_frames(whole[kept], item, sampling)  # what `serve` feeds the model of an in-memory video
+    assert np.array_equal(frames, video.sample_frames(whole, sampling))
+
+
 def _bad_files(tmp: Path, clip: Path) -> dict[str, tuple[Path, str]]:
     data = clip.read_bytes()
     (tmp / "empty.mp4").write_bytes(b"")
