@@ -139,6 +139,7 @@ class Study:
         self.name: str = config["study"]
         self.train = {**(recipe or {}), **config["train"]}
         self.replicates: int = config["replicates"]
+        self.claim_replicates: int = max(config.get("claim_replicates", 1), self.replicates)
         self.check()
 
     @classmethod
@@ -187,9 +188,9 @@ class Study:
             raise ConfigError("'pairwise' needs data.pairwise_annotations", field="ablations.label_source")
         if config["backbone"]["path"] is None and data["demo"] is None:
             raise ConfigError("a real study needs a backbone checkpoint folder", field="backbone.path")
-        if self.replicates > 1 and "seed" not in self.train:
+        if self.claim_replicates > 1 and "seed" not in self.train:
             raise ConfigError("give train.seed (or a seed in the train_recipe); replicate r trains with that "
-                              "seed + r", field="replicates")
+                              "seed + r", field="replicates" if self.replicates > 1 else "claim_replicates")
         if config.get("overopt") is not None and data["demo"] is None:
             raise ConfigError("the over-optimisation grid is rendered by the demo generator (data.demo); set "
                               "overopt: null for a study on real data", field="overopt")
@@ -250,11 +251,23 @@ class Study:
         for cell_group, cell in self.grouped_cells():
             if group is not None and cell_group != group:
                 continue
-            for replicate in range(self.replicates):
+            for replicate in range(self.replicates_of(cell)):
                 candidate = dataclasses.replace(cell, replicate=replicate)
                 if candidate not in out:
                     out.append(candidate)
         return out
+
+    def claim_cells(self) -> list[Cell]:
+        """The first replicates of the cells a claim of the report rests on: each task's reference cell (every
+        table compares with it) and every cell of the mitigation ablation (each mitigated cell and its twin)."""
+        out = [self.reference(task) for task in self.config["tasks"]]
+        out += [cell for group, cell in self.grouped_cells() if group == "ablation_mitigation" and cell not in out]
+        return out
+
+    def replicates_of(self, cell: Cell) -> int:
+        """How many trainings (seeds) a cell gets: `claim_replicates` for :meth:`claim_cells`, else `replicates`."""
+        first = dataclasses.replace(cell, replicate=0)
+        return self.claim_replicates if first in self.claim_cells() else self.replicates
 
     def order(self, tags: dict[str, str]) -> tuple[int, int]:
         """Sort key of a result by its tags: the study order of its cell (unknown cells last), then replicate."""
@@ -311,8 +324,8 @@ class Study:
         return {"task": task, "pairing": pairing, **self.config["pairs"]}
 
     def tags(self, cell: Cell) -> dict[str, str]:
-        """The tags of a cell's result files (the replicate only in a study with replicates)."""
-        return cell.tags(self.replicates > 1)
+        """The tags of a cell's result files (the replicate only in a study with replicated cells)."""
+        return cell.tags(self.claim_replicates > 1)
 
     def config_yaml(self) -> str:
         """The study config as run (schema defaults filled in; `train` = the recipe with the study's overrides;

@@ -30,7 +30,7 @@ def demo_study(**overrides) -> Study:
 
 
 def test_demo_cells_are_the_grid_then_each_ablation() -> None:
-    study = demo_study()
+    study = demo_study(claim_replicates=1)
     cells = study.cells()
     assert len(cells) == 14 and cells[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
     assert [c.path for c in cells[-5:]] == ["phy_deform/binary__in_prompt/hpqa__btt",
@@ -49,7 +49,7 @@ def test_demo_cells_are_the_grid_then_each_ablation() -> None:
 def test_a_mitigation_trains_the_reference_cell_of_each_binary_label_source_beside_its_twin() -> None:
     shortcut = {**demo_config()["data"]["demo"], "bright_share": 0.25, "shortcut_bias": 0.5,
                 "shortcut_split": [0.6, 0.2, 0.2]}
-    study = demo_study(data={"demo": shortcut}, mitigations={"jitter": {"label_smoothing": 0.1}},
+    study = demo_study(data={"demo": shortcut}, mitigations={"jitter": {"label_smoothing": 0.1}}, claim_replicates=1,
                        ablations={"pairing": [], "label_source": ["biased"], "mitigation": ["jitter"]})
     assert [c.path for c in study.cells("ablation_mitigation")] == [
         "phy_deform/binary__cross_prompt/hpqa__btt__jitter", "phy_deform/binary__cross_prompt/hpqa__btt",
@@ -57,7 +57,8 @@ def test_a_mitigation_trains_the_reference_cell_of_each_binary_label_source_besi
     mitigated = study.cells("ablation_mitigation")[2]
     assert Cell.from_wildcards(type("W", (), mitigated.wildcards())) == mitigated
     options = study.train_options(mitigated)
-    assert options["label_smoothing"] == 0.1 and options["pairing"] == "cross_prompt" and "batching" not in options
+    assert options["label_smoothing"] == 0.1 and options["pairing"] == "cross_prompt"
+    assert options["batching"] == "in_batch"
     assert study.tags(mitigated)["mitigation"] == "jitter"
     with pytest.raises(ConfigError, match="is not defined under 'mitigations'"):
         demo_study(ablations={"pairing": [], "label_source": [], "mitigation": ["nope"]})
@@ -70,7 +71,7 @@ def test_train_options_layer_recipe_study_data_head_and_loss() -> None:
     study = demo_study()
     grid = study.train_options(Cell("phy_deform", "binary", "in_prompt", "last_token", "bt_bce"))
     recipe = load_train_recipe("config/demo_train.yaml", REPO)
-    assert grid["pairing"] == "in_prompt" and "batching" not in grid
+    assert grid["pairing"] == "in_prompt" and grid["batching"] == "in_batch"
     assert grid["reduce_sequence"] == "last_token" and grid["bce_loss_coeff"] == 0.5
     assert grid["eval_steps"] == 200 and grid["learning_rate"] == recipe["learning_rate"]
     pairwise = study.train_options(Cell("phy_deform", "pairwise", "in_prompt", "hpqa", "btt"))
@@ -91,10 +92,25 @@ def test_replicates_get_their_own_paths_and_seeds() -> None:
     assert study.order({**cells[1].tags(True)}) == (0, 1)
 
 
+def test_claim_replicates_train_the_reference_and_the_mitigation_cells_three_times() -> None:
+    """The demo's claim_replicates: 3 seeds of the reference cell and of each mitigated cell with its twin."""
+    study = demo_study()
+    replicated = {c.path.removesuffix(c.replicate_suffix) for c in study.cells() if c.replicate}
+    assert replicated == {"phy_deform/binary__cross_prompt/hpqa__btt", "phy_deform/biased__cross_prompt/hpqa__btt",
+                          "phy_deform/binary__cross_prompt/hpqa__btt__robust",
+                          "phy_deform/biased__cross_prompt/hpqa__btt__robust"}
+    assert len(study.cells()) == 14 + 4 * 2 and len(study.cells("grid")) == 9 + 2
+    single = Cell("phy_deform", "binary", "cross_prompt", "last_token", "bt")
+    assert study.replicates_of(single) == 1 and study.tags(single)["replicate"] == "0"
+    assert study.replicates_of(study.reference("phy_deform")) == 3
+    assert demo_study(replicates=2, claim_replicates=1).replicates_of(single) == 2   # never below `replicates`
+
+
 @pytest.mark.parametrize("overrides, field, fragment", [
     ({"grid": {"heads": ["hpqa", "mean"], "losses": ["bt"], "default_head": "hpqa", "default_loss": "bt"}},
      "grid.heads", "mean is not defined under 'heads'"),
     ({"replicates": 2, "train_recipe": None, "train": {}}, "replicates", "give train.seed"),
+    ({"claim_replicates": 3, "train_recipe": None, "train": {}}, "claim_replicates", "give train.seed"),
     ({"pairs": {"split": [0.8, 0.1, 0.1]}}, "data.demo.shortcut_split", "must follow the train split"),
 ])
 def test_config_checks_name_the_key(overrides: dict, field: str, fragment: str) -> None:
