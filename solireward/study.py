@@ -191,6 +191,15 @@ class Study:
         if self.claim_replicates > 1 and "seed" not in self.train:
             raise ConfigError("give train.seed (or a seed in the train_recipe); replicate r trains with that "
                               "seed + r", field="replicates" if self.replicates > 1 else "claim_replicates")
+        selection = config.get("selection")
+        if selection:
+            unknown = [m for m in selection["candidates"] if m not in config["mitigations"]]
+            if unknown:
+                raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations'",
+                                  field="selection.candidates")
+            if "biased" in selection.get("label_sources", []) and not (data["demo"] or {}).get("shortcut_bias", 0):
+                raise ConfigError("'biased' labels come from the demo's planted shortcut: set "
+                                  "data.demo.shortcut_bias > 0", field="selection.label_sources")
         if config.get("overopt") is not None and data["demo"] is None:
             raise ConfigError("the over-optimisation grid is rendered by the demo generator (data.demo); set "
                               "overopt: null for a study on real data", field="overopt")
@@ -262,6 +271,25 @@ class Study:
         table compares with it) and every cell of the mitigation ablation (each mitigated cell and its twin)."""
         out = [self.reference(task) for task in self.config["tasks"]]
         out += [cell for group, cell in self.grouped_cells() if group == "ablation_mitigation" and cell not in out]
+        return out
+
+    def selection_cells(self) -> list[Cell]:
+        """Every training of the validation-split choice (config `selection`): each task's reference cell, and
+        each candidate mitigation on the reference cell of each listed label source beside its twin, with
+        `claim_replicates` seeds; [] without a selection."""
+        selection = self.config.get("selection")
+        if not selection:
+            return []
+        firsts: list[Cell] = []
+        for task in self.config["tasks"]:
+            reference = self.reference(task)
+            firsts.append(reference)
+            for source in selection.get("label_sources", list(BINARY_SOURCES)):
+                twin = dataclasses.replace(reference, label_source=source)
+                firsts += [dataclasses.replace(twin, mitigation=m) for m in selection["candidates"]] + [twin]
+        out: list[Cell] = []
+        for cell in firsts:
+            out += [c for r in range(self.claim_replicates) if (c := dataclasses.replace(cell, replicate=r)) not in out]
         return out
 
     def replicates_of(self, cell: Cell) -> int:

@@ -282,7 +282,7 @@ def test_replicates_intervals_and_significance_marks(tmp_path):
         mean = float(cells[1].strip("*"))
         low, high = (float(v) for v in cells[2].strip("[]").split(","))
         assert low <= mean <= high
-    assert "(with replicates: test set and seed-to-seed spread)" in table and "p: two-sided paired test" in table
+    assert "(with several models: test set and seed-to-seed spread" in table and "p: two-sided paired test" in table
     assert "Method: intervals and paired tests treat test pairs that share a prompt as dependent" in table
     assert "* = significant at the 5 % level" in table
     tex = (out / "tables" / "table_head.tex").read_text()
@@ -308,12 +308,31 @@ def test_single_models_get_stored_intervals_and_learning_curve_errors(tmp_path, 
     assert "Method: intervals and paired tests" in table and "Models" not in table
     stored = json.loads(firsts[1].read_text())["pairs"]["accuracy_ci"]
     assert f"[{100 * stored[0]:.1f}, {100 * stored[1]:.1f}]" in table
+    # one training per row and no replicated cell to pool seed variance from: p is shown, no significance mark
+    last_token = next(line for line in table.splitlines() if line.startswith("| last_token"))
+    assert [c.strip() for c in last_token.split("|")[4:6]] == ["+35.83", "<0.001"], last_token
+    assert "No * where a side is one training" in table
     assert run_cli("report", "--metrics", *firsts, "--training_logs", logs[0], "--output_dir", tmp_path / "x") == 2
     assert "give one training log per metrics file" in capsys.readouterr().err
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"no_kind": 1}\n')
     assert run_cli("report", "--metrics", firsts[0], "--training_logs", bad, "--output_dir", tmp_path / "y") == 2
     assert "bad.jsonl" in capsys.readouterr().err
+
+
+def test_a_single_training_is_compared_with_the_seed_variance_pooled_from_replicated_cells(tmp_path):
+    """The reference head trained 3 times, the others once: their Δ and p add the pooled seed variance."""
+    metrics, _ = _replicated_study(tmp_path)
+    kept = [m for m in metrics if "hpqa" in m.stem or m.stem.endswith("_0")]
+    out = tmp_path / "mixed"
+    assert run_cli("report", "--metrics", *kept, "--output_dir", out, "--reference", "head=hpqa") == 0
+    table = (out / "tables" / "table_head.md").read_text()
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+            for line in table.splitlines() if line.startswith(("| hpqa", "| last_token", "| attention"))}
+    assert (rows["hpqa"][-1], rows["last_token"][-1], rows["attention"][-1]) == ("3", "1", "1")
+    assert rows["last_token"][3].endswith("*") and not rows["attention"][3].endswith("*")
+    assert "seed variance pooled from the cells trained several times" in table and "2 df" in table
+    assert "a row of one model (Models = 1) is one training" in table
 
 
 def _hacking_results(tmp_path: Path) -> tuple[list[Path], list[Path]]:
@@ -373,3 +392,25 @@ def test_overopt_defect_table_marks_the_failing_kinds_a_model_scores_with_the_go
     assert table.rows == [["blind", "+1.00", "-1.00", "+1.00"], ["sharp", "+1.00", "-1.00", "-0.60"]]
     assert table.bold == [[False, False, False, True], [False, False, False, False]]  # morph is exploitable in one
     assert overopt_defect_table([{**blind, "settings": [{"brightness": 1.0}] * 6}]) is None  # a grid without kinds
+
+
+def test_conclusions_are_written_and_two_reports_are_compared_for_contradictions(tmp_path, capsys):
+    """conclusions.json holds each table's three-valued conclusion; compare-reports exits 1 on a contradiction."""
+    metrics, _ = _replicated_study(tmp_path)
+    out = tmp_path / "report"
+    assert run_cli("report", "--metrics", *metrics, "--output_dir", out, "--reference", "head=hpqa") == 0
+    found = {(c["where"], c["what"]): c["outcome"] for c in json.loads((out / "conclusions.json").read_text())}
+    assert found[("per head", "last_token vs hpqa")] == "higher" and found[("per head", "attention vs hpqa")] == \
+        "unresolved"
+    again = tmp_path / "again"
+    again.mkdir()
+    flipped = [{**c, "outcome": "lower"} if c["what"] == "last_token vs hpqa" else c
+               for c in json.loads((out / "conclusions.json").read_text())]
+    (again / "conclusions.json").write_text(json.dumps(flipped))
+    assert run_cli("compare-reports", out, out) == 0
+    assert "contradicting (0):" in capsys.readouterr().out
+    assert run_cli("compare-reports", out, again) == 1
+    printed = capsys.readouterr().out
+    assert "contradicting (1):" in printed and "last_token vs hpqa: higher vs lower" in printed
+    assert run_cli("compare-reports", out, tmp_path / "nowhere") == 2
+    assert "conclusions.json" in capsys.readouterr().err

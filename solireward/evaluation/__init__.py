@@ -80,11 +80,12 @@ from solireward.evaluation.metrics import (PASS_THRESHOLD, accuracy_at_epsilon, 
                                            pair_accuracy, pair_correct, pair_metrics, roc_auc, videoalign_accuracy)
 from solireward.evaluation.pipeline import EvaluateConfig, all_pairs, design_accuracy, evaluate
 from solireward.evaluation.uncertainty import (INTERVAL_METHOD, PromptDesign, accuracy_interval, method_footnote,
-                                               paired_test, replicate_interval, sum_variance)
+                                               paired_test, pooled_seed_variance, replicate_interval,
+                                               sum_variance)
 
 __all__ = ["EvaluateConfig", "INTERVAL_METHOD", "PASS_THRESHOLD", "PairScores", "PromptDesign", "ScoreTable",
            "accuracy_at_epsilon", "accuracy_interval", "accuracy_with_ties", "all_pairs", "best_f1",
            "design_accuracy", "diagnostics", "evaluate", "group_advantages", "load_scores", "method_footnote",
            "metrics_markdown", "pair_accuracy", "pair_correct", "pair_metrics", "pair_scores", "paired_bootstrap",
-           "paired_test", "replicate_interval", "roc_auc", "sum_variance", "summary_line", "top_prompt_share",
+           "paired_test", "pooled_seed_variance", "replicate_interval", "roc_auc", "sum_variance", "summary_line", "top_prompt_share",
            "videoalign_accuracy"]

@@ -172,12 +172,22 @@ def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: fl
             "df": float(df), "replicates": int(k)}
 
 
+def pooled_seed_variance(replicated: list[np.ndarray]) -> tuple[float, float] | None:
+    """(s², degrees of freedom) of one training's accuracy over seeds, pooled over cells trained K > 1 times:
+    Σ (K − 1) s²_cell / Σ (K − 1), from each cell's (K, pairs) correctness; None without such a cell."""
+    parts = [(float(m.mean(axis=1).var(ddof=1)), len(m) - 1) for m in replicated if len(m) > 1]
+    df = sum(k for _, k in parts)
+    return (sum(v * k for v, k in parts) / df, float(df)) if df else None
+
+
 def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDesign,
-                confidence: float = 0.95) -> dict[str, Any]:
+                confidence: float = 0.95, pooled_seeds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Two-sided paired t-test of accuracy x − reference on the same pairs (module docstring).
 
     `correct_x` and `correct_ref` are (replicates, pairs) arrays of ``pair_correct``; with several
     replicates a side's seed-to-seed variance s²/K is added and the degrees of freedom are Welch–Satterthwaite.
+    `pooled_seeds` = (s², degrees of freedom) of one training's accuracy over seeds, pooled from other cells
+    (``pooled_seed_variance``): added for a side trained once, so that side's seed variance is not taken as 0.
     """
     x, ref = np.atleast_2d(np.asarray(correct_x, dtype=float)), np.atleast_2d(np.asarray(correct_ref, dtype=float))
     if x.shape[1] != ref.shape[1]:
@@ -191,6 +201,8 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     difference = float(x.mean() - ref.mean())
     discordant = int((d != 0).sum())
     seeds = [(float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1) for side in (x, ref) if len(side) > 1]
+    if pooled_seeds is not None and pooled_seeds[1] > 0:
+        seeds += [pooled_seeds for side in (x, ref) if len(side) == 1]
     if discordant == 0 and not any(v for v, _ in seeds):
         return {**empty, "difference": difference, "low": difference, "high": difference, "p_value": 1.0}
     var = sum_variance(d, design)

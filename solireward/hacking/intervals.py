@@ -57,3 +57,40 @@ def paired_comparison(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.n
         p = float(stats.ttest_1samp(d, 0.0).pvalue)
     return {"difference": interval["mean"], "low": interval["low"], "high": interval["high"], "p": p,
             "n": interval["n"]}
+
+
+def replicated_comparison(x: Sequence[Sequence[float]] | np.ndarray, y: Sequence[Sequence[float]] | np.ndarray | None = None,
+                          confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """The mean of `x` − `y` over units when each side holds K trainings (seeds) of one cell: ``(K, units)``
+    arrays, the same units in the same order; without `y` the mean of `x` itself.
+
+    ``{"difference", "low", "high", "p", "n", "replicates"}``: the variance of the mean is the units' part
+    (the variance over units of the replicate-averaged difference, / n) plus each side's seed part (the
+    variance of its replicates' means, / K), with Welch–Satterthwaite degrees of freedom; with one training a
+    side this is :func:`paired_comparison` (or :func:`mean_interval`). The seed part also holds the units'
+    noise that the units' part counts, so the interval is conservative when seeds do not matter
+    (tests/hacking/test_intervals.py measures both cases), as the report's accuracy intervals are.
+    """
+    from scipy import stats
+
+    sides = [np.atleast_2d(np.asarray(side, dtype=float)) for side in (x, y) if side is not None]
+    if len({side.shape[1] for side in sides}) != 1:
+        raise InputError(f"paired values need the same units: {' vs '.join(str(s.shape) for s in sides)}",
+                         field="values")
+    if not all(np.isfinite(side).all() and side.size for side in sides):
+        raise InputError("expected finite values for every replicate and unit", field="values")
+    d = sides[0].mean(axis=0) - (sides[1].mean(axis=0) if len(sides) > 1 else 0.0)
+    n, mean = d.size, float(d.mean())
+    out = {"difference": mean, "low": None, "high": None, "p": None, "n": int(n),
+           "replicates": [len(side) for side in sides]}
+    parts = [(float(d.var(ddof=1)) / n, n - 1)] if n > 1 else []
+    parts += [(float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1) for side in sides if len(side) > 1]
+    if not parts:
+        return out
+    total = sum(v for v, _ in parts)
+    if total == 0:   # every unit and replicate agrees: certain unless the difference is 0
+        return {**out, "low": mean, "high": mean, "p": 1.0 if mean == 0 else 0.0}
+    df = total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
+    p = float(2 * stats.t.sf(abs(mean) / math.sqrt(total), df))
+    return {**out, "low": mean - half, "high": mean + half, "p": p, "df": float(df)}

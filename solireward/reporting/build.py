@@ -15,13 +15,16 @@ from solireward import __version__
 from solireward.config import arg
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import method_footnote
-from solireward.io import atomic_path, relative_path, write_text
+from solireward.io import atomic_path, relative_path, write_json, write_text
 from solireward.reporting.figures import accuracy_heatmap, learning_curves, score_histograms
 from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves,
                                           overopt_defect_table, overopt_table, probe_table)
-from solireward.reporting.mitigation import goal_table, mitigation_tables, parse_goals
+from solireward.reporting.conclusions import CONCLUSIONS_FILE, conclusion, outcome_of_verdict
+from solireward.reporting.choice import CHOICE_FILE, choice_record, choice_table, rank_candidates, selection_note
+from solireward.reporting.goals import goal_rows, goal_table, parse_goals
+from solireward.reporting.mitigation import mitigation_tables
 from solireward.reporting.load import FACTORS, _tags, aggregate_replicates, load_metrics, reference_values
-from solireward.reporting.stats import Uncertainty, replicate_intervals
+from solireward.reporting.stats import Uncertainty, pooled_seeds, replicate_intervals
 from solireward.reporting.tables import all_results_table, factor_table
 from solireward.study import REPLICATE, Study
 from solireward.table import Table, html_page
@@ -58,6 +61,12 @@ class ReportConfig:
                                              "(hacking gap, at most), below_reference and cost (points of test "
                                              "pair accuracy below the reference cell and below its own twin "
                                              "without mitigation, at most)", None)
+    split: str = arg("the split the metrics, probe and over-optimisation files were scored on (named in the "
+                     "goals and choice tables)", "test")
+    choose: bool = arg("rank the mitigations by their goals' verdicts (most met, fewest missed, best accuracy) "
+                       f"and write {CHOICE_FILE}: give the files of the split that chooses, i.e. validation", False)
+    selection: str | None = arg(f"the {CHOICE_FILE} of a `--choose` run on the validation split: the report "
+                                "says which split chose which recipe", None)
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -65,6 +74,8 @@ class ReportConfig:
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"must be in (0, 1), got {self.confidence}", field="confidence")
         self.goals = parse_goals(self.mitigation_goals or [])
+        if self.choose and not self.goals:
+            raise ConfigError("choosing ranks the mitigations by their goals: give --mitigation_goals", field="choose")
         if self.training_logs is not None and len(self.training_logs) != len(self.metrics):
             raise ConfigError(f"give one training log per metrics file ({len(self.metrics)}), got "
                               f"{len(self.training_logs)}", field="training_logs")
@@ -131,7 +142,7 @@ def build_report(config: ReportConfig) -> list[str]:
     cells = replicate_intervals(aggregate_replicates(frame), frame, config.confidence)
     study = _study(config.study_config)
     refs = reference_values(frame, config.reference, study.reference_tags() if study else None)
-    uncertainty = Uncertainty(frame, config.confidence)
+    uncertainty = Uncertainty(frame, config.confidence, pooled_seeds(cells, frame))
     files: dict[str, str] = {}
     notes: list[str] = []
     sections: list[str] = []
@@ -167,11 +178,29 @@ def build_report(config: ReportConfig) -> list[str]:
             defects = overopt_defect_table([result for result in overopt if result["task"] == task])
             if defects is not None:
                 section(defects, f"Reward hacking: what optimisation can exploit ({task})")
-    for table in mitigation_tables(cells, frame, probes, overopt, config.confidence):
+    for table in mitigation_tables(cells, frame, probes, overopt, config.confidence, uncertainty.pooled_seeds,
+                                   uncertainty.conclusions):
         section(table, table.caption)
-    goals = goal_table(cells, probes, overopt, config.goals, refs)
+    judged = goal_rows(cells, frame, probes, overopt, config.goals, refs, config.confidence, uncertainty.pooled_seeds)
+    goals = goal_table(judged, config.confidence, config.split)
     if goals is not None:
         section(goals, goals.caption)
+    uncertainty.conclusions += [conclusion("goal", f"{r['label_source']} / {r['mitigation']}", r["goal"],
+                                           outcome_of_verdict(r["verdict"]), r["value"]) for r in judged]
+    write_json(out / CONCLUSIONS_FILE, uncertainty.conclusions)
+    files[CONCLUSIONS_FILE] = ("every conclusion of the tables, three-valued (JSON; `solireward compare-reports` "
+                               "lists where two runs contradict)")
+    if config.choose:
+        ranked = rank_candidates(judged)
+        if not ranked:
+            raise InputError("no mitigated cell with its goals measured to choose among", field="choose")
+        section(choice_table(ranked, config.split), f"Choosing a mitigation on the {config.split} split")
+        write_json(out / CHOICE_FILE, choice_record(ranked, config.split))
+        files[CHOICE_FILE] = "the chosen mitigation, the rule and every candidate's verdict counts (JSON)"
+    chosen = [selection_note(config.selection)] if config.selection else []
+    if not chosen and not config.choose and judged:
+        chosen = ["The mitigation recipes were given in the study config, not chosen by this run (a study config's "
+                  "`selection` chooses them on the validation split, `snakemake choose_mitigation`)."]
     everything = all_results_table(frame)
     write_table(everything, "every metrics file: tags and metrics")
     relocatable = frame.drop(columns=["score_field", "per_pair"]).assign(  # paths relative to the CSV's folder
@@ -217,7 +246,8 @@ def build_report(config: ReportConfig) -> list[str]:
          if replicated > 1 else f"{len(cells)} cell(s), one model each. ")
         + "Each row's interval and its paired test against its table's reference row (Δ, p) use the test "
         f"pairs' design: {method_footnote()} * marks p < {1 - config.confidence:.2g}; a difference without * "
-        "cannot be told from noise at this test-set size.")
+        "cannot be told from noise at this test-set size and number of trainings (a row of one training is "
+        "marked only when a seed variance pooled from replicated cells covers its training noise).")
     readme = [f"# {config.title}", "",
               f"Generated by `solireward report` (solireward {__version__}) from {len(frame)} metrics "
               "file(s); every table and figure here is written by the program, none by hand.", "",
@@ -228,6 +258,7 @@ def build_report(config: ReportConfig) -> list[str]:
               f"({'given with --reference, else ' if config.reference else ''}the most frequent value): "
               + (", ".join(f"{k} = `{v}`" for k, v in refs.items()) or "none (no factor tags)") + ".", "",
               "## Uncertainty", "", uncertainty_text, "",
+              *(["## Choice of recipes", "", *chosen, ""] if chosen else []),
               "## Tables", "", *sections, "### All results", "", everything.markdown(),
               "## Figures", ""]
     readme += [f"![{Path(name).name}]({name})" + "\n" for name in figures] or ["None.", ""]
@@ -252,7 +283,8 @@ def build_report(config: ReportConfig) -> list[str]:
                "- Best F1: largest F1 of Pass over score thresholds. All in percent; bold = best in the column.",
                ""]
     write_text(out / "README.md", "\n".join(readme))
-    write_text(out / "summary.html", _summary_html(config.title, uncertainty_text, tables, figures, notes, out))
+    write_text(out / "summary.html", _summary_html(config.title, " ".join([uncertainty_text, *chosen]), tables,
+                                                   figures, notes, out))
     for note in notes:
         logger.info(note)
     return list(files)

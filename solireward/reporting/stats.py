@@ -8,7 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from solireward.evaluation import PromptDesign, method_footnote, pair_correct, paired_test, replicate_interval
+from solireward.evaluation import (PromptDesign, method_footnote, pair_correct, paired_test, pooled_seed_variance,
+                                   replicate_interval)
+from solireward.reporting.conclusions import conclusion, direction
 from solireward.reporting.load import COLUMNS
 
 @dataclasses.dataclass
@@ -17,6 +19,8 @@ class Uncertainty:
 
     files: pd.DataFrame        # load_metrics of every file (the rows that `members` point at)
     confidence: float = 0.95
+    pooled_seeds: tuple[float, float] | None = None   # seed variance of one training (``pooled_seeds``)
+    conclusions: list[dict[str, Any]] = dataclasses.field(default_factory=list)   # filled by the tables
 
 
 def _percent(fraction: float) -> str:
@@ -46,15 +50,23 @@ def correct_matrix(files: pd.DataFrame, rows: list[int]) -> tuple[np.ndarray, Pr
 
 
 def compare_to_reference(files: pd.DataFrame, members: list[int], reference: list[int],
-                         confidence: float) -> dict[str, Any] | None:
+                         confidence: float, pooled: tuple[float, float] | None = None) -> dict[str, Any] | None:
     """Paired test of a cell's replicates against the reference cell's on their common win–lose pairs
-    (``evaluation.paired_test``); None when they cannot be paired (``correct_matrix``)."""
+    (``evaluation.paired_test``, with the `pooled` seed variance for a side trained once); None when they
+    cannot be paired (``correct_matrix``)."""
     found = correct_matrix(files, [*members, *reference])
     if found is None:
         return None
     matrix, design = found
-    return {**paired_test(matrix[:len(members)], matrix[len(members):], design, confidence),
+    return {**paired_test(matrix[:len(members)], matrix[len(members):], design, confidence, pooled),
             "pairs": matrix.shape[1]}
+
+
+def pooled_seeds(cells: pd.DataFrame, files: pd.DataFrame) -> tuple[float, float] | None:
+    """The seed-to-seed variance of one training's pair accuracy pooled over the cells trained K > 1 times, and
+    its degrees of freedom (``evaluation.pooled_seed_variance``); None without such a cell."""
+    found = [correct_matrix(files, members) for members in cells.loc[cells["replicates"] > 1, "members"]]
+    return pooled_seed_variance([f[0] for f in found if f is not None])
 
 
 def replicate_intervals(cells: pd.DataFrame, files: pd.DataFrame, confidence: float) -> pd.DataFrame:
@@ -82,7 +94,7 @@ def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, 
     sub = sub.copy()
     sub["_ci"] = _interval_cells(sub)
     sub["_delta"], sub["_p"] = "", ""
-    tested = 0
+    tested = unmarked = 0
     groups = sub.groupby([f"tag:{t}" for t in leading], sort=False) if leading else [((), sub)]
     for _, group in groups:
         ref_rows = group.index[group[column] == reference]
@@ -92,11 +104,19 @@ def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, 
         for i in group.index:
             if i == ref_rows[0]:
                 continue
-            test = compare_to_reference(unc.files, group.loc[i, "members"], ref_members, unc.confidence)
+            members = group.loc[i, "members"]
+            test = compare_to_reference(unc.files, members, ref_members, unc.confidence, unc.pooled_seeds)
             if test is None or test["p_value"] is None:
                 continue
             tested += 1
-            mark = "*" if test["p_value"] < alpha else ""
+            # a side trained once has no seed variance of its own: mark only with one pooled from other cells
+            markable = unc.pooled_seeds is not None or (len(members) > 1 and len(ref_members) > 1)
+            unmarked += not markable
+            mark = "*" if test["p_value"] < alpha and markable else ""
+            leading_values = "".join(f"{t} = {group.loc[i, f'tag:{t}']}, " for t in leading)
+            unc.conclusions.append(conclusion("difference", f"per {column[4:]}",
+                                              f"{leading_values}{group.loc[i, column]} vs {reference}",
+                                              direction(test["low"], test["high"], markable), test["difference"]))
             sub.loc[i, "_delta"] = f"{100 * test['difference']:+.2f}{mark}"
             sub.loc[i, "_p"] = "<0.001" if test["p_value"] < 0.001 else f"{test['p_value']:.3f}"
         if tested:
@@ -107,11 +127,20 @@ def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, 
     if (sub["_ci"] != "").any():
         columns["_ci"] = f"{_percent(unc.confidence)} CI"
         notes.append(f"{_percent(unc.confidence)} CI of pair accuracy"
-                     + (" (with replicates: test set and seed-to-seed spread)" if replicated else "") + ".")
+                     + (" (with several models: test set and seed-to-seed spread; a row of one model (Models = 1) "
+                        "is one training, its interval covers the test set only)" if replicated else
+                        " over the test set (one training per row)") + ".")
     if tested:
         columns.update({"_delta": "Δ vs ref. (pp)", "_p": "p"})
         notes.append(f"Δ: pair accuracy minus the reference row's ({column[4:]} = {reference}) on the same test "
                      f"pairs, in points; p: two-sided paired test; * = significant at the {_percent(alpha)} level.")
+        if unc.pooled_seeds is not None and (sub["replicates"] == 1).any():
+            notes.append(f"A row of one training is compared with the seed variance pooled from the cells trained "
+                         f"several times (s = {100 * np.sqrt(unc.pooled_seeds[0]):.2f} points, "
+                         f"{unc.pooled_seeds[1]:g} df).")
+        if unmarked:
+            notes.append("No * where a side is one training and no cell was trained several times to pool its seed "
+                         "variance from: a single training's difference is an anecdote (`claim_replicates`).")
     if notes:
         notes.append(f"Method: {method_footnote()}")
     columns.update({k: v for k, v in COLUMNS.items() if k != "pairs.accuracy"})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from solireward.errors import InputError
-from solireward.hacking.intervals import mean_interval, paired_comparison
+from solireward.hacking.intervals import mean_interval, paired_comparison, replicated_comparison
 
 
 NORMAL = (lambda rng, n: rng.normal(0.7, 2.0, n), 0.7)            # normal per-unit effects
@@ -52,3 +52,34 @@ def test_edge_cases() -> None:
         paired_comparison([1.0, 2.0], [1.0, 2.0, 3.0])
     with pytest.raises(InputError, match="finite"):
         mean_interval([1.0, float("nan")])
+
+
+@pytest.mark.parametrize("seed_sd, at_least, at_most", [(0.0, 0.95, 0.999), (1.0, 0.93, 0.975)])
+def test_replicated_comparison_covers_the_mean_over_seeds_and_units(seed_sd: float, at_least: float,
+                                                                    at_most: float) -> None:
+    """K = 3 trainings of each of two cells on the same 24 units: unit effects shared by both cells, a seed
+    effect per training, per-(training, unit) noise; the truth is the difference expected over seeds and units."""
+    rng = np.random.default_rng(7)
+    trials, k, n, truth = 2000, 3, 24, 0.4
+    hits = nulls = 0
+    for _ in range(trials):
+        units = rng.normal(0, 1.5, n)
+        x = truth + units + rng.normal(0, seed_sd, (k, 1)) + rng.normal(0, 1, (k, n))
+        y = units + rng.normal(0, seed_sd, (k, 1)) + rng.normal(0, 1, (k, n))
+        found = replicated_comparison(x, y)
+        hits += found["low"] <= truth <= found["high"]
+        nulls += replicated_comparison(x - truth, y)["p"] < 0.05
+    assert at_least <= hits / trials <= at_most, hits / trials
+    assert nulls / trials <= 0.06, nulls / trials
+
+
+def test_replicated_comparison_with_one_training_is_the_paired_t_test() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.5, 1, 20), rng.normal(0, 1, 20)
+    one, paired = replicated_comparison(a, b), paired_comparison(a, b)
+    assert one["difference"] == pytest.approx(paired["difference"]) and one["p"] == pytest.approx(paired["p"])
+    assert one["low"] == pytest.approx(paired["low"]) and one["high"] == pytest.approx(paired["high"])
+    alone = replicated_comparison(a)
+    assert alone["low"] == pytest.approx(mean_interval(a)["low"])
+    with pytest.raises(InputError, match="same units"):
+        replicated_comparison(np.ones((2, 3)), np.ones((2, 4)))

@@ -60,12 +60,13 @@ def test_demo_study_has_the_grid_the_ablations_and_the_mitigations(tmp_path: Pat
     result = snakemake(tmp_path, "-n", configfiles=(REPO / "config" / "config.yaml",))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 14 and counts["infer"] == 14 and counts["evaluate"] == 14
-    assert counts["probe"] == 14 and counts["overopt"] == 14  # the reward-hacking lab runs on every model
+    # claim_replicates: 3 seeds of the reference cell and of the two mitigated cells with their twins
+    assert counts["train"] == 22 and counts["infer"] == 22 and counts["evaluate"] == 22
+    assert counts["probe"] == 22 and counts["overopt"] == 22  # the reward-hacking lab runs on every model
     assert counts["overopt_grid"] == 1  # rendered once, scored by every cell
     assert counts["report"] == 1 and counts["labels"] == 2 and counts["pairs"] == 4
     trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
-    cells = {re.sub(r"^results/demo/models/phy_deform/|/model$", "", p) for p in trained}
+    cells = {re.sub(r"^results/demo/models/phy_deform/|(__rep[12])?/model$", "", p) for p in trained}
     grid = {f"binary__cross_prompt/{h}__{l}" for h in ("hpqa", "last_token", "attention")
             for l in ("bt", "btt", "bt_bce")}
     assert cells == grid | {"binary__in_prompt/hpqa__btt", "pairwise__in_prompt/hpqa__btt", "biased__cross_prompt/hpqa__btt",
@@ -166,28 +167,41 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         for goal in ("probe:brightness ≤ 0.3", "spearman:frames_x2 ≥ 0.9", "gap:best_of_n @ KL", "below_reference ≤ 3",
                      "cost ≤ 2"):
             row = next(line for line in goals.splitlines() if line.startswith(f"| {source} / robust | {goal}"))
-            verdict = row.strip("|").split("|")[-1].strip(" *")
-            assert verdict == "met" or verdict.startswith("missed by "), row
+            models, verdict = (c.strip(" *") for c in row.strip("|").split("|")[2::3])
+            assert models == "2" and verdict.startswith(("met", "missed by ", "unresolved (")), row
     trained = yaml.safe_load((tmp_path / CELL.format(label_source="biased", pairing="cross_prompt", head="last_token",
                                                      loss="bt__robust") / "train_config.yaml").read_text())
     assert trained["exposure"] == 100 and trained["consistency_loss_coeff"] == 1.0
+    # the recipe chosen on the validation split among the candidates, and the test report citing that choice
+    chosen = json.loads((tmp_path / "results" / "tiny" / "selection" / "chosen.json").read_text())
+    assert chosen["split"] == "validation" and chosen["chosen"] in ("robust", "exposure")
+    assert sorted(c["mitigation"] for c in chosen["candidates"]) == ["exposure", "robust"]
+    choice = (tmp_path / "results" / "tiny" / "selection" / "tables" / "mitigation_choice.md").read_text()
+    assert f"| **{chosen['chosen']}** |" in choice and "Choosing a mitigation on the validation split" in choice
+    validation = json.loads((tmp_path / CELL.format(label_source="biased", pairing="cross_prompt", head="last_token",
+                                                    loss="bt__exposure") / "val" / "metrics.json").read_text())
+    assert validation["sources"]["pairs"].endswith("binary__cross_prompt/val.json")
+    assert "## Choice of recipes" in (report / "README.md").read_text()
+    assert f"chosen on the validation split: {chosen['chosen']}, among" in (report / "README.md").read_text()
     mitigation = (report / "tables" / "table_mitigation.md").read_text()
     assert mitigation.count("| robust |") == 2 and "| biased | none |" in mitigation
     pairing_table = (report / "tables" / "table_pairing.md").read_text()
     header = next(line for line in pairing_table.splitlines() if line.startswith("| Pairing"))
     assert header == ("| Pairing | Pair acc. (%) | 95 % CI | Δ vs ref. (pp) | p | In-prompt acc. (%) | Acc. w/ ties (%) "
-                      "| ROC-AUC (%) |")
+                      "| ROC-AUC (%) | Models |")
     rows = [line for line in pairing_table.splitlines() if line.startswith(("| cross_prompt", "| in_prompt"))]
     assert len(rows) == 2
     for row in rows:  # pair accuracy, its interval, Δ and p against cross_prompt, in-prompt acc., acc. w/ ties, ROC-AUC
-        acc, interval, delta, p_value, in_prompt, ties, auc = (v.strip(" *") for v in row.strip("|").split("|")[1:])
+        acc, interval, delta, p_value, in_prompt, ties, auc, models = (v.strip(" *")
+                                                                      for v in row.strip("|").split("|")[1:])
         low, high = (float(v) for v in interval.strip("[]").split(","))
         assert all(0.0 <= float(v) <= 100.0 for v in (acc, in_prompt, ties, auc, low, high)), row
         assert low <= float(acc) <= high, row
         if row.startswith("| cross_prompt"):
-            assert (delta, p_value) == ("ref.", "–"), row
+            assert (delta, p_value, models) == ("ref.", "–", "2"), row
         else:
-            assert float(delta) == float(acc) - float(rows[0].split("|")[2].strip(" *")) and float(p_value) <= 1, row
+            assert float(delta) == pytest.approx(float(acc) - float(rows[0].split("|")[2].strip(" *")), abs=0.011), row
+            assert float(p_value) <= 1 and models == "1", row
 
     # the browsable Snakemake report: self-contained, every figure embedded
     html = snakemake(tmp_path, "--report", "results/tiny/report.html")

@@ -8,6 +8,7 @@ rule pairs:
         train=f"{DATA}/train.json",
         val=f"{DATA}/val.json",
         test=f"{DATA}/test.json",
+        videos_val=f"{DATA}/videos_val.json",
         videos_test=f"{DATA}/videos_test.json",
         summary=f"{DATA}/summary.json",
     log:

@@ -27,6 +27,7 @@ rule report:
         config=f"{R}/study_config.yaml",
         probe=PROBE_FILES,
         overopt=OVEROPT_FILES,
+        selection=f"{R}/selection/chosen.json" if config["selection"] else [],
     output:
         readme=report(f"{R}/report/README.md", caption="../report/readme.rst", category="1. Report"),
         summary=report(f"{R}/report/summary.html", caption="../report/summary.rst", category="1. Report"),
@@ -55,7 +56,8 @@ rule report:
     params:
         outdir=subpath(output.readme, parent=True),
         logs=lambda wildcards, input: [f"{m}/metrics.jsonl" for m in input.models],
-        hacking=lambda wildcards, input: cli_flags({"probe": list(input.probe), "overopt": list(input.overopt)}),
+        hacking=lambda wildcards, input: cli_flags({"probe": list(input.probe), "overopt": list(input.overopt),
+                                                    "selection": list(input.selection)}),
         flags=cli_flags({"title": f"SoliReward study: {STUDY}", **config["report"]}),
     shell:
         "python -m solireward.cli report --metrics {input.metrics:q} --scores {input.scores:q} "

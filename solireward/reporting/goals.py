@@ -1,0 +1,180 @@
+"""The mitigation goals of a study (``report.mitigation_goals``), each judged three-valued on its interval.
+
+A goal is *met* when its whole interval is inside the limit, *missed* when the whole interval is outside, and
+*unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the
+factor by which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit
+between the measured value and the limit). Every measure is over all trainings of the cell (its seeds) and
+its units: probe shifts over videos, hacking gaps over prompts (``hacking.intervals.replicated_comparison``),
+accuracy differences over test pairs (``evaluation.paired_test``), Spearman's ρ on Fisher's z scale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from solireward.config import parse_key_values
+from solireward.errors import ConfigError
+from solireward.hacking.intervals import replicated_comparison
+from solireward.reporting.mitigation import (cell_key, by_cell, common_kl, mitigated_cells, overopt_matrix,
+                                             probe_matrix)
+from solireward.reporting.stats import compare_to_reference
+from solireward.study import NO_MITIGATION
+from solireward.table import Table
+
+GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most (True) or at least the limit)
+    "probe": ("|mean score shift| under the probe perturbation (clean std)", True),
+    "spearman": ("Spearman ρ of scores with and without the probe perturbation", False),
+    "gap": ("hacking gap of the method at the largest KL the cell and its twin reach (base std)", True),
+    "below_reference": ("test pair accuracy below the reference cell without mitigation (points)", True),
+    "cost": ("test pair accuracy below its own twin without mitigation (points)", True),
+}
+GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict"]
+Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
+
+
+def parse_goals(items: Sequence[str]) -> list[tuple[str, str, float]]:
+    """``KIND[:NAME]=LIMIT`` strings (KIND in :data:`GOAL_KINDS`) as (kind, name, limit); bad ones raise."""
+    goals = []
+    for key, value in parse_key_values(items, "mitigation_goals").items():
+        kind, _, name = key.partition(":")
+        if kind not in GOAL_KINDS or bool(name) == (kind in ("below_reference", "cost")):
+            raise ConfigError(f"expected probe:NAME, spearman:NAME, gap:METHOD, below_reference or cost, got "
+                              f"{key!r}", field="mitigation_goals")
+        try:
+            goals.append((kind, name, float(value)))
+        except ValueError:
+            raise ConfigError(f"expected a number for {key!r}, got {value!r}", field="mitigation_goals") from None
+    return goals
+
+
+def verdict(value: float | None, low: float | None, high: float | None, limit: float, at_most: bool) -> str:
+    """'met', 'missed by X' or 'unresolved (…)' by where the interval [low, high] lies against the limit."""
+    if value is None or not np.isfinite(value):
+        return "not measured"
+    if low is None or high is None:
+        return "unresolved (no interval)"
+    if (high <= limit) if at_most else (low >= limit):
+        return "met"
+    if (low > limit) if at_most else (high < limit):
+        return f"missed by {abs(value - limit):.2f}"
+    distance = abs(value - limit)
+    if distance == 0:
+        return "unresolved (at the limit)"
+    half = (high - value) if (value <= limit) == at_most else (value - low)
+    return f"unresolved (≈{(half / distance) ** 2:.1f}× the data would likely resolve it)"
+
+
+def absolute(interval: dict[str, Any]) -> Interval:
+    """|mean| of a signed mean's interval: [low, high] folded at 0."""
+    low, high, mean = interval["low"], interval["high"], interval["difference"]
+    if low is None:
+        return abs(mean), None, None
+    if low >= 0:
+        return mean, low, high
+    if high <= 0:
+        return -mean, -high, -low
+    return abs(mean), 0.0, max(-low, high)
+
+
+def spearman_interval(rhos: Sequence[float], videos: int, confidence: float) -> Interval:
+    """Mean Spearman ρ of K trainings with an interval on Fisher's z scale: each ρ's sampling variance
+    1.06/(n − 3) (Fieller, Hartley & Pearson 1957) over K, plus the seeds' variance of z over K."""
+    z = np.arctanh(np.clip(np.asarray(rhos, dtype=float), -0.999999, 0.999999))
+    mean = float(np.tanh(z.mean()))
+    if videos <= 3:
+        return mean, None, None
+    variance = 1.06 / (videos - 3) / len(z) + (float(z.var(ddof=1)) / len(z) if len(z) > 1 else 0.0)
+    q = float(stats.norm.ppf(0.5 + confidence / 2)) * math.sqrt(variance)
+    return mean, float(np.tanh(z.mean() - q)), float(np.tanh(z.mean() + q))
+
+
+def _probe_goal(kind: str, name: str, probes: list[dict[str, Any]], confidence: float) -> Interval:
+    matrix = probe_matrix(probes, name)
+    if matrix is None:
+        return None, None, None
+    tested = np.isfinite(matrix).all(axis=0)
+    if not tested.any():
+        return None, None, None
+    if kind == "probe":
+        return absolute(replicated_comparison(matrix[:, tested], confidence=confidence))
+    rhos = [next(p for p in r["perturbations"] if p["name"] == name).get("spearman") for r in probes]
+    if any(rho is None for rho in rhos):
+        return None, None, None
+    return spearman_interval(rhos, int(tested.sum()), confidence)
+
+
+def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None, confidence: float,
+                    pooled_seeds: tuple[float, float] | None) -> Interval:
+    """Points of pair accuracy by which the mitigated cell is below `base`, with the paired test's interval."""
+    if base is None:
+        return None, None, None
+    test = compare_to_reference(files, row["members"], base["members"], confidence, pooled_seeds)
+    if test is None or test["difference"] is None:
+        return 100 * (float(base["pairs.accuracy"]) - float(row["pairs.accuracy"])), None, None
+    return -100 * test["difference"], -100 * test["high"], -100 * test["low"]
+
+
+def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[str, Any]],
+              overopts: Sequence[dict[str, Any]], goals: Sequence[tuple[str, str, float]],
+              reference: dict[str, str], confidence: float,
+              pooled_seeds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
+    """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "goal",
+    "models", "value", "low", "high", "verdict", "accuracy"}`` (accuracy: the cell's mean test pair accuracy)."""
+    if not goals or "tag:mitigation" not in cells:
+        return []
+    probes_of, overopts_of = by_cell(probes), by_cell(overopts)
+    untreated = cells[cells["tag:mitigation"] == NO_MITIGATION]
+    rows = []
+    for row, tags, twin in mitigated_cells(cells):
+        key, mitigation = cell_key(tags), row["tag:mitigation"]
+        probe, overopt = probes_of.get((key, mitigation)), overopts_of.get((key, mitigation))
+        wanted = {**reference, **({"task": tags["task"]} if "task" in tags else {})}
+        matches = untreated[np.logical_and.reduce([untreated[f"tag:{k}"].astype(str) == str(v)
+                                                   for k, v in wanted.items() if f"tag:{k}" in untreated])]
+        reference_row = matches.iloc[0] if reference and len(matches) else None
+        for kind, name, limit in goals:
+            measured: Interval = (None, None, None)
+            shown_name = name
+            if kind in ("probe", "spearman") and probe:
+                measured = _probe_goal(kind, name, probe, confidence)
+            elif kind == "gap" and overopt:
+                kl = common_kl([*overopt, *overopts_of.get((key, NO_MITIGATION), [])], name)
+                matrix = None if kl is None else overopt_matrix(overopt, name, kl, "hacking_gap")
+                if matrix is not None:
+                    found = replicated_comparison(matrix, confidence=confidence)
+                    measured, shown_name = (found["difference"], found["low"], found["high"]), f"{name} @ KL {kl:.2f}"
+            elif kind in ("below_reference", "cost"):
+                base = reference_row if kind == "below_reference" else twin
+                measured = _accuracy_below(files, row, base, confidence, pooled_seeds)
+            value, low, high = measured
+            at_most = GOAL_KINDS[kind][1]
+            rows.append({"label_source": tags.get("label_source", ""), "mitigation": mitigation,
+                         "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
+                         "models": int(row["replicates"]), "value": value, "low": low, "high": high,
+                         "verdict": verdict(value, low, high, limit, at_most),
+                         "accuracy": float(row["pairs.accuracy"])})
+    return rows
+
+
+def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "test") -> Table | None:
+    """The goals table of :func:`goal_rows` (None without rows)."""
+    if not rows:
+        return None
+    body = [[f"{r['label_source']} / {r['mitigation']}", r["goal"], str(r["models"]),
+             "" if r["value"] is None else f"{r['value']:.2f}",
+             "" if r["low"] is None else f"[{r['low']:.2f}, {r['high']:.2f}]", r["verdict"]] for r in rows]
+    bold = [[False] * 5 + [r["verdict"] != "met"] for r in rows]
+    note = (f"Goals of the study (`report.mitigation_goals`), measured on the {split} split: " + "; ".join(
+        f"{kind}: {text}" for kind, (text, _) in GOAL_KINDS.items()) + f". Models: trainings (seeds) of the "
+        f"mitigated cell; the measure is their mean and the {100 * confidence:g} % interval is over the seeds and "
+        "the units (videos for a probe shift, prompts for a gap, test pairs for accuracy, Fisher's z for ρ). "
+        "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
+        "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
+        "and seeds) would likely resolve it.")
+    return Table("mitigation_goals", f"Mitigation goals ({split} split): met, missed or unresolved", GOAL_HEADER,
+                 body, bold, 3, note)
