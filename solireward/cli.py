@@ -22,7 +22,7 @@ from solireward.errors import SoliRewardError
 
 # the subcommands, in the order of the pipeline (the order `solireward --help` lists them in)
 COMMANDS = ("demo-data", "labels", "pairs", "tiny-model", "train", "infer", "serve", "evaluate", "probe",
-            "overopt-grid", "overopt", "report", "import-bench")
+            "overopt-grid", "overopt", "grid-pool", "select", "simulate-labels", "report", "import-bench")
 
 
 def command_module(command: str) -> str:
