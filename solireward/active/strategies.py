@@ -15,10 +15,11 @@ combination (:func:`solireward.conservative.conservative_reward`; one model: its
   ``score_norm`` units, e.g. ``best_f1_threshold`` of `solireward evaluate` run on the ``score_norm`` of
   labelled videos; default: the median reward of the candidates).
 - ``diversity``: spread over prompts and over the space of score vectors. Prompts take turns (in an order
-  drawn with ``seed``), so the batch covers as many prompts as it can, at most ceil(batch / prompts) each; in
-  its turn a prompt gives its candidate farthest (Euclidean, over the K ``score_norm``) from every video
-  picked so far (the first pick of all: farthest from the candidates' mean), and never one within
-  ``min_distance`` of a video already picked for the same prompt (a near-duplicate).
+  drawn with ``seed``), so the batch covers as many prompts as it can and gives each ceil(batch / prompts)
+  unless others run out; in its turn a prompt gives its candidate farthest (Euclidean, over the K
+  ``score_norm``) from every video picked so far (the first pick of all: farthest from the candidates'
+  mean), and never one within ``min_distance`` of a video already picked for the same prompt (a
+  near-duplicate; a prompt with only near-duplicates left sits out, so the batch may come out smaller).
 - ``random``: a uniform draw without replacement (the control): candidates in pool order, permuted by
   ``numpy.random.default_rng(seed)``.
 
