@@ -5,7 +5,8 @@ Inputs. The pool (``--pool``) is a record file (.csv, .jsonl, .json, .parquet) o
 ``pool.jsonl`` of `solireward grid-pool`. Scores (``--scores``) are `solireward infer` output files of that
 pool (run infer on the pool file itself, so the paths match): each file is one model (its ``score_norm``),
 or the members of an ensemble when it holds ``ensemble_scores``. A pool video without a score in every
-file (missing, or ``error``) is reported and left out of a strategy that needs scores. Videos already in an
+file (missing, or ``error``) is reported and left out, whatever the strategy (so that ``random`` draws from
+the candidates the others rank). A pool row without a video path or prompt is reported and skipped. Videos already in an
 annotation file or label table (``--labelled``) are left out. A pool prompt that occurs in a held-out file
 (``--held_out``: pair files or video lists of the test and validation splits) is an error naming it.
 
@@ -31,6 +32,7 @@ import numpy as np
 from solireward.active.strategies import STRATEGIES, Candidates, StrategyOptions, boundary
 from solireward.config import arg
 from solireward.conservative import EnsembleOptions, conservative_reward
+from solireward.data.annotation_files import ANNOTATION_COLUMNS
 from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_dir, read_records, relative_path, resolve_video_path
@@ -38,7 +40,6 @@ from solireward.io import atomic_dir, read_records, relative_path, resolve_video
 logger = logging.getLogger(__name__)
 
 SHEET_FILE, MANIFEST_FILE, SUMMARY_FILE = "to_label.csv", "manifest.jsonl", "select.json"
-SHEET_COLUMNS = ("video_path", "prompt", "dimension", "label", "annotator")
 _SHOWN = 5  # names listed in a message before "and N more"
 
 
@@ -83,7 +84,8 @@ class SelectConfig:
         return list(self.dimensions) if self.dimensions else list(TASK_DIMENSIONS[self.task])
 
 
-def _listing(names: list[str]) -> str:
+def listing(names: list[str]) -> str:
+    """The first few of `names`, quoted, and how many more (for messages)."""
     more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
     return ", ".join(repr(n) for n in names[:_SHOWN]) + more
 
@@ -94,10 +96,11 @@ def read_pool(path: str, video_root: str | None) -> tuple[list[str], np.ndarray,
     root = video_root or str(Path(path).parent)
     written, keys, prompts, seen = [], [], [], set()
     for row, record in enumerate(records, start=1):
-        for field in ("video_path", "prompt"):
-            value = record.get(field)
-            if not isinstance(value, str) or not value.strip():
-                raise InputError(f"expected a non-empty {field}", file=path, row=row, field=field)
+        bad = [f for f in ("video_path", "prompt") if not isinstance(record.get(f), str) or not record[f].strip()]
+        if bad:
+            logger.warning("%s", InputError(f"expected a non-empty {bad[0]}; row skipped", file=path, row=row,
+                                            field=bad[0]))
+            continue
         key = resolve_video_path(record["video_path"].strip(), root)
         if key in seen:
             logger.warning("%s row %d: %s is already in the pool; skipped", path, row, record["video_path"])
@@ -118,12 +121,13 @@ def read_scores(files: list[str], keys: np.ndarray, root: str) -> np.ndarray:
     for path in files:
         records = read_records(path)
         found: dict[int, list[float]] = {}
-        width = None
+        width, foreign = None, 0
         for row, record in enumerate(records, start=1):
             if not isinstance(record.get("video_path"), str):
                 raise InputError("expected a video_path (a `solireward infer` output file)", file=path, row=row,
                                  field="video_path")
             i = position.get(resolve_video_path(record["video_path"], root))
+            foreign += i is None
             if i is None or record.get("error") is not None or record.get("score_norm") is None:
                 continue
             values = record.get("ensemble_scores", [record["score_norm"]])
@@ -136,6 +140,8 @@ def read_scores(files: list[str], keys: np.ndarray, root: str) -> np.ndarray:
         if not found:
             raise InputError("scores none of the pool's videos (score the pool file itself with "
                              "`solireward infer`)", file=path)
+        if foreign:
+            logger.warning("%s: %d scored video(s) are not in the pool; ignored", path, foreign)
         block = np.full((width, len(keys)), np.nan)
         for i, values in found.items():
             block[:, i] = values
@@ -170,7 +176,7 @@ def check_held_out(prompts: np.ndarray, held_out: dict[str, str], pool: str) -> 
     if clash:
         where = sorted({held_out[p] for p in clash})
         raise InputError(f"{len(clash)} pool prompt(s) are held-out prompts of {', '.join(where)}: "
-                         f"{_listing(clash)}; a pool must hold training prompts only (labelling a test or "
+                         f"{listing(clash)}; a pool must hold training prompts only (labelling a test or "
                          "validation prompt's videos leaks them into training)", file=pool, field="prompt")
 
 
@@ -185,7 +191,7 @@ def select_batch(config: SelectConfig, ensemble: EnsembleOptions) -> dict[str, A
     unscored = np.zeros(len(keys), dtype=bool) if members is None else np.isnan(members).any(axis=0)
     if unscored.any():
         logger.warning("%d pool video(s) have no score in every scores file and are left out: %s",
-                       int(unscored.sum()), _listing([written[i] for i in np.flatnonzero(unscored)]))
+                       int(unscored.sum()), listing([written[i] for i in np.flatnonzero(unscored)]))
     index = np.flatnonzero(eligible & ~unscored)
     if not len(index):
         raise InputError("no pool video is left to pick (all labelled or unscored)", file=config.pool)
@@ -233,7 +239,7 @@ def write_batch(out: Path, rows: list[dict[str, Any]], dimensions: list[str], su
     with atomic_dir(out) as tmp:
         with open(tmp / SHEET_FILE, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(SHEET_COLUMNS)
+            writer.writerow(ANNOTATION_COLUMNS)
             writer.writerows([row["video_path"], row["prompt"], dimension, "", ""]
                              for row in rows for dimension in dimensions)
         with open(tmp / MANIFEST_FILE, "w", encoding="utf-8") as f:

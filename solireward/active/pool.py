@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from solireward.config import arg
-from solireward.data.synthetic import DIMENSIONS
+from solireward.data.synthetic import DIMENSIONS, VideoSpec
 from solireward.hacking.grid import Grid, gold_reward
 from solireward.io import atomic_dir
 
@@ -36,7 +36,7 @@ class GridPoolConfig:
     output_dir: str = arg(f"folder for videos/, {POOL_FILE} and {TRUTH_FILE} (replaced atomically)")
 
 
-def _truth_row(spec: Any, video_path: str) -> list[Any]:
+def _truth_row(spec: VideoSpec, video_path: str) -> list[Any]:
     labels = spec.labels
     defects = (spec.physics_defect, spec.deformity_defect, spec.text_defect)
     return [video_path, spec.prompt, *(labels[d] for d in DIMENSIONS), gold_reward(labels, "phy_deform"),

@@ -24,6 +24,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from solireward.active.batch import listing
 from solireward.active.pool import DEFECT_COLUMNS
 from solireward.config import arg
 from solireward.data.annotation_files import ANNOTATION_COLUMNS, read_annotation_files
@@ -35,7 +36,6 @@ from solireward.io import atomic_write, read_records, relative_path, resolve_vid
 logger = logging.getLogger(__name__)
 
 _DEMO = {f.name: f.default for f in dataclasses.fields(DemoDataConfig)}
-_SHOWN = 5
 
 
 @dataclasses.dataclass
@@ -65,21 +65,19 @@ class SimulateLabelsConfig:
                               annotator_noise_max=self.annotator_noise_max)
 
 
-def _listing(names: list[str]) -> str:
-    more = f" and {len(names) - _SHOWN} more" if len(names) > _SHOWN else ""
-    return ", ".join(names[:_SHOWN]) + more
-
-
 def truth_plans(path: str) -> tuple[list[list[VideoSpec]], dict[str, VideoSpec]]:
     """The ground truth as demo-data's plans (videos grouped by prompt, in file order) and by resolved path."""
     root = str(Path(path).parent)
     plans: dict[str, list[VideoSpec]] = {}
     by_key: dict[str, VideoSpec] = {}
     for row, record in enumerate(read_records(path), start=1):
-        for field in ("video_path", "prompt", *DEFECT_COLUMNS):
-            if not isinstance(record.get(field), str) or not record[field].strip():
-                raise InputError("expected a non-empty value (demo-data's ground_truth.csv columns: video_path, "
-                                 f"prompt, {', '.join(DEFECT_COLUMNS)})", file=path, row=row, field=field)
+        bad = [f for f in ("video_path", "prompt", *DEFECT_COLUMNS)
+               if not isinstance(record.get(f), str) or not record[f].strip()]
+        if bad:
+            logger.warning("%s", InputError("expected a non-empty value (demo-data's ground_truth.csv columns: "
+                                            f"video_path, prompt, {', '.join(DEFECT_COLUMNS)}); row skipped",
+                                            file=path, row=row, field=bad[0]))
+            continue
         physics, deformity, text = (None if record[c] == "none" else record[c] for c in DEFECT_COLUMNS)
         spec = VideoSpec(video_path=record["video_path"], prompt=record["prompt"], colour="", shape="", motion="",
                          physics_defect=physics, deformity_defect=deformity, text_defect=text, morph_target=None,
@@ -114,13 +112,13 @@ def simulate_labels(config: SimulateLabelsConfig) -> dict[str, Any]:
     unknown = sorted({key for key, _ in wanted if key not in by_key})
     if unknown:
         logger.warning("%d sheet video(s) are not in %s and get no answers: %s", len(unknown), config.ground_truth,
-                       _listing(unknown))
+                       listing(unknown))
     rates = annotator_rates(config.demo_config())
     sheet_videos = {key for key, _ in wanted}
     clash = {key: where for key, where in _answered(config.labelled, set(rates)).items() if key in sheet_videos}
     if clash:
         raise InputError(f"{len(clash)} sheet video(s) already have votes of these simulated annotators: "
-                         f"{_listing([f'{k} at {w}' for k, w in sorted(clash.items())])}; a merged import would "
+                         f"{listing([f'{k} at {w}' for k, w in sorted(clash.items())])}; a merged import would "
                          "count an annotator twice (select with --labelled leaves labelled videos out)",
                          file=config.batch, field="video_path")
     truth_root = str(Path(config.ground_truth).parent)

@@ -156,7 +156,7 @@ def diversity(c: Candidates, options: StrategyOptions) -> Ranking:
     return Ranking(np.asarray(order, dtype=np.int64), np.asarray(value, dtype=float), reasons)
 
 
-def random(c: Candidates, options: StrategyOptions) -> Ranking:
+def random_control(c: Candidates, options: StrategyOptions) -> Ranking:
     """A seeded uniform permutation of the candidates."""
     order = np.random.default_rng(options.seed).permutation(len(c))
     return Ranking(order, np.arange(1, len(c) + 1, dtype=float),
@@ -165,5 +165,5 @@ def random(c: Candidates, options: StrategyOptions) -> Ranking:
 
 STRATEGIES: dict[str, Callable[[Candidates, StrategyOptions], Ranking]] = {
     "pressure": pressure, "disagreement": disagreement, "uncertainty": uncertainty, "diversity": diversity,
-    "random": random,
+    "random": random_control,
 }

@@ -146,3 +146,15 @@ def test_a_filled_sheet_imports_with_labels(tmp_path: Path) -> None:
     expected = {str((pool.parent / p).resolve()) for p in _picked(tmp_path / "batch")}
     assert {r["video_path"] for r in table} == expected
     assert all(r["label"] == 1 and r["n_annotators"] == 3 for r in table)
+
+
+def test_a_bad_pool_row_is_reported_and_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    pool, rows = _pool(tmp_path)
+    lines = pool.read_text().splitlines()
+    lines[1] = json.dumps({"video_path": "videos/no_prompt.mp4"})
+    pool.write_text("\n".join(lines) + "\n")
+    assert run_cli("select", "--pool", pool, "--strategy", "random", "--batch_size", 20,
+                   "--output_dir", tmp_path / "batch") == 0
+    assert f"{pool}, row 2, field 'prompt': expected a non-empty prompt; row skipped" in caplog.text
+    assert len(_picked(tmp_path / "batch")) == len(rows) - 1
+    assert "videos/no_prompt.mp4" not in _picked(tmp_path / "batch")
