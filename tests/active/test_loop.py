@@ -110,6 +110,10 @@ def test_select_label_merge_retrain(demo_dir: Path, tiny_model_factory, tmp_path
     assert agree >= 0.5                                   # majority of 5 annotators who flip 8-22 % of labels
     report = json.loads((tmp_path / "round1" / "label_report.json").read_text())
     assert report["summary"]["duplicates_removed"] == 0 and report["summary"]["rows_rejected"] == 0
+    twice = tmp_path / "twice" / "labels.jsonl"           # the answers imported twice: each vote counted once
+    assert run_cli("labels", "--input", demo_dir / "annotations.csv", answers, answers, "--output", twice) == 0
+    assert twice.read_bytes() == merged.read_bytes()
+    assert json.loads((twice.parent / "label_report.json").read_text())["summary"]["duplicates_removed"] == 3 * 2 * 5
 
     assert run_cli("pairs", "--labels", merged, "--output_dir", tmp_path / "round1" / "pairs",
                    "--split", 0.5, 0.25, 0.25, "--seed", 0) == 0
