@@ -68,12 +68,16 @@ class SelectConfig:
                                   "reward of the candidates)", None)
     min_distance: float = arg("diversity: score vectors closer than this within one prompt are near-duplicates",
                               0.1)
+    best_of_n: int | None = arg("pressure: rank by the probability that best-of-n picks each video (default: "
+                                "the large-n limit, each prompt's best first)", None)
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ConfigError(f"expected a positive number of videos, got {self.batch_size}", field="batch_size")
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"expected one of {', '.join(STRATEGIES)}, got {self.strategy!r}", field="strategy")
+        if self.best_of_n is not None and self.best_of_n < 1:
+            raise ConfigError(f"expected a positive n, got {self.best_of_n}", field="best_of_n")
         if self.min_distance < 0:
             raise ConfigError(f"expected 0 or more, got {self.min_distance}", field="min_distance")
         if self.threshold is not None and not math.isfinite(self.threshold):
@@ -199,7 +203,8 @@ def select_batch(config: SelectConfig, ensemble: EnsembleOptions) -> dict[str, A
     reward = None if members is None else conservative_reward(picked_members, ensemble.ensemble,
                                                               ensemble.ensemble_lambda)
     candidates = Candidates(prompts[index], picked_members, reward)
-    options = StrategyOptions(seed=config.seed, threshold=config.threshold, min_distance=config.min_distance)
+    options = StrategyOptions(seed=config.seed, threshold=config.threshold, min_distance=config.min_distance,
+                              best_of_n=config.best_of_n)
     ranking = STRATEGIES[config.strategy](candidates, options)
     take = min(config.batch_size, len(ranking.order))
     if take < config.batch_size:
@@ -225,6 +230,7 @@ def select_batch(config: SelectConfig, ensemble: EnsembleOptions) -> dict[str, A
         "models": 0 if members is None else len(members),
         "ensemble": None if members is None else ensemble.describe(len(members)),
         "seed": config.seed, "min_distance": config.min_distance if config.strategy == "diversity" else None,
+        "best_of_n": config.best_of_n if config.strategy == "pressure" else None,
         "threshold": boundary(candidates, options) if config.strategy == "uncertainty" else None,
         "inputs": {"pool": relative_path(config.pool, out), "scores": [relative_path(p, out) for p in config.scores],
                    "labelled": [relative_path(p, out) for p in config.labelled],

@@ -8,7 +8,10 @@ combination (:func:`solireward.conservative.conservative_reward`; one model: its
 - ``pressure``: what best-of-n against the reward picks. Per prompt the candidates are ranked by reward
   (highest first); the batch takes every prompt's best video, then every prompt's second best, and so on,
   each round ordered by reward (highest first), so a batch smaller than the number of prompts holds the
-  prompts where the policy's pick scores highest.
+  prompts where the policy's pick scores highest. That is the limit of large n; with ``best_of_n`` = n the
+  candidates are ranked by the probability that best-of-n over their prompt's candidates (uniform base)
+  returns them (:func:`solireward.hacking.overopt.best_of_n_distribution`, exact with ties), highest first,
+  ties by reward: the policy at that KL, not only its top.
 - ``disagreement``: the largest standard deviation (ddof 0) of the K models' ``score_norm`` (K >= 2): what an
   ensemble is least sure of (the std that ``mean_minus_std`` subtracts).
 - ``uncertainty``: the reward closest to the model's Pass/Fail boundary, ``threshold`` (a calibrated cut in
@@ -34,6 +37,7 @@ from typing import Callable
 import numpy as np
 
 from solireward.errors import ConfigError
+from solireward.hacking.overopt import best_of_n_distribution
 
 
 @dataclasses.dataclass
@@ -64,6 +68,7 @@ class StrategyOptions:
     seed: int = 0
     threshold: float | None = None
     min_distance: float = 0.1
+    best_of_n: int | None = None
 
 
 def _needs_scores(c: Candidates, name: str, models: int = 1) -> None:
@@ -94,9 +99,19 @@ def pressure(c: Candidates, options: StrategyOptions) -> Ranking:
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
     counts = np.diff(np.r_[starts, len(c)])
     rank_in_prompt[by_prompt_then_reward] = np.arange(len(c)) - np.repeat(starts, counts)
-    order = np.lexsort((np.arange(len(c)), -reward, rank_in_prompt))
-    reasons = [f"best-of-n's pick #{rank_in_prompt[i] + 1} for its prompt (reward {reward[i]:+.3f})" for i in order]
-    return Ranking(order, reward[order], reasons)
+    if options.best_of_n is None:
+        order = np.lexsort((np.arange(len(c)), -reward, rank_in_prompt))
+        reasons = [f"best-of-n's pick #{rank_in_prompt[i] + 1} for its prompt (reward {reward[i]:+.3f})"
+                   for i in order]
+        return Ranking(order, reward[order], reasons)
+    mass = np.empty(len(c))
+    for p in np.unique(codes):
+        members = np.flatnonzero(codes == p)
+        mass[members] = best_of_n_distribution(reward[members][None, :], options.best_of_n)[0]
+    order = np.lexsort((np.arange(len(c)), -reward, -mass))
+    reasons = [f"best-of-{options.best_of_n} returns it with probability {mass[i]:.3f} (#{rank_in_prompt[i] + 1} "
+               f"of its prompt, reward {reward[i]:+.3f})" for i in order]
+    return Ranking(order, mass[order], reasons)
 
 
 def disagreement(c: Candidates, options: StrategyOptions) -> Ranking:

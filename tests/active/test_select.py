@@ -62,6 +62,25 @@ def test_pressure_picks_each_prompts_best_of_n_then_the_next(tmp_path: Path) -> 
     assert all(m["strategy"] == "pressure" and "best-of-n" in m["reason"] for m in manifest)
 
 
+def test_pressure_at_a_finite_n_ranks_by_best_of_n_probability(tmp_path: Path) -> None:
+    """P(best of n draws from m videos is the k-th lowest) = (k/m)^n - ((k-1)/m)^n; prompts of different sizes."""
+    pool, rows = _pool(tmp_path)
+    rows, values = rows[:10], np.random.default_rng(2).normal(size=10)     # 4, 4 and 2 videos per prompt
+    pool.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    scores = _scores(tmp_path / "scores.json", rows, values)
+    assert run_cli("select", "--pool", pool, "--scores", scores, "--strategy", "pressure", "--best_of_n", 3,
+                   "--batch_size", 4, "--output_dir", tmp_path / "batch") == 0
+    mass, reward = {}, {r["video_path"]: v for r, v in zip(rows, values)}
+    for prompt in PROMPTS:
+        mine = [(v, r["video_path"]) for r, v in zip(rows, values) if r["prompt"] == prompt]
+        m = len(mine)
+        for k, (_, path) in enumerate(sorted(mine), start=1):
+            mass[path] = (k / m) ** 3 - ((k - 1) / m) ** 3
+    expected = sorted(mass, key=lambda path: (-mass[path], -reward[path]))[:4]     # equal mass: higher reward
+    assert _picked(tmp_path / "batch") == expected
+    assert [m["value"] for m in _manifest(tmp_path / "batch")] == pytest.approx([mass[p] for p in expected])
+
+
 def test_random_is_the_seeded_permutation_of_the_candidates(tmp_path: Path) -> None:
     pool, rows = _pool(tmp_path)
     labelled = tmp_path / "old.csv"                       # the first two videos are labelled already
