@@ -98,7 +98,7 @@ def read_pool(path: str, video_root: str | None) -> tuple[list[str], np.ndarray,
     """(video_path as written, resolved paths, prompts) of the pool; a later repeat of a video is skipped."""
     records = read_records(path)
     root = video_root or str(Path(path).parent)
-    written, keys, prompts, seen = [], [], [], set()
+    written, keys, prompts, seen, repeats = [], [], [], set(), 0
     for row, record in enumerate(records, start=1):
         bad = [f for f in ("video_path", "prompt") if not isinstance(record.get(f), str) or not record[f].strip()]
         if bad:
@@ -107,12 +107,15 @@ def read_pool(path: str, video_root: str | None) -> tuple[list[str], np.ndarray,
             continue
         key = resolve_video_path(record["video_path"].strip(), root)
         if key in seen:
-            logger.warning("%s row %d: %s is already in the pool; skipped", path, row, record["video_path"])
+            repeats += 1
             continue
         seen.add(key)
         written.append(record["video_path"].strip())
         keys.append(key)
         prompts.append(record["prompt"].strip())
+    if repeats:
+        logger.warning("%s: %d row(s) repeat a video of an earlier row; the first row of each video is kept", path,
+                       repeats)
     if not keys:
         raise InputError("the pool holds no videos", file=path)
     return written, np.asarray(keys, dtype=object), np.asarray(prompts, dtype=object)
