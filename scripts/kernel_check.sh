@@ -12,4 +12,4 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 snakemake --cores all "$@"
 ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
   snakemake --cores all --config study=demo_avx2 "$@"
-python -m solireward.cli compare-reports results/demo/report results/demo_avx2/report
+python -m solireward.cli compare-reports --first results/demo/report --second results/demo_avx2/report

@@ -407,10 +407,10 @@ def test_conclusions_are_written_and_two_reports_are_compared_for_contradictions
     flipped = [{**c, "outcome": "lower"} if c["what"] == "last_token vs hpqa" else c
                for c in json.loads((out / "conclusions.json").read_text())]
     (again / "conclusions.json").write_text(json.dumps(flipped))
-    assert run_cli("compare-reports", out, out) == 0
+    assert run_cli("compare-reports", "--first", out, "--second", out) == 0
     assert "contradicting (0):" in capsys.readouterr().out
-    assert run_cli("compare-reports", out, again) == 1
+    assert run_cli("compare-reports", "--first", out, "--second", again) == 1
     printed = capsys.readouterr().out
     assert "contradicting (1):" in printed and "last_token vs hpqa: higher vs lower" in printed
-    assert run_cli("compare-reports", out, tmp_path / "nowhere") == 2
+    assert run_cli("compare-reports", "--first", out, "--second", tmp_path / "nowhere") == 2
     assert "conclusions.json" in capsys.readouterr().err

@@ -112,7 +112,7 @@ def test_grid_name_missing_from_heads_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) -> None:
     """A real run of every rule; then: nothing to redo, a changed cell parameter, a forced cell."""
-    result = snakemake(tmp_path, "--cores", "2")
+    result = snakemake(tmp_path, "--cores", "2", timeout=1500)   # ~6 min on 2 free cores, far more on a busy machine
     assert result.returncode == 0, result.stderr[-5000:]
     grid_cell, in_prompt_cell, pairwise_cell = (
         CELL.format(label_source=source, pairing=pairing, head="last_token", loss="bt")
