@@ -42,6 +42,10 @@ INTERVAL_METHOD = ("intervals and paired tests treat test pairs that share a pro
                    "seed-to-seed variance). See docs/UNCERTAINTY.md.")
 
 
+CHECKED_MIN_PROMPTS = 12     # the fewest test prompts the simulation checks (docs/UNCERTAINTY.md)
+SHORT_CROSSED_PROMPTS = 20   # below this many prompts, cross-prompt designs covered 0.92-0.93 in one scenario
+
+
 def method_footnote() -> str:
     """The sentence a report's footnote uses to name the interval and test method."""
     return INTERVAL_METHOD
@@ -86,16 +90,30 @@ class SumVariance:
     independent: float   # the same if every pair were independent
     df_pairs: float      # Satterthwaite degrees of freedom of `variance` under working independence
     df_prompts: float    # Welch–Satterthwaite degrees of freedom of its pair and prompt components
+    pair_part: float = 0.0     # moment split of the variance: pairs' own noise ...
+    prompt_part: float = 0.0   # ... and what pairs sharing a prompt have in common
 
     @property
     def design_effect(self) -> float:
         return self.variance / self.independent if self.independent > 0 else 1.0
 
 
-def _component_df(e: np.ndarray, design: PromptDesign, shared: float, shared_ones: float) -> float:
-    """Degrees of freedom from a moment split of the variance into a pair part (n − 1 df) and a prompt part,
-    pairs sharing a prompt covarying by τ²: large without prompt effects, near the number of prompts when
-    they dominate (halved when every pair joins two prompts, whose effects both enter)."""
+def _prompt_df(design: PromptDesign) -> float:
+    """Degrees of freedom of a variance that prompts dominate: prompts − 1, halved when every pair joins two
+    prompts, whose effects both enter (docs/UNCERTAINTY.md); at least 1."""
+    return max(1.0, (design.prompts - 1) / (1.0 + float(design.cross.mean())))
+
+
+def _welch_df(pair_part: float, prompt_part: float, n: int, design: PromptDesign) -> float:
+    """Welch–Satterthwaite degrees of freedom of a pair part (n − 1 df) plus a prompt part (``_prompt_df``)."""
+    if prompt_part <= 0 or design.prompts < 2:
+        return float(n - 1)
+    return (pair_part + prompt_part) ** 2 / (pair_part ** 2 / (n - 1) + prompt_part ** 2 / _prompt_df(design))
+
+
+def _split(e: np.ndarray, design: PromptDesign, shared: float, shared_ones: float) -> tuple[float, float]:
+    """Moment split of the variance of Σe into a pair part σ²n and a prompt part τ²ΣM, pairs sharing a prompt
+    covarying by τ²: the prompt part is zero without prompt effects and dominates when they do."""
     n = e.size
     touches = (np.bincount(design.side_a, minlength=design.prompts)
                + np.bincount(design.side_b[design.cross], minlength=design.prompts))
@@ -107,11 +125,7 @@ def _component_df(e: np.ndarray, design: PromptDesign, shared: float, shared_one
     det = (n - 1) * trace - cross_moment ** 2
     tau = max(0.0, ((n - 1) * shared - cross_moment * ee) / det) if det > 0 else 0.0
     sigma = max(0.0, (ee - tau * cross_moment) / (n - 1))
-    pair_part, prompt_part = sigma * n, tau * shared_ones
-    if prompt_part == 0 or design.prompts < 2:
-        return float(n - 1)
-    prompt_df = (design.prompts - 1) / (1.0 + float(design.cross.mean()))   # crossed pairs: about half (see docs)
-    return (pair_part + prompt_part) ** 2 / (pair_part ** 2 / (n - 1) + prompt_part ** 2 / prompt_df)
+    return sigma * n, tau * shared_ones
 
 
 def sum_variance(values: np.ndarray, design: PromptDesign) -> SumVariance | None:
@@ -130,25 +144,64 @@ def sum_variance(values: np.ndarray, design: PromptDesign) -> SumVariance | None
         variance = independent
     fourth = design.shared_sum(e ** 2)
     df_pairs = float((e ** 2).sum()) ** 2 / fourth if fourth > 0 else float("inf")
-    return SumVariance(variance, independent, max(df_pairs, 1.0), _component_df(e, design, shared, shared_ones))
+    pair_part, prompt_part = _split(e, design, shared, shared_ones)
+    return SumVariance(variance, independent, max(df_pairs, 1.0), _welch_df(pair_part, prompt_part, n, design),
+                       pair_part, prompt_part)
+
+
+def design_effect_floor(n: int, minority: float, design: PromptDesign) -> float:
+    """The least design effect an interval of n pairs with `minority` wrong (or right) pairs may use.
+
+    Clustering shows only through the minority outcomes: with none (accuracy 0 or 1) the data cannot tell
+    "prompts decide" from "pairs are independent", so each prompt counts once (design effect n / prompts);
+    the floor falls to 1 as minority outcomes accumulate, 1 + (n / prompts − 1) / (1 + minority), so that
+    one more error never narrows the interval (docs/UNCERTAINTY.md, "Near 0 and 100 %").
+    """
+    boundary = n / min(n, max(design.prompts, 1))
+    return 1.0 + (boundary - 1.0) / (1.0 + minority)
+
+
+def coverage_caveat(design: PromptDesign) -> str | None:
+    """Why an interval over this design may cover less than it says, from the simulation (docs/UNCERTAINTY.md,
+    "Simulation with known truth"); None inside the range where coverage was 0.93 or more."""
+    if design.prompts < CHECKED_MIN_PROMPTS:
+        return (f"{design.prompts} test prompts: coverage checked by simulation from {CHECKED_MIN_PROMPTS} "
+                "prompts on; read the interval as approximate")
+    if design.prompts < SHORT_CROSSED_PROMPTS and design.cross.mean() > 0.5:
+        return (f"{design.prompts} test prompts, mostly cross-prompt pairs: simulated coverage of a 95 % interval "
+                "was 0.92-0.93 with weak prompt effects")
+    return None
+
+
+def _wilson(p: float, n_eff: float, q: float) -> tuple[float, float]:
+    """Wilson's interval of a share p of n_eff independent trials at quantile q."""
+    centre = (p + q * q / (2 * n_eff)) / (1 + q * q / n_eff)
+    half = q / (1 + q * q / n_eff) * np.sqrt(p * (1 - p) / n_eff + q * q / (4 * n_eff ** 2))
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
 def accuracy_interval(correct: np.ndarray, design: PromptDesign, confidence: float = 0.95) -> dict[str, Any] | None:
-    """Wilson interval of mean(correct) at the effective number of pairs; None without pairs."""
+    """Wilson interval of mean(correct) at the effective number of pairs n / design effect, the design effect
+    never below ``design_effect_floor`` (cluster-aware at 0 and 1); None without pairs."""
     correct = np.asarray(correct, dtype=float)
     n = correct.size
     if n == 0:
         return None
     p = float(correct.mean())
     var = sum_variance(correct, design)
-    var_mean = var.variance / n ** 2 if var else 0.0
-    n_eff = min(float(n), p * (1 - p) / var_mean) if var_mean > 0 and 0 < p < 1 else float(n)
-    z = float(stats.t.ppf(0.5 + confidence / 2, var.df_prompts if var else float("inf")))
-    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
-    half = z / (1 + z * z / n_eff) * np.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff ** 2))
-    return {"low": float(max(0.0, centre - half)), "high": float(min(1.0, centre + half)),
-            "se": float(np.sqrt(var_mean)), "effective_pairs": n_eff,
-            "design_effect": var.design_effect if var else 1.0}
+    estimate = var.design_effect if var else 1.0
+    effect = max(1.0, estimate, design_effect_floor(n, n * min(p, 1.0 - p), design))
+    n_eff = n / effect
+    if var and var.independent > 0:   # the floor's excess over the estimate is prompt variance
+        prompt_part = max(var.prompt_part, effect * var.independent - var.pair_part)
+        df = _welch_df(var.pair_part, prompt_part, n, design)
+    else:                              # nothing varies: as if prompts decided every pair
+        df = _prompt_df(design) if effect > 1 else float("inf")
+    q = float(stats.t.ppf(0.5 + confidence / 2, df))
+    low, high = _wilson(p, n_eff, q)
+    return {"low": low, "high": high, "se": float(np.sqrt(p * (1 - p) / n_eff)), "effective_pairs": n_eff,
+            "design_effect": effect, "design_effect_estimate": estimate, "df": float(df),
+            "caveat": coverage_caveat(design)}
 
 
 def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: float = 0.95) -> dict[str, Any] | None:
@@ -159,6 +212,10 @@ def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: fl
         return accuracy_interval(correct[0], design, confidence)
     if n == 0:
         return None
+    mean = float(correct.mean())
+    if mean in (0.0, 1.0):   # every replicate right (or wrong) on every pair: the boundary rule of one model
+        return {**accuracy_interval(correct.mean(axis=0), design, confidence), "se_test": 0.0, "se_seeds": 0.0,
+                "replicates": int(k)}
     var = sum_variance(correct.mean(axis=0), design)
     # the test-set part never below that of independent pairs, as in `accuracy_interval`
     test, df_test = (max(var.variance, var.independent) / n ** 2, var.df_prompts) if var else (0.0, float("inf"))
@@ -166,10 +223,9 @@ def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: fl
     total = test + seeds
     df = total ** 2 / (test ** 2 / df_test + seeds ** 2 / (k - 1)) if total > 0 else float("inf")
     q = float(stats.t.ppf(0.5 + confidence / 2, df))
-    mean = float(correct.mean())
     return {"low": max(0.0, mean - q * np.sqrt(total)), "high": min(1.0, mean + q * np.sqrt(total)),
             "se": float(np.sqrt(total)), "se_test": float(np.sqrt(test)), "se_seeds": float(np.sqrt(seeds)),
-            "df": float(df), "replicates": int(k)}
+            "df": float(df), "replicates": int(k), "caveat": coverage_caveat(design)}
 
 
 def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDesign,
@@ -194,10 +250,12 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     if discordant == 0 and not any(v for v, _ in seeds):
         return {**empty, "difference": difference, "low": difference, "high": difference, "p_value": 1.0}
     var = sum_variance(d, design)
-    if var and var.variance > 0:
-        test, df_test, effect = var.variance / n ** 2, var.df_pairs, var.design_effect
-    else:   # every pair has the same difference (or one pair): the variance under "no difference", Σd²
-        test, df_test, effect = float((d ** 2).sum()) / n ** 2, float((d ** 2).sum() ** 2 / (d ** 4).sum()), 1.0
+    null = float((d ** 2).sum())   # Var(Σd) under "no difference" for independent pairs: McNemar's b + c
+    if var and var.variance >= null:
+        test, df_test = var.variance / n ** 2, var.df_pairs
+    else:   # never below the independent pairs' null variance, with its own Satterthwaite df (≈ discordant pairs)
+        test, df_test = null / n ** 2, null ** 2 / float((d ** 4).sum()) if null > 0 else float("inf")
+    effect = test * n ** 2 / var.independent if var and var.independent > 0 else 1.0
     parts = [(test, df_test), *seeds]
     total = sum(v for v, _ in parts)
     df = total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
