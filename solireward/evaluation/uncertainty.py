@@ -10,21 +10,31 @@ share a prompt), which makes it unbiased when the pairs are in fact independent 
 (for equal one-way clusters this is the usual G/(G − 1)). A non-positive estimate falls back to the
 independent-pairs variance.
 
-- Interval of one accuracy: Wilson's interval at the effective number of pairs n·(design effect)⁻¹,
-  capped at n (a design effect below 1 is taken as noise; Kish 1965; Korn & Graubard 1998), with
-  Student's t quantile: its degrees of freedom come from a moment split of the variance into a pair
-  part (n − 1 df) and a prompt part ((prompts − 1) / (1 + share of cross-prompt pairs) df), so they are
-  large when prompts do not matter and near the number of prompts when they dominate (Welch–Satterthwaite).
+- Interval of one accuracy: Wilson's interval at the effective number of pairs n·(design effect)⁻¹ (Kish 1965;
+  Korn & Graubard 1998), with Student's t quantile: its degrees of freedom come from a moment split of the
+  variance into a pair part (n − 1 df) and a prompt part ((prompts − 1) / (1 + share of cross-prompt pairs) df),
+  so they are large when prompts do not matter and near the number of prompts when they dominate
+  (Welch–Satterthwaite). The design effect is never below ``design_effect_floor``: 1 + (n/prompts − 1)/(1 + k),
+  k the number of minority outcomes (wrong pairs near 100 %). Clustering shows only through those outcomes: at
+  accuracy 0 or 1 (k = 0) nothing can be estimated and each prompt counts once (n_eff = prompts, the prompts'
+  degrees of freedom), and with a few wrong pairs that happen to fall in different prompts the estimate says
+  "independent" although hard prompts hold most errors; the floor fades as k grows (1.12 at k = 120 with 16
+  pairs per prompt). Near 100 % it keeps the lower side covered and is conservative (docs/UNCERTAINTY.md).
 - Paired test of two models on the same pairs: d_i = their correctness difference; t = Σd / √V(Σd)
   against Student's t with the Satterthwaite degrees of freedom of V under working independence,
-  ν = (Σe²)² / Σ_{i,j share} e_i² e_j² (Bell & McCaffrey 2002); with pairs that share no prompt ν is
-  about the number of discordant pairs, so sparse discordance is judged about as conservatively as
-  exact McNemar.
+  ν = (Σe²)² / Σ_{i,j share} e_i² e_j² (Bell & McCaffrey 2002). V is never below McNemar's b + c = Σd², the
+  variance of Σd under "no difference" for independent pairs (then with its own degrees of freedom
+  (Σd²)²/Σd⁴, about the number of discordant pairs): with sparse discordance the centred dyadic sum can come
+  out near 0 (issue 26: 3 : 0 over 9 pairs gave p = 2e-15), and a design effect below 1 is noise, not pairs
+  that share a prompt disagreeing. With pairs that share no prompt the test is a t-version of McNemar's.
 - Replicates (K models of one cell, different seeds): the variance of the mean is the test-set variance of
   the replicate-averaged correctness plus s²/K over the replicates' accuracies; Welch–Satterthwaite degrees
   of freedom. s² also holds the per-pair noise that the test-set part already counts, so the interval is
   conservative when replicates differ by that noise alone (docs/UNCERTAINTY.md); subtracting it (a
   two-way ANOVA) under-covered with K = 3, because the smaller s² then set too many degrees of freedom.
+  Replicates that are all right (or all wrong) on every pair get the one-model interval at 0 or 1.
+- ``coverage_caveat``: the sentence a report shows beside an interval whose design is outside the range the
+  simulation checked, or in the one scenario that fell short (also the ``caveat`` of each interval).
 """
 
 from __future__ import annotations
@@ -38,8 +48,9 @@ from scipy import stats
 
 INTERVAL_METHOD = ("intervals and paired tests treat test pairs that share a prompt as dependent "
                    "(dyadic cluster-robust variance over prompts; Wilson interval at the effective number of "
-                   "pairs; paired t-test with Satterthwaite degrees of freedom; replicates add the "
-                   "seed-to-seed variance). See docs/UNCERTAINTY.md.")
+                   "pairs, each prompt counting once at 0 or 100 %; paired t-test with Satterthwaite degrees of "
+                   "freedom, its variance never below McNemar's; replicates add the seed-to-seed variance). "
+                   "See docs/UNCERTAINTY.md.")
 
 
 CHECKED_MIN_PROMPTS = 12     # the fewest test prompts the simulation checks (docs/UNCERTAINTY.md)
@@ -154,11 +165,22 @@ def design_effect_floor(n: int, minority: float, design: PromptDesign) -> float:
 
     Clustering shows only through the minority outcomes: with none (accuracy 0 or 1) the data cannot tell
     "prompts decide" from "pairs are independent", so each prompt counts once (design effect n / prompts);
-    the floor falls to 1 as minority outcomes accumulate, 1 + (n / prompts − 1) / (1 + minority), so that
-    one more error never narrows the interval (docs/UNCERTAINTY.md, "Near 0 and 100 %").
+    the floor falls to 1 as minority outcomes accumulate, 1 + (n / prompts − 1) / (1 + minority). An all-correct
+    set, which says least about clustering, can therefore get a lower bound below that of a set with one error
+    (docs/UNCERTAINTY.md, "Near 0 and 100 %").
     """
     boundary = n / min(n, max(design.prompts, 1))
     return 1.0 + (boundary - 1.0) / (1.0 + minority)
+
+
+def _floored(var: SumVariance | None, n: int, mean: float, design: PromptDesign) -> tuple[float, float]:
+    """Design effect (never below 1 nor ``design_effect_floor``) and degrees of freedom of an interval's
+    test-set variance; the floor's excess over the estimate counts as prompt variance."""
+    effect = max(1.0, var.design_effect if var else 1.0, design_effect_floor(n, n * min(mean, 1.0 - mean), design))
+    if var and var.independent > 0:
+        return effect, _welch_df(var.pair_part, max(var.prompt_part, effect * var.independent - var.pair_part),
+                                 n, design)
+    return effect, (_prompt_df(design) if effect > 1 else float("inf"))   # nothing varies: as if prompts decided
 
 
 def coverage_caveat(design: PromptDesign) -> str | None:
@@ -189,18 +211,12 @@ def accuracy_interval(correct: np.ndarray, design: PromptDesign, confidence: flo
         return None
     p = float(correct.mean())
     var = sum_variance(correct, design)
-    estimate = var.design_effect if var else 1.0
-    effect = max(1.0, estimate, design_effect_floor(n, n * min(p, 1.0 - p), design))
+    effect, df = _floored(var, n, p, design)
     n_eff = n / effect
-    if var and var.independent > 0:   # the floor's excess over the estimate is prompt variance
-        prompt_part = max(var.prompt_part, effect * var.independent - var.pair_part)
-        df = _welch_df(var.pair_part, prompt_part, n, design)
-    else:                              # nothing varies: as if prompts decided every pair
-        df = _prompt_df(design) if effect > 1 else float("inf")
     q = float(stats.t.ppf(0.5 + confidence / 2, df))
     low, high = _wilson(p, n_eff, q)
     return {"low": low, "high": high, "se": float(np.sqrt(p * (1 - p) / n_eff)), "effective_pairs": n_eff,
-            "design_effect": effect, "design_effect_estimate": estimate, "df": float(df),
+            "design_effect": effect, "design_effect_estimate": var.design_effect if var else 1.0, "df": float(df),
             "caveat": coverage_caveat(design)}
 
 
@@ -217,8 +233,8 @@ def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: fl
         return {**accuracy_interval(correct.mean(axis=0), design, confidence), "se_test": 0.0, "se_seeds": 0.0,
                 "replicates": int(k)}
     var = sum_variance(correct.mean(axis=0), design)
-    # the test-set part never below that of independent pairs, as in `accuracy_interval`
-    test, df_test = (max(var.variance, var.independent) / n ** 2, var.df_prompts) if var else (0.0, float("inf"))
+    effect, df_test = _floored(var, n, mean, design)   # as in `accuracy_interval`
+    test = effect * var.independent / n ** 2 if var else 0.0
     seeds = float(correct.mean(axis=1).var(ddof=1)) / k
     total = test + seeds
     df = total ** 2 / (test ** 2 / df_test + seeds ** 2 / (k - 1)) if total > 0 else float("inf")
