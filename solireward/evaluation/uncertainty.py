@@ -54,7 +54,7 @@ INTERVAL_METHOD = ("intervals and paired tests treat test pairs that share a pro
 
 
 CHECKED_MIN_PROMPTS = 12     # the fewest test prompts the simulation checks (docs/UNCERTAINTY.md)
-SHORT_CROSSED_PROMPTS = 20   # below this many prompts, cross-prompt designs covered 0.92-0.93 in one scenario
+SHORT_CROSSED_PROMPTS = 20   # below this many prompts, cross-prompt designs covered 0.93 in one scenario
 
 
 def method_footnote() -> str:
@@ -191,7 +191,7 @@ def coverage_caveat(design: PromptDesign) -> str | None:
                 "prompts on; read the interval as approximate")
     if design.prompts < SHORT_CROSSED_PROMPTS and design.cross.mean() > 0.5:
         return (f"{design.prompts} test prompts, mostly cross-prompt pairs: simulated coverage of a 95 % interval "
-                "was 0.92-0.93 with weak prompt effects")
+                "was 0.93 with weak prompt effects")
     return None
 
 
