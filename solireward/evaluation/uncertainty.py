@@ -10,11 +10,11 @@ share a prompt), which makes it unbiased when the pairs are in fact independent 
 (for equal one-way clusters this is the usual G/(G − 1)). A non-positive estimate falls back to the
 independent-pairs variance.
 
-- Interval of one accuracy: Wilson's interval at the effective number of pairs n·(design effect)⁻¹ (Kish 1965;
-  Korn & Graubard 1998), with Student's t quantile: its degrees of freedom come from a moment split of the
+- Interval of one accuracy: Wilson's interval at the effective number of pairs p(1 − p)/Var(mean) (Kish 1965;
+  Korn & Graubard 1998), capped at n, with Student's t quantile: its degrees of freedom come from a moment split of the
   variance into a pair part (n − 1 df) and a prompt part ((prompts − 1) / (1 + share of cross-prompt pairs) df),
   so they are large when prompts do not matter and near the number of prompts when they dominate
-  (Welch–Satterthwaite). The design effect is never below ``design_effect_floor``: 1 + (n/prompts − 1)/(1 + k),
+  (Welch–Satterthwaite). The design effect n / n_eff is never below ``design_effect_floor``: 1 + (n/prompts − 1)/(1 + k),
   k the number of minority outcomes (wrong pairs near 100 %). Clustering shows only through those outcomes: at
   accuracy 0 or 1 (k = 0) nothing can be estimated and each prompt counts once (n_eff = prompts, the prompts'
   degrees of freedom), and with a few wrong pairs that happen to fall in different prompts the estimate says
@@ -173,14 +173,14 @@ def design_effect_floor(n: int, minority: float, design: PromptDesign) -> float:
     return 1.0 + (boundary - 1.0) / (1.0 + minority)
 
 
-def _floored(var: SumVariance | None, n: int, mean: float, design: PromptDesign) -> tuple[float, float]:
-    """Design effect (never below 1 nor ``design_effect_floor``) and degrees of freedom of an interval's
-    test-set variance; the floor's excess over the estimate counts as prompt variance."""
-    effect = max(1.0, var.design_effect if var else 1.0, design_effect_floor(n, n * min(mean, 1.0 - mean), design))
-    if var and var.independent > 0:
-        return effect, _welch_df(var.pair_part, max(var.prompt_part, effect * var.independent - var.pair_part),
-                                 n, design)
-    return effect, (_prompt_df(design) if effect > 1 else float("inf"))   # nothing varies: as if prompts decided
+def _floored(var: SumVariance | None, base: float, n: int, mean: float, design: PromptDesign) -> tuple[float, float]:
+    """Variance of the sum an interval uses, never below ``design_effect_floor`` × `base` (the variance of the sum
+    for independent pairs), and its degrees of freedom; the floor's excess over the estimate is prompt variance."""
+    floor = design_effect_floor(n, n * min(mean, 1.0 - mean), design) * base
+    if var is None or base <= 0:   # nothing varies: as if prompts decided every pair
+        return floor, (_prompt_df(design) if design_effect_floor(n, 0.0, design) > 1 else float("inf"))
+    used = max(var.variance, floor)
+    return used, _welch_df(var.pair_part, max(var.prompt_part, used - var.pair_part), n, design)
 
 
 def coverage_caveat(design: PromptDesign) -> str | None:
@@ -203,20 +203,21 @@ def _wilson(p: float, n_eff: float, q: float) -> tuple[float, float]:
 
 
 def accuracy_interval(correct: np.ndarray, design: PromptDesign, confidence: float = 0.95) -> dict[str, Any] | None:
-    """Wilson interval of mean(correct) at the effective number of pairs n / design effect, the design effect
-    never below ``design_effect_floor`` (cluster-aware at 0 and 1); None without pairs."""
+    """Wilson interval of mean(correct) at the effective number of pairs, the design effect never below
+    ``design_effect_floor`` (cluster-aware at 0 and 1); None without pairs."""
     correct = np.asarray(correct, dtype=float)
     n = correct.size
     if n == 0:
         return None
     p = float(correct.mean())
     var = sum_variance(correct, design)
-    effect, df = _floored(var, n, p, design)
-    n_eff = n / effect
+    binomial = n * p * (1 - p)
+    used, df = _floored(var, binomial, n, p, design)
+    n_eff = n * binomial / used if used > 0 else n / design_effect_floor(n, 0.0, design)
     q = float(stats.t.ppf(0.5 + confidence / 2, df))
     low, high = _wilson(p, n_eff, q)
-    return {"low": low, "high": high, "se": float(np.sqrt(p * (1 - p) / n_eff)), "effective_pairs": n_eff,
-            "design_effect": effect, "design_effect_estimate": var.design_effect if var else 1.0, "df": float(df),
+    return {"low": low, "high": high, "se": float(np.sqrt(used)) / n, "effective_pairs": n_eff,
+            "design_effect": n / n_eff, "design_effect_estimate": var.design_effect if var else 1.0, "df": float(df),
             "caveat": coverage_caveat(design)}
 
 
@@ -233,8 +234,8 @@ def replicate_interval(correct: np.ndarray, design: PromptDesign, confidence: fl
         return {**accuracy_interval(correct.mean(axis=0), design, confidence), "se_test": 0.0, "se_seeds": 0.0,
                 "replicates": int(k)}
     var = sum_variance(correct.mean(axis=0), design)
-    effect, df_test = _floored(var, n, mean, design)   # as in `accuracy_interval`
-    test = effect * var.independent / n ** 2 if var else 0.0
+    used, df_test = _floored(var, var.independent if var else 0.0, n, mean, design)   # as in `accuracy_interval`
+    test = used / n ** 2
     seeds = float(correct.mean(axis=1).var(ddof=1)) / k
     total = test + seeds
     df = total ** 2 / (test ** 2 / df_test + seeds ** 2 / (k - 1)) if total > 0 else float("inf")

@@ -57,7 +57,7 @@ def _coverage(a: np.ndarray, b: np.ndarray, correct: np.ndarray, truth: float) -
 @pytest.mark.parametrize("sigma", [0.0, 0.5])
 def test_interval_covers_the_true_accuracy_95_percent(kind: str, sigma: float) -> None:
     """Mid-range accuracy. Crossed pairs without a prompt effect: the design-effect floor near 1 (k ≈ 120 wrong
-    pairs) makes the interval slightly conservative, 0.972 (docs/UNCERTAINTY.md)."""
+    pairs) makes the interval slightly conservative, 0.973 (docs/UNCERTAINTY.md)."""
     rng = np.random.default_rng([22, int(sigma * 10), kind == "cross"])
     a, b = _design(kind, rng)
     correct = _correct(rng, a, b, rng.normal(0.0, sigma, (R, PROMPTS)), MU)
