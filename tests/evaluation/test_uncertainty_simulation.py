@@ -90,7 +90,7 @@ def test_interval_near_100_percent_with_prompt_difficulty_spread(kind: str, prom
     a, b, correct, truth = _near_boundary(kind, prompts, accuracy, 0.5, seed=prompts * 100 + int(accuracy * 100))
     coverage, intervals = _coverage(a, b, correct, truth)
     assert 0.93 <= coverage <= 0.99, coverage
-    assert float((intervals[:, 0] > truth).mean()) <= 0.025   # the interval is never mostly above the truth
+    assert float((intervals[:, 0] > truth).mean()) <= 0.025   # one-sided misses from above: at most the nominal
 
 
 def test_all_correct_sets_are_judged_by_their_prompts() -> None:
