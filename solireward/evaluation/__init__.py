@@ -23,7 +23,8 @@ Metrics (with d = r_win − r_lose for a pair and r the chosen score field):
 - ``pairs.accuracy_ci``: a ``--confidence`` interval of ``pairs.accuracy`` that counts pairs sharing a
   prompt as dependent (``uncertainty``: dyadic cluster-robust variance over prompts, Wilson interval at
   the effective number of pairs ``pairs.effective_pairs``; ``pairs.accuracy_se``, ``pairs.design_effect``
-  = variance / the variance of independent pairs). A side without a prompt is its own prompt.
+  = pairs / effective pairs, never below the cluster-aware floor near 0 and 100 %). A side without a prompt
+  is its own prompt.
 - ``pairs.in_prompt`` / ``pairs.cross_prompt``: ``{pairs, prompts, accuracy, accuracy_ci,
   design_effect}`` over the win–lose pairs of the pair file whose two sides have the same prompt / two
   different prompts. ``all_pairs.in_prompt`` / ``all_pairs.cross_prompt``: the same over every

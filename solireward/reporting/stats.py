@@ -10,6 +10,7 @@ import pandas as pd
 
 from solireward.evaluation import (PromptDesign, method_footnote, pair_correct, paired_test, pooled_seed_variance,
                                    replicate_interval)
+from solireward.evaluation.uncertainty import coverage_caveat
 from solireward.reporting.conclusions import conclusion, direction
 from solireward.reporting.load import COLUMNS
 
@@ -141,6 +142,10 @@ def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, 
         if unmarked:
             notes.append("No * where a side is one training and no cell was trained several times to pool its seed "
                          "variance from: a single training's difference is an anecdote (`claim_replicates`).")
+    designs = [correct_matrix(unc.files, members) for members in sub["members"]]
+    caveats = list(dict.fromkeys(c for found in designs if found is not None if (c := coverage_caveat(found[1]))))
+    if caveats:   # the test set is outside the range the simulation checked (docs/UNCERTAINTY.md)
+        notes.append("Coverage caveat: " + "; ".join(caveats) + ".")
     if notes:
         notes.append(f"Method: {method_footnote()}")
     columns.update({k: v for k, v in COLUMNS.items() if k != "pairs.accuracy"})
