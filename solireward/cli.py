@@ -21,7 +21,7 @@ from solireward import __version__
 from solireward.errors import SoliRewardError
 
 # the subcommands, in the order of the pipeline (the order `solireward --help` lists them in)
-COMMANDS = ("demo-data", "labels", "pairs", "tiny-model", "train", "infer", "serve", "evaluate", "probe",
+COMMANDS = ("demo-data", "labels", "audit-labels", "pairs", "tiny-model", "train", "infer", "serve", "evaluate", "probe",
             "overopt-grid", "overopt", "report", "import-bench")
 
 
