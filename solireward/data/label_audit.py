@@ -11,7 +11,7 @@ videos of each prompt:
   Fail) pairs in which the Pass video has the larger value (ties 1/2); under "the statistic says nothing
   about the label within a prompt" U_s has mean n1 n0 / 2 and the tie-corrected variance
   n1 n0 / 12 ((n + 1) - Σ(t³ - t) / (n (n - 1))). z = Σ(U_s - n1 n0 / 2) / √(Σ Var U_s), two-sided
-  normal p. A prompt whose videos are all Pass or all Fail carries no information and is left out.
+  normal p. A prompt (a stratum) whose videos are all Pass or all Fail carries no information and is left out.
 * **Effect sizes**: the within-prompt AUC, ΣU_s / Σ n1 n0 (the probability that a Pass video shows the
   larger value than a Fail video of the same prompt; 0.5 = no association), and the difference,
   Pass minus Fail mean of the statistic in its own unit, averaged over prompts with weight n1 n0 / n.
@@ -19,6 +19,12 @@ videos of each prompt:
 * **Family-wise error rate**: Holm's step-down over every test that could be computed (statistics x
   annotators and overall x dimensions); a test is *flagged* when its Holm-adjusted p is at most ``alpha``,
   so the chance of any false flag is at most ``alpha`` when no statistic predicts any label.
+
+With ``--reference`` (trusted labels of some videos in the same format, e.g. an expert's; their majority
+per video and dimension), the strata are (prompt, reference label) and only referenced videos count: the
+audit then asks which statistic predicts where the annotators depart from the reference, which separates a
+shortcut from a statistic that genuinely goes with quality (a wrong motion moves differently; without a
+reference such content statistics are flagged too, rightly: they do predict the label).
 
 A statistic that never varies within a prompt (the same duration everywhere), or that leaves fewer than
 ``min_prompts`` prompts with both classes, is listed as not tested. A video that cannot be read is reported
@@ -60,6 +66,8 @@ class LabelAuditConfig:
     output: str = arg("report to write (.json); the same report as Markdown goes beside it (.md)")
     video_root: str | None = arg("folder that relative video_path values are resolved against "
                                  "(default: each annotation file's own folder)", None)
+    reference: list[str] | None = arg("trusted labels of some of the videos (same format, e.g. an expert's): "
+                                      "compare within prompt and reference label, on those videos only", None)
     alpha: float = arg("family-wise error rate of the flags (Holm over statistics x annotators x dimensions)",
                        0.05)
     confidence: float = arg("confidence of the effect sizes' bootstrap intervals", 0.95)
@@ -102,7 +110,7 @@ def within_prompt_test(values: np.ndarray, labels: np.ndarray, prompts: np.ndarr
     u = rank_sum[both] - n1 * (n1 + 1) / 2
     pairs = n1 * n0
     variance = pairs / 12 * ((n + 1) - tie_term / (n * (n - 1)))
-    result: dict[str, Any] = {"n_prompts": int(both.sum()), "n_pairs": int(pairs.sum())}
+    result: dict[str, Any] = {"n_strata": int(both.sum()), "n_pairs": int(pairs.sum())}
     if both.sum() < min_prompts:
         return {**result, "not_tested": f"fewer than {min_prompts} prompts with both a Pass and a Fail video"}
     if variance.sum() <= 0:
@@ -130,15 +138,21 @@ def holm(p: np.ndarray) -> np.ndarray:
 
 
 def audit(statistics: pd.DataFrame, ratings: pd.DataFrame, alpha: float = 0.05, confidence: float = 0.95,
-          bootstrap: int = 2000, min_prompts: int = 5, seed: int = 0) -> tuple[list[dict], list[dict]]:
+          bootstrap: int = 2000, min_prompts: int = 5, seed: int = 0, reference: pd.DataFrame | None = None
+          ) -> tuple[list[dict], list[dict]]:
     """(tests, not tested) of every dimension x annotator x statistic, with Holm-adjusted p and flags.
 
     `statistics`: one row per video, column ``video_path`` and any of :data:`STATISTICS`; `ratings`: one
-    row per label with ``video_path``, ``prompt``, ``dimension``, ``annotator`` and ``label`` (1/0).
+    row per label with ``video_path``, ``prompt``, ``dimension``, ``annotator`` and ``label`` (1/0);
+    `reference`: ``video_path``, ``dimension`` and ``label`` of trusted labels (strata: prompt x that label).
     """
     rng = np.random.default_rng(seed)
     names = [s for s in STATISTICS if s in statistics.columns]
     merged = ratings.merge(statistics, on="video_path", how="inner")
+    if reference is not None:
+        merged = merged.merge(reference[["video_path", "dimension", "label"]].rename(columns={"label": "ref"}),
+                              on=["video_path", "dimension"], how="inner")
+        merged["prompt"] = merged["prompt"] + np.where(merged["ref"] == 1, "\x1fpass", "\x1ffail")
     tests, skipped = [], []
     for (dimension, annotator), group in merged.groupby(["dimension", "annotator"], sort=True):
         for name in names:
@@ -153,10 +167,11 @@ def audit(statistics: pd.DataFrame, ratings: pd.DataFrame, alpha: float = 0.05, 
     return tests, skipped
 
 
-def _rating_frame(config: LabelAuditConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Every valid annotator label and the majority label (annotator ``overall``), and the import counts."""
-    frame, files, _ = read_annotation_files(config.input, config.progress)
-    import_config = LabelImportConfig(input=config.input, output="unused.jsonl", video_root=config.video_root,
+def _rating_frame(files: list[str], config: LabelAuditConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Every valid annotator label of `files` and the majority label (annotator ``overall``), and the import
+    counts."""
+    frame, files, _ = read_annotation_files(files, config.progress)
+    import_config = LabelImportConfig(input=files, output="unused.jsonl", video_root=config.video_root,
                                       on_error="skip")  # validation only: nothing is written
     clean, rejections, _ = validate(frame, files, import_config)
     if clean.rows.empty:
@@ -180,7 +195,10 @@ def _rating_frame(config: LabelAuditConfig) -> tuple[pd.DataFrame, dict[str, Any
 
 def run_audit(config: LabelAuditConfig) -> dict[str, Any]:
     """Read the labels and videos of `config`, audit them and write the report (.json and .md); return it."""
-    ratings, counts = _rating_frame(config)
+    ratings, counts = _rating_frame(config.input, config)
+    reference, reference_counts = (None, None) if not config.reference else _rating_frame(config.reference, config)
+    if reference is not None:
+        reference = reference[reference["annotator"] == OVERALL]
     show = config.progress or sys.stderr.isatty()
     rows, unreadable = [], []
     for path in tqdm(sorted(ratings["video_path"].unique()), desc="video statistics", unit="video",
@@ -194,12 +212,14 @@ def run_audit(config: LabelAuditConfig) -> dict[str, Any]:
         raise InputError("no video could be read", file=", ".join(counts["files"]))
     statistics = pd.DataFrame(rows)
     tests, skipped = audit(statistics, ratings, config.alpha, config.confidence, config.bootstrap,
-                           config.min_prompts, config.seed)
+                           config.min_prompts, config.seed, reference)
     report = {"summary": {**counts, "videos": len(rows), "videos_unreadable": len(unreadable),
                           "annotators": sorted(set(ratings["annotator"]) - {OVERALL}),
                           "dimensions": sorted(set(ratings["dimension"])), "statistics": list(STATISTICS),
                           "family_size": len(tests), "alpha": config.alpha, "confidence": config.confidence,
-                          "flagged": sum(t["flagged"] for t in tests)},
+                          "flagged": sum(t["flagged"] for t in tests),
+                          "reference": reference_counts and {**reference_counts,
+                                                             "videos": int(reference["video_path"].nunique())}},
               "flags": [t for t in tests if t["flagged"]], "tests": tests, "not_tested": skipped,
               "unreadable_videos": unreadable, "video_statistics": statistics.to_dict(orient="records")}
     write_json(config.output, report)
@@ -211,7 +231,7 @@ def run_audit(config: LabelAuditConfig) -> dict[str, Any]:
 
 def _test_row(t: dict[str, Any]) -> list[str]:
     fmt = lambda v: markdown_cell(v, digits=3)  # noqa: E731
-    return [t["dimension"], t["annotator"], t["statistic"], str(t["n_prompts"]),
+    return [t["dimension"], t["annotator"], t["statistic"], str(t["n_strata"]),
             f"{fmt(t['auc'])} [{fmt(t['auc_interval'][0])}, {fmt(t['auc_interval'][1])}]",
             f"{markdown_cell(t['difference'], 3, signed=True)} [{fmt(t['difference_interval'][0])}, "
             f"{fmt(t['difference_interval'][1])}]", f"{t['p']:.2g}", f"{t['p_holm']:.2g}", "yes" if t["flagged"] else ""]
@@ -220,13 +240,15 @@ def _test_row(t: dict[str, Any]) -> list[str]:
 def audit_markdown(report: dict[str, Any]) -> str:
     """The audit report as Markdown: the flags, then every overall test, then what was not tested."""
     s = report["summary"]
-    header = ["dimension", "annotator", "statistic", "prompts", "AUC within prompt [CI]",
+    header = ["dimension", "annotator", "statistic", "strata", "AUC within prompt [CI]",
               "Pass − Fail [CI]", "p", "p (Holm)", "flagged"]
     level = f"{100 * s['confidence']:g} %"
     lines = ["# Label audit", "",
              f"- Files: {', '.join(s['files'])}; rows read {s['rows_read']}, rejected {s['rows_rejected']}"
              + (f" ({', '.join(f'{k} {v}' for k, v in s['rejected_by_kind'].items())})" if s["rejected_by_kind"] else ""),
              f"- Videos: {s['videos']} read, {s['videos_unreadable']} unreadable (left out)",
+             f"- Reference labels: {', '.join(s['reference']['files'])} ({s['reference']['videos']} videos); "
+             "compared within prompt and reference label" if s["reference"] else "- No reference labels",
              f"- {s['family_size']} tests (statistics x annotators and overall x dimensions); Holm's family-wise "
              f"error rate {s['alpha']:g}; {s['flagged']} flagged", "",
              "Within each prompt, Pass videos are compared with Fail videos (stratified Mann-Whitney test). "
