@@ -94,17 +94,27 @@ def within_prompt_test(values: np.ndarray, labels: np.ndarray, prompts: np.ndarr
                        ) -> dict[str, Any]:
     """The stratified Mann-Whitney test of one statistic against 1/0 labels, prompts as strata (module
     docstring): n_prompts, auc, difference, their intervals, z and p; or a ``not_tested`` reason."""
-    frame = pd.DataFrame({"s": prompts, "x": values, "y": labels.astype(np.int64)})
-    frame["r"] = frame.groupby("s")["x"].rank(method="average")
-    by = frame.groupby("s")
-    n = by.size().to_numpy(float)
-    n1 = by["y"].sum().to_numpy(float)
+    strata, y = np.unique(prompts, return_inverse=True)[1].ravel(), np.asarray(labels, dtype=float)
+    x = np.asarray(values, dtype=float)
+    order = np.lexsort((x, strata))
+    s_sorted, x_sorted = strata[order], x[order]
+    k = int(strata.max()) + 1 if len(strata) else 0
+    n = np.bincount(strata, minlength=k).astype(float)
+    start = np.concatenate([[0], np.cumsum(n)[:-1]])
+    # runs of equal (prompt, value) in sorted order: their midrank within the prompt, and their size
+    new_run = np.r_[True, (s_sorted[1:] != s_sorted[:-1]) | (x_sorted[1:] != x_sorted[:-1])]
+    run = np.cumsum(new_run) - 1
+    run_start = np.flatnonzero(new_run)
+    run_size = np.diff(np.r_[run_start, len(x)]).astype(float)
+    ranks = np.empty(len(x))
+    ranks[order] = run_start[run] + (run_size[run] - 1) / 2 - start[s_sorted] + 1
+    n1 = np.bincount(strata, weights=y, minlength=k)
     n0 = n - n1
-    rank_sum = frame["r"].where(frame["y"] == 1, 0.0).groupby(frame["s"]).sum().to_numpy()
-    pass_mean = frame["x"].where(frame["y"] == 1).groupby(frame["s"]).mean().to_numpy()
-    fail_mean = frame["x"].where(frame["y"] == 0).groupby(frame["s"]).mean().to_numpy()
-    ties = frame.groupby(["s", "x"]).size()
-    tie_term = (ties ** 3 - ties).groupby(level=0).sum().to_numpy(float)
+    rank_sum = np.bincount(strata, weights=ranks * y, minlength=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pass_mean = np.bincount(strata, weights=x * y, minlength=k) / n1
+        fail_mean = np.bincount(strata, weights=x * (1 - y), minlength=k) / n0
+    tie_term = np.bincount(s_sorted[run_start], weights=run_size ** 3 - run_size, minlength=k)
     both = (n1 > 0) & (n0 > 0)
     n, n1, n0, tie_term = n[both], n1[both], n0[both], tie_term[both]
     u = rank_sum[both] - n1 * (n1 + 1) / 2
@@ -153,11 +163,12 @@ def audit(statistics: pd.DataFrame, ratings: pd.DataFrame, alpha: float = 0.05, 
         merged = merged.merge(reference[["video_path", "dimension", "label"]].rename(columns={"label": "ref"}),
                               on=["video_path", "dimension"], how="inner")
         merged["prompt"] = merged["prompt"] + np.where(merged["ref"] == 1, "\x1fpass", "\x1ffail")
+    merged["stratum"] = pd.factorize(merged["prompt"])[0]
     tests, skipped = [], []
     for (dimension, annotator), group in merged.groupby(["dimension", "annotator"], sort=True):
         for name in names:
             result = within_prompt_test(group[name].to_numpy(float), group["label"].to_numpy(),
-                                        group["prompt"].to_numpy(), rng, bootstrap, confidence, min_prompts)
+                                        group["stratum"].to_numpy(), rng, bootstrap, confidence, min_prompts)
             row = {"dimension": str(dimension), "annotator": str(annotator), "statistic": name, **result}
             (skipped if "not_tested" in result else tests).append(row)
     adjusted = holm(np.array([t["p"] for t in tests])) if tests else np.zeros(0)
