@@ -83,3 +83,10 @@ def test_each_nuisance_changes_the_pixels_not_the_plan() -> None:
 def test_a_bias_without_its_nuisance_is_rejected(tmp_path: Path, capsys, cue) -> None:
     assert run_cli("demo-data", "--output_dir", tmp_path, f"--{cue.bias}", 0.5) == 2
     assert cue.bias in capsys.readouterr().err
+
+
+def test_the_study_knows_every_cue_as_a_label_source() -> None:
+    from solireward.study import BIASED_SOURCES, BINARY_SOURCES, LABEL_SOURCES
+
+    assert BIASED_SOURCES == {cue.label_source: cue.bias for cue in CUES}
+    assert set(BIASED_SOURCES) <= set(LABEL_SOURCES) & set(BINARY_SOURCES)
