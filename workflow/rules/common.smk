@@ -108,8 +108,10 @@ if _placeholders:
 # --------------------------------------------------------------------------------------------
 # Inputs
 
-# each planted-shortcut label source's annotation file (labels_<source>/ imports it)
+# each planted-shortcut label source's annotation file (labels_<source>/ imports it), and the {biased}
+# wildcard of those folders ("" for the clean labels/)
 BIASED_FILES = {cue.label_source: cue.annotations for cue in CUES}
+BIASED_WILDCARD = f"({'|'.join(f'_{source}' for source in BIASED_FILES)})?"
 
 
 def annotation_files(wildcards) -> list[str]:
@@ -172,7 +174,12 @@ def pairs_inputs(wildcards) -> dict:
 
 def labels_table(label_source: str) -> str:
     """The label table a label source's pairs are built from (each biased source has its own)."""
-    return f"{R}/labels{'_' + label_source if label_source in BIASED_FILES else ''}/labels.jsonl"
+    return f"{labels_dir(label_source)}/labels.jsonl"
+
+
+def labels_dir(label_source: str) -> str:
+    """The folder of a binary label source's label table, report and audit: labels/, or labels_<source>/."""
+    return f"{R}/labels_{label_source}" if label_source in BIASED_FILES else f"{R}/labels"
 
 
 def pairs_flags(wildcards) -> str:

@@ -12,7 +12,7 @@ rule labels:
     log:
         f"{LOGS}/labels{{biased}}.log",
     wildcard_constraints:
-        biased="(" + "|".join(f"_{source}" for source in BIASED_FILES) + ")?",
+        biased=BIASED_WILDCARD,
     conda:
         "../../envs/solireward.yaml"
     threads: rule_resources("labels")["threads"]
@@ -40,7 +40,7 @@ rule audit_labels:
     log:
         f"{LOGS}/audit_labels{{biased}}.log",
     wildcard_constraints:
-        biased="(" + "|".join(f"_{source}" for source in BIASED_FILES) + ")?",
+        biased=BIASED_WILDCARD,
     conda:
         "../../envs/solireward.yaml"
     threads: rule_resources("audit_labels")["threads"]
@@ -56,5 +56,4 @@ rule audit_labels:
 
 rule label_audit:
     input:
-        [f"{R}/labels{'_' + source if source in BIASED_FILES else ''}/label_audit.json"
-         for source in DESIGN.mitigated_sources()],
+        [f"{labels_dir(source)}/label_audit.json" for source in DESIGN.mitigated_sources()],
