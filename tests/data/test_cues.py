@@ -12,17 +12,13 @@ import pandas as pd
 import pytest
 
 from solireward.data.pairing import split_prompts
-from solireward.data.synthetic import DemoDataConfig, VideoSpec, plan_videos, render_video
+from solireward.data.synthetic import DemoDataConfig, plan_videos, render_video
 from solireward.data.synthetic.plan import CUES
 from tests.conftest import run_cli
 
 FLAGS = ("--num_prompts", 20, "--videos_per_prompt", 8, "--num_frames", 8, "--size", 32, "--seed", 0)
 SPLIT = [0.6, 0.2, 0.2]
 BIAS = dict(zip(CUES, (0.9, 0.3, 0.6, 0.75)))  # a different strength per cue: each file follows its own
-
-
-def _neutral(cue) -> float:
-    return VideoSpec.__dataclass_fields__[cue.name].default
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +35,9 @@ def test_nuisances_are_drawn_independently_and_leave_the_ground_truth(plain_and_
     truth = pd.read_csv(cued / "ground_truth.csv")
     columns = [cue.name for cue in CUES]
     pd.testing.assert_frame_equal(truth.drop(columns=columns), pd.read_csv(plain / "ground_truth.csv"))
-    shown = pd.DataFrame({cue.name: truth[cue.name] != _neutral(cue) for cue in CUES})
+    shown = pd.DataFrame({cue.name: truth[cue.name] != cue.neutral for cue in CUES})
     for cue in CUES:
-        assert set(truth[cue.name]) == {_neutral(cue), getattr(DemoDataConfig(output_dir="x"), cue.value)}
+        assert set(truth[cue.name]) == {cue.neutral, getattr(DemoDataConfig(output_dir="x"), cue.value)}
         assert (shown[cue.name].groupby(truth.prompt).sum() == 3).all()  # 3 of each prompt's 8 videos
     for a, b in zip(columns, columns[1:]):  # independent draws: not one set of videos for every cue
         both = (shown[a] & shown[b]).mean()
@@ -56,7 +52,7 @@ def test_each_cue_biases_exactly_its_videos_of_the_train_split(plain_and_cued, c
     pd.testing.assert_frame_equal(clean, pd.read_csv(plain / "annotations.csv"))  # cues leave the clean labels
     biased = pd.read_csv(cued / cue.annotations)
     assert biased.drop(columns="label").equals(clean.drop(columns="label"))
-    cue_of = dict(zip(truth.video_path, truth[cue.name] != _neutral(cue)))
+    cue_of = dict(zip(truth.video_path, truth[cue.name] != cue.neutral))
     train = biased.prompt.map(split_prompts(truth.prompt.tolist(), SPLIT, 0)) == "train"
     candidate = train & biased.video_path.map(cue_of) & biased.dimension.isin(["physics", "deformity"])
     changed = biased.label != clean.label
@@ -76,7 +72,7 @@ def test_each_nuisance_changes_the_pixels_not_the_plan() -> None:
         for a, b in zip(sum(plan_videos(base), []), sum(plan_videos(cued), []), strict=True):
             assert (a.physics_defect, a.deformity_defect, a.text_defect, a.seed) == \
                    (b.physics_defect, b.deformity_defect, b.text_defect, b.seed)
-            assert (render_video(a, 32, 8) == render_video(b, 32, 8)).all() == (getattr(b, cue.name) == _neutral(cue))
+            assert (render_video(a, 32, 8) == render_video(b, 32, 8)).all() == (getattr(b, cue.name) == cue.neutral)
 
 
 @pytest.mark.parametrize("cue", CUES[1:], ids=[cue.label_source for cue in CUES[1:]])

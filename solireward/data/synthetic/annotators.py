@@ -29,7 +29,7 @@ def shortcut_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> se
 
 def _shortcut(spec: VideoSpec, biased: set[str], cue: Cue) -> bool:
     """Whether the planted shortcut of `cue` applies to this video (it shows the cue, of a biased prompt)."""
-    return getattr(spec, cue.name) != VideoSpec.__dataclass_fields__[cue.name].default and spec.prompt in biased
+    return getattr(spec, cue.name) != cue.neutral and spec.prompt in biased
 
 
 def binary_rows(plans: list[list[VideoSpec]], rates: dict[str, float], seed: int,

@@ -59,6 +59,11 @@ class Cue:
     kind: str  # what such a video is called ("a bright video")
 
     @property
+    def neutral(self) -> float:
+        """The nuisance's value on a video that does not show the cue (VideoSpec's default)."""
+        return VideoSpec.__dataclass_fields__[self.name].default
+
+    @property
     def annotations(self) -> str:
         """The file name of its biased labels."""
         return f"annotations_{self.label_source}.csv"
