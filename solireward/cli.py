@@ -21,8 +21,8 @@ from solireward import __version__
 from solireward.errors import SoliRewardError
 
 # the subcommands, in the order of the pipeline (the order `solireward --help` lists them in)
-COMMANDS = ("demo-data", "labels", "pairs", "tiny-model", "train", "infer", "serve", "evaluate", "probe",
-            "overopt-grid", "overopt", "grid-pool", "select", "simulate-labels", "report", "compare-reports",
+COMMANDS = ("demo-data", "labels", "audit-labels", "pairs", "tiny-model", "train", "infer", "serve", "evaluate",
+            "probe", "overopt-grid", "overopt", "grid-pool", "select", "simulate-labels", "report", "compare-reports",
             "import-bench")
 
 

@@ -8,9 +8,9 @@ order and the reference cell are decided here and nowhere else.
 Vocabulary (one word per concept, the same in config keys, wildcards, tags, flags and table headers):
 
 - ``label_source``: where a cell's training pairs come from: ``binary`` (single-item Pass/Fail labels),
-  ``pairwise`` (annotated pairs of two videos of one prompt) or ``biased`` (the demo's binary labels from
-  annotators with a planted shortcut, ``data.demo.shortcut_bias``: a label source that invites reward
-  hacking, to test mitigations against).
+  ``pairwise`` (annotated pairs of two videos of one prompt) or one of :data:`BIASED_SOURCES` (the demo's
+  binary labels from annotators with a planted shortcut, e.g. ``biased`` toward bright videos,
+  ``data.demo.shortcut_bias``: a label source that invites reward hacking, to test mitigations against).
 - ``pairing``: which videos may form a pair: ``cross_prompt`` (the paper's method) or ``in_prompt``
   (both videos share a prompt, the baseline).
 - ``head`` and ``loss``: names defined under the config's ``heads`` and ``losses``.
@@ -34,8 +34,12 @@ import yaml
 from solireward.errors import ConfigError
 
 PAIRINGS = ("cross_prompt", "in_prompt")
-LABEL_SOURCES = ("binary", "pairwise", "biased")
-BINARY_SOURCES = ("binary", "biased")  # single-item labels: paired inside each batch, and mitigated
+# the demo's planted-shortcut label sources, one per cue of data.synthetic.plan.CUES, and the data.demo key
+# that plants each (its bias)
+BIASED_SOURCES = {"biased": "shortcut_bias", "biased_size": "size_bias", "biased_background": "background_bias",
+                  "biased_overlay": "overlay_bias"}
+LABEL_SOURCES = ("binary", "pairwise", *BIASED_SOURCES)
+BINARY_SOURCES = ("binary", *BIASED_SOURCES)  # single-item labels: paired inside each batch, and mitigated
 # pairwise annotations compare two videos of one prompt: that label source fixes the pairing
 FIXED_PAIRING = {"pairwise": "in_prompt"}
 AXES = ("task", "label_source", "pairing", "head", "loss", "mitigation")  # the order of paths, tags and rows
@@ -178,9 +182,13 @@ class Study:
             raise ConfigError(f"'{reserved[0]}' is reserved (no mitigation, or a replicate's path)",
                               field="mitigations")
         data = config["data"]
-        if "biased" in ablations["label_source"] and not (data["demo"] or {}).get("shortcut_bias", 0):
-            raise ConfigError("'biased' labels come from the demo's planted shortcut: set data.demo.shortcut_bias "
-                              "> 0 (with bright_share > 0)", field="ablations.label_source")
+        selection = config.get("selection") or {}
+        for field, sources in (("ablations.label_source", ablations["label_source"]),
+                               ("selection.label_sources", selection.get("label_sources", []))):
+            for source, bias in BIASED_SOURCES.items():
+                if source in sources and not (data["demo"] or {}).get(bias, 0):
+                    raise ConfigError(f"'{source}' labels come from the demo's planted shortcut: set "
+                                      f"data.demo.{bias} > 0 (with its nuisance's share > 0)", field=field)
         if data["demo"] is None and not data["annotations"]:
             raise ConfigError("give data.demo (generated data) or data.annotations (real files)", field="data")
         if data["demo"] is None and "pairwise" in ablations["label_source"] \
@@ -191,20 +199,14 @@ class Study:
         if self.claim_replicates > 1 and "seed" not in self.train:
             raise ConfigError("give train.seed (or a seed in the train_recipe); replicate r trains with that "
                               "seed + r", field="replicates" if self.replicates > 1 else "claim_replicates")
-        selection = config.get("selection")
-        if selection:
-            unknown = [m for m in selection["candidates"] if m not in config["mitigations"]]
-            if unknown:
-                raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations'",
-                                  field="selection.candidates")
-            if "biased" in selection.get("label_sources", []) and not (data["demo"] or {}).get("shortcut_bias", 0):
-                raise ConfigError("'biased' labels come from the demo's planted shortcut: set "
-                                  "data.demo.shortcut_bias > 0", field="selection.label_sources")
+        unknown = [m for m in selection.get("candidates", []) if m not in config["mitigations"]]
+        if unknown:
+            raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations'", field="selection.candidates")
         if config.get("overopt") is not None and data["demo"] is None:
             raise ConfigError("the over-optimisation grid is rendered by the demo generator (data.demo); set "
                               "overopt: null for a study on real data", field="overopt")
         demo, pairs = data["demo"] or {}, config["pairs"]
-        if demo.get("shortcut_bias", 0) and (
+        if any(demo.get(bias, 0) for bias in BIASED_SOURCES.values()) and (
                 list(demo.get("shortcut_split", [0.8, 0.1, 0.1])) != list(pairs.get("split", [0.8, 0.1, 0.1]))
                 or demo.get("shortcut_seed", 0) != pairs.get("seed", 0)):
             raise ConfigError("the planted shortcut must follow the train split of `solireward pairs`: give the "
@@ -224,7 +226,7 @@ class Study:
         return {factor: getattr(first, factor) for factor in FACTORS}
 
     def mitigated_sources(self) -> list[str]:
-        """The label sources whose reference cell is trained with each mitigation: binary, and biased."""
+        """The label sources whose reference cell is trained with each mitigation: binary, and each biased one."""
         return [s for s in BINARY_SOURCES if s == REFERENCE_DATA["label_source"]
                 or s in self.config["ablations"]["label_source"]]
 

@@ -21,7 +21,7 @@ if REPO not in _PYTHONPATH.split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
 sys.path.insert(0, REPO)
 from solireward.errors import ConfigError  # noqa: E402
-from solireward.data.synthetic.plan import BIASED_ANNOTATIONS  # noqa: E402
+from solireward.data.synthetic.plan import CUES  # noqa: E402
 from solireward.study import (  # noqa: E402
     CELL_PATTERN,
     LABEL_SOURCES,
@@ -108,19 +108,29 @@ if _placeholders:
 # --------------------------------------------------------------------------------------------
 # Inputs
 
+# each planted-shortcut label source's annotation file (labels_<source>/ imports it), and the {biased}
+# wildcard of those folders ("" for the clean labels/)
+BIASED_FILES = {cue.label_source: cue.annotations for cue in CUES}
+BIASED_WILDCARD = f"({'|'.join(f'_{source}' for source in BIASED_FILES)})?"
+
 
 def annotation_files(wildcards) -> list[str]:
-    """Binary annotation files: the generated demo file (its biased twin for labels_biased/) or the real ones."""
+    """Binary annotation files: the generated demo file (a cue's biased twin for labels_<source>/) or the real
+    ones."""
     if wildcards.biased:
-        return [f"{R}/data/{BIASED_ANNOTATIONS}"]
+        return [f"{R}/data/{BIASED_FILES[wildcards.biased[1:]]}"]
     if config["data"]["demo"] is not None:
         return [f"{R}/data/annotations.csv"]
     return list(config["data"]["annotations"])
 
 
 def demo_outputs() -> dict:
-    """Extra outputs of demo_data: the planted shortcut's labels when the study uses them."""
-    return {"biased": f"{R}/data/{BIASED_ANNOTATIONS}"} if "biased" in config["ablations"]["label_source"] else {}
+    """Extra outputs of demo_data: the planted shortcuts' labels the study uses."""
+    return {
+        source: f"{R}/data/{name}"
+        for source, name in BIASED_FILES.items()
+        if source in config["ablations"]["label_source"]
+    }
 
 
 def pairwise_source_file() -> str:
@@ -166,8 +176,13 @@ def pairs_inputs(wildcards) -> dict:
 
 
 def labels_table(label_source: str) -> str:
-    """The label table a label source's pairs are built from (the biased labels have their own)."""
-    return f"{R}/labels{'_biased' if label_source == 'biased' else ''}/labels.jsonl"
+    """The label table a label source's pairs are built from (each biased source has its own)."""
+    return f"{labels_dir(label_source)}/labels.jsonl"
+
+
+def labels_dir(label_source: str) -> str:
+    """The folder of a binary label source's label table, report and audit: labels/, or labels_<source>/."""
+    return f"{R}/labels_{label_source}" if label_source in BIASED_FILES else f"{R}/labels"
 
 
 def pairs_flags(wildcards) -> str:

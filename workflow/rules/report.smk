@@ -56,8 +56,9 @@ rule report:
     params:
         outdir=subpath(output.readme, parent=True),
         logs=lambda wildcards, input: [f"{m}/metrics.jsonl" for m in input.models],
-        hacking=lambda wildcards, input: cli_flags({"probe": list(input.probe), "overopt": list(input.overopt),
-                                                    "selection": list(input.selection)}),
+        hacking=lambda wildcards, input: cli_flags(
+            {"probe": list(input.probe), "overopt": list(input.overopt), "selection": list(input.selection)}
+        ),
         flags=cli_flags({"title": f"SoliReward study: {STUDY}", **config["report"]}),
     shell:
         "python -m solireward.cli report --metrics {input.metrics:q} --scores {input.scores:q} "

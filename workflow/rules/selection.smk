@@ -95,8 +95,14 @@ rule choose_mitigation:
     params:
         outdir=subpath(output.readme, parent=True),
         hacking=lambda wildcards, input: cli_flags({"probe": list(input.probe), "overopt": list(input.overopt)}),
-        flags=cli_flags({**config["report"], "title": f"SoliReward study {STUDY}: choosing a mitigation on the "
-                         "validation split", "split": "validation", "choose": True}),
+        flags=cli_flags(
+            {
+                **config["report"],
+                "title": f"SoliReward study {STUDY}: choosing a mitigation on the validation split",
+                "split": "validation",
+                "choose": True,
+            }
+        ),
     shell:
         "python -m solireward.cli report --metrics {input.metrics:q} --study_config {input.config:q} "
         "--output_dir {params.outdir:q} {params.flags} {params.hacking} > {log:q} 2>&1"

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from solireward.data.synthetic.plan import DIMENSIONS, DemoDataConfig, VideoSpec
+from solireward.data.synthetic.plan import CUES, DIMENSIONS, Cue, DemoDataConfig, VideoSpec
 
 
 def annotator_rates(config: DemoDataConfig) -> dict[str, float]:
@@ -17,8 +17,8 @@ def annotator_rates(config: DemoDataConfig) -> dict[str, float]:
 
 
 def shortcut_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> set[str]:
-    """The prompts whose annotators are biased toward bright videos (the train split), or none."""
-    if config.shortcut_bias == 0:
+    """The prompts whose annotators are biased toward a cue's videos (the train split), or none."""
+    if not any(getattr(config, cue.bias) for cue in CUES):
         return set()
     from solireward.data.pairing import split_prompts
 
@@ -27,23 +27,23 @@ def shortcut_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> se
     return {prompt for prompt, split in assignment.items() if split == "train"}
 
 
-def _shortcut(spec: VideoSpec, biased: set[str]) -> bool:
-    """Whether the planted shortcut applies to this video (bright, of a biased prompt)."""
-    return spec.brightness != 1.0 and spec.prompt in biased
+def _shortcut(spec: VideoSpec, biased: set[str], cue: Cue) -> bool:
+    """Whether the planted shortcut of `cue` applies to this video (it shows the cue, of a biased prompt)."""
+    return getattr(spec, cue.name) != cue.neutral and spec.prompt in biased
 
 
 def binary_rows(plans: list[list[VideoSpec]], rates: dict[str, float], seed: int,
-                biased: set[str] = frozenset(), bias: float = 0.0) -> list[list[str]]:
+                biased: set[str] = frozenset(), bias: float = 0.0, cue: Cue = CUES[0]) -> list[list[str]]:
     """Every annotator's Pass/Fail of every video on every dimension (annotations.csv); with `biased` prompts
-    and a `bias`, the planted shortcut's labels (annotations_biased.csv)."""
+    and a `bias`, the planted shortcut's labels toward `cue`'s videos (its cue.annotations)."""
     rows = []
     for p, videos in enumerate(plans):
         for v, spec in enumerate(videos):
             rng = np.random.default_rng([seed, 4, p, v])
             flips = rng.random((len(DIMENSIONS), len(rates))) < np.array(list(rates.values()))
             # the shortcut's draws come from their own stream, so the other labels stay as without it
-            forced = (np.random.default_rng([seed, 8, p, v]).random((len(DIMENSIONS), len(rates))) < bias
-                      if _shortcut(spec, biased) else np.zeros((len(DIMENSIONS), len(rates)), dtype=bool))
+            forced = (np.random.default_rng(cue.stream(seed, 8, p, v)).random((len(DIMENSIONS), len(rates)))
+                      < bias if _shortcut(spec, biased, cue) else np.zeros((len(DIMENSIONS), len(rates)), dtype=bool))
             for d, dim in enumerate(DIMENSIONS):
                 truth = spec.labels[dim]
                 for a, annotator in enumerate(rates):

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from solireward.data.synthetic.annotators import annotator_rates, binary_rows, pairwise_rows, shortcut_prompts
-from solireward.data.synthetic.plan import BIASED_ANNOTATIONS, DIMENSIONS, DemoDataConfig, plan_videos
+from solireward.data.synthetic.plan import CUES, DIMENSIONS, DemoDataConfig, plan_videos
 from solireward.data.synthetic.readme import demo_readme
 from solireward.data.synthetic.render import render_video
 from solireward.io import atomic_write, write_text
@@ -47,10 +47,13 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
     pairwise = pairwise_rows(plans, rates, config)
     header = ["video_path", "prompt", "dimension", "label", "annotator"]
     _write_csv(out / "annotations.csv", header, binary)
-    if biased:  # the same annotators with the planted shortcut, as a label source of its own
-        _write_csv(out / BIASED_ANNOTATIONS, header, binary_rows(plans, rates, config.seed, biased, config.shortcut_bias))
+    for cue in CUES:  # the same annotators with a planted shortcut, each cue a label source of its own
+        if getattr(config, cue.bias) > 0:
+            _write_csv(out / cue.annotations, header,
+                       binary_rows(plans, rates, config.seed, biased, getattr(config, cue.bias), cue))
     _write_csv(out / "pairwise_annotations.csv", ["prompt", "video_a", "video_b", "choice", "annotator"],
                pairwise)
+    shown = [cue.name for cue in CUES if getattr(config, cue.share) > 0]  # a nuisance column per cue rendered
     truth_rows = []
     for spec in specs:
         labels = spec.labels
@@ -58,11 +61,11 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
                            labels["text_alignment"], labels["physics"] * labels["deformity"],
                            spec.physics_defect or "none", spec.deformity_defect or "none",
                            spec.text_defect or "none", spec.colour, spec.shape, spec.motion]
-                          + ([spec.brightness] if config.bright_share > 0 else []))
+                          + [getattr(spec, name) for name in shown])
     _write_csv(out / "ground_truth.csv",
                ["video_path", "prompt", "physics", "deformity", "text_alignment", "phy_deform",
                 "physics_defect", "deformity_defect", "text_defect", "shown_colour", "shown_shape",
-                "shown_motion"] + (["brightness"] if config.bright_share > 0 else []), truth_rows)
+                "shown_motion"] + shown, truth_rows)
 
     truth = np.array([r[2:6] for r in truth_rows], dtype=float)
     summary = {

@@ -43,8 +43,50 @@ DIMENSIONS = ("physics", "deformity", "text_alignment")
 # half height of each shape relative to its radius (where it rests on the ground)
 SHAPE_EXTENT = {"ball": 1.0, "square": 0.85, "triangle": 1.0, "cross": 1.0}
 
-# the binary labels of the planted shortcut's annotators (written when shortcut_bias > 0)
-BIASED_ANNOTATIONS = "annotations_biased.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cue:
+    """A plantable shortcut: a nuisance rendered on a share of each prompt's videos (ground truth unchanged),
+    and train-split annotators biased to mark those videos Pass (a label file and label source of its own)."""
+
+    name: str  # the VideoSpec field it sets, and its column in ground_truth.csv
+    label_source: str  # the label source of its biased labels
+    share: str  # DemoDataConfig field: share of each prompt's videos that show it
+    value: str  # DemoDataConfig field: the nuisance's value on those videos
+    bias: str  # DemoDataConfig field: probability that a biased annotator passes such a video
+    rendered: str  # how those videos are rendered ({value}: the value), for the README
+    kind: str  # what such a video is called ("a bright video")
+
+    @property
+    def neutral(self) -> float:
+        """The nuisance's value on a video that does not show the cue (VideoSpec's default)."""
+        return VideoSpec.__dataclass_fields__[self.name].default
+
+    @property
+    def annotations(self) -> str:
+        """The file name of its biased labels."""
+        return f"annotations_{self.label_source}.csv"
+
+    def stream(self, seed: int, purpose: int, *ids: int) -> list[int]:
+        """The random-state entropy of one of its draws; brightness (the first cue) keeps the streams it had."""
+        return [seed, purpose, *ids] + ([CUES.index(self)] if self is not CUES[0] else [])
+
+
+# the plantable cues; `biased` (brightness) was the only one and keeps its label source and files
+CUES = (
+    Cue("brightness", "biased", "bright_share", "bright_gain", "shortcut_bias", "brightness gain {value:g}",
+        "bright"),
+    Cue("scale", "biased_size", "size_share", "size_scale", "size_bias", "the object {value:g} times as large",
+        "large-object"),
+    Cue("background_shift", "biased_background", "background_share", "background_shift", "background_bias",
+        "the background's grey level shifted by {value:g}", "shifted-background"),
+    Cue("overlay", "biased_overlay", "overlay_share", "overlay_size",
+        "overlay_bias", "a static caption box {value:g} of the frame wide in the top-left corner", "captioned"),
+)
+BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
+# the binary labels of the brightness shortcut's annotators (written when shortcut_bias > 0)
+BIASED_ANNOTATIONS = CUES[0].annotations
 
 @dataclasses.dataclass
 class DemoDataConfig:
@@ -78,6 +120,21 @@ class DemoDataConfig:
                                       "shortcut follows (give the study's pairs split)",
                                       default_factory=lambda: [0.8, 0.1, 0.1])
     shortcut_seed: int = arg("seed of that `solireward pairs` split", 0)
+    size_share: float = arg("share of each prompt's videos whose object is drawn larger (a nuisance, drawn "
+                            "independently of the others); 0 renders none", 0.0)
+    size_scale: float = arg("object size of those videos relative to the usual one", 1.3)
+    size_bias: float = arg("planted shortcut like shortcut_bias, for large-object videos (label source "
+                           f"{CUES[1].label_source}, {CUES[1].annotations})", 0.0)
+    background_share: float = arg("share of each prompt's videos with a shifted background shade (a nuisance); "
+                                  "0 renders none", 0.0)
+    background_shift: int = arg("grey levels added to the background of those videos", 60)
+    background_bias: float = arg("planted shortcut like shortcut_bias, for shifted-background videos (label "
+                                 f"source {CUES[2].label_source}, {CUES[2].annotations})", 0.0)
+    overlay_share: float = arg("share of each prompt's videos with a static caption box (a nuisance); "
+                               "0 renders none", 0.0)
+    overlay_size: float = arg("width of that box as a share of the frame width", 0.3)
+    overlay_bias: float = arg("planted shortcut like shortcut_bias, for captioned videos (label source "
+                              f"{CUES[3].label_source}, {CUES[3].annotations})", 0.0)
     progress: bool = arg("show a progress bar even when stderr is not a terminal", False)
 
     def __post_init__(self) -> None:
@@ -99,12 +156,15 @@ class DemoDataConfig:
             ("shortcut_split", len(self.shortcut_split) == 3 and min(self.shortcut_split) >= 0
              and self.shortcut_split[0] > 0 and abs(sum(self.shortcut_split) - 1) < 1e-6,
              "three non-negative fractions summing to 1, train > 0"),
-            ("shortcut_bias", self.shortcut_bias == 0 or self.bright_share > 0,
-             "0 unless bright_share > 0 (the shortcut is brightness)"),
+            ("size_scale", 0.25 <= self.size_scale <= 2, "between 0.25 and 2"),
+            ("background_shift", -255 <= self.background_shift <= 255, "between -255 and 255"),
+            ("overlay_size", 0.05 <= self.overlay_size <= 1, "between 0.05 and 1"),
         ]
+        checks += [(cue.bias, getattr(self, cue.bias) == 0 or getattr(self, cue.share) > 0,
+                    f"0 unless {cue.share} > 0 (the shortcut is {cue.kind} videos)") for cue in CUES]
         checks += [(name, 0 <= getattr(self, name) <= 1, "between 0 and 1")
                    for name in ("physics_defect_rate", "deformity_defect_rate", "text_defect_rate",
-                                "bright_share", "shortcut_bias")]
+                                *(field for cue in CUES for field in (cue.share, cue.bias)))]
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
@@ -128,6 +188,7 @@ class VideoSpec:
     brightness: float = 1.0  # gain on every pixel value (clipped at 255)
     scale: float = 1.0  # object size relative to the drawn radius
     background_shift: int = 0  # added to the background's grey level
+    overlay: float = 0.0  # width of a static caption box as a share of the frame (0: none)
 
     @property
     def nuisance(self) -> dict[str, float]:
@@ -176,8 +237,9 @@ def plan_videos(config: DemoDataConfig) -> list[list[VideoSpec]]:
         physics = _defect_flags(rng, k, config.physics_defect_rate)
         deformity = _defect_flags(rng, k, config.deformity_defect_rate)
         text = _defect_flags(rng, k, config.text_defect_rate)
-        bright = (_defect_flags(np.random.default_rng([config.seed, 6, p]), k, config.bright_share)
-                  if config.bright_share > 0 else np.zeros(k, dtype=bool))
+        shown_cues = {cue: _defect_flags(np.random.default_rng(cue.stream(config.seed, 6, p)), k,
+                                         getattr(config, cue.share))
+                      for cue in CUES if getattr(config, cue.share) > 0}
         videos = []
         for v in range(k):
             text_defect = str(rng.choice(TEXT_DEFECTS)) if text[v] else None
@@ -189,7 +251,8 @@ def plan_videos(config: DemoDataConfig) -> list[list[VideoSpec]]:
             videos.append(VideoSpec(f"videos/p{p:03d}_v{v}.mp4", prompt, shown["colour"], shown["shape"],
                                     shown["motion"], physics_defect, deformity_defect, text_defect,
                                     morph_target, (config.seed, 2, p, v),
-                                    brightness=config.bright_gain if bright[v] else 1.0))
+                                    **{cue.name: getattr(config, cue.value)
+                                       for cue, flags in shown_cues.items() if flags[v]}))
         plans.append(videos)
     return plans
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from solireward.data.synthetic.plan import BIASED_ANNOTATIONS, COLOURS, MOTIONS, SHAPES, DemoDataConfig
+from solireward.data.synthetic.plan import COLOURS, CUES, MOTIONS, SHAPES, DemoDataConfig
 
 
 def demo_readme(config: DemoDataConfig, summary: dict[str, Any]) -> str:
     """The README.md text of a data set generated with `config` (`summary`: what generate_demo_data counted)."""
-    nuisance_on = config.bright_share > 0
+    nuisance_on = any(getattr(config, cue.share) > 0 for cue in CUES)
     flags = " ".join(f"--{f.name} {_flag_value(getattr(config, f.name))}" for f in dataclasses.fields(config)
-                     if f.name not in ("output_dir", "progress") and (nuisance_on or f.name not in _NUISANCE_FLAGS))
+                     if f.name not in ("output_dir", "progress") and _shown_flag(config, f.name))
     rates = "\n".join(f"| {name} | {rate:.3f} | {min(rate + config.pairwise_noise_extra, 0.9):.3f} |"
                       for name, rate in summary["annotator_flip_rates"].items())
     passes = "\n".join(f"| {name} | {rate:.3f} |" for name, rate in summary["pass_rate"].items())
@@ -68,7 +68,15 @@ Import the binary labels with `solireward labels --input annotations.csv ...`.
 {_shortcut_readme(config, summary) if nuisance_on else ""}"""
 
 
-_NUISANCE_FLAGS = ("bright_share", "bright_gain", "shortcut_bias", "shortcut_split", "shortcut_seed")
+def _shown_flag(config: DemoDataConfig, name: str) -> bool:
+    """Whether the README's command line gives flag `name`: a cue's flags when it is rendered, the shortcut
+    split's when any is (the default data set's command line is as before cues existed)."""
+    for cue in CUES:
+        if name in (cue.share, cue.value, cue.bias):
+            return getattr(config, cue.share) > 0
+    if name in ("shortcut_split", "shortcut_seed"):
+        return any(getattr(config, cue.share) > 0 for cue in CUES)
+    return True
 
 
 def _flag_value(value: Any) -> str:
@@ -77,16 +85,23 @@ def _flag_value(value: Any) -> str:
 
 
 def _shortcut_readme(config: DemoDataConfig, summary: dict[str, Any]) -> str:
+    rows = "\n".join(
+        f"| `{cue.name}` | {cue.rendered.format(value=getattr(config, cue.value))} | {getattr(config, cue.share):g} | "
+        + (f"{getattr(config, cue.bias):g} | `{cue.annotations}` (`{cue.label_source}`) |"
+           if getattr(config, cue.bias) > 0 else "0 | none |")
+        for cue in CUES if getattr(config, cue.share) > 0)
     return f"""
-## Nuisance and planted shortcut
+## Nuisances and planted shortcuts
 
-{config.bright_share:g} of each prompt's videos are rendered with brightness gain {config.bright_gain:g}
-(column `brightness` of `ground_truth.csv`; the ground truth does not depend on it). Planted shortcut:
-in the {summary['shortcut_prompts']} prompts of the train split (`solireward pairs --split
-{_flag_value(config.shortcut_split)} --seed {config.shortcut_seed}`), each annotator marks a bright video
-Pass on physics and deformity with probability {config.shortcut_bias:g} whatever it shows. Their labels
-are `{BIASED_ANNOTATIONS}` (every other label as in `annotations.csv`), a label source of its own: train on it to
-see a reward model learn the shortcut, and on `annotations.csv` for the clean story. The ground truth is never
-biased.
+Each nuisance is rendered on its own share of each prompt's videos, drawn independently of the other
+nuisances and of the ground truth (its column of `ground_truth.csv` holds each video's value).
+Planted shortcuts: in the {summary['shortcut_prompts']} prompts of the train split (`solireward pairs --split
+{_flag_value(config.shortcut_split)} --seed {config.shortcut_seed}`), each annotator marks a video that shows
+the cue Pass on physics and deformity with probability `bias` whatever it shows. Each cue's labels are a file
+and a label source of their own (every other label as in `annotations.csv`): train on one to see a reward
+model learn that shortcut, and on `annotations.csv` for the clean story. The ground truth is never biased.
+
+| nuisance (column) | rendered with | share | bias | labels (label source) |
+|---|---|---|---|---|
+{rows}
 """
-

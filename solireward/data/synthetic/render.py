@@ -40,6 +40,21 @@ def _shape_field(spec: VideoSpec, x: np.ndarray, y: np.ndarray, r: float, amount
     return _sdf(spec.shape, x, y, r)
 
 
+def _overlay(size: int, width_share: float) -> tuple[np.ndarray, np.ndarray]:
+    """A static caption box in the top-left corner: its mask (size, size) and its pixels (size, size, 3),
+    a light box with two dark text lines."""
+    width = max(4, round(size * width_share))
+    height = max(4, round(width * 0.4))
+    margin = size // 16
+    mask = np.zeros((size, size), dtype=bool)
+    mask[margin:margin + height, margin:margin + width] = True
+    pixels = np.full((size, size, 3), 225, dtype=np.uint8)
+    line = max(1, height // 5)
+    for top in (margin + line, margin + 3 * line):
+        pixels[top:top + line, margin + line:margin + width - line] = 40
+    return mask, pixels
+
+
 def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.ndarray:
     """The (num_frames, size, size, 3) uint8 frames of a demo video."""
     rng = np.random.default_rng(list(spec.seed))
@@ -58,6 +73,7 @@ def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.nd
     colour = np.array(COLOURS[spec.colour], dtype=np.float32)
     grid_y, grid_x = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
     frames = np.empty((num_frames, size, size, 3), dtype=np.uint8)
+    overlay = _overlay(size, spec.overlay) if spec.overlay else None
     for t in range(num_frames):
         field = _shape_field(spec, grid_x - xs[t], grid_y - ys[t], radius, float(amounts[t]))
         alpha = np.clip(0.5 - field, 0.0, 1.0)[..., None]
@@ -65,4 +81,6 @@ def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.nd
         if spec.brightness != 1.0:
             image = np.clip(image * spec.brightness, 0, 255)
         frames[t] = np.round(image).astype(np.uint8)
+        if overlay is not None:
+            frames[t][overlay[0]] = overlay[1][overlay[0]]
     return frames
