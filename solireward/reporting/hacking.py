@@ -106,7 +106,7 @@ def overopt_table(results: Sequence[dict[str, Any]]) -> Table:
                          + (f" [{gap[0]:+.2f}, {gap[1]:+.2f}]" if gap else ""))
         rows.append(cells)
     caption = (f"Over-optimisation: best-of-n and GRPO-style optimisation against each model on "
-               f"{len(first['prompts'])} held-out prompts × {len(first['settings'])} generator settings "
+               f"{len(first['prompts'])} held-out prompts × {len(first['settings'][0])} generator settings "
                f"(task {first['task']})")
     note = ("Per method: gold pass rate at the largest KL (peak gold @ the KL where it is reached) / hacking gap "
             "(proxy gain − gold gain at the largest KL, in base std) [its 95 % interval over prompts]. KL is the "
@@ -121,9 +121,9 @@ def overopt_defect_table(results: Sequence[dict[str, Any]]) -> Table | None:
     a kind the proxy ranks with the good ones is what optimisation against it picks (the hacking gap's source).
     None unless every result is on one grid (one task's) whose settings name two defect kinds or more."""
     first = results[0]
-    settings = first["settings"]
+    settings = first["settings"][0]  # a grid's columns have one defect kind each, whatever the prompt
     if not all(isinstance(s, dict) and "defect" in s for s in settings) or \
-            any(r["settings"] != settings or r["gold"] != first["gold"] for r in results):
+            any(r["settings"] != first["settings"] or r["gold"] != first["gold"] for r in results):
         return None
     kinds = list(dict.fromkeys(s["defect"] for s in settings))
     if len(kinds) < 2:

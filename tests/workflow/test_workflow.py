@@ -130,7 +130,7 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         assert probe["n_videos"] == 4 and len(probe["perturbations"]) == 14 and probe["tags"] == metrics["tags"]
         assert all(p["tested"] == (p["verdict"] != "not tested") for p in probe["perturbations"])
         overopt = json.loads((folder / "overopt" / "overopt.json").read_text())
-        assert set(overopt["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"} and len(overopt["settings"]) == 8
+        assert set(overopt["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"} and len(overopt["settings"][0]) == 8
         assert (folder / "overopt" / "overopt_curves.png").is_file()
     assert yaml.safe_load((tmp_path / grid_cell / "train_config.yaml").read_text())["pairing"] == "cross_prompt"
     in_prompt = yaml.safe_load((tmp_path / in_prompt_cell / "train_config.yaml").read_text())
