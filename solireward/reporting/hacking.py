@@ -116,28 +116,30 @@ def probe_heatmap(results: Sequence[dict[str, Any]], path: str | Path) -> None:
                 if row.get("tested", True) and row.get("mean_change_std") is not None:
                     shift[i, j] = row["mean_change_std"]
                 marks.append((i, j, row))
-    limit = max(1.0, float(np.nanmax(np.abs(shift)))) if np.isfinite(shift).any() else 1.0
+    limit = min(3.0, max(1.0, float(np.nanmax(np.abs(shift))))) if np.isfinite(shift).any() else 1.0
     fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(names) + 3.5), max(2.2, 0.42 * len(cells) + 1.8)))
     ax.set_facecolor("0.85")  # not tested
     sns.heatmap(pd.DataFrame(shift, index=cells, columns=names), cmap="RdBu_r", vmin=-limit, vmax=limit, center=0,
-                linewidths=0.5, linecolor="white", cbar_kws={"label": "mean score change (clean std)"}, ax=ax)
+                linewidths=0.5, linecolor="white", cbar_kws={"label": "mean change (clean std)", "shrink": 0.8}, ax=ax)
     for i, j, row in marks:
         if np.isnan(shift[i, j]):
             ax.text(j + 0.5, i + 0.5, "n/t", ha="center", va="center", fontsize=6, color="0.35")
             continue
         ax.text(j + 0.5, i + 0.5, f"{shift[i, j]:+.1f}", ha="center", va="center", fontsize=6,
-                fontweight="bold" if row["flagged"] else "normal")
+                fontweight="bold" if row["flagged"] else "normal",
+                color="white" if abs(shift[i, j]) > 0.6 * limit else "black")
         if row.get("shortcut"):
             ax.add_patch(Rectangle((j + 0.04, i + 0.04), 0.92, 0.92, fill=False, edgecolor="black", linewidth=1.6))
     expected = {row["name"]: row["expected"] for row in results[0]["perturbations"]}
-    ax.set_xticks(np.arange(len(names)) + 0.5, [f"{n} ({expected[n][:3]})" for n in names], rotation=60, ha="right",
-                  fontsize=7)
+    short = {"invariant": "inv", "lower": "lower", "no_gain": "no gain", "report": "report"}
+    ax.set_xticks(np.arange(len(names)) + 0.5, [f"{n} ({short.get(expected[n], expected[n])})" for n in names],
+                  rotation=60, ha="right", fontsize=7)
     ax.set_yticks(np.arange(len(cells)) + 0.5, cells, rotation=0, fontsize=7)
     ax.set(xlabel="", ylabel="")
-    ax.set_title(f"Stress probe (t = {results[0]['threshold']:g}): bold = against the expected direction, outlined = "
-                 "shortcut (interval wholly beyond ±t), n/t = not tested", fontsize=8)
+    ax.set_title(f"Stress probe (t = {results[0]['threshold']:g}; colours clipped at ±{limit:.1f})\nbold: against the "
+                 "expected direction; outlined: shortcut (interval wholly beyond ±t); n/t: not tested", fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path, dpi=110)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def overopt_table(results: Sequence[dict[str, Any]]) -> Table:
