@@ -90,7 +90,7 @@ class OveroptConfig:
     seed: int = arg("seed of the policy's draws (and of the grid's random state when it is rendered here)", 0)
     batch_size: int = arg("videos per forward pass", 8)
     share_threshold: float = arg("flag a method whose share of picks at a nuisance value departs from the base share "
-                                 "by more than this, its 95 % interval over prompts included", SHARE_THRESHOLD)
+                                 "by more than this, its whole interval over prompts included", SHARE_THRESHOLD)
 
     def __post_init__(self) -> None:
         checks = [("max_n", self.max_n >= 1, "at least 1"),

@@ -160,8 +160,9 @@ def test_a_model_that_prefers_large_objects_is_flagged_by_the_probe_the_grid_and
 
 
 def test_the_flags_claim_a_departure_at_most_one_time_in_forty_at_the_threshold() -> None:
-    """At a true effect of exactly the threshold, the flag (a 95 % interval wholly beyond it) fires at most 2.5 % of
-    the time (one side), for normal and for skewed units, at the probe's 24 videos and a grid's 12 prompts."""
+    """At a true effect of exactly the threshold, the flag (a 95 % interval wholly beyond it) fires about 2.5 % of
+    the time or less (one side; measured 0.7-3.0 % in 4000 draws), for normal and for skewed units, at the probe's
+    24 videos and a grid's 12 prompts."""
     from solireward.hacking.intervals import mean_interval
 
     rng = np.random.default_rng(0)
