@@ -6,7 +6,8 @@ nuisance values (brightness, object size, background shade; :func:`solireward.da
 The defect kind fixes the ground truth; the nuisances leave it unchanged.
 
 **Design.** Each (prompt, defect kind) gets ``--settings_per_defect`` k combinations of the
-nuisance values (all of them with ``--settings_per_defect 0``): combination j takes, on each nuisance
+nuisance values (all of them with ``--settings_per_defect 0``; k is capped at the least common
+multiple of the axes' numbers of values, beyond which combinations would repeat): combination j takes, on each nuisance
 axis a with L_a values, value number (o_a + j) mod L_a. The offsets o run through every combination
 of value numbers in turn over a prompt's kinds, in an order shuffled per prompt (seeded). Within a
 kind with k = L_a each value of axis a appears once, so no nuisance says anything about the ground
@@ -59,7 +60,8 @@ class GridOptions:
     background_shift: list[int] = arg("background shades of the grid, added grey levels (a nuisance)",
                                       default_factory=lambda: [0, 60])
     settings_per_defect: int = arg("nuisance combinations per defect kind, a balanced fraction of the cross product "
-                                   "of the nuisance values (0: all of it)", 2)
+                                   "of the nuisance values, at most the least common multiple of their numbers of "
+                                   "values, beyond which combinations would repeat (0: all of the product)", 2)
     size: int = arg("frame height and width of the rendered videos (the demo data's)", 64)
     num_frames: int = arg("frames per rendered video (the demo data's)", 16)
     fps: float = arg("frame rate of the rendered videos (the demo data's)", 8.0)
@@ -71,9 +73,7 @@ class GridOptions:
                   ("background_shift", bool(self.background_shift), "one or more values"),
                   ("defects", bool(self.defects) and set(self.defects) <= set(GRID_DEFECTS),
                    f"one or more of {', '.join(GRID_DEFECTS)}"),
-                  ("settings_per_defect", 0 <= self.settings_per_defect <= self.most_combinations,
-                   f"0 (all) or at most {self.most_combinations} (the least common multiple of the numbers of "
-                   "values, beyond which combinations repeat)"),
+                  ("settings_per_defect", self.settings_per_defect >= 0, "0 (all) or more"),
                   ("size", self.size >= 32 and self.size % 2 == 0, "even and at least 32"),
                   ("num_frames", self.num_frames >= 8, "at least 8"),
                   ("fps", self.fps > 0, "positive")]
@@ -81,20 +81,15 @@ class GridOptions:
             if not ok:
                 raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
 
-
-    @property
-    def most_combinations(self) -> int:
-        """The largest ``settings_per_defect`` whose combinations are distinct within a kind."""
-        return math.lcm(*(len(getattr(self, axis)) for axis in NUISANCE_AXES))
-
     def combinations(self, position: int) -> list[tuple[Any, ...]]:
         """The nuisance values (one per axis of NUISANCE_AXES) of a defect kind with offsets number `position`
         (see the module doc)."""
         values = [list(getattr(self, axis)) for axis in NUISANCE_AXES]
         if not self.settings_per_defect:
             return list(itertools.product(*values))
+        count = min(self.settings_per_defect, math.lcm(*map(len, values)))  # more would repeat combinations
         offsets = list(itertools.product(*(range(len(v)) for v in values)))[position % math.prod(map(len, values))]
-        return [tuple(v[(o + j) % len(v)] for v, o in zip(values, offsets)) for j in range(self.settings_per_defect)]
+        return [tuple(v[(o + j) % len(v)] for v, o in zip(values, offsets)) for j in range(count)]
 
 
 @dataclasses.dataclass

@@ -58,8 +58,11 @@ def test_the_fractional_grid_keeps_every_axis_balanced_in_each_kind(tmp_path: Pa
         combinations.add(tuple((s["defect"], s["brightness"], s["scale"]) for s in row))
     assert len(combinations) > 1  # which kind gets which combination changes with the prompt
     assert len(Grid(_prompts(1), GridOptions(settings_per_defect=0), seed=0).settings[0]) == 80  # the full product
+    assert len(Grid(_prompts(1), GridOptions(settings_per_defect=5), seed=0).settings[0]) == 20  # 2 values: 2 each
+    assert len(Grid(_prompts(1), GridOptions(brightness=[1.0], scale=[1.0], background_shift=[0]),
+                    seed=0).settings[0]) == 10  # one value per axis: one setting per kind
     assert run_cli("overopt-grid", "--input_file", tmp_path / "x.json", "--grid_dir", tmp_path / "g",
-                   "--settings_per_defect", 3) == 2
+                   "--settings_per_defect", -1) == 2
     assert "settings_per_defect" in capsys.readouterr().err
 
 
