@@ -223,18 +223,16 @@ def overopt_share_table(results: Sequence[dict[str, Any]]) -> Table | None:
             cells, flags = [cell_name(result), label, f"{by[(shown[0], label)]['base_share']:.2f}"], [False] * 3
             for method in shown:
                 r = by.get((method, label))
-                ci = r and r["departure_ci"]
-                cells.append("" if r is None else f"{r['share']:.2f}"
-                             + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "") + (SHORTCUT_MARK if r["flagged"] else ""))
+                cells.append("" if r is None else f"{r['share']:.2f}" + (SHORTCUT_MARK if r["flagged"] else ""))
                 flags.append(bool(r and r["flagged"]))
             rows.append(cells)
             bold.append(flags)
     threshold = first["nuisance_shares"]["threshold"]
-    note = ("Share of each method's picks (best-of-n at n, GRPO at its largest KL) at a nuisance value, [the 95 % "
-            "interval over prompts of share − base share]; the axis's smallest value holds the rest. Bold and "
-            f"{SHORTCUT_MARK}: the interval lies wholly beyond ±{threshold:g} of the base share, a preference for a "
-            "nuisance the ground truth does not depend on (invisible to the hacking gap when every defect kind "
-            "comes at every value). Every n: each cell's overopt.md.")
+    note = ("Share of each method's picks (best-of-n at n, GRPO at its largest KL) at a nuisance value; the axis's "
+            f"smallest value holds the rest. Bold and {SHORTCUT_MARK}: the 95 % interval over prompts of share − "
+            f"base share lies wholly beyond ±{threshold:g}, a preference for a nuisance the ground truth does not "
+            "depend on (invisible to the hacking gap when every defect kind comes at every value). Every n and the "
+            "intervals: each cell's overopt.md.")
     header = ["Cell", "Nuisance value", "Base share", *(m.replace("best_of_n n=", "best-of-") for m in shown)]
     return Table(f"overopt_nuisance_{first['task']}", f"Over-optimisation: where the picks land on each nuisance "
                  f"(task {first['task']})", header, rows, bold, 2, note)
