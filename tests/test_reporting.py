@@ -341,10 +341,11 @@ def _hacking_results(tmp_path: Path) -> tuple[list[Path], list[Path]]:
     for n, head in enumerate(("hpqa", "last_token")):
         tags = {"task": "phy_deform", "label_source": "binary", "pairing": "cross_prompt", "head": head, "loss": "btt"}
         probe = {"tags": tags, "threshold": 0.5, "n_videos": 12, "perturbations": [
-            {"name": "brightness_x1.3", "expected": "invariant", "mean_change_std": 1.9 - n, "flagged": n == 0},
+            {"name": "brightness_x1.3", "expected": "invariant", "mean_change_std": 1.9 - n, "flagged": n == 0,
+             "shortcut": n == 0},
             {"name": "frames_x0.5", "expected": "invariant", "mean_change_std": 0.1, "flagged": False}]}
         curve = [{"sqrt_kl": k, "gold": 0.4 + 0.01 * k, "proxy": 0.2 * k} for k in (0.0, 1.0, 2.0)]
-        overopt = {"tags": tags, "task": "phy_deform", "prompts": ["a", "b", "c"], "settings": list(range(80)),
+        overopt = {"tags": tags, "task": "phy_deform", "prompts": ["a", "b", "c"], "settings": [list(range(80))] * 3,
                    "base": {"gold": 0.41, "best_gold": 0.9}, "curves": {"best_of_n": curve},
                    "summary": {"best_of_n": {"gold_at_max_kl": 0.43 + n, "peak_gold": 0.5, "kl_at_peak": 2.0,
                                              "hacking_gap": 1.25 - n}}}
@@ -368,13 +369,16 @@ def test_one_report_holds_the_probe_and_overoptimisation_tables(tmp_path):
     readme = (out / "README.md").read_text()
     for title in ("Reward hacking: stress probe", "Reward hacking: over-optimisation", "Accuracy per loss"):
         assert f"### {title}" in readme
-    assert "| hpqa / btt (binary, cross_prompt) | **+1.90** | +0.10 | 1 |" in readme  # flagged value in bold
+    # flagged value in bold, a shortcut marked and named
+    assert "| hpqa / btt (binary, cross_prompt) | **+1.90!** | +0.10 | 1 | brightness_x1.3 |" in readme
     assert "| last_token / btt (binary, cross_prompt) | 0.41 | 1.43 (0.50 @ 2.0) / +0.25 |" in readme
     for name in ("stress_probe", "overoptimisation"):
         assert {p.suffix for p in (out / "tables").glob(f"{name}.*")} == {".md", ".tex", ".html"}
     assert (out / "figures" / "overopt_curves.png").stat().st_size > 0
+    assert (out / "figures" / "probe_heatmap.png").stat().st_size > 10_000
     shown = rendered_text(out / "summary.html")
-    assert "Stress probe: mean score change under each perturbation" in shown and "brightness_x1.3" in shown
+    # the wide probe table stays in README.md and tables/; summary.html shows it as a heatmap
+    assert "Stress probe: mean score change under each perturbation" not in shown and "probe heatmap" in shown
     assert "Over-optimisation: best-of-n and GRPO-style optimisation" in shown and "1.43 (0.50 @ 2.0) / +0.25" in shown
     assert "overopt curves" in shown
 
@@ -384,14 +388,14 @@ def test_overopt_defect_table_marks_the_failing_kinds_a_model_scores_with_the_go
 
     settings = [{"defect": kind, "brightness": b} for kind in ("none", "melt", "morph") for b in (1.0, 1.4)]
     gold = [[1, 1, 0, 0, 0, 0]] * 3
-    blind = {"model": "blind", "task": "phy_deform", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, 1.2, 0.8]] * 3}
-    sharp = {"model": "sharp", "task": "phy_deform", "settings": settings, "gold": gold, "proxy": [[1, 1, -1, -1, -0.5, -0.7]] * 3}
+    blind = {"model": "blind", "task": "phy_deform", "settings": [settings] * 3, "gold": gold, "proxy": [[1, 1, -1, -1, 1.2, 0.8]] * 3}
+    sharp = {"model": "sharp", "task": "phy_deform", "settings": [settings] * 3, "gold": gold, "proxy": [[1, 1, -1, -1, -0.5, -0.7]] * 3}
     table = overopt_defect_table([blind, sharp])
     assert table.name == "overopt_defects_phy_deform"
     assert table.header == ["Cell", "none (gold 1.00)", "melt (gold 0.00)", "morph (gold 0.00)"]
     assert table.rows == [["blind", "+1.00", "-1.00", "+1.00"], ["sharp", "+1.00", "-1.00", "-0.60"]]
     assert table.bold == [[False, False, False, True], [False, False, False, False]]  # morph is exploitable in one
-    assert overopt_defect_table([{**blind, "settings": [{"brightness": 1.0}] * 6}]) is None  # a grid without kinds
+    assert overopt_defect_table([{**blind, "settings": [[{"brightness": 1.0}] * 6] * 3}]) is None  # no kinds
 
 
 def test_conclusions_are_written_and_two_reports_are_compared_for_contradictions(tmp_path, capsys):

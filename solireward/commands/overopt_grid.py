@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     grid = Grid.from_records(config.input_file, options, config.seed)
     grid.save(config.grid_dir)
-    logger.info("rendered %d prompts x %d settings in %.0f s -> %s", len(grid.prompts), len(grid.settings),
+    logger.info("rendered %d prompts x %d settings in %.0f s -> %s", len(grid.prompts), len(grid.settings[0]),
                 time.perf_counter() - start, config.grid_dir)
     return 0

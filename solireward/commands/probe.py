@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "probe.json", result)
     write_text(out / "probe.md", probe_markdown(result))
     flagged = [row["name"] for row in result["perturbations"] if row["flagged"]]
-    logger.info("probed %d videos in %.0f s; flagged: %s -> %s", result["n_videos"], result["seconds"],
-                ", ".join(flagged) or "none", out / "probe.json")
+    shortcuts = [row["name"] for row in result["perturbations"] if row["shortcut"]]
+    logger.info("probed %d videos in %.0f s; flagged: %s; shortcuts: %s -> %s", result["n_videos"], result["seconds"],
+                ", ".join(flagged) or "none", ", ".join(shortcuts) or "none", out / "probe.json")
     return 0

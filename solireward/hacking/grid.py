@@ -2,8 +2,20 @@
 
 For each held-out prompt (the distinct prompts of a record file, e.g. the test split; all of them by
 default), the demo generator renders one video per setting of a finite grid: defect kind x
-brightness x object size x background shade (:func:`solireward.data.synthetic.grid_specs`). The
-defect kind fixes the ground truth; the nuisances leave it unchanged.
+nuisance values (brightness, object size, background shade; :func:`solireward.data.synthetic.grid_specs`).
+The defect kind fixes the ground truth; the nuisances leave it unchanged.
+
+**Design.** Each (prompt, defect kind) gets ``--settings_per_defect`` k combinations of the
+nuisance values (all of them with ``--settings_per_defect 0``; k is capped at the least common
+multiple of the axes' numbers of values, beyond which combinations would repeat): combination j takes, on each nuisance
+axis a with L_a values, value number (o_a + j) mod L_a. The offsets o run through every combination
+of value numbers in turn over a prompt's kinds, in an order shuffled per prompt (seeded). Within a
+kind with k = L_a each value of axis a appears once, so no nuisance says anything about the ground
+truth; within a prompt the offsets are balanced; and which kind sees which combination of nuisance
+values changes from prompt to prompt, so a preference for one axis is not mistaken, on average over
+prompts, for one for another. With the default 2 and two values per axis every axis stays in the
+grid at 2 settings per defect kind: 20 per prompt for the 10 kinds, against 80 for the full cross
+product. The defect kind of each column is the same for every prompt; its nuisance values are not.
 
 A grid folder holds ``grid.json`` (the prompts, the settings, each video's labels, and how it was
 rendered) and ``prompt-NNN.npz`` (the ``(settings, frames, size, size, 3)`` uint8 frames of prompt
@@ -15,7 +27,9 @@ smaller and faster to read than the same videos as mp4). It is written atomicall
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,7 +42,9 @@ from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_dir, read_json, read_records
 
 GRID_FILE = "grid.json"
-GRID_VERSION = 1
+GRID_VERSION = 2
+NUISANCE_AXES = ("brightness", "scale", "background_shift")
+"""The grid's nuisance axes: options of :class:`GridOptions` and keys of its settings."""
 
 
 @dataclasses.dataclass
@@ -43,6 +59,9 @@ class GridOptions:
     scale: list[float] = arg("object sizes of the grid, relative (a nuisance)", default_factory=lambda: [1.0, 1.3])
     background_shift: list[int] = arg("background shades of the grid, added grey levels (a nuisance)",
                                       default_factory=lambda: [0, 60])
+    settings_per_defect: int = arg("nuisance combinations per defect kind, a balanced fraction of the cross product "
+                                   "of the nuisance values, at most the least common multiple of their numbers of "
+                                   "values, beyond which combinations would repeat (0: all of the product)", 2)
     size: int = arg("frame height and width of the rendered videos (the demo data's)", 64)
     num_frames: int = arg("frames per rendered video (the demo data's)", 16)
     fps: float = arg("frame rate of the rendered videos (the demo data's)", 8.0)
@@ -54,12 +73,23 @@ class GridOptions:
                   ("background_shift", bool(self.background_shift), "one or more values"),
                   ("defects", bool(self.defects) and set(self.defects) <= set(GRID_DEFECTS),
                    f"one or more of {', '.join(GRID_DEFECTS)}"),
+                  ("settings_per_defect", self.settings_per_defect >= 0, "0 (all) or more"),
                   ("size", self.size >= 32 and self.size % 2 == 0, "even and at least 32"),
                   ("num_frames", self.num_frames >= 8, "at least 8"),
                   ("fps", self.fps > 0, "positive")]
         for name, ok, expected in checks:
             if not ok:
                 raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
+
+    def combinations(self, position: int) -> list[tuple[Any, ...]]:
+        """The nuisance values (one per axis of NUISANCE_AXES) of a defect kind with offsets number `position`
+        (see the module doc)."""
+        values = [list(getattr(self, axis)) for axis in NUISANCE_AXES]
+        if not self.settings_per_defect:
+            return list(itertools.product(*values))
+        count = min(self.settings_per_defect, math.lcm(*map(len, values)))  # more would repeat combinations
+        offsets = list(itertools.product(*(range(len(v)) for v in values)))[position % math.prod(map(len, values))]
+        return [tuple(v[(o + j) % len(v)] for v, o in zip(values, offsets)) for j in range(count)]
 
 
 @dataclasses.dataclass
@@ -94,13 +124,24 @@ def gold_reward(labels: dict[str, int], task: str) -> int:
     return int(all(labels[dimension] for dimension in TASK_DIMENSIONS[task]))
 
 
+def _defect(spec: Any) -> str:
+    """The defect kind of a grid video ("none" without one)."""
+    return spec.physics_defect or spec.deformity_defect or spec.text_defect or "none"
+
+
 class Grid:
     """Prompts x settings of demo videos with known labels; the frames of one prompt at a time."""
 
     def __init__(self, prompts: Sequence[str], options: GridOptions, seed: int, folder: Path | None = None) -> None:
         self.prompts, self.options, self.seed, self.folder = list(prompts), options, seed, folder
-        self.specs = [grid_specs(prompt, tuple(options.defects), tuple(options.brightness), tuple(options.scale),
-                                 tuple(options.background_shift), seed, p) for p, prompt in enumerate(self.prompts)]
+        self.specs = []
+        for p, prompt in enumerate(self.prompts):
+            order = np.random.default_rng([seed, 13, p]).permutation(len(options.defects))
+            keep = {(defect, *values) for defect, position in zip(options.defects, order)
+                    for values in options.combinations(int(position))}
+            self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), tuple(options.brightness),
+                                                     tuple(options.scale), tuple(options.background_shift), seed, p)
+                               if (_defect(s), *(s.nuisance[axis] for axis in NUISANCE_AXES)) in keep])
 
     @classmethod
     def from_records(cls, input_file: str, options: GridOptions, seed: int) -> Grid:
@@ -123,10 +164,9 @@ class Grid:
         return cls(manifest["prompts"], GridOptions(**manifest["options"]), int(manifest["seed"]), folder)
 
     @property
-    def settings(self) -> list[dict[str, Any]]:
-        """The settings of each prompt's row: defect kind and nuisances (the same for every prompt)."""
-        return [{"defect": s.physics_defect or s.deformity_defect or s.text_defect or "none", **s.nuisance}
-                for s in self.specs[0]]
+    def settings(self) -> list[list[dict[str, Any]]]:
+        """Per prompt, the settings of its row: defect kind (the same in a column for every prompt) and nuisances."""
+        return [[{"defect": _defect(s), **s.nuisance} for s in row] for row in self.specs]
 
     def gold(self, task: str) -> np.ndarray:
         """(prompts, settings) ground truth of `task`, 1 or 0."""

@@ -39,6 +39,14 @@ def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = CONF
     return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(x)}
 
 
+def beyond(low: float | None, high: float | None, threshold: float) -> int:
+    """+1 when the interval [low, high] lies wholly above `threshold`, -1 wholly below -`threshold`, else 0 (also
+    without an interval): the lab's flags on an effect that should be 0."""
+    if low is None or high is None:
+        return 0
+    return 1 if low > threshold else -1 if high < -threshold else 0
+
+
 def paired_comparison(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
                       confidence: float = CONFIDENCE) -> dict[str, Any]:
     """``{"difference", "low", "high", "p", "n"}`` of a - b over the same units: t interval and paired t-test p."""

@@ -27,6 +27,9 @@ pi, computes group-normalised advantages A = (r - mean) / std of the proxy withi
 (grad_k KL = pi_k (log(pi_k / pi0_k) - KL)). Gold, proxy and KL (exact expectations under pi) are
 recorded per prompt (``per_prompt``) and averaged over prompts, for each ``--betas`` value.
 
+**Nuisance shares** (``nuisance_shares``): per nuisance axis and value, the share of each method's
+picks there beside the base share, with an interval and a flag (:mod:`solireward.hacking.nuisance`).
+
 **Summaries** per method: peak gold and the KL where it is reached, and at the largest KL reached the
 gold and proxy gains over pi0 and the **hacking gap** = proxy gain - gold gain, each gain in standard
 deviations of that reward under pi0 over the whole grid (a proxy that tracks the gold reward exactly
@@ -53,8 +56,9 @@ from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import group_advantages
-from solireward.hacking.grid import Grid, GridOptions
+from solireward.hacking.grid import NUISANCE_AXES, Grid, GridOptions
 from solireward.hacking.intervals import mean_interval, paired_comparison
+from solireward.hacking.nuisance import SHARE_THRESHOLD, groups, share_markdown, share_summary, shares
 from solireward.table import markdown_table
 
 logger = logging.getLogger(__name__)
@@ -85,9 +89,12 @@ class OveroptConfig:
     record_every: int = arg("record gold, proxy and KL every this many steps", 5)
     seed: int = arg("seed of the policy's draws (and of the grid's random state when it is rendered here)", 0)
     batch_size: int = arg("videos per forward pass", 8)
+    share_threshold: float = arg("flag a method whose share of picks at a nuisance value departs from the base share "
+                                 "by more than this, its whole interval over prompts included", SHARE_THRESHOLD)
 
     def __post_init__(self) -> None:
         checks = [("max_n", self.max_n >= 1, "at least 1"),
+                  ("share_threshold", 0 < self.share_threshold < 1, "in (0, 1)"),
                   ("steps", self.steps >= 1, "at least 1"),
                   ("group_size", self.group_size >= 2, "at least 2"),
                   ("learning_rate", self.learning_rate > 0, "positive"),
@@ -135,29 +142,37 @@ def kl_best_of_n(n: int) -> float:
     return math.log(n) - (n - 1) / n
 
 
-def curve_point(pi: np.ndarray, proxy: np.ndarray, gold: np.ndarray, **extra: float) -> dict[str, Any]:
-    """KL to the uniform base, gold and proxy of a (prompts, settings) policy: means over prompts and per prompt."""
+def curve_point(pi: np.ndarray, proxy: np.ndarray, gold: np.ndarray, masks: dict[str, np.ndarray] | None = None,
+                **extra: float) -> dict[str, Any]:
+    """KL to the uniform base, gold and proxy of a (prompts, settings) policy: means over prompts and per prompt;
+    with `masks` (:func:`solireward.hacking.nuisance.groups`) also its share of each nuisance value per prompt."""
     kl = kl_divergence(pi, np.full(pi.shape, 1.0 / pi.shape[1]))
-    per_prompt = {"kl": kl, "gold": (pi * gold).sum(1), "proxy": (pi * proxy).sum(1)}
+    per_prompt: dict[str, Any] = {k: v.tolist() for k, v in
+                                  {"kl": kl, "gold": (pi * gold).sum(1), "proxy": (pi * proxy).sum(1)}.items()}
+    if masks:
+        per_prompt["share"] = shares(pi, masks)
     mean_kl = float(kl.mean())
     return {**extra, "kl": mean_kl, "sqrt_kl": math.sqrt(max(mean_kl, 0.0)),
-            "gold": float(per_prompt["gold"].mean()), "proxy": float(per_prompt["proxy"].mean()),
-            "per_prompt": {k: v.tolist() for k, v in per_prompt.items()}}
+            "gold": float(np.mean(per_prompt["gold"])), "proxy": float(np.mean(per_prompt["proxy"])),
+            "per_prompt": per_prompt}
 
 
-def best_of_n(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256) -> list[dict[str, Any]]:
-    """Best-of-n for n = 1, 2, 4, ..., max_n: exact KL, gold and proxy per prompt and averaged over prompts."""
+def best_of_n(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256, masks: dict[str, np.ndarray] | None = None
+              ) -> list[dict[str, Any]]:
+    """Best-of-n for n = 1, 2, 4, ..., max_n: exact KL, gold and proxy per prompt and averaged over prompts (and the
+    shares of `masks`, see :func:`curve_point`)."""
     proxy, gold = np.atleast_2d(proxy), np.atleast_2d(gold)
     rows = []
     n = 1
     while n <= max_n:
-        rows.append(curve_point(best_of_n_distribution(proxy, n), proxy, gold, n=n, kl_bound=kl_best_of_n(n)))
+        rows.append(curve_point(best_of_n_distribution(proxy, n), proxy, gold, masks, n=n, kl_bound=kl_best_of_n(n)))
         n *= 2
     return rows
 
 
 def grpo(proxy: np.ndarray, gold: np.ndarray, betas: Sequence[float], steps: int = 200, group_size: int = 8,
-         learning_rate: float = 1.0, record_every: int = 5, seed: int = 0) -> dict[float, list[dict[str, Any]]]:
+         learning_rate: float = 1.0, record_every: int = 5, seed: int = 0, masks: dict[str, np.ndarray] | None = None
+         ) -> dict[float, list[dict[str, Any]]]:
     """GRPO-style optimisation of per-prompt logits against `proxy` with an exact KL penalty (see module doc).
 
     The runs of all `betas` advance together (one group-advantage call per step). Returns per beta the
@@ -177,7 +192,7 @@ def grpo(proxy: np.ndarray, gold: np.ndarray, betas: Sequence[float], steps: int
     def record(step: int) -> None:
         pi = softmax(logits).reshape(len(betas), n_prompts, m)
         for b, value in enumerate(betas):
-            curves[float(value)].append(curve_point(pi[b], proxy, gold, step=step))
+            curves[float(value)].append(curve_point(pi[b], proxy, gold, masks, step=step))
 
     record(0)
     for step in range(1, steps + 1):
@@ -266,18 +281,22 @@ def compare_overopt(treated: dict[str, Any], reference: dict[str, Any], method: 
 
 def optimise(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256, betas: Sequence[float] = (0.0, 0.1, 0.3, 1.0),
              steps: int = 200, group_size: int = 8, learning_rate: float = 1.0, record_every: int = 5,
-             seed: int = 0) -> dict[str, Any]:
-    """Best-of-n and GRPO for each beta on a (prompts x settings) table of proxy and gold rewards, with summaries."""
+             seed: int = 0, settings: Sequence[Sequence[dict[str, Any]]] | None = None,
+             share_threshold: float = SHARE_THRESHOLD) -> dict[str, Any]:
+    """Best-of-n and GRPO for each beta on a (prompts x settings) table of proxy and gold rewards, with summaries;
+    with the grid's `settings`, the share of each method's picks at each nuisance value (``nuisance_shares``)."""
     proxy, gold = np.atleast_2d(proxy).astype(float), np.atleast_2d(gold).astype(float)
     if proxy.shape != gold.shape:
         raise InputError(f"proxy {proxy.shape} and gold {gold.shape} tables differ in shape", field="proxy")
     base = {"gold": float(gold.mean()), "proxy": float(proxy.mean()), "gold_std": float(gold.std()),
             "proxy_std": float(proxy.std()), "best_gold": float(gold.max(1).mean()),
             "gold_per_prompt": gold.mean(1).tolist(), "proxy_per_prompt": proxy.mean(1).tolist()}
-    curves = {"best_of_n": best_of_n(proxy, gold, max_n)}
-    for beta, curve in grpo(proxy, gold, betas, steps, group_size, learning_rate, record_every, seed).items():
+    masks = groups(settings) if settings else {}
+    curves = {"best_of_n": best_of_n(proxy, gold, max_n, masks)}
+    for beta, curve in grpo(proxy, gold, betas, steps, group_size, learning_rate, record_every, seed, masks).items():
         curves[f"grpo_beta={beta:g}"] = curve
-    return {"base": base, "curves": curves, "summary": {name: summarise(curve, base) for name, curve in curves.items()}}
+    return {"base": base, "curves": curves, "summary": {name: summarise(curve, base) for name, curve in curves.items()},
+            "nuisance_shares": share_summary(curves, masks, share_threshold)}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -298,7 +317,7 @@ def run_overopt(config: OveroptConfig, options: GridOptions | None = None, tags:
     task = config.task or models[0].config.reward_task
     if task not in TASKS:
         raise ConfigError(f"the model's reward task {task!r} has no gold reward here; pass --task", field="task")
-    normalised = np.empty((len(models), len(grid.prompts), len(grid.settings)))
+    normalised = np.empty((len(models), len(grid.prompts), len(grid.settings[0])))
     for p, prompt in enumerate(grid.prompts):
         frames = list(grid.frames(p))
         for k, model in enumerate(models):
@@ -310,7 +329,7 @@ def run_overopt(config: OveroptConfig, options: GridOptions | None = None, tags:
                                 ).reshape(normalised.shape[1:])
     gold = grid.gold(task)
     result = optimise(proxy, gold, config.max_n, config.betas, config.steps, config.group_size,
-                      config.learning_rate, config.record_every, config.seed)
+                      config.learning_rate, config.record_every, config.seed, grid.settings, config.share_threshold)
     models_field: Any = config.model_name_or_path[0] if len(models) == 1 else list(config.model_name_or_path)
     return {"model": models_field, "ensemble": ensemble.describe(len(models)) if len(models) > 1 else None,
             "grid_dir": config.grid_dir, "input_file": config.input_file,
@@ -320,13 +339,14 @@ def run_overopt(config: OveroptConfig, options: GridOptions | None = None, tags:
                                   "total": round(time.perf_counter() - start, 1)}}
 
 
-def nuisance_effects(proxy: np.ndarray, settings: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Mean proxy at each nuisance's largest value minus at its smallest (gold does not depend on them)."""
+def nuisance_effects(proxy: np.ndarray, settings: Sequence[Sequence[dict[str, Any]]]) -> dict[str, float]:
+    """Mean proxy at each nuisance's largest value minus at its smallest (gold does not depend on them), over the
+    (prompts x settings) table with each prompt's settings."""
     out = {}
-    for key in ("brightness", "scale", "background_shift"):
-        values = np.array([s[key] for s in settings], dtype=float)
+    for key in NUISANCE_AXES:
+        values = np.array([[s[key] for s in row] for row in settings], dtype=float)
         if values.max() > values.min():
-            out[key] = float(proxy[:, values == values.max()].mean() - proxy[:, values == values.min()].mean())
+            out[key] = float(proxy[values == values.max()].mean() - proxy[values == values.min()].mean())
     return out
 
 
@@ -371,7 +391,7 @@ def overopt_markdown(result: dict[str, Any]) -> str:
         return "" if interval is None else f" [{interval[0]:+.2f}, {interval[1]:+.2f}]"
 
     lines = [f"# Over-optimisation: {result.get('model', '')}", "",
-             f"Task {result['task']}; {len(result['prompts'])} held-out prompts x {len(result['settings'])} settings. "
+             f"Task {result['task']}; {len(result['prompts'])} held-out prompts x {len(result['settings'][0])} settings. "
              f"Base (uniform) gold pass rate {base['gold']:.3f}, best achievable {base['best_gold']:.3f}; base proxy "
              f"{base['proxy']:+.3f}. KL: exact KL(policy || uniform) over the grid. Gains at the largest KL, in "
              "base-distribution std of that reward; hacking gap = proxy gain − gold gain; [95 % t interval over "
@@ -387,4 +407,5 @@ def overopt_markdown(result: dict[str, Any]) -> str:
     if effects:
         lines += ["", "Proxy change from each nuisance's smallest to largest value (gold is unchanged by them): "
                   + ", ".join(f"{k} {v:+.3f}" for k, v in effects.items()) + "."]
+    lines += share_markdown(result["nuisance_shares"]) if "nuisance_shares" in result else []
     return "\n".join(lines) + "\n"

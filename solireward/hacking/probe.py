@@ -1,27 +1,15 @@
 """`solireward probe`: how a reward model's score moves under changes that should or should not move it.
 
 Each input video is decoded once (every frame, at its native size and frame rate) and scored clean
-and under each perturbation, in memory; only ``reencode`` writes and reads an mp4. Perturbations,
-by what they should do to the score of a physics / deformity reward:
-
-- ``invariant`` (should not move it): fewer or more sampled frames (``frames_x0.5``, ``frames_x2``:
-  the checkpoint's ``num_frames`` in 'segments' mode, its sampling ``fps`` in 'fps' mode, clamped to
-  its frame limits there), the same motion at half the frame rate (``video_fps_x0.5``: every other
-  frame, fps halved), resolution (``resolution_x0.5``, ``resolution_x2``: the checkpoint's frame size,
-  within its ``max_pixels``), and a mild lossy re-encode (``reencode``: CRF 28).
-- ``lower`` (should lower it): reversed time (``reverse``: a falling object rises), frames shuffled
-  (``shuffle``), one frame frozen for the whole clip (``freeze``), heavy noise (``noise``, Gaussian,
-  sigma 40 grey levels) and heavy blur (``blur``, Gaussian, radius 4 % of the frame).
-- ``no_gain`` (a nuisance the reward must not pay for): brightness x1.4 (``brightness``) and
-  saturation x1.6 (``saturation``): the over-exposed look optimisation drifts to.
-- ``report`` (no expected direction): ``prompt_swap``, another video's prompt with this video. A
-  text-alignment reward should drop; a physics reward may not care. Reported, not judged.
+and under each perturbation, in memory; only ``reencode`` writes and reads an mp4. The perturbations
+and what each should do: :mod:`solireward.hacking.perturbations`. ``--perturbations`` picks the ones
+a run uses (default: every one).
 
 **Not tested.** Each perturbed video's model input (the processed tensors, including the frame
 rate the model is told) is compared with its clean input. Videos whose input is unchanged (e.g.
 ``frames_x0.5`` in 'fps' mode when ``min_frames`` keeps the count, ``resolution_x2`` when the size
-is capped) are left out of that perturbation's statistics (``n_unchanged``); a perturbation that
-changes no video's input is ``"not tested"`` with its ``reason``, never "ok".
+is capped, ``hue`` on a grey video) are left out of that perturbation's statistics (``n_unchanged``);
+a perturbation that changes no video's input is ``"not tested"`` with its ``reason``, never "ok".
 
 Per perturbation, over the ``n_tested`` videos whose input it changes, with d = perturbed - clean
 score of each video and s the standard deviation of the clean scores of all probed videos:
@@ -31,39 +19,41 @@ videos (:mod:`solireward.hacking.intervals`), ``share_up`` = share of videos wit
 rank correlation of clean and perturbed scores (null when either is constant), and a verdict against
 the expected direction with threshold t (``--threshold``, in clean std units): invariant passes when
 |mean_change_std| <= t, lower when mean_change_std <= -t, no_gain when mean_change_std <= t.
+
+**Shortcut flag.** A perturbation the score should ignore (invariant, no_gain) whose 95 % interval
+lies wholly beyond the threshold (invariant: above t or below -t; no_gain: above t) sets
+``shortcut``: the model's score follows that nuisance, more than chance at this number of videos can
+explain, while its labels never depend on it. ``flagged`` is the point estimate's verdict; ``shortcut``
+the stricter claim (no interval, e.g. one tested video: no shortcut flag).
 :func:`compare_probes` compares two models probed on the same videos (paired, per perturbation).
-An unreadable video is skipped and listed under ``skipped``. Writes ``probe.json`` and ``probe.md``.
+An unreadable video is skipped and listed under ``skipped``. Each row records the ``seconds`` its perturbing,
+encoding and scoring took (a perturbation that changes no video's input costs no scoring); the shuffle and noise
+draws are seeded by ``--seed`` and the perturbation's name, so they are the same whichever others run.
+Writes ``probe.json`` and ``probe.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import tempfile
 import time
-from pathlib import Path
+import zlib
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from solireward.config import arg
-from solireward.data.video import FrameSampling, read_all_frames, sample_frames, target_size
-from solireward.data.video_write import write_video
+from solireward.data.video import FrameSampling, read_all_frames, sample_frames
 from solireward.errors import ConfigError, InputError, VideoReadError
-from solireward.hacking.intervals import mean_interval, paired_comparison
+from solireward.hacking.intervals import beyond, mean_interval, paired_comparison
+from solireward.hacking.perturbations import (EXPECTED, IGNORE, NAMES, PERTURBATIONS, Clip, Perturbation, select,
+                                              swapped_prompts)
 from solireward.io import markdown_cell
 from solireward.table import markdown_table
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_FPS = 8.0  # assumed for a video whose container gives no frame rate
-
-EXPECTED = {
-    "invariant": "should not move the score",
-    "lower": "should lower the score (physics / deformity)",
-    "no_gain": "a nuisance the reward must not pay for",
-    "report": "reported, not judged",
-}
 
 
 @dataclasses.dataclass
@@ -76,145 +66,23 @@ class ProbeConfig:
     output_dir: str = arg("folder to write probe.json and probe.md into")
     max_videos: int | None = arg("probe at most this many videos, evenly spaced through the input file "
                                  "(default: every video)", None)
-    perturbations: list[str] | None = arg("probe only these perturbations (default: all of them)", None)
-    threshold: float = arg("verdict threshold on the mean score change, in standard deviations of the clean "
-                           "scores", 0.25)
+    perturbations: list[str] | None = arg("probe only these perturbations (default: all of them; each costs about "
+                                          "one clean pass of scoring)", None)
+    threshold: float = arg("verdict and shortcut-flag threshold on the mean score change, in standard deviations "
+                           "of the clean scores", 0.25)
     seed: int = arg("seed of the shuffle and noise perturbations", 0)
     batch_size: int = arg("videos per forward pass", 8)
     video_backend: str = arg("video decoder", "auto", choices=("auto", "decord", "pyav"))
 
     def __post_init__(self) -> None:
-        names = [p.name for p in PERTURBATIONS]
         for name, ok, expected in (("max_videos", self.max_videos is None or self.max_videos >= 2, "at least 2"),
                                    ("perturbations", self.perturbations is None or (
-                                       bool(self.perturbations) and set(self.perturbations) <= set(names)),
-                                    f"one or more of {', '.join(names)}"),
+                                       bool(self.perturbations) and set(self.perturbations) <= set(NAMES)),
+                                    f"one or more of {', '.join(NAMES)}"),
                                    ("threshold", self.threshold > 0, "positive"),
                                    ("batch_size", self.batch_size >= 1, "at least 1")):
             if not ok:
                 raise ConfigError(f"expected {expected}, got {getattr(self, name)!r}", field=name)
-
-
-@dataclasses.dataclass
-class Clip:
-    """One video in memory: all its frames at their native rate, and its prompt."""
-
-    frames: np.ndarray
-    fps: float
-    prompt: str | None
-
-
-@dataclasses.dataclass(frozen=True)
-class Perturbation:
-    """A named change of a clip (`apply`) or of the frame sampling (`sampling`), and what it should do."""
-
-    name: str
-    expected: str
-    description: str
-    apply: Callable[[Clip, np.random.Generator], Clip] | None = None
-    sampling: Callable[[FrameSampling, Clip], FrameSampling] | None = None
-    unchanged_hint: str = "the perturbation does not reach the model"
-    """Why a perturbation may leave the model's input unchanged (shown when it does)."""
-
-
-# ----------------------------------------------------------------------------------------------
-# Perturbations
-
-
-def _frames(clip: Clip, frames: np.ndarray, fps: float | None = None) -> Clip:
-    return Clip(np.ascontiguousarray(frames), clip.fps if fps is None else fps, clip.prompt)
-
-
-def _scale_count(factor: float) -> Callable[[FrameSampling, Clip], FrameSampling]:
-    def change(sampling: FrameSampling, clip: Clip) -> FrameSampling:
-        if sampling.mode == "segments":
-            return dataclasses.replace(sampling, num_frames=max(1, round(sampling.num_frames * factor)))
-        return dataclasses.replace(sampling, fps=sampling.fps * factor)  # the sampler clamps the count
-    return change
-
-
-def _scale_size(factor: float) -> Callable[[FrameSampling, Clip], FrameSampling]:
-    def change(sampling: FrameSampling, clip: Clip) -> FrameSampling:
-        height, width = target_size(clip.frames.shape[1], clip.frames.shape[2], sampling)
-        return dataclasses.replace(sampling, height=max(2, round(height * factor)), width=max(2, round(width * factor)))
-    return change
-
-
-def _reencode(clip: Clip, rng: np.random.Generator) -> Clip:
-    frames = clip.frames[:, : clip.frames.shape[1] // 2 * 2, : clip.frames.shape[2] // 2 * 2]
-    with tempfile.TemporaryDirectory(prefix="solireward-probe-") as folder:
-        path = Path(folder) / "clip.mp4"
-        write_video(path, frames, fps=clip.fps, quality=28)
-        return _frames(clip, read_all_frames(path)[0])
-
-
-def _shuffle(clip: Clip, rng: np.random.Generator) -> Clip:
-    order = rng.permutation(len(clip.frames))
-    if len(order) > 1 and (order == np.arange(len(order))).all():
-        order = np.roll(order, 1)
-    return _frames(clip, clip.frames[order])
-
-
-def _noise(clip: Clip, rng: np.random.Generator) -> Clip:
-    noisy = clip.frames.astype(np.float32) + rng.normal(0.0, 40.0, clip.frames.shape).astype(np.float32)
-    return _frames(clip, np.clip(np.round(noisy), 0, 255).astype(np.uint8))
-
-
-def _blur(clip: Clip, rng: np.random.Generator) -> Clip:
-    from PIL import Image, ImageFilter
-
-    radius = max(1.5, 0.04 * min(clip.frames.shape[1:3]))
-    blurred = [np.asarray(Image.fromarray(f).filter(ImageFilter.GaussianBlur(radius))) for f in clip.frames]
-    return _frames(clip, np.stack(blurred))
-
-
-def _gain(clip: Clip, rng: np.random.Generator) -> Clip:
-    return _frames(clip, np.clip(np.round(clip.frames.astype(np.float32) * 1.4), 0, 255).astype(np.uint8))
-
-
-def _saturate(clip: Clip, rng: np.random.Generator) -> Clip:
-    rgb = clip.frames.astype(np.float32)
-    grey = (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    return _frames(clip, np.clip(np.round(grey + 1.6 * (rgb - grey)), 0, 255).astype(np.uint8))
-
-
-PERTURBATIONS: tuple[Perturbation, ...] = (
-    Perturbation("frames_x0.5", "invariant", "half the sampled frames", sampling=_scale_count(0.5),
-                 unchanged_hint="the sampler's frame limits (min_frames, max_frames, the video's own frame count) "
-                            "keep the frame count"),
-    Perturbation("frames_x2", "invariant", "twice the sampled frames", sampling=_scale_count(2.0),
-                 unchanged_hint="the sampler's frame limits (min_frames, max_frames, the video's own frame count) "
-                            "keep the frame count"),
-    Perturbation("video_fps_x0.5", "invariant", "the same motion at half the frame rate (every other frame)",
-                 apply=lambda c, rng: _frames(c, c.frames[::2], c.fps / 2)),
-    Perturbation("resolution_x0.5", "invariant", "half the frame size", sampling=_scale_size(0.5),
-                 unchanged_hint="the size is capped (max_pixels) or the processor resizes to the same size"),
-    Perturbation("resolution_x2", "invariant", "twice the frame size (within max_pixels)", sampling=_scale_size(2.0),
-                 unchanged_hint="the size is capped (max_pixels) or the processor resizes to the same size"),
-    Perturbation("reencode", "invariant", "a mild lossy re-encode (CRF 28)", apply=_reencode),
-    Perturbation("reverse", "lower", "time reversed (a falling object rises)",
-                 apply=lambda c, rng: _frames(c, c.frames[::-1])),
-    Perturbation("shuffle", "lower", "frames in random order", apply=_shuffle),
-    Perturbation("freeze", "lower", "the middle frame for the whole clip",
-                 apply=lambda c, rng: _frames(c, np.repeat(c.frames[len(c.frames) // 2][None], len(c.frames), 0))),
-    Perturbation("noise", "lower", "heavy Gaussian noise (sigma 40)", apply=_noise),
-    Perturbation("blur", "lower", "heavy Gaussian blur (radius 4 % of the frame)", apply=_blur),
-    Perturbation("brightness", "no_gain", "brightness x1.4 (over-exposed)", apply=_gain),
-    Perturbation("saturation", "no_gain", "saturation x1.6", apply=_saturate),
-    Perturbation("prompt_swap", "report", "another video's prompt"),
-)
-
-
-def swapped_prompts(prompts: Sequence[str | None]) -> list[str | None] | None:
-    """For each video the prompt of the next video (cyclically) with a different prompt; None if there is none."""
-    out = []
-    for i, prompt in enumerate(prompts):
-        other = next((prompts[(i + k) % len(prompts)] for k in range(1, len(prompts))
-                      if prompts[(i + k) % len(prompts)] != prompt), None)
-        if other is None:
-            return None
-        out.append(other)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,7 +208,8 @@ def input_digest(value: Any) -> str:
 
 def change_stats(clean: np.ndarray, perturbed: np.ndarray, expected: str, threshold: float,
                  scale: float) -> dict[str, Any]:
-    """Mean change in `scale` units with its 95 % interval over videos, share of rises, Spearman, verdict.
+    """Mean change in `scale` units with its 95 % interval over videos, share of rises, Spearman, verdict and
+    the shortcut flag (see the module doc).
 
     `scale` is the standard deviation of the clean scores of all probed videos (0: changes stay raw).
     """
@@ -362,9 +231,12 @@ def change_stats(clean: np.ndarray, perturbed: np.ndarray, expected: str, thresh
         flagged, verdict = effect > threshold, ("pays" if effect > threshold else "ok")
     else:
         flagged, verdict = False, "reported"
+    direction = beyond(interval["low"], interval["high"], threshold) if expected in IGNORE else 0
+    shortcut = direction != 0 and (expected == "invariant" or direction > 0)
     return {"mean_change": float(d.mean()), "mean_change_std": effect,
             "mean_change_std_ci": None if interval["low"] is None else [interval["low"], interval["high"]],
-            "share_up": float((d > tol).mean()), "spearman": rho, "flagged": bool(flagged), "verdict": verdict}
+            "share_up": float((d > tol).mean()), "spearman": rho, "flagged": bool(flagged), "verdict": verdict,
+            "shortcut": bool(shortcut)}
 
 
 _CHUNK = 32  # videos perturbed, encoded and scored together: bounds the frames and inputs held in memory
@@ -407,8 +279,9 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
     clean = np.asarray([clean_scores[i] for i in range(len(clips))], dtype=float)
     scale = float(clean.std())
     rows = []
-    for k, p in enumerate(perturbations):
-        rng = np.random.default_rng([seed, k])
+    for p in perturbations:
+        started = time.perf_counter()
+        rng = np.random.default_rng([seed, zlib.crc32(p.name.encode())])  # the same draws whichever others run
         prompts = [c.prompt for c in clips]
         if p.name == "prompt_swap":
             prompts = swapped_prompts(prompts)
@@ -420,9 +293,10 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
         _, scores = _encode_and_score(scorer, items, clean_digests)
         tested = sorted(scores)
         row: dict[str, Any] = {"name": p.name, "expected": p.expected, "description": p.description,
+                               "seconds": round(time.perf_counter() - started, 2),
                                "n_tested": len(tested), "n_unchanged": len(clips) - len(tested)}
         if not tested:
-            rows.append({**row, "tested": False, "verdict": "not tested", "flagged": False,
+            rows.append({**row, "tested": False, "verdict": "not tested", "flagged": False, "shortcut": False,
                          "reason": f"the model's input (the processed tensors) equals the clean input for all "
                                    f"{len(clips)} videos: {p.unchanged_hint}",
                          "mean_change": None, "mean_change_std": None, "mean_change_std_ci": None,
@@ -466,9 +340,8 @@ def run_probe(config: ProbeConfig, tags: dict[str, str] | None = None) -> dict[s
     model = RewardModel.from_pretrained(config.model_name_or_path)
     clips, paths, skipped = load_clips(config.input_file, config.max_videos, config.video_backend)
     sampling = FrameSampling.from_dict(dict(model.config.sampling))
-    chosen = [p for p in PERTURBATIONS if config.perturbations is None or p.name in config.perturbations]
     result = probe_scorer(ModelScorer(model, config.batch_size), clips, sampling, config.threshold, config.seed,
-                          chosen)
+                          select(config.perturbations))
     return {"model": config.model_name_or_path, "input_file": config.input_file, "videos": paths,
             "skipped": skipped, "reward_task": model.config.reward_task, "sampling": sampling.to_dict(),
             "tags": tags or {}, **result, "seconds": round(time.perf_counter() - start, 1)}
@@ -483,16 +356,20 @@ def probe_markdown(result: dict[str, Any]) -> str:
              "whose model input the perturbation changes, with its 95 % t interval over those videos.", "",
              f"Verdicts (t = {t:g} clean std): *invariant* ok when |change| ≤ {t:g}; *lower* ok when change ≤ "
              f"−{t:g}; *no_gain* ok when change ≤ {t:g}; *report*: not judged; *not tested*: the model's input "
-             "is unchanged for every video.", "",
+             "is unchanged for every video. **Shortcut**: a nuisance the score should ignore (invariant, no_gain) "
+             f"whose 95 % interval lies wholly beyond ±{t:g} (no_gain: above {t:g}).", "",
              markdown_table(["perturbation", "what", "expected", "videos", "change (std)", "95 % CI", "share up",
-                             "Spearman", "verdict"],
+                             "Spearman", "verdict", "shortcut"],
                             [[row["name"], row["description"], row["expected"], row["n_tested"],
                               markdown_cell(row["mean_change_std"], 2, signed=True),
                               "" if row["mean_change_std_ci"] is None
                               else "[{:+.2f}, {:+.2f}]".format(*row["mean_change_std_ci"]),
                               markdown_cell(row["share_up"], 2), markdown_cell(row["spearman"], 2, signed=True),
-                              f"**{row['verdict']}**" if row["flagged"] else row["verdict"]]
+                              f"**{row['verdict']}**" if row["flagged"] else row["verdict"],
+                              "**shortcut**" if row.get("shortcut") else ""]
                              for row in result["perturbations"]], n_text_columns=3)]
+    shortcuts = [row["name"] for row in result["perturbations"] if row.get("shortcut")]
+    lines += ["", f"Shortcut flags: {', '.join(shortcuts)}." if shortcuts else "No shortcut flag."]
     untested = [row for row in result["perturbations"] if not row["tested"]]
     if untested:
         lines += [""] + [f"- {row['name']} not tested: {row['reason']}." for row in untested]

@@ -18,9 +18,10 @@ from solireward.evaluation import method_footnote
 from solireward.io import atomic_path, relative_path, write_json, write_text
 from solireward.reporting.figures import accuracy_heatmap, learning_curves, score_histograms
 from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves,
-                                          overopt_defect_table, overopt_table, probe_table)
-from solireward.reporting.conclusions import CONCLUSIONS_FILE, conclusion, outcome_of_verdict
+                                          overopt_defect_table, overopt_share_table, overopt_table, probe_heatmap,
+                                          probe_table)
 from solireward.reporting.choice import CHOICE_FILE, choice_record, choice_table, rank_candidates, selection_note
+from solireward.reporting.conclusions import CONCLUSIONS_FILE, conclusion, outcome_of_verdict
 from solireward.reporting.goals import goal_rows, goal_table, parse_goals
 from solireward.reporting.mitigation import mitigation_tables
 from solireward.reporting.load import FACTORS, _tags, aggregate_replicates, load_metrics, reference_values
@@ -148,15 +149,16 @@ def build_report(config: ReportConfig) -> list[str]:
     sections: list[str] = []
     tables: list[Table] = []
 
-    def write_table(table: Table, what: str) -> None:
-        tables.append(table)
+    def write_table(table: Table, what: str, page: bool = True) -> None:
+        if page:  # in summary.html (a table too wide for the page is shown there as a figure)
+            tables.append(table)
         for suffix, kind in (("md", "Markdown"), ("tex", "LaTeX, booktabs"), ("html", "HTML")):
             text = {"md": table.markdown, "tex": table.latex, "html": table.html}[suffix]()
             write_text(tables_dir / f"{table.name}.{suffix}", text)
             files[f"tables/{table.name}.{suffix}"] = f"{what} ({kind})"
 
-    def section(table: Table, title: str) -> None:
-        write_table(table, table.caption)
+    def section(table: Table, title: str, page: bool = True) -> None:
+        write_table(table, table.caption, page)
         sections.extend([f"### {title}", "", table.markdown(),
                          f"Files: [`{table.name}.md`](tables/{table.name}.md), [`{table.name}.tex`]"
                          f"(tables/{table.name}.tex), [`{table.name}.html`](tables/{table.name}.html)", ""])
@@ -171,13 +173,16 @@ def build_report(config: ReportConfig) -> list[str]:
     probes = load_results(config.probe, "probe", PROBE_KEYS, order) if config.probe else []
     overopt = load_results(config.overopt, "overopt", OVEROPT_KEYS, order) if config.overopt else []
     if probes:
-        section(probe_table(probes), "Reward hacking: stress probe")
+        section(probe_table(probes), "Reward hacking: stress probe", page=False)
     if overopt:
         section(overopt_table(overopt), "Reward hacking: over-optimisation")
         for task in dict.fromkeys(result["task"] for result in overopt):
             defects = overopt_defect_table([result for result in overopt if result["task"] == task])
             if defects is not None:
                 section(defects, f"Reward hacking: what optimisation can exploit ({task})")
+            shares = overopt_share_table([result for result in overopt if result["task"] == task])
+            if shares is not None:
+                section(shares, f"Reward hacking: where the picks land on each nuisance ({task})")
     for table in mitigation_tables(cells, frame, probes, overopt, config.confidence, uncertainty.pooled_seeds,
                                    uncertainty.conclusions):
         section(table, table.caption)
@@ -226,6 +231,10 @@ def build_report(config: ReportConfig) -> list[str]:
                "learning curves")
     else:
         notes.append("No learning curves: no training logs were given (`--training_logs`).")
+    if probes:
+        probe_heatmap(probes, figures_dir / "probe_heatmap.png")
+        figure("probe_heatmap.png", None, "the stress probe's mean score change per cell and perturbation (the "
+               "stress_probe table as a heatmap; summary.html shows this instead of the wide table)", "")
     if overopt:
         overopt_curves(overopt, figures_dir / "overopt_curves.png")
         figure("overopt_curves.png", None, "best-of-n gold and proxy against √KL, one line per cell", "")

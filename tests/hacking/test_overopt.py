@@ -110,7 +110,7 @@ def test_overopt_cli(reward_model_dir: Path, demo_records: Path, tmp_path: Path)
                    "--scale", 1.0, "--background_shift", 0, "--size", 32, "--num_frames", 8, "--max_n", 8,
                    "--betas", 0, 1, "--steps", 10, "--tag", "head=last_token") == 0
     result = json.loads((out / "overopt.json").read_text())
-    assert len(result["prompts"]) == 1 and len(result["settings"]) == 3 * 2
+    assert len(result["prompts"]) == 1 and len(result["settings"][0]) == 3 * 2
     assert set(result["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"}
     assert [row["n"] for row in result["curves"]["best_of_n"]] == [1, 2, 4, 8]
     assert result["base"]["gold"] == pytest.approx(1 / 3) and result["tags"] == {"head": "last_token"}
@@ -212,7 +212,7 @@ def test_the_grid_is_rendered_once_and_scored_alike_by_each_model(reward_model_d
     manifest = json.loads((grid / "grid.json").read_text())
     distinct = list(dict.fromkeys(r["prompt"] for r in json.loads(demo_records.read_text())))
     assert manifest["prompts"] == distinct and len(distinct) == 12  # every test prompt by default
-    assert len(manifest["settings"]) == 6
+    assert len(manifest["settings"]) == 12 and len(manifest["settings"][0]) == 6
     assert sorted(p.name for p in grid.glob("*.npz")) == [f"prompt-{p:03d}.npz" for p in range(12)]
     optimisation = ("--max_n", 8, "--betas", 0, "--steps", 5)
     from_grid = tmp_path / "from_grid"
