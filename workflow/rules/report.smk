@@ -57,7 +57,11 @@ rule report:
         outdir=subpath(output.readme, parent=True),
         logs=lambda wildcards, input: [f"{m}/metrics.jsonl" for m in input.models],
         hacking=lambda wildcards, input: cli_flags(
-            {"probe": list(input.probe), "overopt": list(input.overopt), "selection": list(input.selection)}
+            {
+                "probe": list(input.probe),
+                "overopt": list(input.overopt),
+                "selection": str(input.selection) if input.selection else None,
+            }
         ),
         flags=cli_flags({"title": f"SoliReward study: {STUDY}", **config["report"]}),
     shell:
