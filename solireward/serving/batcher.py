@@ -2,7 +2,7 @@
 
 A request's videos go through three stages:
 
-1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the base64 PNG/JPEG frames
+1. :class:`~solireward.serving.pool.WorkerPool`: each :class:`Item` (a path under ``--video_root``, or the base64 PNG/JPEG frames
    of an in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
    model's inputs by :class:`ItemEncoder` (the scoring path's
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
@@ -23,13 +23,9 @@ import asyncio
 import base64
 import binascii
 import collections
-import concurrent.futures
-from concurrent.futures.process import BrokenProcessPool
 import dataclasses
 import io
 import logging
-import multiprocessing
-import signal
 import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
@@ -144,20 +140,6 @@ class ItemEncoder:
         return out
 
 
-_WORKER_ENCODER: ItemEncoder | None = None
-
-
-def _install(encoder: ItemEncoder, threads: int) -> None:
-    """Worker initializer: keep `encoder`; leave SIGINT/SIGTERM to the server, which drains and stops the pool."""
-    global _WORKER_ENCODER
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    torch.set_num_threads(threads)
-    _WORKER_ENCODER = encoder
-
-
 # A tensor returned by a worker crosses in shared memory (torch's reduction: an fd handed over a socket,
 # a few ms per tensor and a round trip with the worker for each) or, as a numpy array, pickled by value
 # (a copy, ~5 ms per MiB). An item's inputs are several tensors, mostly small: sharing each one made the
@@ -166,7 +148,7 @@ def _install(encoder: ItemEncoder, threads: int) -> None:
 _BY_VALUE_MAX_BYTES = 1 << 20
 
 
-def _to_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def to_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Worker side: every model's inputs, their tensors up to ``_BY_VALUE_MAX_BYTES`` as numpy arrays."""
     import torch
 
@@ -175,57 +157,12 @@ def _to_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {name: {k: v.numpy() if small(v) else v for k, v in d.items()} for name, d in inputs.items()}
 
 
-def _from_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Server side: the inverse of :func:`_to_wire` (numpy arrays back to tensors, without a copy)."""
+def from_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Server side: the inverse of :func:`to_wire` (numpy arrays back to tensors, without a copy)."""
     import torch
 
     return {name: {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in d.items()}
             for name, d in inputs.items()}
-
-
-def _encode_installed(item: Item) -> dict[str, Any]:
-    assert _WORKER_ENCODER is not None
-    return _to_wire(_WORKER_ENCODER(item))
-
-
-def _ready() -> bool:
-    return _WORKER_ENCODER is not None
-
-
-class EncoderPool:
-    """Runs :class:`ItemEncoder` in `num_workers` spawned processes (0: one thread); a crashed pool is rebuilt."""
-
-    def __init__(self, encoder: ItemEncoder, num_workers: int) -> None:
-        self.encoder, self.num_workers = encoder, num_workers
-        self._executor = self._start(wait=True)
-
-    def _start(self, wait: bool) -> concurrent.futures.Executor:
-        if self.num_workers == 0:
-            return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solireward-decode")
-        # spawn: the server process runs threads (event loop, replicas), which fork must not copy
-        pool = concurrent.futures.ProcessPoolExecutor(self.num_workers, mp_context=multiprocessing.get_context("spawn"),
-                                                      initializer=_install, initargs=(self.encoder, 1))
-        for future in [pool.submit(_ready) for _ in range(self.num_workers)] if wait else ():
-            future.result()  # start every worker now, not on the first request
-        return pool
-
-    async def encode(self, item: Item) -> dict[str, Any]:
-        """The models' inputs of `item` (raises ItemError)."""
-        loop = asyncio.get_running_loop()
-        executor = self._executor
-        fn: Callable[[Item], dict[str, Any]] = self.encoder if self.num_workers == 0 else _encode_installed
-        try:
-            inputs = await loop.run_in_executor(executor, fn, item)
-            return inputs if self.num_workers == 0 else _from_wire(inputs)
-        except BrokenProcessPool:
-            if self._executor is executor:  # the first item to see it replaces the pool (all on the event loop)
-                logger.error("a decoding worker died; restarting the pool (its items in flight fail)")
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._start(wait=False)
-            raise ItemError("worker", "the decoding worker handling this video died (a crashing decoder?)") from None
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclasses.dataclass
