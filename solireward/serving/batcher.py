@@ -4,7 +4,7 @@ A request's videos go through three stages:
 
 1. :class:`~solireward.serving.pool.WorkerPool`: each :class:`Item` (a path under ``--video_root``, or the base64 PNG/JPEG frames
    of an in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
-   model's inputs by :class:`ItemEncoder` (the scoring path's
+   model's inputs by :class:`~solireward.serving.decode.ItemEncoder` (the scoring path's
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
    thread with 0). A failure is that item's :class:`ItemError`.
 2. :class:`Batcher`: the encoded items wait in one queue; a replica takes up to ``max_batch_size`` of
@@ -20,24 +20,16 @@ A request's videos go through three stages:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
 import dataclasses
-import io
 import logging
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from solireward.errors import InputError, VideoReadError
-
 logger = logging.getLogger(__name__)
-
-IMAGE_FORMATS = ("PNG", "JPEG")
-
 
 @dataclasses.dataclass
 class Item:
@@ -61,83 +53,6 @@ class ItemError(Exception):
 
     def __str__(self) -> str:
         return self.message
-
-
-def decode_images(images: Sequence[bytes], indices: Sequence[int]) -> np.ndarray:
-    """Base64 PNG/JPEG frames (the video's frames at `indices`) -> ``(T, H, W, 3)`` uint8; bad base64, another
-    format or frames of different sizes are an ItemError naming the frame."""
-    frames = []
-    for t, text in zip(indices, images):
-        try:
-            data = base64.b64decode(text, validate=True)  # strict, in C (binascii's strict_mode) from Python 3.11
-        except (binascii.Error, ValueError):
-            raise ItemError("frames", f"frame {t} is not valid base64") from None
-        frames.append(decode_image(data, t))
-        if frames[-1].shape != frames[0].shape:
-            raise ItemError("frames", f"frame {t} is {frames[-1].shape[1]}x{frames[-1].shape[0]} but frame "
-                                      f"{indices[0]} is {frames[0].shape[1]}x{frames[0].shape[0]}")
-    if not frames:
-        raise ItemError("frames", "no frames")
-    return np.stack(frames)
-
-
-def decode_image(data: bytes, t: int) -> np.ndarray:
-    """One PNG/JPEG image (frame `t` of its video) -> ``(H, W, 3)`` uint8; anything else is an ItemError."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in IMAGE_FORMATS:
-                raise ItemError("frames", f"frame {t}: expected PNG or JPEG, got {image.format}")
-            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    except ItemError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is this item's
-        raise ItemError("frames", f"frame {t}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
-
-
-def select_frames(kept: np.ndarray, item: Item, sampling: Any) -> tuple[np.ndarray, float | None]:
-    """What :func:`~solireward.data.video.sample_frames` returns for the whole in-memory video of `item`, from
-    `kept`, its decoded frames at ``item.indices`` (the same indices and resizing), and the frame rate those
-    frames stand for (:func:`~solireward.data.video.sampled_fps`, what the model is told)."""
-    from solireward.data.video import VideoInfo, fit_frames, frame_indices, sampled_fps
-
-    assert item.indices is not None
-    info = VideoInfo(item.num_frames, float(item.fps or 0.0), kept.shape[1], kept.shape[2])
-    position = {index: p for p, index in enumerate(item.indices)}
-    chosen = frame_indices(info, sampling)
-    frames = fit_frames(kept[[position[i] for i in chosen]], sampling)
-    return frames, sampled_fps(info.num_frames, info.fps, len(chosen))
-
-
-class ItemEncoder:
-    """Picklable ``Item -> {model name: model inputs}``: decode once per frame setting, encode per model."""
-
-    def __init__(self, encoders: Mapping[str, Any]) -> None:
-        self.encoders = dict(encoders)  # name -> solireward.scoring.VideoEncoder
-        # models with equal frame settings share one decode: the key of each model's settings
-        self.sampling_keys = {name: repr(sorted(e.sampling.to_dict().items())) for name, e in self.encoders.items()}
-
-    def __call__(self, item: Item) -> dict[str, Any]:
-        frames_in_memory = None if isinstance(item.source, str) else decode_images(item.source, item.indices or [])
-        decoded: dict[str, tuple[np.ndarray, float | None]] = {}
-        out = {}
-        for name, encoder in self.encoders.items():
-            key = self.sampling_keys[name]
-            try:
-                if key not in decoded:
-                    decoded[key] = (encoder.sample(item.source) if frames_in_memory is None
-                                    else select_frames(frames_in_memory, item, encoder.sampling))
-                frames, rate = decoded[key]  # each model is told the rate its frames were sampled at
-                out[name] = encoder.collator.encode(frames, item.prompt, fps=rate)
-            except VideoReadError as exc:
-                raise ItemError("video", exc.reason) from None
-            except InputError as exc:
-                raise ItemError("frames", exc.reason) from None
-            except Exception as exc:  # noqa: BLE001 - any processor failure is this item's
-                raise ItemError("encoding", f"model {name!r} could not prepare the frames "
-                                            f"({type(exc).__name__}: {exc})") from None
-        return out
 
 
 # A tensor returned by a worker crosses in shared memory (torch's reduction: an fd handed over a socket,

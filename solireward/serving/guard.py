@@ -100,7 +100,9 @@ class Guard:
             if scope["path"] != "/health" and not self._authorised(headers.get(b"authorization", b""), url_key):
                 reason = ("missing or wrong API key (send 'Authorization: Bearer KEY', or use the URL "
                           "http://HOST:PORT/k/KEY/...)")
-                log_refusal(401, endpoint, reason + (" (a key in the URL)" if url_key is not None else ""))
+                sent = ("in the URL" if url_key is not None else "as a header" if b"authorization" in headers
+                        else "none sent")
+                log_refusal(401, endpoint, f"missing or wrong API key ({sent})")
                 await _reply(record, 401, reason, {"WWW-Authenticate": "Bearer"})
                 return
             limit = self.state.config.max_body_bytes

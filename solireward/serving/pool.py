@@ -259,6 +259,7 @@ class WorkerPool:
 
     def _received(self, worker: _Worker, message: tuple) -> None:
         if message[0] == "ready":
+            logger.info("decoding worker %s ready after %.1f s", worker.process.pid, time.monotonic() - worker.since)
             worker.ready = True
             self._start_failures = 0
             with self._lock:

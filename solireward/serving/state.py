@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from solireward.conservative import EnsembleOptions
-from solireward.serving.batcher import Batcher, Item, ItemEncoder, ItemError, Job, Replica
+from solireward.serving.batcher import Batcher, Item, ItemError, Job, Replica
 from solireward.serving.config import API_KEY_ENV, ServeConfig, failed_reward_value
+from solireward.serving.decode import ItemEncoder
 from solireward.serving.devices import pick_devices
 from solireward.serving.ensemble import load_models, model_specs
 from solireward.serving.frames import Frame, RequestRefused, frames_item
@@ -200,7 +201,7 @@ class ServerState:
             return exc
 
 
-SERVER_FAULTS = {"worker": 503, "shutdown": 503, "model": 500}  # the server's failures: their HTTP status
+RETRYABLE_KINDS = ("worker", "shutdown")  # the server's failures worth a retry (503); any other is a 500
 
 
 def request_failure(results: Sequence[dict[str, Any] | ItemError]) -> tuple[int, str] | None:
@@ -211,7 +212,7 @@ def request_failure(results: Sequence[dict[str, Any] | ItemError]) -> tuple[int,
     errors = [(i, r) for i, r in enumerate(results) if isinstance(r, ItemError)]
     faults = [(i, e) for i, e in errors if e.kind not in CLIENT_KINDS]
     if faults:
-        status = max(SERVER_FAULTS.get(e.kind, 500) for _, e in faults)
+        status = 503 if all(e.kind in RETRYABLE_KINDS for _, e in faults) else 500
         return status, (f"the server could not score {len(faults)} of the {len(results)} videos because of its own "
                         f"failure, not theirs; no reward is given: {_reasons(faults)}")
     if len(errors) < len(results):
