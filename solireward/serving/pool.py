@@ -1,4 +1,4 @@
-"""The decoding pool: ``--num_workers`` spawned processes that decode and encode items, watched by one thread.
+"""The decoding pool: ``--num_workers`` worker processes that decode and encode items, watched by one thread.
 
 Why not :class:`concurrent.futures.ProcessPoolExecutor`: its manager thread sits in a blocking read of the
 shared result pipe, so a worker killed while it held that pipe (``kill -9``, the OOM killer) left the pool
@@ -17,12 +17,16 @@ happens, whatever the worker was doing. It then
 A worker that holds one item for longer than :attr:`WorkerPool.hang_s` is killed and handled the same way
 (a decoder stuck in C code, which the decoder's own timeout abandons but cannot stop).
 
+Workers are forked by multiprocessing's fork server: a single-threaded process that the manager thread
+starts once and that imports what the encoder needs once (the server itself runs threads, which a plain fork
+must not copy; a spawned worker would import torch and the processors again, ~10 s on a busy 2-core machine).
+
 Workers end with their server in every path: the server stops them on shutdown (None on their pipe, then
-SIGKILL after a grace period); each asks the kernel for SIGKILL when its parent dies
-(``PR_SET_PDEATHSIG`` on Linux; the kernel sends it when the *thread* that started the worker ends, which
-is why only the manager thread, alive as long as the pool, starts workers); a watchdog thread in each
-worker exits when its parent process changes (any POSIX system); SIGTERM keeps its default action (the
-worker ends). SIGINT is ignored so that a Ctrl-C to the process group leaves the draining to the server.
+SIGKILL after a grace period); the fork server exits when the server's end of its pipe closes (the server
+ended, however); each worker asks the kernel for SIGKILL when its parent, the fork server, dies
+(``PR_SET_PDEATHSIG`` on Linux), and a watchdog thread in each worker exits when its parent changes (any
+POSIX system); SIGTERM keeps its default action (the worker ends). SIGINT is ignored so that a Ctrl-C to the
+process group leaves the draining to the server.
 """
 
 from __future__ import annotations
@@ -68,8 +72,8 @@ class _Worker:
 
     def __init__(self, context: Any, encoder: Callable[[Item], Any], threads: int) -> None:
         ours, theirs = context.Pipe()
-        self.process = context.Process(target=serve_items, args=(theirs, encoder, os.getpid(), threads),
-                                       name="solireward-decode", daemon=True)
+        self.process = context.Process(target=serve_items, args=(theirs, encoder, threads), name="solireward-decode",
+                                       daemon=True)
         self.process.start()
         theirs.close()  # the worker's end lives in the worker alone: its death is EOF here
         self.conn = ours
@@ -112,7 +116,11 @@ class WorkerPool:
         if num_workers == 0:
             self._threads = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solireward-decode")
             return
-        self._context = multiprocessing.get_context("spawn")  # the server runs threads, which fork must not copy
+        # the server runs threads, which a plain fork must not copy: workers are forked by multiprocessing's
+        # fork server, a single-threaded process that has imported what the encoder needs once, so that a
+        # replacement starts in a fraction of a second instead of re-importing torch and the processors
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload(sorted(pickled_modules(encoder)))
         self._wake_r, self._wake_w = self._context.Pipe(duplex=False)
         self._all_ready = threading.Event()
         self._manager = threading.Thread(target=self._run, name="solireward-pool", daemon=True)
@@ -148,6 +156,7 @@ class WorkerPool:
             return {"workers": self.num_workers, "workers_alive": len(self._workers),
                     "workers_ready": ready, "rebuilds": self.rebuilds, "items_retried": self.items_retried,
                     "items_crashed": self.items_crashed, "items_waiting": len(self._pending) + len(self._incoming),
+                    "pids": [w.process.pid for w in self._workers],
                     "serving": self.num_workers == 0 or (ready > 0 and not self._closing)}
 
     def pids(self) -> list[int]:
@@ -243,11 +252,15 @@ class WorkerPool:
         try:
             while worker.conn.poll():
                 self._received(worker, worker.conn.recv())
-        except Exception as exc:  # noqa: BLE001 - EOF, or a result that cannot be rebuilt: the worker is lost
+        except (EOFError, OSError):  # its end of the pipe closed: it is exiting; its status follows
+            worker.process.join(_STOP_GRACE_S)
             if worker.process.is_alive():
-                logger.error("decoding worker %s sent something unreadable (%s: %s); killing it",
-                             worker.process.pid, type(exc).__name__, exc)
                 worker.process.kill()
+                worker.process.join()
+        except Exception as exc:  # noqa: BLE001 - a result that cannot be rebuilt: the worker is not trusted
+            logger.error("decoding worker %s sent something unreadable (%s: %s); killing it",
+                         worker.process.pid, type(exc).__name__, exc)
+            worker.process.kill()
             worker.process.join()
         if worker.task is not None and time.monotonic() - worker.since > self.hang_s and worker.process.is_alive():
             logger.error("decoding worker %s has held one video for more than %.0f s (2 x --decode_timeout); "
@@ -357,10 +370,10 @@ def _set(future: asyncio.Future, result: Any) -> None:
 
 # --- the worker process --------------------------------------------------------------------------------
 
-def serve_items(conn: Any, encoder: Callable[[Item], Any], parent_pid: int, threads: int) -> None:
+def serve_items(conn: Any, encoder: Callable[[Item], Any], threads: int) -> None:
     """A worker's life: say ready, then answer ``(id, item)`` with ``(id, inputs or ItemError)`` until
     None or the pipe closes."""
-    _die_with(parent_pid)
+    _die_with(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the server drains
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     import torch
@@ -384,8 +397,25 @@ def serve_items(conn: Any, encoder: Callable[[Item], Any], parent_pid: int, thre
         conn.send(reply)
 
 
+def pickled_modules(obj: Any) -> set[str]:
+    """The modules that unpickling `obj` imports (its classes' and functions'), found by unpickling a copy."""
+    import io
+    import pickle
+
+    modules = {"torch", __name__}
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            modules.add(module)
+            return super().find_class(module, name)
+
+    Recorder(io.BytesIO(pickle.dumps(obj))).load()
+    return modules - {"__main__", "__mp_main__"}
+
+
 def _die_with(parent_pid: int) -> None:
-    """End this process when `parent_pid` does: PR_SET_PDEATHSIG on Linux, and a watchdog thread everywhere."""
+    """End this process when its parent (the fork server, which ends with the server) does: PR_SET_PDEATHSIG
+    on Linux, and a watchdog thread everywhere."""
     if sys.platform.startswith("linux"):
         try:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

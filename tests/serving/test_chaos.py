@@ -58,18 +58,6 @@ def running(pid: int) -> bool:
         return False
 
 
-def worker_pids(srv: Server) -> list[int]:
-    """The decoding workers: the server's children started by multiprocessing's spawn (not its resource tracker)."""
-    pids = []
-    for pid in children(srv.proc.pid).get(srv.proc.pid, []):
-        try:
-            if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                pids.append(pid)
-        except OSError:
-            pass
-    return pids
-
-
 @pytest.fixture(scope="module")
 def ff_videos(video_root: Path) -> dict[str, list[str]]:
     return {name: png_frames(all_frames(video_root / name)[0]) for name in GOOD}
@@ -136,7 +124,7 @@ def test_workers_killed_at_random_moments(workers, run, reward_dirs, video_root,
             thread.start()
         for kill in range(KILLS):
             time.sleep(rng.uniform(0.2, 1.5))  # a random moment of the load
-            victim = rng.choice(worker_pids(srv))
+            victim = rng.choice(health()[1]["pool"]["pids"])
             killed = time.monotonic()
             os.kill(victim, signal.SIGKILL)
             while True:  # until the pool has seen the death and serves again (another worker, or a fresh one)
