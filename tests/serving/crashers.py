@@ -1,4 +1,4 @@
-"""Encoders for the decoding pool's tests (importable by its spawned workers): an item's prompt says what
+"""Encoders for the decoding pool's tests (importable by its forked workers): an item's prompt says what
 the worker does with it."""
 
 from __future__ import annotations
