@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 @dataclasses.dataclass
 class Item:
     """One video to score: `source` is a checked path, or the base64 PNG/JPEG images of the frames at `indices`
-    of an in-memory video of `num_frames` frames (the ones the models sample; `pixels`: their decoded size)."""
+    of an in-memory video of `num_frames` frames (the ones the models sample; `pixels`: what a worker holds for
+    them, :func:`~solireward.serving.decode.plan_frames`)."""
 
     source: str | list[bytes]
     prompt: str | None = None

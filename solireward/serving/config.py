@@ -86,7 +86,9 @@ class ServeConfig:
                            "auto", choices=TORCH_DTYPES)
     attn_implementation: str = arg("attention kernel of the backbone", "sdpa", choices=ATTN_IMPLEMENTATIONS)
     video_backend: str = arg("video decoder (auto: decord, falling back to pyav)", "auto", choices=BACKENDS)
-    decode_timeout: float = arg("seconds allowed to decode one video before it counts as failed", 60.0)
+    decode_timeout: float = arg("seconds allowed to decode one video before it counts as failed; a decoding worker "
+                                "holding one video for twice this is killed (and replaced), and videos waiting while "
+                                "no worker has been ready for twice this fail (503)", 60.0)
 
     def __post_init__(self) -> None:
         if not self.model:
