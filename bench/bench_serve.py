@@ -165,7 +165,7 @@ def stage_costs(model: Any, bodies: list[bytes], encoded: list[list[str]], kept:
     import base64
 
     from solireward.data.video import FrameSampling
-    from solireward.serving.batcher import decode_image
+    from solireward.serving.decode import decode_image
     from solireward.serving.body import parse_body
     from solireward.serving.frames import frames_item
     from solireward.serving.protocols import ComputeRequest
@@ -194,7 +194,7 @@ def real_size(port: int, model: Any, args: argparse.Namespace) -> dict:
     import base64
 
     from solireward.data.video import FrameSampling, VideoInfo, frame_indices
-    from solireward.serving.batcher import decode_image
+    from solireward.serving.decode import decode_image
 
     rng = np.random.default_rng(1)
     clips = [ff_clip(rng) for _ in range(args.ff_unique)]

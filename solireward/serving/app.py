@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import re
 import threading
 from typing import Any, Callable
@@ -25,12 +24,13 @@ from pydantic import BaseModel, ValidationError
 
 from solireward.serving.batcher import Item, ItemError
 from solireward.serving.body import parse_body
-from solireward.serving.config import ServeConfig
+from solireward.serving.chat import strip_chat_template
+from solireward.serving.config import ServeConfig, fps_problem
 from solireward.serving.frames import RequestRefused
-from solireward.serving.guard import Guard
+from solireward.serving.guard import Guard, log_refusal
 from solireward.serving.paths import checked_path, find_video
 from solireward.serving.protocols import IGNORED_COMPUTE_FIELDS, ComputeRequest, GetRewardRequest, ScoreRequest
-from solireward.serving.state import ServerState, all_failed
+from solireward.serving.state import ServerState, request_failure
 
 __all__ = ["ServerState", "create_app"]
 
@@ -49,13 +49,26 @@ def _failed(results: list[dict[str, Any] | ItemError]) -> list[dict[str, Any]]:
 
 
 def _fps_list(extra: dict[str, Any], n: int) -> list[float | None]:
-    """``extra["fps"]``: absent, one positive number, or one per video."""
+    """``extra["fps"]``: absent, one frame rate (:func:`.config.fps_problem`), or one per video."""
     fps = extra.get("fps")
     values = fps if isinstance(fps, list) else [fps] * n
-    if len(values) != n or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                 and math.isfinite(v) and v > 0) for v in values):
-        raise RequestRefused(422, f"field 'extra.fps': expected a positive number or a list of {n}, got {fps!r}")
+    if len(values) != n:
+        raise RequestRefused(422, f"field 'extra.fps': expected one frame rate or a list of {n}, got {len(values)}")
+    for i, value in enumerate(values):
+        if value is not None and (problem := fps_problem(value)):
+            where = f"extra.fps.{i}" if isinstance(fps, list) else "extra.fps"
+            raise RequestRefused(422, f"field '{where}': {problem}")
     return [None if v is None else float(v) for v in values]
+
+
+def _failure(status: int, message: str, results: list[dict[str, Any] | ItemError], error_field: str,
+             path: str) -> JSONResponse:
+    """A request that gets no rewards: logged once, `message` under `error_field` (and `failed`); a 503 says
+    when to retry."""
+    log_refusal(status, path, message)
+    headers = {"Retry-After": "5"} if status == 503 else None
+    return JSONResponse({error_field: message, "detail": message, "failed": _failed(results)}, status_code=status,
+                        headers=headers)
 
 
 async def _parse(request: Request, model: type[BaseModel]) -> Any:
@@ -82,6 +95,18 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
 
     state = state or ServerState(config, on_fatal)
     query_pattern = re.compile(config.query_pattern)
+    templates_seen: set[str] = set()
+
+    def _bare_prompt(prompt: str | None) -> str | None:
+        """An OpenRLHF prompt without its chat template (:mod:`.chat`); each template is logged once."""
+        if prompt is None:
+            return None
+        bare, template = strip_chat_template(prompt)
+        if template is not None and template not in templates_seen:
+            templates_seen.add(template)
+            logger.info("/get_reward: prompts come in a %s chat template; the reward models read the last user "
+                        "turn (logged once per template)", template)
+        return bare
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -96,6 +121,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
 
     @app.exception_handler(RequestRefused)
     async def refused(request: Request, exc: RequestRefused) -> JSONResponse:
+        log_refusal(exc.status, request.url.path, exc.detail)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -104,10 +130,12 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
         for error in exc.errors():
             location = [str(part) for part in error.get("loc", ()) if part != "body"]
             if error.get("type") == "json_invalid":
-                return JSONResponse({"detail": f"request body is not valid JSON "
-                                               f"({error.get('ctx', {}).get('error', 'parse error')})"}, 400)
+                detail = f"request body is not valid JSON ({error.get('ctx', {}).get('error', 'parse error')})"
+                log_refusal(400, request.url.path, detail)
+                return JSONResponse({"detail": detail}, 400)
             errors.append({"field": ".".join(location) or "body", "message": error.get("msg", "invalid")})
         detail = "; ".join(f"field '{e['field']}': {e['message']}" for e in errors[:5])
+        log_refusal(422, request.url.path, detail)
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
     @app.get("/health")
@@ -115,11 +143,18 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
         if not state.ready.is_set():
             body = {"status": "failed", "error": state.error} if state.error else {"status": "loading"}
             return JSONResponse(body, status_code=503)
-        return JSONResponse({"status": "ok", **state.info})
+        assert state.pool is not None
+        pool = state.pool.status()
+        if not pool["serving"]:
+            return JSONResponse({"status": "unavailable", "error": "no decoding worker is ready (restarting after a "
+                                                                   "worker died, see the log)", "pool": pool},
+                                status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"status": "ok", **state.info, "pool": pool})
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(state.metrics.render(state.in_flight), media_type="text/plain; version=0.0.4")
+        pool = state.pool.status() if state.pool is not None else None
+        return PlainTextResponse(state.metrics.render(state.in_flight, pool), media_type="text/plain; version=0.0.4")
 
     @app.post("/v1/score")
     async def score(request: Request) -> JSONResponse:
@@ -137,6 +172,9 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
             except ItemError as exc:
                 items.append(exc)
         results = await state.score("/v1/score", items)
+        failure = request_failure(results)
+        if failure is not None and failure[0] >= 500:
+            return _failure(*failure, results, "detail", "/v1/score")
         return JSONResponse({"results": [_public(r, item.id) for r, item in zip(results, body.items)]})
 
     @app.post("/compute")
@@ -155,8 +193,13 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
             except ItemError as exc:
                 items.append(exc)
         results = await state.score("/compute", items)
-        failure = all_failed(results)
-        if failure is not None:  # Flow-Factory's client reads 'error' at once (an HTTP error it retries first)
+        failure = request_failure(results)
+        # Flow-Factory's client raises at once on 'error' in a 200 (the videos' own failures: a retry gives the
+        # same) and retries an HTTP error twice more before it raises (the server's: a retry may succeed)
+        if failure is not None and failure[0] >= 500:
+            return _failure(*failure, results, "error", "/compute")
+        if failure is not None:
+            log_refusal(failure[0], "/compute", failure[1])
             return JSONResponse({"error": failure[1], "failed": _failed(results)})
         return JSONResponse({
             "rewards": [state.failed_reward if isinstance(r, ItemError) else r["reward"] for r in results],
@@ -167,7 +210,7 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
         body = await _parse(request, GetRewardRequest)
         state.check_ready()
         _check_items(len(body.query), config)
-        prompts = body.prompts or [None] * len(body.query)
+        prompts = [_bare_prompt(p) for p in body.prompts] if body.prompts else [None] * len(body.query)
         items: list[Item | ItemError] = []
         for query, prompt in zip(body.query, prompts):
             try:
@@ -175,9 +218,9 @@ def create_app(config: ServeConfig, on_fatal: Callable[[], None] | None = None,
             except ItemError as exc:
                 items.append(exc)
         results = await state.score("/get_reward", items)
-        failure = all_failed(results)
+        failure = request_failure(results)
         if failure is not None:
-            return JSONResponse({"detail": failure[1], "failed": _failed(results)}, status_code=failure[0])
+            return _failure(*failure, results, "detail", "/get_reward")
         rewards = [state.failed_reward if isinstance(r, ItemError) else r["reward"] for r in results]
         logs: dict[str, list[float]] = {"reward_failed": [float(isinstance(r, ItemError)) for r in results]}
         for name in state.folders:

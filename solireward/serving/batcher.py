@@ -2,9 +2,9 @@
 
 A request's videos go through three stages:
 
-1. :class:`EncoderPool`: each :class:`Item` (a path under ``--video_root``, or the base64 PNG/JPEG frames
+1. :class:`~solireward.serving.pool.WorkerPool`: each :class:`Item` (a path under ``--video_root``, or the base64 PNG/JPEG frames
    of an in-memory video that the models sample, :mod:`.frames`) is decoded and turned into every served
-   model's inputs by :class:`ItemEncoder` (the scoring path's
+   model's inputs by :class:`~solireward.serving.decode.ItemEncoder` (the scoring path's
    :class:`~solireward.scoring.VideoEncoder`, one per model) in ``--num_workers`` processes (or one
    thread with 0). A failure is that item's :class:`ItemError`.
 2. :class:`Batcher`: the encoded items wait in one queue; a replica takes up to ``max_batch_size`` of
@@ -20,33 +20,22 @@ A request's videos go through three stages:
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import collections
-import concurrent.futures
-from concurrent.futures.process import BrokenProcessPool
 import dataclasses
-import io
 import logging
-import multiprocessing
-import signal
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from solireward.errors import InputError, VideoReadError
-
 logger = logging.getLogger(__name__)
-
-IMAGE_FORMATS = ("PNG", "JPEG")
-
 
 @dataclasses.dataclass
 class Item:
     """One video to score: `source` is a checked path, or the base64 PNG/JPEG images of the frames at `indices`
-    of an in-memory video of `num_frames` frames (the ones the models sample; `pixels`: their decoded size)."""
+    of an in-memory video of `num_frames` frames (the ones the models sample; `pixels`: what a worker holds for
+    them, :func:`~solireward.serving.decode.plan_frames`)."""
 
     source: str | list[bytes]
     prompt: str | None = None
@@ -67,97 +56,6 @@ class ItemError(Exception):
         return self.message
 
 
-def decode_images(images: Sequence[bytes], indices: Sequence[int]) -> np.ndarray:
-    """Base64 PNG/JPEG frames (the video's frames at `indices`) -> ``(T, H, W, 3)`` uint8; bad base64, another
-    format or frames of different sizes are an ItemError naming the frame."""
-    frames = []
-    for t, text in zip(indices, images):
-        try:
-            data = base64.b64decode(text, validate=True)  # strict, in C (binascii's strict_mode) from Python 3.11
-        except (binascii.Error, ValueError):
-            raise ItemError("frames", f"frame {t} is not valid base64") from None
-        frames.append(decode_image(data, t))
-        if frames[-1].shape != frames[0].shape:
-            raise ItemError("frames", f"frame {t} is {frames[-1].shape[1]}x{frames[-1].shape[0]} but frame "
-                                      f"{indices[0]} is {frames[0].shape[1]}x{frames[0].shape[0]}")
-    if not frames:
-        raise ItemError("frames", "no frames")
-    return np.stack(frames)
-
-
-def decode_image(data: bytes, t: int) -> np.ndarray:
-    """One PNG/JPEG image (frame `t` of its video) -> ``(H, W, 3)`` uint8; anything else is an ItemError."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.format not in IMAGE_FORMATS:
-                raise ItemError("frames", f"frame {t}: expected PNG or JPEG, got {image.format}")
-            return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
-    except ItemError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is this item's
-        raise ItemError("frames", f"frame {t}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
-
-
-def select_frames(kept: np.ndarray, item: Item, sampling: Any) -> tuple[np.ndarray, float | None]:
-    """What :func:`~solireward.data.video.sample_frames` returns for the whole in-memory video of `item`, from
-    `kept`, its decoded frames at ``item.indices`` (the same indices and resizing), and the frame rate those
-    frames stand for (:func:`~solireward.data.video.sampled_fps`, what the model is told)."""
-    from solireward.data.video import VideoInfo, fit_frames, frame_indices, sampled_fps
-
-    assert item.indices is not None
-    info = VideoInfo(item.num_frames, float(item.fps or 0.0), kept.shape[1], kept.shape[2])
-    position = {index: p for p, index in enumerate(item.indices)}
-    chosen = frame_indices(info, sampling)
-    frames = fit_frames(kept[[position[i] for i in chosen]], sampling)
-    return frames, sampled_fps(info.num_frames, info.fps, len(chosen))
-
-
-class ItemEncoder:
-    """Picklable ``Item -> {model name: model inputs}``: decode once per frame setting, encode per model."""
-
-    def __init__(self, encoders: Mapping[str, Any]) -> None:
-        self.encoders = dict(encoders)  # name -> solireward.scoring.VideoEncoder
-        # models with equal frame settings share one decode: the key of each model's settings
-        self.sampling_keys = {name: repr(sorted(e.sampling.to_dict().items())) for name, e in self.encoders.items()}
-
-    def __call__(self, item: Item) -> dict[str, Any]:
-        frames_in_memory = None if isinstance(item.source, str) else decode_images(item.source, item.indices or [])
-        decoded: dict[str, tuple[np.ndarray, float | None]] = {}
-        out = {}
-        for name, encoder in self.encoders.items():
-            key = self.sampling_keys[name]
-            try:
-                if key not in decoded:
-                    decoded[key] = (encoder.sample(item.source) if frames_in_memory is None
-                                    else select_frames(frames_in_memory, item, encoder.sampling))
-                frames, rate = decoded[key]  # each model is told the rate its frames were sampled at
-                out[name] = encoder.collator.encode(frames, item.prompt, fps=rate)
-            except VideoReadError as exc:
-                raise ItemError("video", exc.reason) from None
-            except InputError as exc:
-                raise ItemError("frames", exc.reason) from None
-            except Exception as exc:  # noqa: BLE001 - any processor failure is this item's
-                raise ItemError("encoding", f"model {name!r} could not prepare the frames "
-                                            f"({type(exc).__name__}: {exc})") from None
-        return out
-
-
-_WORKER_ENCODER: ItemEncoder | None = None
-
-
-def _install(encoder: ItemEncoder, threads: int) -> None:
-    """Worker initializer: keep `encoder`; leave SIGINT/SIGTERM to the server, which drains and stops the pool."""
-    global _WORKER_ENCODER
-    import torch
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    torch.set_num_threads(threads)
-    _WORKER_ENCODER = encoder
-
-
 # A tensor returned by a worker crosses in shared memory (torch's reduction: an fd handed over a socket,
 # a few ms per tensor and a round trip with the worker for each) or, as a numpy array, pickled by value
 # (a copy, ~5 ms per MiB). An item's inputs are several tensors, mostly small: sharing each one made the
@@ -166,7 +64,7 @@ def _install(encoder: ItemEncoder, threads: int) -> None:
 _BY_VALUE_MAX_BYTES = 1 << 20
 
 
-def _to_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def to_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Worker side: every model's inputs, their tensors up to ``_BY_VALUE_MAX_BYTES`` as numpy arrays."""
     import torch
 
@@ -175,57 +73,12 @@ def _to_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {name: {k: v.numpy() if small(v) else v for k, v in d.items()} for name, d in inputs.items()}
 
 
-def _from_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Server side: the inverse of :func:`_to_wire` (numpy arrays back to tensors, without a copy)."""
+def from_wire(inputs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Server side: the inverse of :func:`to_wire` (numpy arrays back to tensors, without a copy)."""
     import torch
 
     return {name: {k: torch.from_numpy(v) if isinstance(v, np.ndarray) else v for k, v in d.items()}
             for name, d in inputs.items()}
-
-
-def _encode_installed(item: Item) -> dict[str, Any]:
-    assert _WORKER_ENCODER is not None
-    return _to_wire(_WORKER_ENCODER(item))
-
-
-def _ready() -> bool:
-    return _WORKER_ENCODER is not None
-
-
-class EncoderPool:
-    """Runs :class:`ItemEncoder` in `num_workers` spawned processes (0: one thread); a crashed pool is rebuilt."""
-
-    def __init__(self, encoder: ItemEncoder, num_workers: int) -> None:
-        self.encoder, self.num_workers = encoder, num_workers
-        self._executor = self._start(wait=True)
-
-    def _start(self, wait: bool) -> concurrent.futures.Executor:
-        if self.num_workers == 0:
-            return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="solireward-decode")
-        # spawn: the server process runs threads (event loop, replicas), which fork must not copy
-        pool = concurrent.futures.ProcessPoolExecutor(self.num_workers, mp_context=multiprocessing.get_context("spawn"),
-                                                      initializer=_install, initargs=(self.encoder, 1))
-        for future in [pool.submit(_ready) for _ in range(self.num_workers)] if wait else ():
-            future.result()  # start every worker now, not on the first request
-        return pool
-
-    async def encode(self, item: Item) -> dict[str, Any]:
-        """The models' inputs of `item` (raises ItemError)."""
-        loop = asyncio.get_running_loop()
-        executor = self._executor
-        fn: Callable[[Item], dict[str, Any]] = self.encoder if self.num_workers == 0 else _encode_installed
-        try:
-            inputs = await loop.run_in_executor(executor, fn, item)
-            return inputs if self.num_workers == 0 else _from_wire(inputs)
-        except BrokenProcessPool:
-            if self._executor is executor:  # the first item to see it replaces the pool (all on the event loop)
-                logger.error("a decoding worker died; restarting the pool (its items in flight fail)")
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._start(wait=False)
-            raise ItemError("worker", "the decoding worker handling this video died (a crashing decoder?)") from None
-
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclasses.dataclass

@@ -15,6 +15,17 @@ from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
 from solireward.serving.paths import DEFAULT_QUERY_PATTERN
 
 API_KEY_ENV = "SOLIREWARD_API_KEY"
+FPS_RANGE = (0.01, 1000.0)  # frame rates accepted for in-memory frames, frames/s (a slideshow to a slow-motion camera)
+
+
+def fps_problem(value: object) -> str | None:
+    """Why `value` is no frame rate (not a number, not finite, outside :data:`FPS_RANGE`), or None."""
+    low, high = FPS_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"expected a number of frames per second, got {value!r}"
+    if not (math.isfinite(value) and low <= value <= high):
+        return f"expected a finite frame rate from {low:g} to {high:g} frames/s, got {value!r}"
+    return None
 
 
 @dataclasses.dataclass
@@ -75,7 +86,9 @@ class ServeConfig:
                            "auto", choices=TORCH_DTYPES)
     attn_implementation: str = arg("attention kernel of the backbone", "sdpa", choices=ATTN_IMPLEMENTATIONS)
     video_backend: str = arg("video decoder (auto: decord, falling back to pyav)", "auto", choices=BACKENDS)
-    decode_timeout: float = arg("seconds allowed to decode one video before it counts as failed", 60.0)
+    decode_timeout: float = arg("seconds allowed to decode one video before it counts as failed; a decoding worker "
+                                "holding one video for twice this is killed (and replaced), and videos waiting while "
+                                "no worker has been ready for twice this fail (503)", 60.0)
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -102,8 +115,8 @@ class ServeConfig:
         failed_reward_value(self.failed_reward)
         if not (self.floor_sigmas >= 0 and math.isfinite(self.floor_sigmas)):
             raise ConfigError("expected a finite number >= 0", field="floor_sigmas")
-        if self.frames_fps is not None and not (self.frames_fps > 0 and math.isfinite(self.frames_fps)):
-            raise ConfigError("expected a positive frame rate", field="frames_fps")
+        if self.frames_fps is not None and (problem := fps_problem(self.frames_fps)):
+            raise ConfigError(problem, field="frames_fps")
         try:
             re.compile(self.query_pattern)
         except re.error as exc:

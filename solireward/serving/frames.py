@@ -2,13 +2,13 @@
 and only the frames the served models sample kept for decoding, all before a single pixel is decoded.
 
 A Flow-Factory video is 81 PNG frames of 832x480 (~57 MiB of PNG, ~76 MiB as base64); a model sampling 8
-frames needs 8 of them decoded. The decoding cost of an item is ``frames kept x height x width`` pixels,
-bounded per video (``--max_decode_pixels``: what one decoding worker holds at once) and per request
+frames needs 8 of them decoded. The decoding cost of an item is the pixels a worker holds for the models
+(:func:`.decode.plan_frames`: the frames kept, their repeats and resized copies), bounded per video (``--max_decode_pixels``: what one decoding worker holds at once) and per request
 (``--max_request_pixels``); a frame's own size is bounded by ``--max_pixels``.
 
 A frame is a ``str`` or, as :mod:`.body` hands long ones over, a memoryview of the request body. Of a
 frame no model samples only the header is decoded (bad base64 after it goes unnoticed); the kept ones
-travel as base64 and are decoded, and checked, in the decoding workers (:func:`.batcher.decode_images`).
+travel as base64 and are decoded, and checked, in the decoding workers (:func:`.decode.decode_video`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import struct
 from typing import Sequence
 
 from solireward.serving.batcher import Item, ItemError
+from solireward.serving.decode import plan_frames
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG start-of-frame markers (baseline, progressive, lossless, ...; not DHT C4, JPG C8, DAC CC)
@@ -72,8 +73,6 @@ def frames_item(images: Sequence[Frame], prompt: str | None, fps: float | None, 
     `samplings` are the served models' :class:`~solireward.data.video.FrameSampling`; `fps` must be
     known when one of them samples in 'fps' mode (the caller resolves the default).
     """
-    from solireward.data.video import VideoInfo, frame_indices
-
     if len(images) > max_frames:
         raise RequestRefused(413, f"a video has {len(images)} frames; the limit is --max_frames {max_frames}")
     sizes = []
@@ -92,14 +91,13 @@ def frames_item(images: Sequence[Frame], prompt: str | None, fps: float | None, 
     if not sizes:
         raise ItemError("frames", "no frames")
     width, height = sizes[0]
-    info = VideoInfo(len(images), float(fps or 0.0), height, width)
-    kept = sorted(set().union(*(frame_indices(info, s) for s in samplings)))
-    cost = len(kept) * width * height
-    if cost > max_decode_pixels:
-        raise RequestRefused(413, f"a video needs {len(kept)} of its {len(images)} frames of {width}x{height} decoded "
-                                  f"= {cost} pixels; the limit is --max_decode_pixels {max_decode_pixels}")
-    frames = [_ascii(_strip_data_url(images[t])) for t in kept]  # bytes: the Item crosses to a worker process
-    return Item(frames, prompt, fps, indices=kept, num_frames=len(images), pixels=cost)
+    plan = plan_frames(len(images), fps, height, width, samplings)
+    if plan.pixels > max_decode_pixels:
+        raise RequestRefused(413, f"a video needs {len(plan.indices)} of its {len(images)} frames of {width}x{height} "
+                                  f"decoded = {plan.pixels} pixels (as held for the models: repeated and resized "
+                                  f"frames included); the limit is --max_decode_pixels {max_decode_pixels}")
+    frames = [_ascii(_strip_data_url(images[t])) for t in plan.indices]  # bytes: the Item crosses to a worker
+    return Item(frames, prompt, fps, indices=plan.indices, num_frames=len(images), pixels=plan.pixels)
 
 
 def _strip_data_url(text: Frame) -> Frame:

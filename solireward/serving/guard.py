@@ -9,11 +9,14 @@ metric label or a response (uvicorn's access log is off: it would print the URL)
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from typing import Any, Awaitable, Callable
 from urllib.parse import unquote_to_bytes
 
 from fastapi.responses import JSONResponse
+
+logger = logging.getLogger("solireward.serve")
 
 ENDPOINTS = ("/health", "/v1/score", "/compute", "/get_reward", "/metrics")
 KEY_PREFIX = "/k/"
@@ -48,6 +51,17 @@ class BodyBuffers:
         self._free.append(buffer)
 
 
+def route(path: str) -> str:
+    """The endpoint `path` names, or "other": what logs and metric labels show of a path (never a key in it)."""
+    return path if path in ENDPOINTS else "other"
+
+
+def log_refusal(status: int, path: str, reason: str) -> None:
+    """Log a refused or failed request once, with its status, route and reason: the peers' clients do not
+    show the server's reason (Flow-Factory's and OpenRLHF's print neither ``detail`` nor ``error``)."""
+    (logger.error if status >= 500 else logger.warning)("refused %d %s: %s", status, route(path), reason)
+
+
 def _key_from_path(scope: dict) -> tuple[dict, bytes | None]:
     """``/k/KEY/rest`` -> (the scope with path ``/rest``, KEY); other paths -> (the scope, None)."""
     path = scope["path"]
@@ -73,7 +87,7 @@ class Guard:
             return
         started = time.monotonic()
         scope, url_key = _key_from_path(scope)
-        endpoint = scope["path"] if scope["path"] in ENDPOINTS else "other"
+        endpoint = route(scope["path"])
         status = {"code": 500}
 
         async def record(message: dict) -> None:
@@ -84,20 +98,24 @@ class Guard:
         try:
             headers = dict(scope.get("headers") or [])
             if scope["path"] != "/health" and not self._authorised(headers.get(b"authorization", b""), url_key):
-                await _reply(record, 401, "missing or wrong API key (send 'Authorization: Bearer KEY', or use "
-                                          "the URL http://HOST:PORT/k/KEY/...)", {"WWW-Authenticate": "Bearer"})
+                reason = ("missing or wrong API key (send 'Authorization: Bearer KEY', or use the URL "
+                          "http://HOST:PORT/k/KEY/...)")
+                sent = ("in the URL" if url_key is not None else "as a header" if b"authorization" in headers
+                        else "none sent")
+                log_refusal(401, endpoint, f"missing or wrong API key ({sent})")
+                await _reply(record, 401, reason, {"WWW-Authenticate": "Bearer"})
                 return
             limit = self.state.config.max_body_bytes
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 if int(declared) <= _DRAIN_FACTOR * limit:
                     await _discard(receive, _DRAIN_FACTOR * limit)
-                await self._too_large(record)
+                await self._too_large(record, endpoint)
                 return
             length = int(declared) if declared is not None and declared.isdigit() else 0
             buffer = self.buffers.take() if length >= REUSED_MIN_BYTES else None
             try:
-                body = await self._read(receive, record, limit, buffer)
+                body = await self._read(receive, record, limit, buffer, endpoint)
                 if body is None:
                     return
                 replay = [{"type": "http.request", "body": body, "more_body": False}]
@@ -113,7 +131,7 @@ class Guard:
             self.state.metrics.request(endpoint, status["code"], time.monotonic() - started)
 
     async def _read(self, receive: Callable[[], Awaitable[dict]], send: Callable, limit: int,
-                    buffer: bytearray | None) -> bytes | bytearray | None:
+                    buffer: bytearray | None, path: str) -> bytes | bytearray | None:
         """The whole body (written over `buffer` when given); None once answered 413 or the client is gone."""
         chunks, more, size = [], True, 0
         while more:
@@ -130,7 +148,7 @@ class Guard:
             if size > limit:
                 if more:
                     await _discard(receive, _DRAIN_FACTOR * limit - size)
-                await self._too_large(send)
+                await self._too_large(send, path)
                 return None
         if buffer is None:
             return b"".join(chunks)
@@ -148,9 +166,11 @@ class Guard:
         scheme, _, token = header.decode("latin-1").partition(" ")
         return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode("latin-1"), key.encode())
 
-    async def _too_large(self, send: Callable) -> None:
-        await _reply(send, 413, f"request body exceeds --max_body_mb {self.state.config.max_body_mb:g} "
-                                f"({self.state.config.max_body_bytes} bytes)", {"Connection": "close"})
+    async def _too_large(self, send: Callable, path: str) -> None:
+        reason = (f"request body exceeds --max_body_mb {self.state.config.max_body_mb:g} "
+                  f"({self.state.config.max_body_bytes} bytes)")
+        log_refusal(413, path, reason)
+        await _reply(send, 413, reason, {"Connection": "close"})
 
 
 async def _discard(receive: Callable[[], Awaitable[dict]], budget: int) -> None:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import bisect
 import threading
-from typing import Iterable
+from typing import Any, Iterable
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 PREFIX = "solireward"
+POOL_METRICS = (("workers_alive", "gauge", "Decoding worker processes running."),
+                ("workers_ready", "gauge", "Decoding workers ready for videos."),
+                ("rebuilds", "counter", "Decoding workers that died and were replaced."),
+                ("items_retried", "counter", "Videos sent to a fresh worker after theirs died holding them."),
+                ("items_crashed", "counter", "Videos failed after their decoding ended several workers in a row."))
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:
@@ -84,8 +89,9 @@ class Metrics:
             n = self.batch_size.n
             return self.batch_size.total / n / self.max_batch_size if n else None
 
-    def render(self, queued: int) -> str:
-        """The Prometheus text of every metric; `queued`: the videos being decoded or waiting for a batch now."""
+    def render(self, queued: int, pool: dict[str, Any] | None = None) -> str:
+        """The Prometheus text of every metric; `queued`: the videos being decoded or waiting for a batch now;
+        `pool`: the decoding pool's :meth:`~solireward.serving.pool.WorkerPool.status`."""
         p = PREFIX
         with self._lock:
             lines = [f"# HELP {p}_requests_total HTTP requests by endpoint and status code.",
@@ -96,7 +102,7 @@ class Metrics:
                       f"# TYPE {p}_items_total counter"]
             lines += [f"{p}_items_total{_labels((('endpoint', e),))} {n}" for e, n in sorted(self.items.items())]
             lines += [f"# HELP {p}_item_errors_total Videos that could not be scored, by endpoint and kind "
-                      "(path, video, frames, encoding, worker, model, shutdown).",
+                      "(path, video, frames, encoding, crash, worker, model, shutdown).",
                       f"# TYPE {p}_item_errors_total counter"]
             lines += [f"{p}_item_errors_total{_labels((('endpoint', e), ('kind', k)))} {n}"
                       for (e, k), n in sorted(self.errors.items())]
@@ -117,4 +123,7 @@ class Metrics:
             lines += self.batch_seconds.lines(f"{p}_batch_seconds", ())
             lines += [f"# HELP {p}_queued_items Videos being decoded or waiting for a batch.",
                       f"# TYPE {p}_queued_items gauge", f"{p}_queued_items {queued}"]
+        for key, kind, text in POOL_METRICS if pool is not None else ():
+            name = f"{p}_{key}_total" if kind == "counter" else f"{p}_{key}"
+            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", f"{name} {pool[key]}"]
         return "\n".join(lines) + "\n"

@@ -27,6 +27,8 @@ def checked_path(video_path: str, root: Path | None) -> str:
         raise ItemError("path", f"{video_path!r} cannot be resolved (a symlink loop)") from None
     if not resolved.is_relative_to(root):
         raise ItemError("path", f"{video_path!r} is outside --video_root (after resolving '..' and symlinks); refused")
+    if not resolved.exists() and (path if path.is_absolute() else root / path).is_symlink():
+        raise ItemError("path", f"{video_path!r} is a symlink to a file that does not exist (a dangling symlink)")
     return str(resolved)
 
 

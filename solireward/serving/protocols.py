@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
+from solireward.serving.config import FPS_RANGE
+
 
 class ScoreItem(BaseModel):
     """One video: a path under --video_root, or its frames as base64 PNG/JPEG images."""
@@ -29,7 +31,8 @@ class ScoreItem(BaseModel):
     video_path: str | None = Field(None, min_length=1, description="a video file, relative to --video_root")
     frames: list[str] | None = Field(None, min_length=1, description="base64 PNG or JPEG images, one per frame")
     prompt: str | None = Field(None, description="the text the video was generated from")
-    fps: float | None = Field(None, gt=0, description="frame rate of `frames` (needed by fps-mode checkpoints)")
+    fps: float | None = Field(None, ge=FPS_RANGE[0], le=FPS_RANGE[1], allow_inf_nan=False,
+                              description="frame rate of `frames` (needed by fps-mode checkpoints)")
 
     @model_validator(mode="after")
     def _one_source(self) -> "ScoreItem":

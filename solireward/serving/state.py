@@ -12,19 +12,21 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from solireward.conservative import EnsembleOptions
-from solireward.serving.batcher import Batcher, EncoderPool, Item, ItemEncoder, ItemError, Job, Replica
+from solireward.serving.batcher import Batcher, Item, ItemError, Job, Replica
 from solireward.serving.config import API_KEY_ENV, ServeConfig, failed_reward_value
+from solireward.serving.decode import ItemEncoder
 from solireward.serving.devices import pick_devices
 from solireward.serving.ensemble import load_models, model_specs
 from solireward.serving.frames import Frame, RequestRefused, frames_item
 from solireward.serving.metrics import Metrics
+from solireward.serving.pool import WorkerPool
 
 logger = logging.getLogger("solireward.serve")
 
 _MAX_LOGGED_FAILURES = 5
 _CHARS_PER_TOKEN = 64  # a prompt longer than this x --max_prompt_tokens is refused without tokenizing it
 # failures of the request's own inputs (4xx when all of a request's videos fail); the others are the server's
-CLIENT_KINDS = ("path", "video", "frames", "encoding")
+CLIENT_KINDS = ("path", "video", "frames", "encoding", "crash")
 
 
 class ServerState:
@@ -54,7 +56,7 @@ class ServerState:
         self.info: dict[str, Any] = {}
         self.samplings: dict[str, Any] = {}
         self.tokenizers: list[Any] = []
-        self.pool: EncoderPool | None = None
+        self.pool: WorkerPool | None = None
         self.batcher = Batcher(config.max_batch_size, config.max_wait_ms / 1000)
         self.replicas: list[Replica] = []
         self.in_flight = 0
@@ -81,7 +83,7 @@ class ServerState:
                                                       backend=self.config.video_backend,
                                                       timeout_s=self.config.decode_timeout)
                                    for name, model in first.items()})
-            self.pool = EncoderPool(encoder, self.config.num_workers)
+            self.pool = WorkerPool(encoder, self.config.num_workers, self.config.decode_timeout)
             self.replicas = replicas
             for replica in replicas:
                 replica.start()
@@ -161,6 +163,7 @@ class ServerState:
             results = await asyncio.gather(*(self._one(item) for item in items))
         finally:
             self.in_flight -= queued
+        results = [self._relative(r) if isinstance(r, ItemError) else r for r in results]
         failed = [(i, r) for i, r in enumerate(results) if isinstance(r, ItemError)]
         self.metrics.scored(endpoint, len(items), [r.kind for _, r in failed])
         for i, error in failed[:_MAX_LOGGED_FAILURES]:
@@ -169,6 +172,15 @@ class ServerState:
             logger.warning("%s: ... and %d more failed items in this request", endpoint,
                            len(failed) - _MAX_LOGGED_FAILURES)
         return results
+
+    def _relative(self, error: ItemError) -> ItemError:
+        """`error` with paths under ``--video_root`` made relative to it (decoders name the absolute file)."""
+        if self.video_root is None:
+            return error
+        message = error.message
+        for root in dict.fromkeys((str(self.video_root), os.path.abspath(str(self.config.video_root)))):
+            message = message.replace(root + os.sep, "").replace(root, "--video_root")
+        return error if message == error.message else ItemError(error.kind, message)
 
     async def _one(self, item: Item | ItemError) -> dict[str, Any] | ItemError:
         if isinstance(item, ItemError):
@@ -189,16 +201,29 @@ class ServerState:
             return exc
 
 
-def all_failed(results: Sequence[dict[str, Any] | ItemError]) -> tuple[int, str] | None:
-    """None when some video was scored; else the HTTP status (422 if every failure is the request's own
-    input, 500 otherwise) and a message naming each failed video's reason (the first 5)."""
-    errors = [r for r in results if isinstance(r, ItemError)]
+RETRYABLE_KINDS = ("worker", "shutdown")  # the server's failures worth a retry (503); any other is a 500
+
+
+def request_failure(results: Sequence[dict[str, Any] | ItemError]) -> tuple[int, str] | None:
+    """None when the request can be answered with rewards (every failure, if any, the video's own and some video
+    scored); else the HTTP status and a message naming each failed video's reason (the first 5): 503/500 when the
+    server failed a video (503: a decoding worker or shutdown, worth retrying), never a floor reward for the
+    server's fault; 422 when every video failed for its own reasons."""
+    errors = [(i, r) for i, r in enumerate(results) if isinstance(r, ItemError)]
+    faults = [(i, e) for i, e in errors if e.kind not in CLIENT_KINDS]
+    if faults:
+        status = 503 if all(e.kind in RETRYABLE_KINDS for _, e in faults) else 500
+        return status, (f"the server could not score {len(faults)} of the {len(results)} videos because of its own "
+                        f"failure, not theirs; no reward is given: {_reasons(faults)}")
     if len(errors) < len(results):
         return None
-    status = 422 if all(e.kind in CLIENT_KINDS for e in errors) else 500
-    reasons = "; ".join(f"video {i} ({e.kind}): {e.message}" for i, e in enumerate(errors[:_MAX_LOGGED_FAILURES]))
-    more = f"; ... and {len(errors) - _MAX_LOGGED_FAILURES} more" if len(errors) > _MAX_LOGGED_FAILURES else ""
-    return status, f"all {len(errors)} videos of the request failed, none has a reward: {reasons}{more}"
+    return 422, f"all {len(errors)} videos of the request failed, none has a reward: {_reasons(errors)}"
+
+
+def _reasons(errors: Sequence[tuple[int, ItemError]]) -> str:
+    text = "; ".join(f"video {i} ({e.kind}): {e.message}" for i, e in errors[:_MAX_LOGGED_FAILURES])
+    more = len(errors) - _MAX_LOGGED_FAILURES
+    return text + (f"; ... and {more} more" if more > 0 else "")
 
 
 def _sampling(model: Any) -> Any:

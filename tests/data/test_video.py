@@ -136,14 +136,26 @@ def test_exposure_undoes_a_global_gain_in_files_and_in_memory(clip: Path) -> Non
 
 
 def test_serve_fits_the_frames_it_kept_as_infer_fits_a_whole_video(clip: Path) -> None:
-    from solireward.serving.batcher import Item, select_frames
+    import base64
+    import io
+
+    from PIL import Image
+
+    from solireward.serving.decode import decode_video, plan_frames, sampling_key
 
     whole = video.read_all_frames(clip)[0]
-    sampling = FrameSampling(num_frames=4, height=32, exposure=90)
-    kept = sorted(set(video.frame_indices(video.VideoInfo(len(whole), 0.0, *whole.shape[1:3]), sampling)))
-    item = Item([b""] * len(kept), indices=kept, num_frames=len(whole))
-    frames, _ = select_frames(whole[kept], item, sampling)  # what `serve` feeds the model of an in-memory video
-    assert np.array_equal(frames, video.sample_frames(whole, sampling))
+    # resized with exposure, kept at full size, and more frames than the clip has (repeats)
+    samplings = [FrameSampling(num_frames=4, height=32, exposure=90), FrameSampling(num_frames=3),
+                 FrameSampling(num_frames=2 * len(whole), max_pixels=500)]
+    plan = plan_frames(len(whole), None, whole.shape[1], whole.shape[2], samplings)
+    pngs = []
+    for t in plan.indices:  # what `serve` decodes of an in-memory video: the kept frames' PNG bytes
+        buffer = io.BytesIO()
+        Image.fromarray(whole[t]).save(buffer, format="PNG")
+        pngs.append(base64.b64encode(buffer.getvalue()))
+    got = decode_video(pngs, plan.indices, len(whole), None, {sampling_key(s): s for s in samplings})
+    for sampling in samplings:
+        assert np.array_equal(got[sampling_key(sampling)], video.sample_frames(whole, sampling))
 
 
 def _bad_files(tmp: Path, clip: Path) -> dict[str, tuple[Path, str]]:

@@ -154,16 +154,20 @@ def test_loopback_addresses_are_recognised() -> None:
     assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.5", "example.org"]))
 
 
-def test_a_request_whose_every_video_failed_is_422_for_its_inputs_and_500_for_the_servers() -> None:
-    from solireward.serving.state import all_failed
+def test_a_request_is_422_when_every_video_failed_for_itself_and_5xx_when_the_server_failed_one() -> None:
+    from solireward.serving.state import request_failure
 
-    assert all_failed([{"reward": 1.0}, ItemError("video", "unreadable")]) is None
-    status, message = all_failed([ItemError("path", "no video named"), ItemError("frames", "bad frame")])
+    assert request_failure([{"reward": 1.0}, ItemError("video", "unreadable")]) is None
+    assert request_failure([{"reward": 1.0}, ItemError("crash", "ended 3 workers")]) is None  # the video's own
+    status, message = request_failure([ItemError("path", "no video named"), ItemError("frames", "bad frame")])
     assert status == 422
     assert message == ("all 2 videos of the request failed, none has a reward: video 0 (path): no video named; "
                        "video 1 (frames): bad frame")
-    assert all_failed([ItemError("frames", "bad"), ItemError("worker", "the decoding worker died")])[0] == 500
-    assert all_failed([ItemError("model", "nan")] * 7)[1].endswith("; ... and 2 more")
+    # one server fault among good videos: no floor reward in a 200, the whole request fails (503: retry)
+    status, message = request_failure([{"reward": 1.0}, ItemError("worker", "no worker ready")])
+    assert status == 503 and message.startswith("the server could not score 1 of the 2 videos because of its own")
+    assert request_failure([ItemError("worker", "x"), ItemError("model", "nan")])[0] == 500
+    assert request_failure([ItemError("model", "nan")] * 7)[1].endswith("; ... and 2 more")
 
 
 def test_a_conservative_ensemble_is_mean_minus_lambda_std_of_the_models(reward_dirs, video_root: Path,

@@ -181,8 +181,8 @@ def test_a_video_costing_more_decoded_pixels_than_allowed_is_refused_before_deco
     uhd = b64(bare_png(3840, 2160))  # allowed per frame (the default --max_pixels) but not 4 of them
     status, body = server.call("POST", "/compute", {"prompt": ["p"], "video": [[uhd] * 512]})
     assert status == 413
-    assert ("a video needs 4 of its 512 frames of 3840x2160 decoded = 33177600 pixels; the limit is "
-            "--max_decode_pixels 200000") in body["detail"]
+    assert ("a video needs 4 of its 512 frames of 3840x2160 decoded = 33177600 pixels (as held for the models: "
+            "repeated and resized frames included); the limit is --max_decode_pixels 200000") in body["detail"]
 
 
 def test_a_request_costing_more_decoded_pixels_than_allowed_is_refused(server, frames) -> None:
