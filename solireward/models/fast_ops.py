@@ -114,10 +114,12 @@ _SUBCLASSES: dict[tuple[type, type], type] = {}
 
 
 def _subclass(mixin: type, base: type) -> type:
-    """One ``mixin + base`` class per pair (so pickled and compared modules share it)."""
+    """One ``mixin + base`` class per pair, a global of this module (so a pickled model finds it again)."""
     key = (mixin, base)
     if key not in _SUBCLASSES:
-        _SUBCLASSES[key] = type(f"{mixin.__name__}{base.__name__}", (mixin, base), {"__module__": __name__})
+        name = f"{mixin.__name__}{base.__name__}"
+        _SUBCLASSES[key] = type(name, (mixin, base), {"__module__": __name__, "__qualname__": name})
+        setattr(sys.modules[__name__], name, _SUBCLASSES[key])
     return _SUBCLASSES[key]
 
 

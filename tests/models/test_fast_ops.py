@@ -4,6 +4,7 @@ compute what the `transformers` modules they replace compute, scores and gradien
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -47,6 +48,8 @@ def test_sped_up_backbone_scores_and_trains_as_the_original(tiny_model_factory, 
     plain = _original(fast)
     assert not any(isinstance(m, (PatchConv, SegmentAttention)) for m in plain.modules())
     assert list(fast.state_dict()) == list(plain.state_dict())  # same weights under the same names
+    again = pickle.loads(pickle.dumps(fast.backbone))  # the replacement classes are found again
+    assert [type(m) for m in again.modules()] == [type(m) for m in fast.backbone.modules()]
     batch = _batch(fast)
     fast_scores, fast_grads = _scores_and_grads(fast, batch)
     plain_scores, plain_grads = _scores_and_grads(plain, batch)
