@@ -61,14 +61,14 @@ def segment_attention(q: Tensor, k: Tensor, v: Tensor, lengths: list[int], scale
     """Attention of ``(S, H, D)`` queries, keys and values within consecutive segments of `lengths` (summing to S),
     one ``scaled_dot_product_attention`` call per distinct length; returns ``(S, H, D)``."""
     seq, heads, dim = q.shape
-    if len(set(lengths)) == 1:
+    if len(set(lengths)) == 1 and lengths[0] > 0:
         n, length = len(lengths), lengths[0]
         q, k, v = (t.reshape(n, length, heads, dim).transpose(1, 2) for t in (q, k, v))
         return F.scaled_dot_product_attention(q, k, v, scale=scale).transpose(1, 2).reshape(seq, heads, dim)
     starts = torch.tensor([0, *lengths[:-1]], device=q.device).cumsum(0)
     sizes = torch.tensor(lengths, device=q.device)
     out = q.new_empty(seq, heads, dim)
-    for length in sorted(set(lengths)):
+    for length in sorted(set(lengths) - {0}):
         first = starts[sizes == length]
         index = (first[:, None] + torch.arange(length, device=q.device)).reshape(-1)
         part = [t.index_select(0, index).reshape(len(first), length, heads, dim).transpose(1, 2) for t in (q, k, v)]

@@ -61,7 +61,7 @@ def test_sped_up_backbone_scores_and_trains_as_the_original(tiny_model_factory, 
 
 def test_segment_attention_attends_within_each_segment_only() -> None:
     gen = torch.Generator().manual_seed(0)
-    lengths = [3, 5, 3, 1, 5]
+    lengths = [3, 5, 0, 3, 1, 5]  # an empty segment too
     q, k, v = (torch.randn(sum(lengths), 2, 4, generator=gen) for _ in range(3))
     expected, start = [], 0
     for length in lengths:  # one segment at a time, by the definition of attention
