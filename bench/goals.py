@@ -11,6 +11,7 @@ PAIRING_MAX_MEMORY_MIB = 2048.0  # bench_pairing.py: peak resident memory of eac
 TRAIN_MIN_PAIRS_RATIO = 4.0      # bench_train.py: pairs/s of `--batching in_batch` / `--batching pairs_file`
 TRAIN_TARGET_ACCURACY = 0.70     # bench_train.py: the validation pair accuracy timed to (demo recipe)
 TRAIN_MIN_TTA_RATIO = 3.0        # bench_train.py: seconds to that accuracy, pairs_file / in_batch
+TRAIN_MIN_SPEEDUP = 1.5          # bench_train_speed.py: CPU seconds of a demo training, before the speed-up / now
 GPU_MIN_MFU = 0.40               # bench_gpu.py (CUDA only): best model FLOP utilisation of a training step
 SERVE_MIN_RATIO = 0.9            # bench_serve.py: server items/s at 16 clients / in-process batched items/s
 SERVE_REAL_SIZE_MIN_RATIO = 0.9  # bench_serve.py: /compute items/s on Flow-Factory payloads (81 PNG frames of

@@ -183,6 +183,13 @@ def parse_train(out: str) -> list[Row]:
     return rows + [Row(**row) for row in bench_train.parse_results(out)]
 
 
+def parse_train_speed(out: str) -> list[Row]:
+    """bench_train_speed.py: a demo training's CPU time, this code vs before the speed-up, plain and mitigated."""
+    import bench_train_speed
+
+    return [Row(**row) for row in bench_train_speed.parse_results(out)]
+
+
 def parse_gpu(out: str) -> list[Row]:
     """bench_gpu.py: the best training MFU against its goal, and inference videos/s; no rows without a GPU."""
     if re.search(r"^no CUDA GPU available", out, re.M):
@@ -288,6 +295,9 @@ BENCHES = [
           parse_frames, "RewardModel.score_frames on uint8 frames in memory vs write_video + score of the same videos"),
     Bench("train", "bench_train.py", ["--steps", "15", "--skip", "3", "--tta_eval_steps", "50"], parse_train,
           "`solireward train` on the demo data with a tiny Qwen2-VL, as subprocesses (torchrun for DDP/ZeRO-2)"),
+    Bench("train_speed", "bench_train_speed.py", ["--steps", "100"], parse_train_speed,
+          "whole `solireward train` processes of the demo recipe, plain and with the `robust` mitigation, this "
+          "checkout vs the revision before the training speed-up (a git worktree), alternating, 1 thread"),
     Bench("hpqa", "bench_hpqa.py", ["--repeats", "1"], parse_hpqa,
           "HPQA vs last-token head, forward + backward on a random 24-layer InternVL3-1B-shaped language model"),
     Bench("gpu", "bench_gpu.py", [], parse_gpu,

@@ -122,3 +122,21 @@ def test_infer_bench_tiny_rows() -> None:
     assert "decode-only (2 workers)" in shared_row.figure and "ceiling from CPU work" in shared_row.figure
     assert shared_row.met is None
     assert run.stdout.count("\ncause: ") == 1
+
+
+def test_train_speed_report_parses_into_rows(capsys: pytest.CaptureFixture[str]) -> None:
+    """bench_train_speed.py: what `report` prints, run_all parses (ratio of CPU times, verdict per mode)."""
+    import argparse
+
+    import bench_train_speed
+
+    assert "--consistency_loss_coeff" in bench_train_speed.mitigation_flags()  # the study's twins are on
+    trees = {"base abc": Path("a"), "this def": Path("b")}
+    results = {("plain", "base abc"): [{"wall": 60.0, "cpu": 58.0, "accuracy": 0.7}],
+               ("plain", "this def"): [{"wall": 30.0, "cpu": 29.0, "accuracy": 0.7}],
+               ("mitigated", "base abc"): [{"wall": 150.0, "cpu": 140.0, "accuracy": 0.7}],
+               ("mitigated", "this def"): [{"wall": 120.0, "cpu": 112.0, "accuracy": 0.7}]}
+    bench_train_speed.report(results, argparse.Namespace(steps=400, repeats=1, modes=["plain", "mitigated"]), trees)
+    plain, mitigated = run_all.parse_train_speed(capsys.readouterr().out)
+    assert plain.figure.startswith("2.00x CPU time (58.0 -> 29.0 s per training") and plain.met is True
+    assert mitigated.figure.startswith("1.25x CPU time") and mitigated.met is False

@@ -41,7 +41,10 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
 
     `codec` defaults to :func:`video_codec`. `quality` is libx264's CRF (lower is better; 18 is
     visually lossless), mapped to mpeg4's fixed quantiser 2..31 (quality // 6). The same frames give the
-    same bytes on any load: one encoder thread (libx264's lookahead and slice threads too) and bit-exact
+    same bytes on any load and any CPU: one encoder thread (libx264's lookahead and slice threads too),
+    libx264's portable C code instead of its CPU-specific assembly (whose AVX-512 routines gave one clip
+    three different files in 25 encodes; x264's assembly is meant to match the C code bit for bit, so
+    the files are those a correct assembly path writes, at about twice the encoding time), and bit-exact
     container and codec metadata (no encoder version string, no creation time).
     """
     import av
@@ -63,7 +66,7 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | Sequence[np.ndarra
             stream.codec_context.thread_count = 1
             if codec == "libx264":
                 stream.options = {"crf": str(quality), "preset": "medium", "threads": "1", "flags": "+bitexact",
-                                  "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0"}
+                                  "x264-params": "threads=1:lookahead-threads=1:sliced-threads=0:asm=0"}
             else:
                 q = str(max(2, min(31, quality // 6)))
                 stream.options = {"qmin": q, "qmax": q, "threads": "1", "flags": "+bitexact"}

@@ -13,6 +13,7 @@ from torch import nn
 
 from solireward.errors import InputError
 from solireward.models.families import Family, detect_family, get_family
+from solireward.models.fast_ops import speed_up
 
 
 TORCH_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -73,14 +74,15 @@ def check_attn_implementation(attn_implementation: str | None) -> str:
 
 def load_backbone(path: str | Path, model_type: str | None = None, torch_dtype: str | torch.dtype | None = "auto",
                   attn_implementation: str | None = "sdpa") -> tuple[nn.Module, Any, Family]:
-    """Load `(model, processor, family)` from a local folder with `from_pretrained` (no remote code)."""
+    """Load `(model, processor, family)` from a local folder with `from_pretrained` (no remote code); the model
+    computes with :func:`~solireward.models.fast_ops.speed_up`'s faster equivalents."""
     from transformers import AutoProcessor
 
     family = resolve_family(path, model_type)
     model = family.model_cls().from_pretrained(str(path), dtype=resolve_dtype(torch_dtype),
                                                attn_implementation=check_attn_implementation(attn_implementation))
     processor = AutoProcessor.from_pretrained(str(path))
-    return model, processor, family
+    return speed_up(model), processor, family
 
 
 def get_module(root: nn.Module, dotted: str) -> nn.Module:

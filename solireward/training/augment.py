@@ -25,7 +25,9 @@ twin's score to it. Exposure normalisation is not drawn here: it is a sampling s
 The draws come from a generator seeded by (seed, global micro-step, video), so a resumed run replays
 the same augmented batches. Evaluation and every other command use the checkpoint's sampling alone.
 With augmentation, each video is decoded once at its native rate and size (kept in memory with
-``--cache_frames``) and sampled anew at every step.
+``--cache_frames``) and sampled anew at every step; a twin's original is sampled from the same decoded
+frames (:func:`~solireward.data.video.sample_frames`, which fits frames in memory exactly as a file is
+read), not decoded a second time.
 """
 
 from __future__ import annotations
@@ -99,20 +101,33 @@ class AugmentingEncoder:
     """Picklable ``(path, prompt, video, micro_step) -> model inputs`` of one training video, augmented.
 
     Wraps the training :class:`~solireward.scoring.VideoEncoder`: its sampling is the base, its
-    collator encodes, and it decides how files are decoded (backend, timeout).
+    collator encodes, and it decides how files are decoded (backend, timeout). With `cache` every
+    video's decoded frames are kept, else the last video's (so a twin and its original share a decode).
     """
 
     def __init__(self, encoder: Any, augmentation: Augmentation, seed: int, cache: bool = False) -> None:
         self.encoder, self.augmentation, self.seed = encoder, augmentation, seed
         self.cache: dict[int, tuple[np.ndarray, float]] | None = {} if cache else None
+        self._last: tuple[int, tuple[np.ndarray, float]] | None = None
 
     def _decoded(self, path: str, video: int) -> tuple[np.ndarray, float]:
         if self.cache is not None and video in self.cache:
             return self.cache[video]
+        if self._last is not None and self._last[0] == video:
+            return self._last[1]
         decoded = read_all_frames(path, self.encoder.backend, self.encoder.timeout_s)
         if self.cache is not None:
             self.cache[video] = decoded
+        else:
+            self._last = (video, decoded)
         return decoded
+
+    def twins(self, path: str, prompt: str | None, video: int, micro_step: int
+              ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Model inputs of `video` as evaluation sees it (the wrapped encoder's, cached under the key `video`
+        when it caches) and of its twin at `micro_step` (this encoder's draw), from one decode."""
+        frames, fps = self._decoded(path, video)
+        return self.encoder(frames, prompt, fps or None, key=video), self(path, prompt, video, micro_step)
 
     def __call__(self, path: str, prompt: str | None, video: int, micro_step: int) -> dict[str, Any]:
         """Model inputs of `video` at `micro_step`: its own draw of sampling and appearance."""

@@ -231,11 +231,14 @@ class VideoBatches(torch.utils.data.Dataset):
         encoded, twins = [], []
         for v in videos.tolist():
             try:
-                if self.augment is None or self.twins:
+                if self.augment is None:
                     encoded.append(self.encoder(self.paths[v], self.prompts[v], key=v))
-                if self.augment is not None:
-                    (twins if self.twins else encoded).append(
-                        self.augment(self.paths[v], self.prompts[v], v, self.first_step + i))
+                elif self.twins:
+                    original, twin = self.augment.twins(self.paths[v], self.prompts[v], v, self.first_step + i)
+                    encoded.append(original)
+                    twins.append(twin)
+                else:
+                    encoded.append(self.augment(self.paths[v], self.prompts[v], v, self.first_step + i))
             except VideoReadError as exc:
                 return {"error": (exc.path, exc.reason)}
             except EncodingError as exc:

@@ -301,11 +301,11 @@ class Trainer:
         accum = cfg.gradient_accumulation_steps
         in_batch = cfg.batching == "in_batch"
         mitigations = augmentation(cfg)
-        augment = AugmentingEncoder(self._encoder(), mitigations, cfg.seed, cfg.cache_frames) \
-            if mitigations.active else None
+        encoder = self._encoder(cache=cfg.cache_frames)
+        augment = AugmentingEncoder(encoder, mitigations, cfg.seed, cfg.cache_frames) if mitigations.active else None
         return VideoBatches(plan.for_rank(self.env.rank)[start * accum:self.total_steps * accum],
                             self.train_pairs.video_paths, self.train_pairs.prompts, self.train_quality,
-                            self.train_groups, self._encoder(cache=cfg.cache_frames and augment is None),
+                            self.train_groups, encoder,
                             mode="videos" if in_batch else "pairs", pairs=None if in_batch else self.train_pairs,
                             augment=augment, first_step=start * accum, twins=cfg.consistency_loss_coeff > 0)
 
