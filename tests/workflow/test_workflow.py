@@ -156,7 +156,8 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     assert (report / "figures" / "overopt_curves.png").is_file()
     for table in ("stress_probe.md", "overoptimisation.md", "overopt_defects_phy_deform.md"):  # a row per cell
         text = (report / "tables" / table).read_text()
-        assert text.count("| last_token / bt (") == 4 and text.count("| last_token / bt + robust (") == 2, table
+        # one row per model: the reference and the biased cell twice (claim_replicates), and each robust cell twice
+        assert text.count("| last_token / bt (") == 6 and text.count("| last_token / bt + robust (") == 4, table
     # the mitigation on the clean and on the biased labels, each beside its twin: accuracy, probe, over-optimisation
     for source in ("binary", "biased"):
         table = (report / "tables" / f"mitigation_phy_deform_{source}_robust.md").read_text()
