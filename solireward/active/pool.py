@@ -53,7 +53,7 @@ def write_grid_pool(config: GridPoolConfig) -> dict[str, Any]:
     with atomic_dir(config.output_dir) as tmp:
         for p, specs in enumerate(grid.specs):
             frames = grid.frames(p)
-            for spec, clip, setting in zip(specs, frames, settings):
+            for spec, clip, setting in zip(specs, frames, settings[p]):
                 video_path = f"videos/{Path(spec.video_path).name}"
                 write_video(tmp / video_path, clip, fps=grid.options.fps, quality=0)
                 records.append({"video_path": video_path, "prompt": spec.prompt, **setting})

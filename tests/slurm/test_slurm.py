@@ -21,6 +21,8 @@ from tests.conftest import run_cli
 from tests.faults.test_train_kill import _weights, assert_resumed_run_equals
 from tests.workflow.test_workflow import CELL, REPO, TINY, job_counts, snakemake
 
+STUDY = (TINY, Path(__file__).with_name("slurm_study.yaml"))   # the tiny study without its extra seeds and choice
+
 # one cluster per machine (it links /etc/slurm/slurm.conf): every test of this module on one xdist worker
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
@@ -97,7 +99,7 @@ def rule_of(job: dict[str, str]) -> str:
     return match.group(1)
 
 
-def run_on_cluster(workdir: Path, *args: str, configfiles: tuple[Path, ...] = (TINY,)
+def run_on_cluster(workdir: Path, *args: str, configfiles: tuple[Path, ...] = STUDY
                    ) -> subprocess.CompletedProcess:
     profile = overlay_profile(workdir / "profile")
     return snakemake(workdir, "--workflow-profile", str(profile), *SNAKEMAKE_FLAGS, *args, configfiles=configfiles,
@@ -125,7 +127,8 @@ def test_profile_with_placeholders_stops_before_any_job(tmp_path: Path) -> None:
 
 def test_tiny_study_every_job_is_a_slurm_job_sized_as_asked(study: Path) -> None:
     config = yaml.safe_load(TINY.read_text())
-    dry = snakemake(study, "-n", "--forceall", "--workflow-profile", str(study / "profile"), "--slurm-no-account")
+    dry = snakemake(study, "-n", "--forceall", "--workflow-profile", str(study / "profile"), "--slurm-no-account",
+                    configfiles=STUDY)
     counts = job_counts(dry.stdout + dry.stderr)
     localrules = {"all", "grid", "ablation_pairing", "ablation_label_source", "train_config", "study_config"}
     expected = {rule: n for rule, n in counts.items() if rule not in localrules}
@@ -176,7 +179,7 @@ def test_signalled_training_job_is_retried_and_resumes_to_the_same_weights(study
         profile = overlay_profile(study / "profile")
         env = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
         proc = subprocess.Popen([sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow/Snakefile"),
-                                 "--directory", str(study), "--configfile", str(TINY), str(overlay),
+                                 "--directory", str(study), "--configfile", *map(str, STUDY), str(overlay),
                                  "--workflow-profile", str(profile), *SNAKEMAKE_FLAGS, target],
                                 stdout=out, stderr=subprocess.STDOUT, env=env)
         try:
@@ -216,7 +219,7 @@ def test_two_process_training_job_through_srun_equals_torchrun(study: Path, tmp_
     cell = study / CELL.format(label_source="binary", pairing="in_prompt", head="last_token", loss="bt")
     target = str(cell.relative_to(study) / "reward_model.done")
     before = {job["JobId"] for job in slurm_jobs(study)}
-    result = run_on_cluster(study, target, "--forcerun", target, configfiles=(TINY, overlay))
+    result = run_on_cluster(study, target, "--forcerun", target, configfiles=(*STUDY, overlay))
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     [job] = [job for job in slurm_jobs(study) if job["JobId"] not in before]
     assert rule_of(job) == "train" and job["CPUs/Task"] == "2" and job["MinMemoryNode"] == "3000M", job

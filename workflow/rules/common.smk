@@ -207,6 +207,11 @@ def cell_files(pattern: str, group: str | None = None) -> list[str]:
     return [pattern.format(**cell.wildcards()) for cell in DESIGN.cells(group)]
 
 
+def selection_files(pattern: str) -> list[str]:
+    """`pattern` (a path under CELL) for every training of the validation-split choice."""
+    return [pattern.format(**cell.wildcards()) for cell in DESIGN.selection_cells()]
+
+
 def cell_train_yaml(wildcards) -> str:
     """The cell's training flags as YAML text (a rule param, so a change reruns that cell)."""
     return DESIGN.train_options_yaml(Cell.from_wildcards(wildcards))

@@ -52,8 +52,3 @@ rule audit_labels:
     shell:
         "python -m solireward.cli audit-labels --input {input:q} --output {output.report:q} {params.flags} "
         "> {log:q} 2>&1"
-
-
-rule label_audit:
-    input:
-        [f"{labels_dir(source)}/label_audit.json" for source in DESIGN.mitigated_sources()],

@@ -9,11 +9,6 @@ VAL = f"{CELL}/val"
 VAL_GRID = f"{R}/overopt_grid_val/{{task}}"
 
 
-def selection_files(pattern: str) -> list[str]:
-    """`pattern` (a path under CELL) for every training of the validation-split choice."""
-    return [pattern.format(**cell.wildcards()) for cell in DESIGN.selection_cells()]
-
-
 use rule infer as infer_val with:
     input:
         model=f"{CELL}/model",
