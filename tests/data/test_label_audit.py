@@ -47,6 +47,7 @@ def cue_sets(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return folders
 
 
+@pytest.mark.slow   # eight audits of 320 generated videos: about 45 s each on 2 cores
 @pytest.mark.parametrize("cue", CUES, ids=[cue.label_source for cue in CUES])
 def test_the_audit_flags_each_planted_cue_and_nothing_in_the_clean_labels(cue_sets, cue) -> None:
     folder = cue_sets[cue]
@@ -62,6 +63,7 @@ def test_the_audit_flags_each_planted_cue_and_nothing_in_the_clean_labels(cue_se
     assert "Nothing is flagged." in markdown and "within prompt and reference label" in markdown
 
 
+@pytest.mark.slow
 def test_without_a_reference_the_size_cue_is_flagged_and_constant_statistics_are_not_tested(cue_sets) -> None:
     folder = cue_sets[CUES[1]]
     report = _audit(folder, CUES[1].annotations)

@@ -230,7 +230,7 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     assert changed.returncode == 0, changed.stderr
     assert job_counts(changed.stdout + changed.stderr) == {"train_config": 1, "train": 1, "infer": 1, "evaluate": 1,
                                                            "probe": 1, "overopt": 1, "study_config": 1, "report": 1,
-                                                           "all": 1}
+                                                           "choose_mitigation": 1, "all": 1}   # it reads the config
     planned = [out for rule, out in dry_run_jobs(changed.stdout + changed.stderr) if rule in ("train", "infer")]
     assert len(planned) == 2 and all(pairwise_cell in out for out in planned)
 
@@ -238,8 +238,11 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     before = {c: (tmp_path / c / "scores_test.json").stat().st_mtime_ns for c in (in_prompt_cell, pairwise_cell)}
     rebuilt = snakemake(tmp_path, "--cores", "2", "--forcerun", f"{grid_cell}/reward_model.done")
     assert rebuilt.returncode == 0, rebuilt.stderr[-5000:]
+    # the reference cell is also scored on the validation split for the choice, which then reruns too
     assert job_counts(rebuilt.stdout + rebuilt.stderr) == {"train": 1, "infer": 1, "evaluate": 1, "probe": 1,
-                                                           "overopt": 1, "report": 1, "all": 1}
+                                                           "overopt": 1, "infer_val": 1, "evaluate_val": 1,
+                                                           "probe_val": 1, "overopt_val": 1, "choose_mitigation": 1,
+                                                           "report": 1, "all": 1}
     assert before == {c: (tmp_path / c / "scores_test.json").stat().st_mtime_ns for c in before}
     final = snakemake(tmp_path, "-n")
     assert "Nothing to be done" in final.stdout + final.stderr
