@@ -57,7 +57,7 @@ from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import group_advantages
 from solireward.hacking.grid import NUISANCE_AXES, Grid, GridOptions
-from solireward.hacking.intervals import mean_interval, paired_comparison
+from solireward.hacking.intervals import CONFIDENCE, mean_interval, replicated_comparison
 from solireward.hacking.nuisance import SHARE_THRESHOLD, groups, share_markdown, share_summary, shares
 from solireward.table import markdown_table
 
@@ -261,22 +261,46 @@ def summary_at_kl(result: dict[str, Any], method: str, kl: float) -> dict[str, A
     return None if point is None else {"kl": kl, **_with_intervals(_gains(point, result["base"]))}
 
 
-def compare_overopt(treated: dict[str, Any], reference: dict[str, Any], method: str = "best_of_n",
-                    kl: float | None = None) -> dict[str, Any]:
-    """Two models on the same grid, paired over prompts at KL `kl` (default: the largest KL both curves reach).
+def common_kl(results: Sequence[dict[str, Any]], method: str) -> float | None:
+    """The largest KL that every result's `method` curve reaches (None when one lacks the method)."""
+    if not results or any(method not in r["summary"] for r in results):
+        return None
+    return min(r["summary"][method]["max_kl"] for r in results)
 
-    Returns ``{"kl", name: {"difference", "low", "high", "p", "n"} for each gain and the hacking gap}``:
-    treated minus reference.
+
+def overopt_matrix(results: Sequence[dict[str, Any]], method: str, kl: float, name: str) -> np.ndarray | None:
+    """(replicates, prompts) per-prompt `name` (a gain or the hacking gap) of `method` at mean KL `kl` in K results
+    of one cell; None when they are on different grids or `kl` is beyond a curve."""
+    if len({(tuple(r["prompts"]), str(r["settings"])) for r in results}) != 1:
+        return None
+    summaries = [summary_at_kl(r, method, kl) for r in results]
+    if any(s is None for s in summaries):
+        return None
+    return np.array([s["per_prompt"][name] for s in summaries], dtype=float)
+
+
+def compare_overopt(treated: dict[str, Any] | Sequence[dict[str, Any]],
+                    reference: dict[str, Any] | Sequence[dict[str, Any]], method: str = "best_of_n",
+                    kl: float | None = None, confidence: float = CONFIDENCE) -> dict[str, Any]:
+    """Two cells on the same grid, paired over prompts at KL `kl` (default: the largest KL every curve reaches).
+
+    A side is one result or the results of its K trainings (seeds): then the interval is over prompts and seeds
+    (``intervals.replicated_comparison``, the paired t-test with one training a side). Returns ``{"kl", name:
+    {"difference", "low", "high", "p", "n", ...} for each gain and the hacking gap}``: treated minus reference.
     """
-    if treated["prompts"] != reference["prompts"] or treated["settings"] != reference["settings"]:
+    sides = [[side] if isinstance(side, dict) else list(side) for side in (treated, reference)]
+    if len({(tuple(r["prompts"]), str(r["settings"])) for side in sides for r in side}) != 1:
         raise InputError("the two results are on different grids; a paired comparison needs the same prompts and "
                          "settings", field="prompts")
     if kl is None:
-        kl = min(treated["summary"][method]["max_kl"], reference["summary"][method]["max_kl"])
-    a, b = summary_at_kl(treated, method, kl), summary_at_kl(reference, method, kl)
-    if a is None or b is None:
-        raise InputError(f"KL {kl:g} is beyond the {method} curve of one of the results", field="kl")
-    return {"kl": kl, **{name: paired_comparison(a["per_prompt"][name], b["per_prompt"][name]) for name in GAINS}}
+        kl = common_kl([*sides[0], *sides[1]], method)
+    out: dict[str, Any] = {"kl": kl}
+    for name in GAINS:
+        a, b = (overopt_matrix(side, method, kl, name) for side in sides)
+        if a is None or b is None:
+            raise InputError(f"KL {kl:g} is beyond the {method} curve of one of the results", field="kl")
+        out[name] = replicated_comparison(a, b, confidence)
+    return out
 
 
 def optimise(proxy: np.ndarray, gold: np.ndarray, max_n: int = 256, betas: Sequence[float] = (0.0, 0.1, 0.3, 1.0),

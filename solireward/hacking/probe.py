@@ -45,7 +45,7 @@ import numpy as np
 from solireward.config import arg
 from solireward.data.video import FrameSampling, read_all_frames, sample_frames
 from solireward.errors import ConfigError, InputError, VideoReadError
-from solireward.hacking.intervals import beyond, mean_interval, paired_comparison
+from solireward.hacking.intervals import CONFIDENCE, beyond, mean_interval, replicated_comparison
 from solireward.hacking.perturbations import (EXPECTED, IGNORE, NAMES, PERTURBATIONS, Clip, Perturbation, select,
                                               swapped_prompts)
 from solireward.io import markdown_cell
@@ -313,22 +313,39 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
             "threshold": threshold, "expected": EXPECTED, "perturbations": rows}
 
 
-def compare_probes(treated: dict[str, Any], reference: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per perturbation, the paired comparison of two probe results on the same videos (each in its own clean-std
-    units), over the videos tested by both: ``{name: {"difference", "low", "high", "p", "n"}}``."""
-    if treated["videos"] != reference["videos"]:
+def probe_matrix(results: Sequence[dict[str, Any]], name: str) -> np.ndarray | None:
+    """(replicates, videos) per-video shifts (clean std) of perturbation `name` in K probe results of one cell,
+    NaN where not tested; None when a result lacks it or the results probed different videos."""
+    if len({tuple(r["videos"]) for r in results}) != 1:
+        return None
+    rows = []
+    for result in results:
+        found = next((p for p in result["perturbations"] if p["name"] == name), None)
+        if found is None or not found.get("tested", True):
+            return None
+        rows.append([np.nan if v is None else v for v in found["per_video_change_std"]])
+    return np.array(rows, dtype=float)
+
+
+def compare_probes(treated: dict[str, Any] | Sequence[dict[str, Any]],
+                   reference: dict[str, Any] | Sequence[dict[str, Any]], confidence: float = CONFIDENCE
+                   ) -> dict[str, dict[str, Any]]:
+    """Per perturbation, the paired comparison of two cells probed on the same videos (each in its own clean-std
+    units), over the videos tested by every result: ``{name: {"difference", "low", "high", "p", "n", ...}}``.
+    A side is one probe result or the results of its K trainings (seeds): then the interval is over videos and
+    seeds (``intervals.replicated_comparison``, the paired t-test with one training a side)."""
+    sides = [[side] if isinstance(side, dict) else list(side) for side in (treated, reference)]
+    if len({tuple(r["videos"]) for side in sides for r in side}) != 1:
         raise InputError("the two probes were run on different videos; a paired comparison needs the same ones",
                          field="videos")
-    ref_rows = {row["name"]: row for row in reference["perturbations"]}
     out = {}
-    for row in treated["perturbations"]:
-        other = ref_rows.get(row["name"])
-        if other is None:
+    for row in sides[0][0]["perturbations"]:
+        a, b = probe_matrix(sides[0], row["name"]), probe_matrix(sides[1], row["name"])
+        if a is None or b is None:
             continue
-        both = [(a, b) for a, b in zip(row["per_video_change_std"], other["per_video_change_std"])
-                if a is not None and b is not None]
-        if both:
-            out[row["name"]] = paired_comparison([a for a, _ in both], [b for _, b in both])
+        both = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
+        if both.any():
+            out[row["name"]] = replicated_comparison(a[:, both], b[:, both], confidence)
     return out
 
 

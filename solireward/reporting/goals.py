@@ -20,8 +20,9 @@ from scipy import stats
 from solireward.config import parse_key_values
 from solireward.errors import ConfigError
 from solireward.hacking.intervals import replicated_comparison
-from solireward.reporting.mitigation import (cell_key, by_cell, common_kl, mitigated_cells, overopt_matrix,
-                                             probe_matrix)
+from solireward.hacking.overopt import common_kl, overopt_matrix
+from solireward.hacking.probe import probe_matrix
+from solireward.reporting.mitigation import by_cell, cell_key, mitigated_cells
 from solireward.reporting.stats import compare_to_reference
 from solireward.study import NO_MITIGATION
 from solireward.table import Table

@@ -18,8 +18,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from solireward.hacking.intervals import replicated_comparison
-from solireward.hacking.overopt import summary_at_kl
+from solireward.hacking.overopt import compare_overopt, overopt_matrix
+from solireward.hacking.probe import compare_probes, probe_matrix
 from solireward.reporting.conclusions import conclusion, direction
 from solireward.reporting.stats import compare_to_reference
 from solireward.study import AXES, NO_MITIGATION, REPLICATE
@@ -42,37 +42,6 @@ def by_cell(results: Sequence[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]
         key = (cell_key(tags), str(tags.get("mitigation", NO_MITIGATION)))
         out.setdefault(key, []).append((int(tags.get(REPLICATE, 0) or 0), result))
     return {key: [r for _, r in sorted(found, key=lambda item: item[0])] for key, found in out.items()}
-
-
-def probe_matrix(results: Sequence[dict[str, Any]], name: str) -> np.ndarray | None:
-    """(replicates, videos) per-video shifts (clean std) of perturbation `name`, NaN where not tested; None when
-    a replicate lacks it or the replicates probed different videos."""
-    if len({tuple(r["videos"]) for r in results}) != 1:
-        return None
-    rows = []
-    for result in results:
-        found = next((p for p in result["perturbations"] if p["name"] == name), None)
-        if found is None or not found.get("tested", True):
-            return None
-        rows.append([np.nan if v is None else v for v in found["per_video_change_std"]])
-    return np.array(rows, dtype=float)
-
-
-def common_kl(results: Sequence[dict[str, Any]], method: str) -> float | None:
-    """The largest KL that every result's `method` curve reaches (None when one lacks the method)."""
-    if not results or any(method not in r["summary"] for r in results):
-        return None
-    return min(r["summary"][method]["max_kl"] for r in results)
-
-
-def overopt_matrix(results: Sequence[dict[str, Any]], method: str, kl: float, name: str) -> np.ndarray | None:
-    """(replicates, prompts) per-prompt `name` (a gain or the hacking gap) of `method` at mean KL `kl`."""
-    if len({(tuple(r["prompts"]), str(r["settings"])) for r in results}) != 1:
-        return None
-    summaries = [summary_at_kl(r, method, kl) for r in results]
-    if any(s is None for s in summaries):
-        return None
-    return np.array([s["per_prompt"][name] for s in summaries], dtype=float)
 
 
 def _number(value: float | None, scale: float = 1.0, sign: str = "", digits: int = 2) -> str:
@@ -121,31 +90,22 @@ def _mean(matrix: np.ndarray | None) -> float | None:
 
 def _probe_rows(treated: list[dict[str, Any]], reference: list[dict[str, Any]],
                 confidence: float) -> list[tuple[list[str], dict[str, Any] | None]]:
-    rows = []
-    for perturbation in treated[0]["perturbations"]:
-        name = perturbation["name"]
-        a, b = probe_matrix(treated, name), probe_matrix(reference, name)
-        if a is None or b is None or a.shape[1] != b.shape[1]:
-            continue
-        both = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
-        test = replicated_comparison(a[:, both], b[:, both], confidence) if both.any() else None
-        rows.append((_row(f"Probe {name} (clean std)", _mean(b), _mean(a), test), test))
-    return rows
+    return [(_row(f"Probe {name} (clean std)", _mean(probe_matrix(reference, name)),
+                  _mean(probe_matrix(treated, name)), test), test)
+            for name, test in compare_probes(treated, reference, confidence).items()]
 
 
 def _overopt_rows(treated: list[dict[str, Any]], reference: list[dict[str, Any]],
                   confidence: float) -> list[tuple[list[str], dict[str, Any] | None]]:
     rows = []
     for method in treated[0]["summary"]:
-        kl = common_kl([*treated, *reference], method)
-        if kl is None:
+        if any(method not in r["summary"] for r in [*treated, *reference]):
             continue
+        compared = compare_overopt(treated, reference, method, confidence=confidence)
+        kl = compared["kl"]
         for name, label in (("gold_gain", "gold gain"), ("hacking_gap", "hacking gap (base std)")):
-            a, b = overopt_matrix(treated, method, kl, name), overopt_matrix(reference, method, kl, name)
-            if a is None or b is None or a.shape[1] != b.shape[1]:
-                continue
-            test = replicated_comparison(a, b, confidence)
-            rows.append((_row(f"{method}: {label} @ KL {kl:.2f}", _mean(b), _mean(a), test), test))
+            means = [_mean(overopt_matrix(side, method, kl, name)) for side in (reference, treated)]
+            rows.append((_row(f"{method}: {label} @ KL {kl:.2f}", *means, compared[name]), compared[name]))
     return rows
 
 
