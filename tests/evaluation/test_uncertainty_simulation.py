@@ -255,3 +255,27 @@ def test_paired_test_edge_cases_and_replicates() -> None:
     assert twice["p_value"] == pytest.approx(one["p_value"]) and one["p_value"] < 0.01
     noisy = paired_test(np.stack([x, 1 - x]), np.stack([ref, ref]), design)   # replicates that disagree
     assert noisy["df"] < one["df"] and noisy["p_value"] > one["p_value"]
+
+
+def test_a_single_training_compared_with_pooled_seed_variance_holds_its_level() -> None:
+    """One training of a cell against 3 of the reference cell, both with the same expected accuracy over seeds:
+    each training draws a seed offset on the latent scale. Without the pooled seed variance the single side's
+    training noise is taken as 0; with it (pooled from two replicated cells) the test holds its level."""
+    from solireward.evaluation import paired_test, pooled_seed_variance
+
+    rng = np.random.default_rng(11)
+    n, trials, seed_sd = 300, 1500, 0.25
+    design = PromptDesign.of(np.arange(n), np.arange(n))   # independent pairs: only seeds and pairs vary
+    rejected = {"pooled": 0, "none": 0}
+    for _ in range(trials):
+        easy = rng.normal(0.6, 1.0, n)   # each pair's difficulty, shared by every model
+
+        def trainings(k: int) -> np.ndarray:
+            return (easy + rng.normal(0, seed_sd, (k, 1)) + rng.normal(0, 1.0, (k, n)) > 0).astype(float)
+
+        single, reference, other = trainings(1), trainings(3), trainings(3)
+        pooled = pooled_seed_variance([reference, other])
+        rejected["pooled"] += paired_test(single, reference, design, pooled_seeds=pooled)["p_value"] < 0.05
+        rejected["none"] += paired_test(single, reference, design)["p_value"] < 0.05
+    assert rejected["pooled"] / trials <= 0.06, rejected
+    assert rejected["none"] / trials > rejected["pooled"] / trials, rejected   # what pooling corrects
