@@ -16,10 +16,11 @@ Vocabulary (one word per concept, the same in config keys, wildcards, tags, flag
 - ``head`` and ``loss``: names defined under the config's ``heads`` and ``losses``.
 - ``mitigation``: ``none``, or a name defined under ``mitigations`` (train flags that resist shortcuts).
 
-A cell is one value of each axis (:data:`AXES`) and one replicate. The grid crosses heads and losses at
-the reference data (binary labels, cross-prompt pairs); each ablation changes one data axis of the
-reference cell; each mitigation trains the reference cell of every binary label source (``binary``, and
-``biased`` when the study has it) with that mitigation, beside its twin without. Adding an axis means adding
+A cell is one value of each axis (:data:`AXES`) and one replicate. The grid crosses heads and losses (or,
+with ``grid.crossed: false``, varies each alone around the default head and loss) at the reference data
+(binary labels, cross-prompt pairs); each ablation changes one data axis of the reference cell; each
+mitigation trains the reference cell of every binary label source (``binary``, and ``biased`` when the
+study has it) with that mitigation, beside its twin without. Adding an axis means adding
 it to :data:`AXES`, :data:`CELL_PATTERN`, :class:`Cell` and :meth:`Study.grouped_cells`.
 """
 
@@ -230,13 +231,21 @@ class Study:
         return [s for s in BINARY_SOURCES if s == REFERENCE_DATA["label_source"]
                 or s in self.config["ablations"]["label_source"]]
 
+    def grid_pairs(self) -> list[tuple[str, str]]:
+        """The (head, loss) of each grid cell: every pair when `grid.crossed`, else the row and the column
+        through the default head and loss."""
+        grid = self.config["grid"]
+        if grid.get("crossed", True):
+            return [(head, loss) for head in grid["heads"] for loss in grid["losses"]]
+        return list(dict.fromkeys([(head, grid["default_loss"]) for head in grid["heads"]]
+                                  + [(grid["default_head"], loss) for loss in grid["losses"]]))
+
     def grouped_cells(self) -> Iterator[tuple[str, Cell]]:
         """(group, cell) of every first replicate: the grid, then each ablation with its reference cell(s)."""
         grid, ablations = self.config["grid"], self.config["ablations"]
         for task in self.config["tasks"]:
-            for head in grid["heads"]:
-                for loss in grid["losses"]:
-                    yield "grid", Cell(task=task, head=head, loss=loss, **REFERENCE_DATA)
+            for head, loss in self.grid_pairs():
+                yield "grid", Cell(task=task, head=head, loss=loss, **REFERENCE_DATA)
             reference = self.reference(task)
             for pairing in ablations["pairing"]:
                 yield "ablation_pairing", dataclasses.replace(reference, pairing=pairing)

@@ -32,7 +32,10 @@ def demo_study(**overrides) -> Study:
 def test_demo_cells_are_the_grid_then_each_ablation() -> None:
     study = demo_study(claim_replicates=1)
     cells = study.cells()
-    assert len(cells) == 14 and cells[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
+    assert len(cells) == 10 and [(c.head, c.loss) for c in study.cells("grid")] == [
+        ("hpqa", "btt"), ("last_token", "btt"), ("attention", "btt"), ("hpqa", "bt"), ("hpqa", "bt_bce")]
+    crossed = demo_study(claim_replicates=1, grid={**demo_config()["grid"], "crossed": True})
+    assert len(crossed.cells()) == 14 and crossed.cells()[0] == Cell("phy_deform", "binary", "cross_prompt", "hpqa", "bt")
     assert [c.path for c in cells[-5:]] == ["phy_deform/binary__in_prompt/hpqa__btt",
                                            "phy_deform/pairwise__in_prompt/hpqa__btt",
                                            "phy_deform/biased__cross_prompt/hpqa__btt",
@@ -73,7 +76,7 @@ def test_train_options_layer_recipe_study_data_head_and_loss() -> None:
     recipe = load_train_recipe("config/demo_train.yaml", REPO)
     assert grid["pairing"] == "in_prompt" and grid["batching"] == "in_batch"
     assert grid["reduce_sequence"] == "last_token" and grid["bce_loss_coeff"] == 0.5
-    assert grid["eval_steps"] == 200 and grid["learning_rate"] == recipe["learning_rate"]
+    assert grid["eval_steps"] == recipe["eval_steps"] and grid["learning_rate"] == recipe["learning_rate"]
     pairwise = study.train_options(Cell("phy_deform", "pairwise", "in_prompt", "hpqa", "btt"))
     assert pairwise["batching"] == "pairs_file" and "pairing" not in pairwise
     with pytest.raises(ConfigError, match="pairwise labels give in_prompt pairs"):
@@ -81,7 +84,7 @@ def test_train_options_layer_recipe_study_data_head_and_loss() -> None:
 
 
 def test_replicates_get_their_own_paths_and_seeds() -> None:
-    study = demo_study(replicates=3)
+    study = demo_study(replicates=3, grid={**demo_config()["grid"], "crossed": True})
     cells = study.cells("grid")
     assert len(cells) == 27 and [c.path for c in cells[:3]] == [
         "phy_deform/binary__cross_prompt/hpqa__bt", "phy_deform/binary__cross_prompt/hpqa__bt__rep1",
@@ -99,7 +102,7 @@ def test_claim_replicates_train_the_reference_and_the_mitigation_cells_three_tim
     assert replicated == {"phy_deform/binary__cross_prompt/hpqa__btt", "phy_deform/biased__cross_prompt/hpqa__btt",
                           "phy_deform/binary__cross_prompt/hpqa__btt__robust",
                           "phy_deform/biased__cross_prompt/hpqa__btt__robust"}
-    assert len(study.cells()) == 14 + 4 * 2 and len(study.cells("grid")) == 9 + 2
+    assert len(study.cells()) == 10 + 4 * 2 and len(study.cells("grid")) == 5 + 2
     single = Cell("phy_deform", "binary", "cross_prompt", "last_token", "bt")
     assert study.replicates_of(single) == 1 and study.tags(single)["replicate"] == "0"
     assert study.replicates_of(study.reference("phy_deform")) == 3
