@@ -82,3 +82,66 @@ def test_the_layer_checker_can_fail() -> None:
     assert layer("models", layer_of) == "models" and layer("data.video", layer_of) == "data"
     assert layer("commands.train", layer_of) == "commands" and "*" in allowed["commands"]
     assert allowed["scoring"] == {"scoring", "base", "data"}
+
+
+def module_graph(type_checking: bool = True) -> dict[str, set[str]]:
+    """Module -> the package modules it imports (a `from package import name` names the submodule when there
+    is one), imports under ``if TYPE_CHECKING`` included: a cycle in type hints is a cycle of the design."""
+    modules = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "solireward":
+                below = node.module.partition(".")[2]
+                targets = [f"{below}.{a.name}".strip(".") if f"{below}.{a.name}".strip(".") in modules else below
+                           for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name.partition(".")[2] for a in node.names if a.name.split(".")[0] == "solireward"]
+            found |= {t for t in targets if t in modules and t != name}
+        graph[name] = found
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    out: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in graph.get(node, ()):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                top = stack.pop()
+                group.append(top)
+                if top == node:
+                    break
+            if len(group) > 1:
+                out.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return out
+
+
+def test_module_imports_have_no_cycle() -> None:
+    """Imports are one-way between modules too (a package's __init__ that re-exports its modules aside)."""
+    graph = {m: {t for t in targets if not (m == t.rpartition(".")[0] or t == m.rpartition(".")[0])}
+             for m, targets in module_graph().items()}
+    assert cycles(graph) == []
+
+
+def test_the_cycle_finder_can_fail() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]

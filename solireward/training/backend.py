@@ -22,7 +22,7 @@ from torch import nn
 
 from solireward import distributed as D
 from solireward.errors import ConfigError, InputError
-from solireward.training.checkpoint import load_optimizer, save_optimizer
+from solireward.training.optimizer_state import load_optimizer, save_optimizer
 from solireward.training.config import TrainConfig
 
 logger = logging.getLogger(__name__)
