@@ -64,7 +64,7 @@ import pandas as pd
 
 from solireward.config import arg
 from solireward.errors import InputError
-from solireward.data.pairing import plurality
+from solireward.data.pairwise_votes import plurality
 from solireward.io import atomic_path, read_json, read_records, resolve_video_path, write_json
 
 logger = logging.getLogger(__name__)

@@ -24,9 +24,8 @@ Pairs, per split, with W = Pass videos and L = Fail videos:
   are redrawn. When a request needs at least half of all valid pairs, those pairs are enumerated
   and a subset is chosen instead. Same seed, same inputs -> identical files.
 
-Pairwise source (``--pairwise_annotations``, the label-noise baseline): votes ``a``/``b``/``tie``
-per (video_a, video_b) are aggregated by plurality over annotators (a tie between the top
-choices drops the pair and is counted). A decided pair gives qualities 1.0 / 0.0; a ``tie``
+Pairwise source (``--pairwise_annotations``, the label-noise baseline): the plurality vote per video
+pair (:mod:`solireward.data.pairwise_votes`). A decided pair gives qualities 1.0 / 0.0; a ``tie``
 majority gives 0.5 on both sides (equal qualities mark a tie in the pair format).
 """
 
@@ -34,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,8 +42,9 @@ import pandas as pd
 
 from solireward.config import arg
 from solireward.data.annotations import read_label_table
+from solireward.data.pairwise_votes import aggregate_pairwise, read_pairwise_annotations
 from solireward.errors import ConfigError, InputError
-from solireward.io import atomic_write, resolve_video_path, write_json
+from solireward.io import atomic_write, write_json
 from solireward.study import PAIRINGS
 
 logger = logging.getLogger(__name__)
@@ -55,7 +54,6 @@ TASK_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "text_alignment": ("text_alignment",),
 }
 SPLITS = ("train", "val", "test")
-PAIRWISE_COLUMNS = ("prompt", "video_a", "video_b", "choice", "annotator")
 _MAX_ROUNDS = 64
 _TASK_HELP = ", ".join(f"{name} = {'+'.join(dims)}" for name, dims in TASK_DIMENSIONS.items())
 
@@ -408,94 +406,6 @@ def _build_from_labels(config: PairingConfig, videos: pd.DataFrame, out: Path) -
                          "pass": int(len(win_rows)), "fail": int(len(lose_rows)),
                          "cross_prompt_pairs": int((prompt_of[win] != prompt_of[lose]).sum())}
     return results
-
-
-# ----------------------------------------------------------------------------------------------
-# Pairwise annotations
-
-
-def read_pairwise_annotations(path: str, video_root: str | None, check_videos: bool) -> pd.DataFrame:
-    """Validated pairwise votes with absolute paths; any bad row is an InputError naming its line."""
-    file = Path(path)
-    if not file.is_file():
-        raise InputError("pairwise annotation file does not exist", file=str(file))
-    try:
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"not a readable CSV file ({exc})", file=str(file)) from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    for column in PAIRWISE_COLUMNS:
-        if column not in frame.columns:
-            raise InputError(f"missing column; expected columns {', '.join(PAIRWISE_COLUMNS)}",
-                             file=str(file), field=column)
-    frame = frame[list(PAIRWISE_COLUMNS)].apply(lambda s: s.str.strip())
-    line = np.arange(2, len(frame) + 2)
-
-    def fail(mask: np.ndarray, field: str, message: Any) -> None:
-        if mask.any():
-            i = int(np.flatnonzero(mask)[0])
-            text = message(i) if callable(message) else message
-            raise InputError(f"line {line[i]} (CSV header = line 1): {text}", file=str(file),
-                             row=int(line[i]), field=field)
-
-    for column in PAIRWISE_COLUMNS:
-        fail((frame[column] == "").to_numpy(), column, f"empty {column}; expected a non-empty value")
-    choice = frame["choice"].str.lower()
-    fail(~choice.isin(["a", "b", "tie"]).to_numpy(), "choice",
-         lambda i: f"unknown choice '{frame['choice'].iloc[i]}'; expected a, b or tie (any case)")
-    base = video_root if video_root else file.parent
-    resolved = {}
-    for column in ("video_a", "video_b"):
-        codes, uniques = pd.factorize(frame[column].to_numpy(dtype=object))
-        absolute = np.array([resolve_video_path(p, base) for p in uniques], dtype=object)
-        resolved[column] = absolute[codes]
-        if check_videos:
-            missing = np.array([not os.path.isfile(p) for p in absolute], dtype=bool)
-            fail(missing[codes], column, lambda i, c=column: f"video file does not exist: {resolved[c][i]}")
-    fail(resolved["video_a"] == resolved["video_b"], "video_b", "video_a and video_b are the same video")
-    return pd.DataFrame({"prompt": frame["prompt"].to_numpy(dtype=object), "video_a": resolved["video_a"],
-                         "video_b": resolved["video_b"], "choice": choice.to_numpy(dtype=object),
-                         "annotator": frame["annotator"].to_numpy(dtype=object)})
-
-
-FIRST, SECOND, TIE = 0, 1, 2  # outcomes of `plurality`
-
-
-def plurality(video_a: np.ndarray, video_b: np.ndarray, a_wins: np.ndarray, b_wins: np.ndarray,
-              sort: bool = False) -> tuple[pd.DataFrame, int]:
-    """The plurality vote per unordered video pair (votes that are neither a nor b are ties).
-
-    Returns a frame with ``first``, ``second`` (the pair's videos in sorted order), ``vote`` (index of the
-    pair's first vote) and ``outcome`` (FIRST, SECOND or TIE), one row per pair with a clear plurality, in
-    order of first appearance (or of (first, second) with `sort`), and the number of split pairs dropped.
-    """
-    a, b = np.asarray(video_a, dtype=object), np.asarray(video_b, dtype=object)
-    swap = a > b
-    first_wins = (a_wins & ~swap) | (b_wins & swap)
-    second_wins = (b_wins & ~swap) | (a_wins & swap)
-    frame = pd.DataFrame({"first": np.where(swap, b, a), "second": np.where(swap, a, b), "vote": np.arange(len(a)),
-                          "v1": first_wins.astype(int), "v2": second_wins.astype(int),
-                          "vt": (~first_wins & ~second_wins).astype(int)})
-    agg = frame.groupby(["first", "second"], sort=sort).agg(vote=("vote", "first"), v1=("v1", "sum"),
-                                                             v2=("v2", "sum"), vt=("vt", "sum")).reset_index()
-    counts = agg[["v1", "v2", "vt"]].to_numpy()
-    decided = (counts == counts.max(axis=1, keepdims=True)).sum(axis=1) == 1
-    agg = agg.assign(outcome=counts.argmax(axis=1))[decided].reset_index(drop=True)
-    return agg[["first", "second", "vote", "outcome"]], int((~decided).sum())
-
-
-def aggregate_pairwise(votes: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Plurality per unordered video pair; returns (win/lose/prompt/quality frame, split pairs dropped)."""
-    choice = votes["choice"].to_numpy(dtype=object)
-    agg, split = plurality(votes["video_a"].to_numpy(dtype=object), votes["video_b"].to_numpy(dtype=object),
-                           choice == "a", choice == "b", sort=True)
-    outcome = agg["outcome"].to_numpy()
-    win = np.where(outcome == SECOND, agg["second"], agg["first"])
-    lose = np.where(outcome == SECOND, agg["first"], agg["second"])
-    tie = outcome == TIE
-    pairs = pd.DataFrame({"win": win, "lose": lose, "prompt": votes["prompt"].to_numpy(dtype=object)[agg["vote"]],
-                          "q_win": np.where(tie, 0.5, 1.0), "q_lose": np.where(tie, 0.5, 0.0)})
-    return pairs, split
 
 
 def _build_from_pairwise(config: PairingConfig, videos: pd.DataFrame | None, out: Path) -> tuple[dict[str, dict], int]:
