@@ -242,7 +242,7 @@ class Study:
 
     def grouped_cells(self) -> Iterator[tuple[str, Cell]]:
         """(group, cell) of every first replicate: the grid, then each ablation with its reference cell(s)."""
-        grid, ablations = self.config["grid"], self.config["ablations"]
+        ablations = self.config["ablations"]
         for task in self.config["tasks"]:
             for head, loss in self.grid_pairs():
                 yield "grid", Cell(task=task, head=head, loss=loss, **REFERENCE_DATA)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import io
 import re
 from pathlib import Path
 
@@ -145,3 +146,14 @@ def test_module_imports_have_no_cycle() -> None:
 
 def test_the_cycle_finder_can_fail() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_unused_import_or_variable() -> None:
+    """pyflakes over the package, the tests and the benchmarks: no unused import or local, no undefined name."""
+    from pyflakes.api import checkPath
+    from pyflakes.reporter import Reporter
+
+    out, err = io.StringIO(), io.StringIO()
+    found = sum(checkPath(str(path), Reporter(out, err)) for folder in ("solireward", "tests", "bench")
+                for path in sorted((REPO / folder).rglob("*.py")))
+    assert found == 0, out.getvalue() + err.getvalue()

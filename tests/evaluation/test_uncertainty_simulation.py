@@ -20,7 +20,6 @@ import pytest
 from scipy import stats
 
 from solireward.evaluation import PromptDesign, accuracy_interval, paired_test, replicate_interval
-from solireward.evaluation.uncertainty import coverage_caveat
 
 R, PROMPTS, PAIRS, MU = 2000, 28, 448, 0.6
 

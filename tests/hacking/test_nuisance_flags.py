@@ -3,7 +3,6 @@ the report; the flags' rules on their own."""
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 from pathlib import Path
