@@ -115,11 +115,16 @@ rule select:
         runtime=rule_resources("select")["runtime"],
     params:
         outdir=subpath(output.summary, parent=True),
-        files=lambda wildcards, input: cli_flags({"scores": list(input.scores), "labelled": list(input.labelled),
-                                                  "held_out": list(input.held_out)}),
+        files=lambda wildcards, input: cli_flags(
+            {"scores": list(input.scores), "labelled": list(input.labelled), "held_out": list(input.held_out)}
+        ),
         flags=lambda wildcards: cli_flags(
-            {**rounds_plan().select, "strategy": wildcards.strategy, "task": wildcards.task,
-             "seed": rounds_plan().select_seed(int(wildcards.seed), int(wildcards.round))}
+            {
+                **rounds_plan().select,
+                "strategy": wildcards.strategy,
+                "task": wildcards.task,
+                "seed": rounds_plan().select_seed(int(wildcards.seed), int(wildcards.round)),
+            }
         ),
     shell:
         "python -m solireward.cli select --config {input.budget:q} --pool {input.pool:q} "
@@ -191,7 +196,7 @@ rule active_pairs:
         "(python -m solireward.cli pairs --labels {input.labels:q} --output_dir {params.outdir:q} {params.flags} && "
         "for name in test.json val.json videos_test.json videos_val.json; do "
         'cmp -s "{params.outdir}/$name" "{params.study}/$name" || {{ echo "active_pairs: {params.outdir}/$name '
-        'differs from the study\'s {params.study}/$name: the merged labels moved the split" >&2; exit 1; }}; '
+        "differs from the study's {params.study}/$name: the merged labels moved the split\" >&2; exit 1; }}; "
         "done) > {log:q} 2>&1"
 
 

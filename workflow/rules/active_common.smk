@@ -33,7 +33,9 @@ def cell_pairs(wildcards) -> str:
 
 def held_out_files(wildcards) -> list[str]:
     """The study's test and validation files of the cell's pairs: no pool prompt may be one of theirs."""
-    return [f"{cell_pairs(wildcards)}/{name}" for name in ("test.json", "val.json", "videos_test.json", "videos_val.json")]
+    return [
+        f"{cell_pairs(wildcards)}/{name}" for name in ("test.json", "val.json", "videos_test.json", "videos_val.json")
+    ]
 
 
 def base_dir(task: str, seed: int) -> str:
@@ -84,8 +86,12 @@ def run_pairs(wildcards) -> dict[str, str]:
 def run_tags(wildcards) -> str:
     """`--tag` arguments of a model of the rounds: the cell's axes, seed, strategy and round."""
     strategy, seed, round_ = parse_run(wildcards.run)
-    tags = {**rounds_plan().train_cell(seed, DESIGN).axes(), "seed": seed, "strategy": strategy or "none",
-            "round": round_}
+    tags = {
+        **rounds_plan().train_cell(seed, DESIGN).axes(),
+        "seed": seed,
+        "strategy": strategy or "none",
+        "round": round_,
+    }
     return " ".join(shlex.quote(f"{k}={v}") for k, v in tags.items())
 
 
@@ -93,14 +99,16 @@ def round_entries() -> list[dict]:
     """Every model of the rounds: round 0 of each seed, then each strategy, seed and round, with its files."""
     plan = rounds_plan()
     task = plan.cell.task
-    entries = [{"strategy": None, "seed": s, "round": 0, "dir": run_dir(task, None, s, 0), "batch": None}
-               for s in plan.seeds]
+    entries = [
+        {"strategy": None, "seed": s, "round": 0, "dir": run_dir(task, None, s, 0), "batch": None} for s in plan.seeds
+    ]
     for strategy in plan.strategies:
         for s in plan.seeds:
             for r in range(1, plan.rounds + 1):
                 folder = run_dir(task, strategy, s, r)
-                entries.append({"strategy": strategy, "seed": s, "round": r, "dir": folder,
-                                "batch": f"{folder}/batch/select.json"})
+                entries.append(
+                    {"strategy": strategy, "seed": s, "round": r, "dir": folder, "batch": f"{folder}/batch/select.json"}
+                )
     return entries
 
 
@@ -119,11 +127,26 @@ def manifest_text() -> str:
     def rel(path: str | None) -> str | None:
         return None if path is None else os.path.relpath(path, ACTIVE)
 
-    models = [{"strategy": e["strategy"], "seed": e["seed"], "round": e["round"],
-               "metrics": rel(f"{e['dir']}/metrics_test.json"), "overopt": rel(f"{e['dir']}/overopt/overopt.json"),
-               "batch": rel(e["batch"])} for e in round_entries()]
-    header = {"study": STUDY, "cell": plan.cell.axes(), "strategies": list(plan.strategies), "rounds": plan.rounds,
-              "batch": plan.batch, "seeds": list(plan.seeds), "pool_seed": plan.pool_seed}
+    models = [
+        {
+            "strategy": e["strategy"],
+            "seed": e["seed"],
+            "round": e["round"],
+            "metrics": rel(f"{e['dir']}/metrics_test.json"),
+            "overopt": rel(f"{e['dir']}/overopt/overopt.json"),
+            "batch": rel(e["batch"]),
+        }
+        for e in round_entries()
+    ]
+    header = {
+        "study": STUDY,
+        "cell": plan.cell.axes(),
+        "strategies": list(plan.strategies),
+        "rounds": plan.rounds,
+        "batch": plan.batch,
+        "seeds": list(plan.seeds),
+        "pool_seed": plan.pool_seed,
+    }
     listing = yaml.safe_dump({**header, "models": models}, sort_keys=False)
     return f"# the models of `snakemake active_rounds` (paths relative to this file)\n{listing}"
 
@@ -131,6 +154,10 @@ def manifest_text() -> str:
 def simulated_annotators() -> dict:
     """Flags of `simulate-labels` that give the demo's annotators (data.demo's seed and noise)."""
     demo = config["data"]["demo"] or {}
-    keys = {"seed": "demo_seed", "num_annotators": "num_annotators", "annotator_noise_min": "annotator_noise_min",
-            "annotator_noise_max": "annotator_noise_max"}
+    keys = {
+        "seed": "demo_seed",
+        "num_annotators": "num_annotators",
+        "annotator_noise_min": "annotator_noise_min",
+        "annotator_noise_max": "annotator_noise_max",
+    }
     return {flag: demo[key] for key, flag in keys.items() if key in demo}
