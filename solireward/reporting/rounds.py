@@ -360,13 +360,14 @@ def build_rounds_report(config: RoundsReportConfig) -> list[str]:
         numbers = {"cell": header.get("cell"), "method": config.method, "kl": kl, "gap_limit": config.gap_limit,
                    "confidence": config.confidence, "rows": rows}
         (tmp / NUMBERS).write_text(json.dumps(numbers, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        cell = header.get("cell") or {}
+        cell = ", ".join(f"{k} {v}" for k, v in (header.get("cell") or {}).items())
+        batch = header.get("batch")
+        batch = f"{100 * batch:g} % of the training videos" if isinstance(batch, float) else f"{batch} videos"
         intro = [f"# {config.title}", "",
-                 "Cell " + ", ".join(f"{k} {v}" for k, v in cell.items()) + f"; strategies "
-                 f"{', '.join(header.get('strategies', []))}; {header.get('rounds')} round(s) of batch "
-                 f"{header.get('batch')} (a share of the training videos, or a count); seeds "
-                 f"{', '.join(map(str, header.get('seeds', [])))}; pool seed {header.get('pool_seed')}. "
-                 f"{len(models)} models read from {config.rounds}.", "", "## Against the control", "",
+                 f"Cell {cell}; strategies {', '.join(header.get('strategies', []))}; {header.get('rounds')} round(s) "
+                 f"of {batch} each; seeds {', '.join(map(str, header.get('seeds', [])))}; pool seed "
+                 f"{header.get('pool_seed')}. {len(models)} models read from {config.rounds}.", "",
+                 "## Against the control", "",
                  *(findings(rows) or [f"- no strategy besides {CONTROL} to compare"]), "", text]
         if drawn:
             intro += ["", f"![{config.method} hacking gap against labels spent]({FIGURE})"]
