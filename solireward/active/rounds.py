@@ -33,6 +33,10 @@ ACTIVE_DEFAULTS: dict[str, Any] = {"strategies": ["pressure"], "rounds": 2, "bat
 # strategies that rank by one model's scores (`disagreement` needs an ensemble; a round trains one model)
 SCORED = ("pressure", "uncertainty", "diversity")
 CELL_KEYS = tuple(axis for axis in AXES if axis != "label_source")   # the labels are the study's clean ones
+# flags the workflow sets itself (the same budget, strategy and files for every round), not given by `active.*`
+SET_BY_THE_ROUNDS = {"select": ("pool", "output_dir", "strategy", "batch_size", "scores", "labelled", "held_out",
+                                "task", "seed", "video_root"),
+                     "pool": ("input_file", "grid_dir", "seed")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +85,11 @@ class RoundsPlan:
         if not isinstance(active["pool_seed"], int) or isinstance(active["pool_seed"], bool):
             raise ConfigError(f"expected a whole number, got {active['pool_seed']!r}", field="active.pool_seed")
         batch_size(active["batch"], 1)   # checks the value
+        for key, reserved in SET_BY_THE_ROUNDS.items():
+            taken = [flag for flag in active[key] if flag in reserved]
+            if taken:
+                raise ConfigError(f"'{taken[0]}' is set by the rounds (the same for every strategy); flags the "
+                                  f"rounds set: {', '.join(reserved)}", field=f"active.{key}")
         return cls(cell=active_cell(study, active["cell"]), strategies=tuple(strategies), rounds=active["rounds"],
                    batch=active["batch"], seeds=tuple(seed + s for s in range(active["seeds"])),
                    pool_seed=active["pool_seed"], pool=dict(active["pool"]), select=dict(active["select"]))

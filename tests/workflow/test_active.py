@@ -43,6 +43,7 @@ def test_rounds_plan_reuses_the_studys_trainings(tmp_path: Path) -> None:
     ({"strategies": ["disagreement"]}, "config key active.strategies: 'disagreement' needs several models' scores"),
     ({"batch": 1.5}, "config key active.batch: expected a share of the training videos in (0, 1) or a whole number"),
     ({"cell": {"head": "hpqa"}}, "config key active.cell.head: 'hpqa' is not one of the study's: last_token"),
+    ({"select": {"batch_size": 5}}, "config key active.select: 'batch_size' is set by the rounds"),
 ])
 def test_bad_rounds_config_is_a_clear_error(tmp_path: Path, active: dict, message: str) -> None:
     result = snakemake(tmp_path, "-n", "active_rounds", configfiles=(TINY, _overlay(tmp_path, active)))
