@@ -70,6 +70,7 @@ def rounds(tmp_path: Path) -> tuple[Path, dict]:
                    "metrics": "nowhere/metrics.json", "overopt": "nowhere/overopt.json"})
     manifest = tmp_path / "rounds.yaml"
     manifest.write_text(yaml.safe_dump({"cell": {"task": "phy_deform"}, "strategies": ["pressure", "random"],
+                                        "control": "random",
                                         "rounds": 2, "batch": 3, "seeds": [1, 2], "models": models}), encoding="utf-8")
     return manifest, results
 
@@ -115,8 +116,14 @@ def test_rounds_report_known_answers(rounds: tuple[Path, dict], tmp_path: Path,
     assert (out / "gap_vs_labels.png").stat().st_size > 0
 
 
-def test_rounds_report_refuses_a_file_without_models(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    manifest = tmp_path / "rounds.yaml"
+def test_rounds_report_refuses_a_file_without_models_or_control(rounds: tuple[Path, dict], tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    manifest = tmp_path / "empty.yaml"
     manifest.write_text("cell: {}\n", encoding="utf-8")
     assert run_cli("active-report", "--rounds", manifest, "--output_dir", tmp_path / "out") == 2
     assert "expected a mapping with a list `models`" in capsys.readouterr().err
+    full = yaml.safe_load(rounds[0].read_text())
+    rounds[0].write_text(yaml.safe_dump({**full, "control": "uniform"}), encoding="utf-8")
+    assert run_cli("active-report", "--rounds", rounds[0], "--output_dir", tmp_path / "out") == 2
+    assert "field 'control': expected `control`, the strategy every other is compared with" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -18,7 +18,7 @@ Per round and strategy, over its seeds (K trainings) and the test units:
   is at or below it);
 - **proxy per defect kind** of the test grid (mean ``score_norm`` of the kind's settings), mean ± half-width
   over prompts and seeds;
-- **against the control** (``random``) at the same round: the gap difference (``hacking.overopt.compare_overopt``,
+- **against the control** (the manifest's ``control``, ``random`` in the workflow) at the same round: the gap difference (``hacking.overopt.compare_overopt``,
   paired over test prompts, each side's seed variance added) and the accuracy difference
   (``reporting.stats.compare_to_reference``: ``evaluation.paired_test`` over the test pairs with seeds), each
   with interval and p. A strategy *beats the control* at a round when its gap is lower with p < 1 −
@@ -53,7 +53,6 @@ from solireward.table import Table
 
 logger = logging.getLogger(__name__)
 
-CONTROL = "random"
 BASE = "none"      # the strategy name of round 0 (the study's labels)
 README, TABLES, NUMBERS, FIGURE = "README.md", "rounds.md", "rounds.json", "gap_vs_labels.png"
 
@@ -165,8 +164,10 @@ def _interval(result: dict[str, Any] | None, key: str = "difference") -> dict[st
     return out
 
 
-def group_rows(models: Sequence[Model], config: RoundsReportConfig) -> tuple[list[dict[str, Any]], float | None]:
-    """One row of numbers per (strategy, round), round 0 first, and the KL they are measured at."""
+def group_rows(models: Sequence[Model], control: str, config: RoundsReportConfig
+               ) -> tuple[list[dict[str, Any]], float | None]:
+    """One row of numbers per (strategy, round), round 0 first, each compared with the `control` strategy at its round,
+    and the KL they are measured at."""
     results = [m.overopt for m in models]
     kl = common_kl(results, config.method)
     files = load_metrics([m.metrics for m in models])
@@ -174,7 +175,7 @@ def group_rows(models: Sequence[Model], config: RoundsReportConfig) -> tuple[lis
     groups: dict[tuple[str, int], list[int]] = {}
     for i, m in enumerate(models):
         groups.setdefault((m.strategy, m.round), []).append(i)
-    order = sorted(groups, key=lambda g: (g[1], g[0] == CONTROL, g[0]))
+    order = sorted(groups, key=lambda g: (g[1], g[0] == control, g[0]))
     kinds = defect_columns(results[0])
     rows = []
     for strategy, round_ in order:
@@ -204,16 +205,18 @@ def group_rows(models: Sequence[Model], config: RoundsReportConfig) -> tuple[lis
         for kind, columns in kinds.items():
             matrix = np.array([np.asarray(r["proxy"], dtype=float)[:, columns].mean(axis=1) for r in chosen])
             row["proxy_per_defect"][kind] = _interval(replicated_comparison(matrix, None, config.confidence))
-        row["vs_control"] = _versus_control(models, groups, files, strategy, round_, kl, config)
+        row["vs_control"] = _versus_control(models, groups, files, (strategy, round_), control, kl, config)
         rows.append(row)
     return rows, kl
 
 
 def _versus_control(models: Sequence[Model], groups: dict[tuple[str, int], list[int]], files: pd.DataFrame,
-                    strategy: str, round_: int, kl: float | None, config: RoundsReportConfig) -> dict[str, Any] | None:
+                    group: tuple[str, int], control_name: str, kl: float | None, config: RoundsReportConfig
+                    ) -> dict[str, Any] | None:
     """The gap and accuracy of a strategy's round minus the control's at that round (None for the control)."""
-    control = groups.get((CONTROL, round_))
-    if strategy in (CONTROL, BASE) or control is None:
+    strategy, round_ = group
+    control = groups.get((control_name, round_))
+    if strategy in (control_name, BASE) or control is None:
         return None
     members = groups[(strategy, round_)]
     out: dict[str, Any] = {"gap": _interval(None), "accuracy": _interval(None)}
@@ -223,7 +226,7 @@ def _versus_control(models: Sequence[Model], groups: dict[tuple[str, int], list[
                                        config.method, kl, config.confidence)
             out["gap"] = _interval(compared["hacking_gap"])
         except InputError as exc:
-            logger.warning("%s %s round %d vs %s: %s", config.method, strategy, round_, CONTROL, exc)
+            logger.warning("%s %s round %d vs %s: %s", config.method, strategy, round_, control_name, exc)
     accuracy = compare_to_reference(files, members, control, config.confidence)
     if accuracy is not None:
         out["accuracy"] = _interval(accuracy)
@@ -251,12 +254,12 @@ def _p(value: dict[str, Any]) -> str:
     return "" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"
 
 
-def rounds_table(rows: Sequence[dict[str, Any]], kl: float | None, config: RoundsReportConfig) -> Table:
+def rounds_table(rows: Sequence[dict[str, Any]], kl: float | None, control: str, config: RoundsReportConfig) -> Table:
     """Per round and strategy: labels spent, accuracy, gap and gold at the common KL, and each against the control."""
     at = "" if kl is None else f" @ KL {kl:.2f}"
     header = ["Strategy", "Round", "Labels spent", "Models", "Test pair acc. (%)", "95 % CI", f"Gap{at}", "95 % CI",
-              f"Gap ≤ {config.gap_limit:g}", f"Gold{at}", "95 % CI", f"Δ gap vs {CONTROL}", "95 % CI", "p",
-              f"Δ acc. vs {CONTROL} (pp)", "95 % CI", "p"]
+              f"Gap ≤ {config.gap_limit:g}", f"Gold{at}", "95 % CI", f"Δ gap vs {control}", "95 % CI", "p",
+              f"Δ acc. vs {control} (pp)", "95 % CI", "p"]
     body, bold = [], []
     for row in rows:
         versus = row["vs_control"] or {"gap": {}, "accuracy": {}}
@@ -276,7 +279,7 @@ def rounds_table(rows: Sequence[dict[str, Any]], kl: float | None, config: Round
             f"std) and gold pass rate at the largest KL every model reaches, on the study's test grid. Intervals: "
             f"{100 * config.confidence:g} % over test units (pairs, prompts) and seeds. Gap ≤ {config.gap_limit:g}: met "
             "when the whole interval is at or below the aim, missed when it is wholly above, else unresolved. "
-            f"Δ vs {CONTROL}: this strategy minus the control at the same round, paired over test units, each side's "
+            f"Δ vs {control}: this strategy minus the control at the same round, paired over test units, each side's "
             f"seed variance added. Bold: beats the control (gap lower with p < {alpha:g}, accuracy not lower with "
             f"p < {alpha:g}).")
     return Table("rounds", f"Rounds of the labelling loop{at}", header, body, bold, 2, note)
@@ -332,7 +335,7 @@ def gap_figure(rows: Sequence[dict[str, Any]], path: Path, config: RoundsReportC
     return True
 
 
-def findings(rows: Sequence[dict[str, Any]]) -> list[str]:
+def findings(rows: Sequence[dict[str, Any]], control: str) -> list[str]:
     """One sentence per strategy and round against the control."""
     out = []
     for row in rows:
@@ -341,7 +344,7 @@ def findings(rows: Sequence[dict[str, Any]]) -> list[str]:
             continue
         gap, acc = versus["gap"], versus["accuracy"]
         what = "beats" if versus["beats_control"] else "does not beat"
-        out.append(f"- {row['strategy']}, round {row['round']}: {what} {CONTROL} (Δ gap {_num(gap['mean'])} "
+        out.append(f"- {row['strategy']}, round {row['round']}: {what} {control} (Δ gap {_num(gap['mean'])} "
                    f"{_ci(gap)}, p {_p(gap) or 'n/a'}; Δ accuracy {_num(acc['mean'], 1, 100)} pp, p {_p(acc) or 'n/a'}); "
                    f"gap ≤ aim: {row['verdict']}.")
     return out
@@ -350,8 +353,12 @@ def findings(rows: Sequence[dict[str, Any]]) -> list[str]:
 def build_rounds_report(config: RoundsReportConfig) -> list[str]:
     """Read the rounds, write the README, the tables, the numbers and the figure; returns the files written."""
     header, models = read_manifest(config.rounds)
-    rows, kl = group_rows(models, config)
-    tables = [t for t in (rounds_table(rows, kl, config), defects_table(rows, models[0].overopt)) if t is not None]
+    control = header.get("control")
+    if not isinstance(control, str) or control not in {m.strategy for m in models}:
+        raise InputError(f"expected `control`, the strategy every other is compared with, among the models' "
+                         f"strategies; got {control!r}", file=config.rounds, field="control")
+    rows, kl = group_rows(models, control, config)
+    tables = [t for t in (rounds_table(rows, kl, control, config), defects_table(rows, models[0].overopt)) if t is not None]
     written = []
     with atomic_dir(config.output_dir) as tmp:
         drawn = gap_figure(rows, tmp / FIGURE, config, kl)
@@ -368,7 +375,7 @@ def build_rounds_report(config: RoundsReportConfig) -> list[str]:
                  f"of {batch} each; seeds {', '.join(map(str, header.get('seeds', [])))}; pool seed "
                  f"{header.get('pool_seed')}. {len(models)} models read from {config.rounds}.", "",
                  "## Against the control", "",
-                 *(findings(rows) or [f"- no strategy besides {CONTROL} to compare"]), "", text]
+                 *(findings(rows, control) or [f"- no strategy besides {control} to compare"]), "", text]
         if drawn:
             intro += ["", f"![{config.method} hacking gap against labels spent]({FIGURE})"]
         (tmp / README).write_text("\n".join(intro) + "\n", encoding="utf-8")

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from solireward.active.rounds import SCORED, RoundsPlan, write_budget  # noqa: E402
+from solireward.active.rounds import CONTROL, SCORED, RoundsPlan, write_budget  # noqa: E402
 from solireward.study import REFERENCE_DATA as _REFERENCE_DATA  # noqa: E402
 
 ACTIVE = f"{R}/active"
@@ -84,14 +84,11 @@ def run_pairs(wildcards) -> dict[str, str]:
 
 
 def run_tags(wildcards) -> str:
-    """`--tag` arguments of a model of the rounds: the cell's axes, seed, strategy and round."""
+    """`--tag` arguments of a model of the rounds: the cell's axes, seed, round and (after round 0) strategy."""
     strategy, seed, round_ = parse_run(wildcards.run)
-    tags = {
-        **rounds_plan().train_cell(seed, DESIGN).axes(),
-        "seed": seed,
-        "strategy": strategy or "none",
-        "round": round_,
-    }
+    tags = {**rounds_plan().train_cell(seed, DESIGN).axes(), "seed": seed, "round": round_}
+    if strategy is not None:
+        tags["strategy"] = strategy
     return " ".join(shlex.quote(f"{k}={v}") for k, v in tags.items())
 
 
@@ -142,6 +139,7 @@ def manifest_text() -> str:
         "study": STUDY,
         "cell": plan.cell.axes(),
         "strategies": list(plan.strategies),
+        "control": CONTROL,
         "rounds": plan.rounds,
         "batch": plan.batch,
         "seeds": list(plan.seeds),
