@@ -90,12 +90,14 @@ def test_rounds_report_known_answers(rounds: tuple[Path, dict], tmp_path: Path,
     assert kl == pytest.approx(min(r["summary"]["best_of_n"]["max_kl"] for r in results.values()))
 
     exact = rows[("pressure", 1)]                      # proxy = gold: no gap, on every prompt and seed
-    assert exact["gap"] == {"mean": 0.0, "low": 0.0, "high": 0.0, "p": 1.0} and exact["verdict"] == "met"
+    assert exact["gap"] == {"mean": 0.0, "low": 0.0, "high": 0.0} and exact["verdict"] == "met"
     assert exact["proxy_per_defect"]["morph"]["mean"] == 0.0 and exact["proxy_per_defect"]["none"]["mean"] == 1.0
     assert exact["accuracy"]["mean"] == 1.0
     hacked = rows[("random", 1)]
     assert hacked["gap"]["low"] > 0.3 and hacked["verdict"].startswith("missed by ")
     assert hacked["accuracy"]["mean"] == 0.5 and hacked["vs_control"] is None
+    gains = [results[("pressure", 1, s)]["summary"]["best_of_n"] for s in (1, 2)]   # their largest KL is the common one
+    assert exact["gold"]["mean"] == pytest.approx(np.mean([g["gold_at_max_kl"] for g in gains]))
     assert exact["gold"]["mean"] > hacked["gold"]["mean"]
 
     versus = exact["vs_control"]                       # the helper's paired comparison, at the report's KL

@@ -106,6 +106,12 @@ def read_manifest(path: str) -> tuple[dict[str, Any], list[Model]]:
             logger.warning("%s; model left out", exc)
     if not models:
         raise InputError("no model of the rounds could be read", file=path, field="models")
+    grid = (models[0].overopt["prompts"], models[0].overopt["settings"])
+    for model in models[1:]:
+        if (model.overopt["prompts"], model.overopt["settings"]) != grid:
+            logger.warning("%s", InputError(f"{model.strategy} seed {model.seed} round {model.round} is scored on "
+                                            "another grid than the first model's; model left out", file=path))
+    models = [m for m in models if (m.overopt["prompts"], m.overopt["settings"]) == grid]
     return {k: v for k, v in manifest.items() if k != "models"}, models
 
 
@@ -154,12 +160,13 @@ def defect_columns(result: dict[str, Any]) -> dict[str, list[int]]:
     return {kind: [i for i, s in enumerate(settings) if s["defect"] == kind] for kind in kinds}
 
 
-def _interval(result: dict[str, Any] | None, key: str = "difference") -> dict[str, Any]:
-    """{"mean", "low", "high"(, "p")} of a comparison (None values when it is missing)."""
+def _interval(result: dict[str, Any] | None, with_p: bool = False) -> dict[str, Any]:
+    """{"mean", "low", "high"} of a mean or a difference (None values when it is missing), with its "p" for a
+    comparison."""
     if result is None:
-        return {"mean": None, "low": None, "high": None}
-    out = {"mean": result[key], "low": result["low"], "high": result["high"]}
-    if "p" in result or "p_value" in result:
+        return {"mean": None, "low": None, "high": None, **({"p": None} if with_p else {})}
+    out = {"mean": result["difference"], "low": result["low"], "high": result["high"]}
+    if with_p:
         out["p"] = result.get("p", result.get("p_value"))
     return out
 
@@ -219,21 +226,21 @@ def _versus_control(models: Sequence[Model], groups: dict[tuple[str, int], list[
     if strategy in (control_name, BASE) or control is None:
         return None
     members = groups[(strategy, round_)]
-    out: dict[str, Any] = {"gap": _interval(None), "accuracy": _interval(None)}
+    out: dict[str, Any] = {"gap": _interval(None, True), "accuracy": _interval(None, True)}
     if kl is not None:
         try:
             compared = compare_overopt([models[i].overopt for i in members], [models[i].overopt for i in control],
                                        config.method, kl, config.confidence)
-            out["gap"] = _interval(compared["hacking_gap"])
+            out["gap"] = _interval(compared["hacking_gap"], True)
         except InputError as exc:
             logger.warning("%s %s round %d vs %s: %s", config.method, strategy, round_, control_name, exc)
     accuracy = compare_to_reference(files, members, control, config.confidence)
     if accuracy is not None:
-        out["accuracy"] = _interval(accuracy)
+        out["accuracy"] = _interval(accuracy, True)
     alpha = 1 - config.confidence
     gap, acc = out["gap"], out["accuracy"]
-    out["beats_control"] = bool(gap.get("p") is not None and gap["mean"] < 0 and gap["p"] < alpha
-                                and not (acc.get("p") is not None and acc["mean"] < 0 and acc["p"] < alpha))
+    out["beats_control"] = bool(gap["p"] is not None and gap["mean"] < 0 and gap["p"] < alpha
+                                and not (acc["p"] is not None and acc["mean"] < 0 and acc["p"] < alpha))
     return out
 
 
