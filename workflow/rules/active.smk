@@ -18,15 +18,9 @@ wildcard_constraints:
 
 
 localrules:
-    active_rounds,
     active_budget,
     active_train_config,
     active_manifest,
-
-
-rule active_rounds:
-    input:
-        lambda wildcards: [f"{ACTIVE}/report/README.md"] if rounds_plan() else [],
 
 
 # -- the pool: the demo generator's grid on the training prompts, as mp4 files with their ground truth
@@ -73,11 +67,16 @@ rule active_budget:
         budget=f"{ACT}/budget.yaml",
     log:
         f"{LOGS}/active/{{task}}/budget.log",
+    conda:
+        "../../envs/solireward.yaml"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=1,
     params:
         batch=lambda wildcards: rounds_plan().batch,
-    run:
-        size = write_budget(input.videos, params.batch, output.budget)
-        Path(log[0]).write_text(f"batch_size {size}\n", encoding="utf-8")
+    script:
+        "../scripts/budget.py"
 
 
 # -- a round: select, label (simulated), merge, pair

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import yaml
 
-from solireward.active.rounds import CONTROL, SCORED, RoundsPlan, write_budget  # noqa: E402
+from solireward.active.rounds import CONTROL, SCORED, RoundsPlan  # noqa: E402
 from solireward.study import REFERENCE_DATA as _REFERENCE_DATA  # noqa: E402
 
 ACTIVE = f"{R}/active"
