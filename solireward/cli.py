@@ -22,8 +22,8 @@ from solireward.errors import SoliRewardError
 
 # the subcommands, in the order of the pipeline (the order `solireward --help` lists them in)
 COMMANDS = ("demo-data", "labels", "audit-labels", "pairs", "tiny-model", "train", "infer", "serve", "evaluate",
-            "probe", "overopt-grid", "overopt", "grid-pool", "select", "simulate-labels", "report", "compare-reports",
-            "import-bench")
+            "probe", "overopt-grid", "overopt", "grid-pool", "select", "simulate-labels", "report", "active-report",
+            "compare-reports", "import-bench")
 
 
 def command_module(command: str) -> str:

@@ -10,6 +10,7 @@ rule pairs:
         test=f"{DATA}/test.json",
         videos_val=f"{DATA}/videos_val.json",
         videos_test=f"{DATA}/videos_test.json",
+        videos_train=f"{DATA}/videos_train.json",
         summary=f"{DATA}/summary.json",
     log:
         f"{LOGS}/pairs/{{task}}/{{label_source}}__{{pairing}}.log",
