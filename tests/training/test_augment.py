@@ -63,9 +63,10 @@ def test_nuisance_twins_differ_from_the_original_in_the_named_way() -> None:
     assert np.array_equal(zoomed, frame_edits.zoom(frames, 1.3)) and ball(zoomed).sum() > 1.4 * ball(frames).sum()
     down, right = np.random.default_rng(1).uniform(-0.2, 0.2, 2)
     panned = Augmentation(nuisance_pan=0.2).nuisances(frames, np.random.default_rng(1))
-    assert np.array_equal(panned, frame_edits.pan(frames, down, right)) and abs(down) > 0.02
-    rows = [np.nonzero(ball(f[0]))[0].mean() for f in (frames, panned)]
-    assert rows[1] - rows[0] == pytest.approx(down * 64, abs=1.5)   # the ball moved down (or up) with the picture
+    assert np.array_equal(panned, frame_edits.pan(frames, down, right)) and abs(right) > 0.1
+    for axis, share in ((0, down), (1, right)):   # the ball moved down (up) and right (left) with the picture
+        at = [np.nonzero(ball(f[0]))[axis].mean() for f in (frames, panned)]
+        assert at[1] - at[0] == pytest.approx(share * 64, abs=1.5)
     factor = np.random.default_rng(2).uniform(0.5, 1.5)
     spread = Augmentation(nuisance_contrast=0.5).nuisances(frames, np.random.default_rng(2))
     assert luma(spread).std() / luma(frames).std() == pytest.approx(factor, rel=0.05)

@@ -59,7 +59,7 @@ def test_wildcard_choices_mirror_the_python_lists() -> None:
 
 
 def test_resources_are_keyed_by_rule_name() -> None:
-    rules = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text(encoding="utf-8")
-                                                     for p in (WORKFLOW / "rules").glob("*.smk")), re.M))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (WORKFLOW / "rules").glob("*.smk"))
+    rules = set(re.findall(r"^(?:rule|checkpoint) (\w+):", text, re.M))
     keys = set(SCHEMA["properties"]["resources"]["properties"]) - {"default"}
     assert keys <= rules, f"resources of unknown rules: {sorted(keys - rules)}"
