@@ -20,8 +20,10 @@ A cell is one value of each axis (:data:`AXES`) and one replicate. The grid cros
 with ``grid.crossed: false``, varies each alone around the default head and loss) at the reference data
 (binary labels, cross-prompt pairs); each ablation changes one data axis of the reference cell; each
 mitigation trains the reference cell of every binary label source (``binary``, and ``biased`` when the
-study has it) with that mitigation, beside its twin without. Adding an axis means adding
-it to :data:`AXES`, :data:`CELL_PATTERN`, :class:`Cell` and :meth:`Study.grouped_cells`.
+study has it) with that mitigation, beside its twin without. A `selection` chooses a mitigation among
+candidates on the validation split with some label sources' cells; its `held_out` label sources (cues
+that took no part in the choice) then train with the chosen recipe (:meth:`Study.chosen_cells`). Adding
+an axis means adding it to :data:`AXES`, :data:`CELL_PATTERN`, :class:`Cell` and :meth:`Study.grouped_cells`.
 """
 
 from __future__ import annotations
@@ -185,7 +187,8 @@ class Study:
         data = config["data"]
         selection = config.get("selection") or {}
         for field, sources in (("ablations.label_source", ablations["label_source"]),
-                               ("selection.label_sources", selection.get("label_sources", []))):
+                               ("selection.label_sources", selection.get("label_sources", [])),
+                               ("selection.held_out", selection.get("held_out", []))):
             for source, bias in BIASED_SOURCES.items():
                 if source in sources and not (data["demo"] or {}).get(bias, 0):
                     raise ConfigError(f"'{source}' labels come from the demo's planted shortcut: set "
@@ -203,6 +206,10 @@ class Study:
         unknown = [m for m in selection.get("candidates", []) if m not in config["mitigations"]]
         if unknown:
             raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations'", field="selection.candidates")
+        both = [s for s in self.held_out if s in self.choosing_sources()]
+        if both:
+            raise ConfigError(f"{', '.join(both)} also chooses the recipe (selection.label_sources): a held-out cue "
+                              "must take no part in the choice", field="selection.held_out")
         if config.get("overopt") is not None and data["demo"] is None:
             raise ConfigError("the over-optimisation grid is rendered by the demo generator (data.demo); set "
                               "overopt: null for a study on real data", field="overopt")
@@ -284,6 +291,38 @@ class Study:
         out += [cell for group, cell in self.grouped_cells() if group == "ablation_mitigation" and cell not in out]
         return out
 
+    @property
+    def held_out(self) -> list[str]:
+        """The label sources held out of the validation-split choice (config `selection.held_out`)."""
+        return list((self.config.get("selection") or {}).get("held_out", []))
+
+    def choosing_sources(self) -> list[str]:
+        """The label sources whose cells choose the recipe on the validation split ([] without a selection)."""
+        selection = self.config.get("selection")
+        return list(selection.get("label_sources", BINARY_SOURCES)) if selection else []
+
+    def planted_sources(self) -> list[str]:
+        """Every planted-shortcut label source a cell of the study trains on (ablation, choice or held out)."""
+        used = [*self.config["ablations"]["label_source"], *self.choosing_sources(), *self.held_out]
+        return [s for s in BIASED_SOURCES if s in used]
+
+    def chosen_cells(self, chosen: str) -> list[Cell]:
+        """With held-out cues (`selection.held_out`): the recipe `chosen` on the validation split, on the reference
+        cell of each choosing and each held-out label source beside its twin, `claim_replicates` seeds each, all
+        scored once on the test split ([] without held-out cues). The choosing sources' models are the choice's
+        own trainings; the held-out ones train here, after the choice."""
+        sources = [*self.choosing_sources(), *self.held_out] if self.held_out else []
+        return self._replicated([dataclasses.replace(self.reference(task), label_source=source, mitigation=mitigation)
+                                 for task in self.config["tasks"] for source in sources
+                                 for mitigation in (chosen, NO_MITIGATION)])
+
+    def _replicated(self, firsts: list[Cell]) -> list[Cell]:
+        """Each cell with `claim_replicates` seeds, each once, in order."""
+        out: list[Cell] = []
+        for cell in firsts:
+            out += [c for r in range(self.claim_replicates) if (c := dataclasses.replace(cell, replicate=r)) not in out]
+        return out
+
     def selection_cells(self) -> list[Cell]:
         """Every training of the validation-split choice (config `selection`): each task's reference cell, and
         each candidate mitigation on the reference cell of each listed label source beside its twin, with
@@ -295,13 +334,10 @@ class Study:
         for task in self.config["tasks"]:
             reference = self.reference(task)
             firsts.append(reference)
-            for source in selection.get("label_sources", list(BINARY_SOURCES)):
+            for source in self.choosing_sources():
                 twin = dataclasses.replace(reference, label_source=source)
                 firsts += [dataclasses.replace(twin, mitigation=m) for m in selection["candidates"]] + [twin]
-        out: list[Cell] = []
-        for cell in firsts:
-            out += [c for r in range(self.claim_replicates) if (c := dataclasses.replace(cell, replicate=r)) not in out]
-        return out
+        return self._replicated(firsts)
 
     def replicates_of(self, cell: Cell) -> int:
         """How many trainings (seeds) a cell gets: `claim_replicates` for :meth:`claim_cells`, else `replicates`."""

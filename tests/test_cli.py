@@ -61,7 +61,7 @@ def _rules_running_commands() -> list[tuple[str, str, str]]:
     directly or through a launcher script named by a `<NAME>_SCRIPT` constant (workflow/scripts/<name>.sh)."""
     found = []
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        blocks = re.split(r"^rule (\w+):\n", smk.read_text(encoding="utf-8"), flags=re.M)
+        blocks = re.split(r"^(?:rule|checkpoint) (\w+):\n", smk.read_text(encoding="utf-8"), flags=re.M)
         for rule, body in zip(blocks[1::2], blocks[2::2]):
             for name in re.findall(r"\b([A-Z]+)_SCRIPT\b", body):
                 body += (REPO / "workflow" / "scripts" / f"{name.lower()}.sh").read_text(encoding="utf-8")

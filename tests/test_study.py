@@ -162,3 +162,41 @@ def test_old_flag_names_still_work_with_a_warning(caplog: pytest.LogCaptureFixtu
         options = parse_dataclass(PairingConfig, pairs.parse_args(["--output_dir", "o", "--labels", "l.jsonl",
                                                                    "--strategy", "in_prompt"]))
     assert options.pairing == "in_prompt" and "option 'strategy' is deprecated" in caplog.text
+
+
+def shortcut_study() -> Study:
+    """config/shortcut_study.yaml on top of config/config.yaml, merged as snakemake merges config files."""
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((REPO / "config" / "shortcut_study.yaml").read_text()))
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return Study(config, load_train_recipe(config["train_recipe"], REPO))
+
+
+def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_object_size() -> None:
+    study = shortcut_study()
+    demo = study.config["data"]["demo"]
+    for share, bias in (("bright_share", "shortcut_bias"), ("size_share", "size_bias"),
+                        ("background_share", "background_bias")):   # each cue on 3 of 8 videos, bias 0.9
+        assert demo[share] * demo["videos_per_prompt"] == 3 and demo[bias] == 0.9
+    assert study.choosing_sources() == ["binary", "biased", "biased_background"] and study.held_out == ["biased_size"]
+    assert study.planted_sources() == ["biased", "biased_size", "biased_background"]
+    choosing = study.selection_cells()
+    assert len(choosing) == 36 and {c.replicate for c in choosing} == {0, 1, 2}
+    assert not any(c.label_source == "biased_size" for c in choosing)   # the held-out cue takes no part
+    chosen = study.chosen_cells("family")
+    assert len(chosen) == 4 * 2 * 3 and {c.mitigation for c in chosen} == {"family", "none"}
+    assert {c.label_source for c in chosen} == {"binary", "biased", "biased_background", "biased_size"}
+    assert all(c in choosing for c in chosen if c.label_source != "biased_size")   # the choice's own models
+    assert study.train_options(next(c for c in chosen if c.label_source == "biased_size" and c.mitigation != "none")
+                               )["nuisance_zoom"] == [1.0, 1.3]
+    assert demo_study().chosen_cells("robust") == []   # no held-out cue: no cells after the choice
+
+
+@pytest.mark.parametrize("held_out, fragment", [(["biased"], "also chooses the recipe"),
+                                                (["biased_overlay"], "data.demo.overlay_bias > 0")])
+def test_a_held_out_cue_that_chooses_or_is_not_planted_names_the_key(held_out: list[str], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment) as error:
+        demo_study(selection={"candidates": ["robust"], "label_sources": ["binary", "biased"], "held_out": held_out})
+    assert error.value.field == "selection.held_out"

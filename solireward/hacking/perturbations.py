@@ -38,6 +38,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from solireward.data import frame_edits
+from solireward.data.frame_edits import LUMA, to_uint8
 from solireward.data.video import FrameSampling, read_all_frames, target_size
 from solireward.data.video_write import write_video
 
@@ -75,10 +77,6 @@ class Perturbation:
 
 def _frames(clip: Clip, frames: np.ndarray, fps: float | None = None) -> Clip:
     return Clip(np.ascontiguousarray(frames), clip.fps if fps is None else fps, clip.prompt)
-
-
-def _uint8(frames: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(frames), 0, 255).astype(np.uint8)
 
 
 def _per_frame(clip: Clip, change: Callable[[object], object]) -> Clip:
@@ -124,28 +122,15 @@ def _jpeg(quality: int) -> Callable[[Clip, np.random.Generator], Clip]:
 
 
 def _zoom(factor: float) -> Callable[[Clip, np.random.Generator], Clip]:
-    def change(clip: Clip, rng: np.random.Generator) -> Clip:
-        from PIL import Image
-
-        height, width = clip.frames.shape[1:3]
-        h, w = max(1, round(height / factor)), max(1, round(width / factor))
-        top, left = (height - h) // 2, (width - w) // 2
-        return _per_frame(clip, lambda im: im.crop((left, top, left + w, top + h)).resize((width, height),
-                                                                                         Image.BILINEAR))
-    return change
+    return lambda clip, rng: _frames(clip, frame_edits.zoom(clip.frames, factor))
 
 
 def _pan(clip: Clip, rng: np.random.Generator) -> Clip:
-    height, width = clip.frames.shape[1:3]
-    dy, dx = round(0.1 * height), round(0.1 * width)
-    padded = np.pad(clip.frames, ((0, 0), (dy, 0), (dx, 0), (0, 0)), mode="edge")
-    return _frames(clip, padded[:, :height, :width])
+    return _frames(clip, frame_edits.pan(clip.frames, 0.1, 0.1))
 
 
 def _contrast(clip: Clip, rng: np.random.Generator) -> Clip:
-    rgb = clip.frames.astype(np.float32)
-    mean = (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).mean(axis=(1, 2))[:, None, None, None]
-    return _frames(clip, _uint8(mean + 0.6 * (rgb - mean)))
+    return _frames(clip, to_uint8(frame_edits.contrast(clip.frames, 0.6)))
 
 
 _YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
@@ -157,7 +142,7 @@ def _hue(degrees: float) -> Callable[[Clip, np.random.Generator], Clip]:
     matrix = (np.linalg.inv(_YIQ) @ rotation @ _YIQ).astype(np.float32)  # a grey pixel has no chroma: unchanged
 
     def change(clip: Clip, rng: np.random.Generator) -> Clip:
-        return _frames(clip, _uint8(clip.frames.astype(np.float32) @ matrix.T))
+        return _frames(clip, to_uint8(clip.frames.astype(np.float32) @ matrix.T))
     return change
 
 
@@ -191,19 +176,7 @@ def _letterbox(clip: Clip, rng: np.random.Generator) -> Clip:
 
 
 def _overlay(clip: Clip, rng: np.random.Generator) -> Clip:
-    frames = clip.frames.astype(np.float32)
-    height, width = frames.shape[1:3]
-    top, left, right = round(0.82 * height), round(0.08 * width), round(0.92 * width)
-    frames[:, top:height - max(1, round(0.04 * height)), left:right] *= 0.3  # a dark caption box
-    rows = slice(top + max(1, round(0.04 * height)), top + max(2, round(0.08 * height)))
-    for start in range(left + 2, right - 2, max(4, width // 12)):  # light "words" on it
-        frames[:, rows, start:start + max(2, width // 18)] = 235.0
-    side = max(3, round(0.14 * min(height, width)))
-    y, x = max(1, round(0.04 * height)), width - side - max(1, round(0.04 * width))
-    frames[:, y:y + side, x:x + side] = 245.0  # a logo: a white square with a red mark
-    inner = max(1, side // 3)
-    frames[:, y + inner:y + side - inner, x + inner:x + side - inner] = np.array([220.0, 30.0, 40.0])
-    return _frames(clip, _uint8(frames))
+    return _frames(clip, frame_edits.overlay(clip.frames))
 
 
 def _shuffle(clip: Clip, rng: np.random.Generator) -> Clip:
@@ -215,7 +188,7 @@ def _shuffle(clip: Clip, rng: np.random.Generator) -> Clip:
 
 def _noise(clip: Clip, rng: np.random.Generator) -> Clip:
     noisy = clip.frames.astype(np.float32) + rng.normal(0.0, 40.0, clip.frames.shape).astype(np.float32)
-    return _frames(clip, _uint8(noisy))
+    return _frames(clip, to_uint8(noisy))
 
 
 def _blur(clip: Clip, rng: np.random.Generator) -> Clip:
@@ -226,13 +199,13 @@ def _blur(clip: Clip, rng: np.random.Generator) -> Clip:
 
 
 def _gain(clip: Clip, rng: np.random.Generator) -> Clip:
-    return _frames(clip, _uint8(clip.frames.astype(np.float32) * 1.4))
+    return _frames(clip, to_uint8(clip.frames.astype(np.float32) * 1.4))
 
 
 def _saturate(clip: Clip, rng: np.random.Generator) -> Clip:
     rgb = clip.frames.astype(np.float32)
-    grey = (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    return _frames(clip, _uint8(grey + 1.6 * (rgb - grey)))
+    grey = (rgb @ LUMA)[..., None]
+    return _frames(clip, to_uint8(grey + 1.6 * (rgb - grey)))
 
 
 _FRAME_LIMITS = ("the sampler's frame limits (min_frames, max_frames, the video's own frame count) keep the "

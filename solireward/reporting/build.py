@@ -20,7 +20,7 @@ from solireward.reporting.figures import accuracy_heatmap, learning_curves, scor
 from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves,
                                           overopt_defect_table, overopt_share_table, overopt_table, probe_heatmap,
                                           probe_table)
-from solireward.reporting.choice import CHOICE_FILE, choice_record, choice_table, rank_candidates, selection_note
+from solireward.reporting.choice import CHOICE_FILE, Choice, choice_record, choice_table, rank_candidates
 from solireward.reporting.conclusions import CONCLUSIONS_FILE, conclusion, outcome_of_verdict
 from solireward.reporting.goals import goal_rows, goal_table, parse_goals
 from solireward.reporting.mitigation import mitigation_tables
@@ -183,13 +183,17 @@ def build_report(config: ReportConfig) -> list[str]:
             shares = overopt_share_table([result for result in overopt if result["task"] == task])
             if shares is not None:
                 section(shares, f"Reward hacking: where the picks land on each nuisance ({task})")
+    choice = Choice.read(config.selection) if config.selection else None
     for table in mitigation_tables(cells, frame, probes, overopt, config.confidence, uncertainty.pooled_seeds,
-                                   uncertainty.conclusions):
+                                   uncertainty.conclusions, choice.roles() if choice else None):
         section(table, table.caption)
     judged = goal_rows(cells, frame, probes, overopt, config.goals, refs, config.confidence, uncertainty.pooled_seeds)
-    goals = goal_table(judged, config.confidence, config.split)
-    if goals is not None:
-        section(goals, goals.caption)
+    for held_out, name in ((False, "mitigation_goals"), (True, "mitigation_goals_held_out")):
+        rows = [r for r in judged
+                if bool(choice and choice.is_held_out(r["label_source"], r["mitigation"])) == held_out]
+        goals = goal_table(rows, config.confidence, config.split, name, choice.scope(held_out) if choice else "")
+        if goals is not None:
+            section(goals, goals.caption)
     uncertainty.conclusions += [conclusion("goal", f"{r['label_source']} / {r['mitigation']}", r["goal"],
                                            outcome_of_verdict(r["verdict"]), r["value"]) for r in judged]
     write_json(out / CONCLUSIONS_FILE, uncertainty.conclusions)
@@ -200,9 +204,10 @@ def build_report(config: ReportConfig) -> list[str]:
         if not ranked:
             raise InputError("no mitigated cell with its goals measured to choose among", field="choose")
         section(choice_table(ranked, config.split), f"Choosing a mitigation on the {config.split} split")
-        write_json(out / CHOICE_FILE, choice_record(ranked, config.split))
+        write_json(out / CHOICE_FILE, choice_record(ranked, config.split, study.choosing_sources() if study else (),
+                                                    study.held_out if study else ()))
         files[CHOICE_FILE] = "the chosen mitigation, the rule and every candidate's verdict counts (JSON)"
-    chosen = [selection_note(config.selection)] if config.selection else []
+    chosen = [choice.note()] if choice else []
     if not chosen and not config.choose and judged:
         chosen = ["The mitigation recipes were given in the study config, not chosen by this run (a study config's "
                   "`selection` chooses them on the validation split, `snakemake choose_mitigation`)."]

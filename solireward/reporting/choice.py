@@ -5,10 +5,16 @@ three-valued verdicts (``reporting.goals``): the most goals met, then the fewest
 mean validation pair accuracy; it writes the ranking as a table and as ``chosen.json``. The study's report on
 the test split reads that file back (``--selection``) and states which split chose which recipe, so the
 test split is scored once, for the report, and never chooses.
+
+Leave-one-cue-out: the study's ``selection.held_out`` label sources (planted cues) take no part in the
+choice; ``chosen.json`` names the choosing and the held-out label sources, and the test-split report marks
+each mitigation table of the chosen recipe with its cue's role and judges the held-out cues' goals in a
+table of their own (:class:`Choice`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Sequence
 
 from solireward.errors import InputError
@@ -46,18 +52,63 @@ def choice_table(ranked: Sequence[dict[str, Any]], split: str) -> Table:
     return Table("mitigation_choice", f"Choosing a mitigation on the {split} split", header, rows, bold, 1, note)
 
 
-def choice_record(ranked: Sequence[dict[str, Any]], split: str) -> dict[str, Any]:
-    """What ``chosen.json`` holds: the split that chose, the rule, the chosen recipe and every candidate."""
+def choice_record(ranked: Sequence[dict[str, Any]], split: str, choosing: Sequence[str] = (),
+                  held_out: Sequence[str] = ()) -> dict[str, Any]:
+    """What ``chosen.json`` holds: the split that chose, the rule, the chosen recipe, the label sources that chose
+    it (`choosing`; default: those the candidates were trained on), those held out, and every candidate."""
+    sources = list(choosing) or sorted({s for c in ranked for s in c["label_sources"]})
     return {"split": split, "rule": RULE, "chosen": ranked[0]["mitigation"] if ranked else None,
-            "candidates": list(ranked)}
+            "label_sources": sources, "held_out": list(held_out), "candidates": list(ranked)}
 
 
-def selection_note(path: str) -> str:
-    """The sentence a test-split report gives about how its recipes were chosen (from a ``chosen.json``)."""
-    record = read_json(path)
-    if not isinstance(record, dict) or not {"split", "chosen", "candidates"} <= set(record):
-        raise InputError(f"expected the {CHOICE_FILE} of `solireward report --choose` (keys split, chosen, "
-                         "candidates)", file=path)
-    names = ", ".join(c["mitigation"] for c in record["candidates"])
-    return (f"Mitigation recipe chosen on the {record['split']} split: {record['chosen']}, among {names} "
-            f"({record['rule']}); the test split took no part in the choice.")
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """A ``chosen.json`` read back: which recipe which split chose, with which label sources, and which were held
+    out of the choice."""
+
+    split: str
+    rule: str
+    chosen: str
+    candidates: tuple[str, ...]
+    label_sources: tuple[str, ...]
+    held_out: tuple[str, ...]
+
+    @classmethod
+    def read(cls, path: str) -> "Choice":
+        """The choice recorded in `path` (a file without the keys of :func:`choice_record` is an InputError)."""
+        record = read_json(path)
+        if not isinstance(record, dict) or not {"split", "chosen", "candidates"} <= set(record):
+            raise InputError(f"expected the {CHOICE_FILE} of `solireward report --choose` (keys split, chosen, "
+                             "candidates)", file=path)
+        candidates = tuple(c["mitigation"] for c in record["candidates"])
+        choosing = record.get("label_sources") or sorted({s for c in record["candidates"]
+                                                           for s in c.get("label_sources", [])})
+        return cls(record["split"], record.get("rule", RULE), record["chosen"], candidates, tuple(choosing),
+                   tuple(record.get("held_out", [])))
+
+    def note(self) -> str:
+        """The sentence a test-split report gives about how its recipes were chosen."""
+        held = (f"; held out of the choice: {', '.join(self.held_out)} (cues that took no part in it, trained with "
+                f"the chosen recipe afterwards; their goals are judged in a table of their own)"
+                if self.held_out else "")
+        return (f"Mitigation recipe chosen on the {self.split} split: {self.chosen}, among "
+                f"{', '.join(self.candidates)} ({self.rule}), by the label sources {', '.join(self.label_sources)}"
+                f"{held}; the test split took no part in the choice.")
+
+    def is_held_out(self, label_source: str, mitigation: str) -> bool:
+        """Whether a cell is the chosen recipe on a cue held out of the choice."""
+        return mitigation == self.chosen and label_source in self.held_out
+
+    def scope(self, held_out: bool) -> str:
+        """What a goals table of the test split covers: the cues held out of the choice, or the others."""
+        if held_out:
+            return f"; cues held out of the choice of {self.chosen}: {', '.join(self.held_out)}"
+        return f"; {self.chosen} chosen by {', '.join(self.label_sources)}"
+
+    def roles(self) -> dict[tuple[str, str], str]:
+        """(label source, mitigation) of each cell of the chosen recipe -> its cue's part in the choice."""
+        out = {(s, self.chosen): f"its labels chose {self.chosen} on the {self.split} split"
+               for s in self.label_sources}
+        out.update({(s, self.chosen): f"held out: its labels took no part in choosing {self.chosen}"
+                    for s in self.held_out})
+        return out

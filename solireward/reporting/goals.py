@@ -162,8 +162,10 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
     return rows
 
 
-def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "test") -> Table | None:
-    """The goals table of :func:`goal_rows` (None without rows)."""
+def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "test",
+               name: str = "mitigation_goals", scope: str = "") -> Table | None:
+    """The goals table of :func:`goal_rows` (None without rows); `scope` is added to the caption after the split
+    (e.g. which cues chose the recipe, or which were held out of its choice)."""
     if not rows:
         return None
     body = [[f"{r['label_source']} / {r['mitigation']}", r["goal"], str(r["models"]),
@@ -177,5 +179,5 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
         "and seeds) would likely resolve it.")
-    return Table("mitigation_goals", f"Mitigation goals ({split} split): met, missed or unresolved", GOAL_HEADER,
-                 body, bold, 3, note)
+    return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
+                 bold, 3, note)

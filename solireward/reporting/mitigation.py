@@ -112,9 +112,11 @@ def _overopt_rows(treated: list[dict[str, Any]], reference: list[dict[str, Any]]
 def mitigation_tables(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[str, Any]],
                       overopts: Sequence[dict[str, Any]], confidence: float,
                       pooled_seeds: tuple[float, float] | None = None,
-                      conclusions: list[dict[str, Any]] | None = None) -> list[Table]:
+                      conclusions: list[dict[str, Any]] | None = None,
+                      roles: dict[tuple[str, str], str] | None = None) -> list[Table]:
     """One table per cell with a mitigation whose unmitigated twin is in the study (none when no cell has one);
-    each measure's three-valued finding is appended to `conclusions`."""
+    each measure's three-valued finding is appended to `conclusions`. `roles` ((label source, mitigation) -> its
+    cue's part in choosing the recipe, from ``reporting.choice.Choice.roles``) goes into the caption and note."""
     if "tag:mitigation" not in cells:
         return []
     probes_of, overopts_of = by_cell(probes), by_cell(overopts)
@@ -143,6 +145,10 @@ def mitigation_tables(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence
             conclusions += [conclusion("mitigation", f"{mitigation}: {cell}", r[0], direction(t["low"], t["high"]),
                                        t["difference"]) for r, t in rows if t is not None and t.get("low") is not None]
         body = [r for r, _ in rows]
-        tables.append(Table(name, f"Mitigation {mitigation} vs none: {cell}", HEADER, body,
+        role = (roles or {}).get((tags.get("label_source", ""), mitigation))
+        if role:
+            note += f" Cue of this cell: {role}."
+        tables.append(Table(name, f"Mitigation {mitigation} vs none: {cell}" + (f" ({role})" if role else ""),
+                            HEADER, body,
                             [[False] * len(HEADER)] * len(body), 1, note))
     return tables

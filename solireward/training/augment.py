@@ -1,9 +1,9 @@
-"""Training-time mitigations of reward hacking: per video and step, a random sampling and appearance.
+"""Training-time mitigations of reward hacking: per video and step, a random sampling, appearance and nuisances.
 
 A reward model should not learn what the frame sampler chose nor pay for a nuisance of appearance,
 yet a model trained on one fixed sampling of clean videos does both (issue 20: halving the frames or
-the resolution, or brightening a video, moves the demo models' scores by several std). Two
-augmentations, each off by default and set by :class:`~solireward.training.config.TrainConfig`:
+the resolution, or brightening a video, moves the demo models' scores by several std). Three kinds of
+augmentation, each off by default and set by :class:`~solireward.training.config.TrainConfig`:
 
 - *sampling invariance* (``--jitter_frames LOW HIGH``, ``--jitter_size LOW HIGH``): the checkpoint's
   frame count ('segments' mode; in 'fps' mode its sampling rate, so the count follows within its
@@ -16,6 +16,15 @@ augmentations, each off by default and set by :class:`~solireward.training.confi
   sampled frames get brightness x U(1-B, 1+B), contrast x U(1-C, 1+C) (around the mean grey of
   the video), saturation x U(1-S, 1+S) and a hue rotation by U(-H, H) turns (in the YIQ chroma
   plane), in that order, then are rounded and clipped to 0..255.
+
+- *nuisance family* (each off by default; a mitigation meant to hold on cues it was not built for): per
+  video and step the sampled frames are zoomed in by a factor drawn log-uniformly from
+  ``--nuisance_zoom LOW HIGH`` (centre crop resized back: objects larger), panned by a share of the frame
+  drawn from U(-P, P) in each direction (``--nuisance_pan P``, the border repeating the edge), their
+  contrast times U(1-C, 1+C) about each frame's mean luma (``--nuisance_contrast C``), every pixel lighter
+  by U(-S, S) grey levels (``--nuisance_shade S``, a global shade), and with probability P a static
+  caption box and corner logo (``--nuisance_overlay P``), in that order, after the appearance jitter. Each
+  edit is the stress probe's own (:mod:`solireward.data.frame_edits`), at a random amount.
 
 With ``--consistency_loss_coeff`` the draws make a *twin* of each video instead: the reward loss sees the
 video as evaluation does, and the consistency loss (:func:`solireward.losses.consistency_loss`) ties the
@@ -38,6 +47,7 @@ from typing import Any
 
 import numpy as np
 
+from solireward.data.frame_edits import contrast, overlay, pan, shade, to_uint8, zoom
 from solireward.data.video import FrameSampling, read_all_frames, target_size
 
 # RGB -> YIQ (NTSC); rotating (I, Q) turns the hue and keeps the luma Y
@@ -56,11 +66,22 @@ class Augmentation:
     contrast: float = 0.0
     saturation: float = 0.0
     hue: float = 0.0
+    nuisance_zoom: tuple[float, float] | None = None
+    nuisance_pan: float = 0.0
+    nuisance_contrast: float = 0.0
+    nuisance_shade: float = 0.0
+    nuisance_overlay: float = 0.0
 
     @property
     def active(self) -> bool:
         """Whether any augmentation is on."""
-        return bool(self.jitter_frames or self.jitter_size or self.color_jitter > 0)
+        return bool(self.jitter_frames or self.jitter_size or self.color_jitter > 0 or self.nuisances_on)
+
+    @property
+    def nuisances_on(self) -> bool:
+        """Whether any edit of the nuisance family is on."""
+        return bool(self.nuisance_zoom or self.nuisance_pan > 0 or self.nuisance_contrast > 0
+                    or self.nuisance_shade > 0 or self.nuisance_overlay > 0)
 
     def sampling(self, base: FrameSampling, height: int, width: int, rng: np.random.Generator) -> FrameSampling:
         """`base` with its frame count (or rate) and frame size scaled by random factors of the ranges."""
@@ -81,15 +102,30 @@ class Augmentation:
         if not rng.random() < self.color_jitter:
             return frames
         x = frames.astype(np.float32) * np.float32(rng.uniform(1 - self.brightness, 1 + self.brightness))
-        grey = x @ _YIQ[0]
-        x = (x - grey.mean()) * np.float32(rng.uniform(1 - self.contrast, 1 + self.contrast)) + grey.mean()
+        x = contrast(x, np.float32(rng.uniform(1 - self.contrast, 1 + self.contrast)), per_frame=False)
         grey = (x @ _YIQ[0])[..., None]
         x = grey + (x - grey) * np.float32(rng.uniform(1 - self.saturation, 1 + self.saturation))
         angle = 2 * math.pi * rng.uniform(-self.hue, self.hue)
         turn = np.array([[1, 0, 0], [0, math.cos(angle), -math.sin(angle)], [0, math.sin(angle), math.cos(angle)]],
                         dtype=np.float32)
         x = x @ (_RGB @ turn @ _YIQ).T
-        return np.clip(np.round(x), 0, 255).astype(np.uint8)
+        return to_uint8(x)
+
+    def nuisances(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """(T, H, W, 3) uint8 frames under a random draw of each nuisance edit that is on (see the module doc);
+        the frames unchanged when none is. An edit that is off draws nothing, so it changes no other draw."""
+        if self.nuisance_zoom:
+            frames = zoom(frames, _log_uniform(rng, self.nuisance_zoom))
+        if self.nuisance_pan > 0:
+            down, right = rng.uniform(-self.nuisance_pan, self.nuisance_pan, 2)
+            frames = pan(frames, float(down), float(right))
+        if self.nuisance_contrast > 0:
+            frames = to_uint8(contrast(frames, rng.uniform(1 - self.nuisance_contrast, 1 + self.nuisance_contrast)))
+        if self.nuisance_shade > 0:
+            frames = to_uint8(shade(frames, rng.uniform(-self.nuisance_shade, self.nuisance_shade)))
+        if self.nuisance_overlay > 0 and rng.random() < self.nuisance_overlay:
+            frames = overlay(frames)
+        return frames
 
 
 def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
@@ -137,4 +173,5 @@ class AugmentingEncoder:
         rng = np.random.default_rng([self.seed, 29, micro_step, video])
         sampling = self.augmentation.sampling(self.encoder.sampling, frames.shape[1], frames.shape[2], rng)
         sampled, rate = VideoEncoder(self.encoder.collator, sampling).sample(frames, fps or None)
-        return self.encoder.encode(self.augmentation.colour(sampled, rng), rate, prompt)
+        return self.encoder.encode(self.augmentation.nuisances(self.augmentation.colour(sampled, rng), rng), rate,
+                                   prompt)

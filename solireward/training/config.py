@@ -99,11 +99,23 @@ class TrainConfig:
     color_jitter_contrast: float = arg("appearance jitter: contrast factor drawn from 1 ± this", 0.4)
     color_jitter_saturation: float = arg("appearance jitter: saturation factor drawn from 1 ± this", 0.4)
     color_jitter_hue: float = arg("appearance jitter: hue rotation drawn from ± this many turns (at most 0.5)", 0.05)
+    nuisance_zoom: list[float] | None = arg("nuisance family: per video and step, zoom in by a factor drawn "
+                                            "log-uniformly from LOW HIGH (1 <= LOW <= HIGH, e.g. 1 1.3): a centre "
+                                            "crop resized back, objects larger; unset: off", None)
+    nuisance_pan: float = arg("nuisance family: per video and step, move the picture by a share of the frame drawn "
+                              "from U(-P, P) down and right (P < 0.5, e.g. 0.1), the border repeating the edge; "
+                              "0: off", 0.0)
+    nuisance_contrast: float = arg("nuisance family: per video and step, contrast times U(1-C, 1+C) about each "
+                                   "frame's mean luma (C <= 1); 0: off", 0.0)
+    nuisance_shade: float = arg("nuisance family: per video and step, every pixel lighter by U(-S, S) grey levels, "
+                                "a global shade change (S <= 255, e.g. 40); 0: off", 0.0)
+    nuisance_overlay: float = arg("nuisance family: probability that a video gets a static caption box across the "
+                                  "bottom and a logo in the top-right corner in a step; 0: off", 0.0)
     consistency_loss_coeff: float = arg("invariance: score each video also as a twin with its own draw of the "
-                                        "jitters above, and add this weight x the mean squared score difference "
-                                        "between a video and its twin, in units of the batch's score variance; "
-                                        "the reward loss then sees the videos un-jittered. Needs a jitter; "
-                                        "0: off", 0.0)
+                                        "jitters and nuisances above, and add this weight x the mean squared "
+                                        "score difference between a video and its twin, in units of the batch's "
+                                        "score variance; the reward loss then sees the videos un-jittered. Needs a "
+                                        "jitter or a nuisance; 0: off", 0.0)
     consistency_warmup_ratio: float = arg("share of the steps over which the consistency weight rises linearly "
                                           "from 0 (the reward loss first finds what to rank by)", 0.0)
     bf16: str = arg("bfloat16 mixed precision: auto = on when a CUDA GPU supports it", "auto",
@@ -125,10 +137,17 @@ class TrainConfig:
             raise ConfigError(f"expected a share in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
         if self.max_steps == 0 and not self.num_train_epochs > 0:
             raise ConfigError("give num_train_epochs > 0 or max_steps > 0", field="num_train_epochs")
-        for name in ("jitter_frames", "jitter_size"):
+        for name, least in (("jitter_frames", "0 <"), ("jitter_size", "0 <"), ("nuisance_zoom", "1 <=")):
             bounds = getattr(self, name)
-            if bounds is not None and not (len(bounds) == 2 and 0 < bounds[0] <= bounds[1] < math.inf):
-                raise ConfigError(f"expected LOW HIGH with 0 < LOW <= HIGH, got {bounds}", field=name)
+            low_ok = (lambda low: low > 0) if least == "0 <" else (lambda low: low >= 1)
+            if bounds is not None and not (len(bounds) == 2 and low_ok(bounds[0])
+                                           and bounds[0] <= bounds[1] < math.inf):
+                raise ConfigError(f"expected LOW HIGH with {least} LOW <= HIGH, got {bounds}", field=name)
+        for name, top, closed in (("nuisance_pan", 0.5, False), ("nuisance_contrast", 1.0, True),
+                                  ("nuisance_shade", 255.0, True), ("nuisance_overlay", 1.0, True)):
+            value = getattr(self, name)
+            if not (0 <= value <= top if closed else 0 <= value < top):
+                raise ConfigError(f"expected a value in [0, {top:g}{']' if closed else ')'}, got {value}", field=name)
         for name, top in (("color_jitter", 1.0), ("color_jitter_brightness", 1.0), ("color_jitter_contrast", 1.0),
                           ("color_jitter_saturation", 1.0), ("color_jitter_hue", 0.5)):
             if not 0 <= getattr(self, name) <= top:
@@ -140,8 +159,8 @@ class TrainConfig:
             raise ConfigError(f"expected a share in [0, 1], got {self.consistency_warmup_ratio}",
                               field="consistency_warmup_ratio")
         if self.consistency_loss_coeff > 0 and not augmentation(self).active:
-            raise ConfigError("needs a jitter to compare a video with (--jitter_frames, --jitter_size or "
-                              "--color_jitter)", field="consistency_loss_coeff")
+            raise ConfigError("needs a jitter or a nuisance to compare a video with (--jitter_frames, --jitter_size, "
+                              "--color_jitter or a --nuisance_* flag)", field="consistency_loss_coeff")
         if self.batching == "pairs_file" and self.pairing != "cross_prompt":
             raise ConfigError("applies to batching in_batch only (a pairs file's pairs are used as written)",
                               field="pairing")
@@ -153,7 +172,10 @@ def augmentation(cfg: TrainConfig) -> Augmentation:
         jitter_frames=tuple(cfg.jitter_frames) if cfg.jitter_frames else None,
         jitter_size=tuple(cfg.jitter_size) if cfg.jitter_size else None, color_jitter=cfg.color_jitter,
         brightness=cfg.color_jitter_brightness, contrast=cfg.color_jitter_contrast,
-        saturation=cfg.color_jitter_saturation, hue=cfg.color_jitter_hue)
+        saturation=cfg.color_jitter_saturation, hue=cfg.color_jitter_hue,
+        nuisance_zoom=tuple(cfg.nuisance_zoom) if cfg.nuisance_zoom else None, nuisance_pan=cfg.nuisance_pan,
+        nuisance_contrast=cfg.nuisance_contrast, nuisance_shade=cfg.nuisance_shade,
+        nuisance_overlay=cfg.nuisance_overlay)
 
 
 def _mirror(name: str) -> Any:

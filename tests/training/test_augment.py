@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from solireward.data import frame_edits
+from solireward.data.synthetic import COLOURS, grid_specs, render_video
 from solireward.data.video import FrameSampling
 from solireward.models.reward_model import RewardCollator
 from solireward.training.augment import Augmentation, AugmentingEncoder
@@ -42,6 +44,40 @@ def test_colour_jitter_changes_appearance_only_as_configured() -> None:
     assert np.abs(recoloured.astype(int) - grey).max() <= 1  # grey has no saturation or hue to change
     hued = Augmentation(color_jitter=1.0, hue=0.5).colour(frames, np.random.default_rng(5))
     assert np.abs(hued.astype(int) - frames).mean() > 5
+
+
+def test_nuisance_twins_differ_from_the_original_in_the_named_way() -> None:
+    """Each nuisance edit is the probe's own at a drawn amount: zoom enlarges the object, pan moves it, contrast
+    scales the spread of luma about its mean, shade moves the mean, overlay draws the caption box and logo."""
+    frames = render_video(grid_specs("a red ball falls to the ground", ("none",), (1.0,), (1.0,), (0,))[0], 64, 8)
+    red = np.array(COLOURS["red"])
+
+    def ball(f: np.ndarray) -> np.ndarray:
+        return np.abs(f.astype(int) - red).sum(-1) < 60
+
+    def luma(f: np.ndarray) -> np.ndarray:
+        return f.astype(np.float32) @ frame_edits.LUMA
+
+    assert Augmentation().nuisances(frames, np.random.default_rng(0)) is frames   # all off: untouched
+    zoomed = Augmentation(nuisance_zoom=(1.3, 1.3)).nuisances(frames, np.random.default_rng(0))
+    assert np.array_equal(zoomed, frame_edits.zoom(frames, 1.3)) and ball(zoomed).sum() > 1.4 * ball(frames).sum()
+    down, right = np.random.default_rng(1).uniform(-0.2, 0.2, 2)
+    panned = Augmentation(nuisance_pan=0.2).nuisances(frames, np.random.default_rng(1))
+    assert np.array_equal(panned, frame_edits.pan(frames, down, right)) and abs(right) > 0.1
+    for axis, share in ((0, down), (1, right)):   # the ball moved down (up) and right (left) with the picture
+        at = [np.nonzero(ball(f[0]))[axis].mean() for f in (frames, panned)]
+        assert at[1] - at[0] == pytest.approx(share * 64, abs=1.5)
+    factor = np.random.default_rng(2).uniform(0.5, 1.5)
+    spread = Augmentation(nuisance_contrast=0.5).nuisances(frames, np.random.default_rng(2))
+    assert luma(spread).std() / luma(frames).std() == pytest.approx(factor, rel=0.05)
+    assert luma(spread).mean() == pytest.approx(luma(frames).mean(), abs=2)
+    offset = np.random.default_rng(3).uniform(-40, 40)
+    shaded = Augmentation(nuisance_shade=40).nuisances(frames, np.random.default_rng(3))
+    assert luma(shaded).mean() - luma(frames).mean() == pytest.approx(offset, abs=2)
+    captioned = Augmentation(nuisance_overlay=1.0).nuisances(frames, np.random.default_rng(4))
+    assert np.array_equal(captioned, frame_edits.overlay(frames))
+    changed = (captioned != frames).any(axis=(0, 3))
+    assert changed[-12:].any() and changed[:6, -14:].any() and not changed[20:44].any()   # box, logo, not the middle
 
 
 @pytest.fixture()
@@ -113,6 +149,25 @@ def test_consistency_loss_trains_on_the_videos_as_they_are_beside_their_jittered
         assert r["loss"] == pytest.approx(reward + 2.0 * r["step"] / 3 * r["loss_consistency"], rel=1e-4)
 
 
+def test_train_with_nuisance_twins(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path, encodes: list[tuple]) -> None:
+    """`solireward train` with every nuisance flag and the consistency loss: each video beside a twin of the same
+    frame count and size whose pixels differ, and a consistency term in the loss."""
+    data = tmp_path / "data"
+    data.mkdir()
+    n_videos = _subset(demo_pairs / "train.json", data / "train.json", 8)
+    out = tmp_path / "run"
+    assert run_cli(*fast_args(tiny_qwen, data, out, max_steps=2, per_device_train_batch_size=n_videos),
+                   "--nuisance_zoom", 1, 1.3, "--nuisance_pan", 0.1, "--nuisance_contrast", 0.3, "--nuisance_shade", 40,
+                   "--nuisance_overlay", 0.5, "--consistency_loss_coeff", 1.0) == 0
+    train = encodes[:4 * n_videos]
+    plain, drawn = [e for e in train if e[0] is None], [e for e in train if e[0] is not None]
+    assert len(plain) == len(drawn) == 2 * n_videos
+    assert {(e[1], e[2]) for e in drawn} == {(e[1], e[2]) for e in plain}   # no sampling jitter: same frames, sizes
+    assert not {e[4] for e in drawn} & {e[4] for e in plain} and len({e[4] for e in drawn}) == len(drawn)
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss_consistency"] > 0 for r in rows if r["kind"] == "train"] == [True, True]
+
+
 def test_bad_ranges_are_named(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path, capsys) -> None:
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--jitter_frames", 2, 1) == 2
     assert "jitter_frames" in capsys.readouterr().err
@@ -120,6 +175,10 @@ def test_bad_ranges_are_named(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path,
     assert "color_jitter" in capsys.readouterr().err
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--consistency_loss_coeff", 1.0) == 2
     assert "consistency_loss_coeff" in capsys.readouterr().err  # no jitter: no twin to compare with
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--nuisance_zoom", 0.8, 1.2) == 2
+    assert "nuisance_zoom" in capsys.readouterr().err  # zoom in only: LOW >= 1
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--nuisance_pan", 0.5) == 2
+    assert "nuisance_pan" in capsys.readouterr().err
 
 
 def test_a_resumed_mitigated_run_replays_the_same_draws(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path) -> None:

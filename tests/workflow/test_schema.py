@@ -13,7 +13,7 @@ from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.losses import TIE_LOSSES
 from solireward.models.families import FAMILIES
 from solireward.models.heads import HEADS
-from solireward.study import BINARY_SOURCES, LABEL_SOURCES, PAIRINGS, REFERENCE_DATA
+from solireward.study import BIASED_SOURCES, BINARY_SOURCES, LABEL_SOURCES, PAIRINGS, REFERENCE_DATA
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflow"
 SCHEMA = yaml.safe_load((WORKFLOW / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
@@ -27,6 +27,7 @@ MIRRORS = {
     "ablations/label_source/items": [s for s in LABEL_SOURCES if s != REFERENCE_DATA["label_source"]],
     "data/pairwise_format": list(PAIRWISE_FORMATS),
     "selection/anyOf/label_sources/items": list(BINARY_SOURCES),
+    "selection/anyOf/held_out/items": list(BIASED_SOURCES),
 }
 
 
@@ -58,7 +59,7 @@ def test_wildcard_choices_mirror_the_python_lists() -> None:
 
 
 def test_resources_are_keyed_by_rule_name() -> None:
-    rules = set(re.findall(r"^rule (\w+):", "\n".join(p.read_text(encoding="utf-8")
-                                                     for p in (WORKFLOW / "rules").glob("*.smk")), re.M))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (WORKFLOW / "rules").glob("*.smk"))
+    rules = set(re.findall(r"^(?:rule|checkpoint) (\w+):", text, re.M))
     keys = set(SCHEMA["properties"]["resources"]["properties"]) - {"default"}
     assert keys <= rules, f"resources of unknown rules: {sorted(keys - rules)}"

@@ -1,6 +1,7 @@
 # Shared definitions: the study's paths and the functions that turn the study design (solireward.study:
 # cells, reference cell, per-cell flags, config checks) into wildcards, inputs and `solireward` flags.
 
+import json
 import os
 import re
 import shlex
@@ -126,11 +127,7 @@ def annotation_files(wildcards) -> list[str]:
 
 def demo_outputs() -> dict:
     """Extra outputs of demo_data: the planted shortcuts' labels the study uses."""
-    return {
-        source: f"{R}/data/{name}"
-        for source, name in BIASED_FILES.items()
-        if source in config["ablations"]["label_source"]
-    }
+    return {source: f"{R}/data/{name}" for source, name in BIASED_FILES.items() if source in DESIGN.planted_sources()}
 
 
 def pairwise_source_file() -> str:
@@ -210,6 +207,23 @@ def cell_files(pattern: str, group: str | None = None) -> list[str]:
 def selection_files(pattern: str) -> list[str]:
     """`pattern` (a path under CELL) for every training of the validation-split choice."""
     return [pattern.format(**cell.wildcards()) for cell in DESIGN.selection_cells()]
+
+
+def chosen_recipe() -> str:
+    """The recipe the validation split chose (results/<study>/selection/chosen.json), read once the checkpoint
+    `choose_mitigation` has run: jobs that need it are planned after the choice, never before."""
+    with open(checkpoints.choose_mitigation.get().output.chosen, encoding="utf-8") as f:
+        return json.load(f)["chosen"]
+
+
+def report_files(pattern: str) -> list[str]:
+    """`pattern` (a path under CELL) for every cell the test-split report reads: the study's cells and, with
+    held-out cues (`selection.held_out`), the chosen recipe's cells (the choice is a checkpoint: the held-out
+    cells train with the recipe it chose)."""
+    cells = DESIGN.cells()
+    if DESIGN.held_out:
+        cells += [c for c in DESIGN.chosen_cells(chosen_recipe()) if c not in cells]
+    return [pattern.format(**cell.wildcards()) for cell in cells]
 
 
 def cell_train_yaml(wildcards) -> str:

@@ -21,12 +21,14 @@ rule study_config:
 
 rule report:
     input:
-        metrics=cell_files(f"{CELL}/metrics_test.json"),
-        scores=cell_files(f"{CELL}/scores_test.json"),
-        models=cell_files(f"{CELL}/model"),
+        metrics=lambda wildcards: report_files(f"{CELL}/metrics_test.json"),
+        scores=lambda wildcards: report_files(f"{CELL}/scores_test.json"),
+        models=lambda wildcards: report_files(f"{CELL}/model"),
         config=f"{R}/study_config.yaml",
-        probe=PROBE_FILES,
-        overopt=OVEROPT_FILES,
+        probe=lambda wildcards: (report_files(f"{CELL}/probe/probe.json") if config["probe"] is not None else []),
+        overopt=lambda wildcards: (
+            report_files(f"{CELL}/overopt/overopt.json") if config["overopt"] is not None else []
+        ),
         selection=f"{R}/selection/chosen.json" if config["selection"] else [],
     output:
         readme=report(f"{R}/report/README.md", caption="../report/readme.rst", category="1. Report"),

@@ -3,7 +3,8 @@
 # stress probe of the validation videos and an over-optimisation grid of the validation prompts, with the
 # rules of the test split re-pointed; `solireward report --choose` ranks the candidates by the study's goals
 # and writes results/<study>/selection/chosen.json, which the study's report then cites. The test split
-# takes no part.
+# takes no part. It is a checkpoint: with held-out cues (`selection.held_out`) the cells of the held-out label
+# sources train with the recipe it chose (common.smk, report_files), so their jobs exist only after it ran.
 
 VAL = f"{CELL}/val"
 VAL_GRID = f"{R}/overopt_grid_val/{{task}}"
@@ -70,7 +71,7 @@ use rule overopt as overopt_val with:
         flags=cli_flags(config["overopt"] or {}),
 
 
-rule choose_mitigation:
+checkpoint choose_mitigation:
     input:
         metrics=selection_files(f"{VAL}/metrics.json"),
         config=f"{R}/study_config.yaml",
