@@ -56,20 +56,21 @@ def test_lint_is_clean(tmp_path: Path) -> None:
 
 
 def test_demo_study_has_the_grid_the_ablations_and_the_mitigations(tmp_path: Path) -> None:
-    """config/config.yaml: 3 heads x 3 losses on clean binary cross-prompt pairs; in-prompt, pairwise and biased
-    cells; the mitigation on the clean and on the biased reference cell."""
+    """config/config.yaml: each of 3 heads at BTT and each of 3 losses at HPQA (grid.crossed: false) on clean
+    binary cross-prompt pairs; in-prompt, pairwise and biased cells; the mitigation on the clean and on the
+    biased reference cell."""
     result = snakemake(tmp_path, "-n", configfiles=(REPO / "config" / "config.yaml",))
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout + result.stderr)
     # claim_replicates: 3 seeds of the reference cell and of the two mitigated cells with their twins
-    assert counts["train"] == 22 and counts["infer"] == 22 and counts["evaluate"] == 22
-    assert counts["probe"] == 22 and counts["overopt"] == 22  # the reward-hacking lab runs on every model
+    assert counts["train"] == 18 and counts["infer"] == 18 and counts["evaluate"] == 18
+    assert counts["probe"] == 18 and counts["overopt"] == 18  # the reward-hacking lab runs on every model
     assert counts["overopt_grid"] == 1  # rendered once, scored by every cell
     assert counts["report"] == 1 and counts["labels"] == 2 and counts["pairs"] == 4
     trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
     cells = {re.sub(r"^results/demo/models/phy_deform/|(__rep[12])?/model$", "", p) for p in trained}
-    grid = {f"binary__cross_prompt/{h}__{l}" for h in ("hpqa", "last_token", "attention")
-            for l in ("bt", "btt", "bt_bce")}
+    grid = {f"binary__cross_prompt/{h}__btt" for h in ("hpqa", "last_token", "attention")}
+    grid |= {f"binary__cross_prompt/hpqa__{l}" for l in ("bt", "btt", "bt_bce")}
     assert cells == grid | {"binary__in_prompt/hpqa__btt", "pairwise__in_prompt/hpqa__btt", "biased__cross_prompt/hpqa__btt",
                             "binary__cross_prompt/hpqa__btt__robust", "biased__cross_prompt/hpqa__btt__robust"}
 
@@ -95,7 +96,7 @@ def test_demo_replicates_train_each_cell_three_times(tmp_path: Path) -> None:
                                                     REPO / "config" / "demo_replicates.yaml"))
     assert result.returncode == 0, result.stdout + result.stderr
     counts = job_counts(result.stdout + result.stderr)
-    assert counts["train"] == 42 and counts["evaluate"] == 42 and counts["report"] == 1
+    assert counts["train"] == 30 and counts["evaluate"] == 30 and counts["report"] == 1   # 10 cells x 3
     trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "train"}
     assert {"results/demo/models/phy_deform/binary__cross_prompt/hpqa__btt/model",
             "results/demo/models/phy_deform/binary__cross_prompt/hpqa__btt__rep1/model",
