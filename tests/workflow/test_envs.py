@@ -27,7 +27,7 @@ def test_every_rule_has_an_existing_conda_env() -> None:
     rules_seen = 0
     for rules in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         lines = [line.strip() for line in rules.read_text().splitlines()]
-        n_rules = sum(line.startswith("rule ") for line in lines)
+        n_rules = sum(line.startswith(("rule ", "checkpoint ")) for line in lines)
         envs = [lines[i + 1].strip('"') for i, line in enumerate(lines) if line == "conda:"]
         assert len(envs) == n_rules, f"{rules.name}: {n_rules} rules, {len(envs)} conda directives"
         assert all((rules.parent / env).resolve() == REPO / "envs" / "solireward.yaml" for env in envs)
