@@ -18,6 +18,7 @@ from solireward.reporting.goals import absolute, parse_goals, spearman_interval,
     (0.80, 0.70, 0.88, 0.9, False, "missed by 0.10"),
     (0.30, 0.30, 0.30, 0.3, True, "met"),                  # on the limit, no spread: inside
     (0.30, 0.20, 0.40, 0.3, True, "unresolved (at the limit)"),
+    (0.29, 0.00, 0.60, 0.3, True, "unresolved (too close to the limit: over 100× the data)"),   # (0.31 / 0.01)²
     (0.30, None, None, 0.3, True, "unresolved (no interval)"),
     (None, None, None, 0.3, True, "not measured"),
 ])

@@ -53,6 +53,10 @@ def parse_goals(items: Sequence[str]) -> list[tuple[str, str, float]]:
     return goals
 
 
+MAX_DATA_FACTOR = 100.0
+"""Past this many times the data, an unresolved verdict names no factor: the estimate sits on the limit."""
+
+
 def verdict(value: float | None, low: float | None, high: float | None, limit: float, at_most: bool) -> str:
     """'met', 'missed by X' or 'unresolved (…)' by where the interval [low, high] lies against the limit."""
     if value is None or not np.isfinite(value):
@@ -67,7 +71,10 @@ def verdict(value: float | None, low: float | None, high: float | None, limit: f
     if distance == 0:
         return "unresolved (at the limit)"
     half = (high - value) if (value <= limit) == at_most else (value - low)
-    return f"unresolved (≈{(half / distance) ** 2:.1f}× the data would likely resolve it)"
+    factor = (half / distance) ** 2
+    if factor > MAX_DATA_FACTOR:
+        return f"unresolved (too close to the limit: over {MAX_DATA_FACTOR:.0f}× the data)"
+    return f"unresolved (≈{factor:.1f}× the data would likely resolve it)"
 
 
 def absolute(interval: dict[str, Any]) -> Interval:
