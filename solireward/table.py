@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import html
+import math
 
 
 def escape_tex(text: str) -> str:
@@ -75,6 +76,23 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
+
+
+def number_cell(value: float | None, scale: float = 1.0, sign: str = "", digits: int = 2) -> str:
+    """`value` x `scale` with `digits` decimals (`sign` "+" shows it always); "" when missing or not finite."""
+    return "" if value is None or not math.isfinite(value) else f"{scale * value:{sign}.{digits}f}"
+
+
+def interval_cell(low: float | None, high: float | None, scale: float = 1.0, sign: str = "", digits: int = 2) -> str:
+    """"[low, high]" as two :func:`number_cell` s; "" when a bound is missing."""
+    if low is None or high is None:
+        return ""
+    return f"[{number_cell(low, scale, sign, digits)}, {number_cell(high, scale, sign, digits)}]"
+
+
+def p_cell(p: float | None) -> str:
+    """A p value with 3 decimals, "<0.001" below that; "" when missing."""
+    return "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
 def markdown_table(header: list[str], rows: list[list[str]], n_text_columns: int = 1) -> str:

@@ -23,7 +23,7 @@ from solireward.hacking.probe import compare_probes, probe_matrix
 from solireward.reporting.conclusions import conclusion, direction
 from solireward.reporting.stats import compare_to_reference
 from solireward.study import AXES, NO_MITIGATION, REPLICATE
-from solireward.table import Table
+from solireward.table import Table, interval_cell, number_cell, p_cell
 
 CELL_AXES = tuple(axis for axis in AXES if axis != "mitigation")
 HEADER = ["Measure", "None", "Mitigated", "Δ", "95 % CI of Δ", "p"]
@@ -44,19 +44,12 @@ def by_cell(results: Sequence[dict[str, Any]]) -> dict[Key, list[dict[str, Any]]
     return {key: [r for _, r in sorted(found, key=lambda item: item[0])] for key, found in out.items()}
 
 
-def _number(value: float | None, scale: float = 1.0, sign: str = "", digits: int = 2) -> str:
-    return "" if value is None or not np.isfinite(value) else f"{scale * value:{sign}.{digits}f}"
-
-
 def _row(name: str, none: float | None, treated: float | None, test: dict[str, Any] | None,
          scale: float = 1.0) -> list[str]:
     if test is None or test.get("difference") is None:
-        return [name, _number(none, scale), _number(treated, scale), "", "", ""]
-    p = test.get("p", test.get("p_value"))
-    interval = "" if test.get("low") is None else \
-        f"[{_number(test['low'], scale, '+')}, {_number(test['high'], scale, '+')}]"
-    return [name, _number(none, scale), _number(treated, scale), _number(test["difference"], scale, "+"), interval,
-            "" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")]
+        return [name, number_cell(none, scale), number_cell(treated, scale), "", "", ""]
+    return [name, number_cell(none, scale), number_cell(treated, scale), number_cell(test["difference"], scale, "+"),
+            interval_cell(test.get("low"), test.get("high"), scale, "+"), p_cell(test.get("p", test.get("p_value")))]
 
 
 def finding(mitigation: str, measures: Sequence[tuple[str, dict[str, Any] | None]]) -> str:

@@ -49,7 +49,7 @@ from solireward.io import atomic_dir, read_json
 from solireward.reporting.goals import verdict
 from solireward.reporting.load import load_metrics
 from solireward.reporting.stats import compare_to_reference, correct_matrix
-from solireward.table import Table
+from solireward.table import Table, interval_cell, number_cell, p_cell
 
 logger = logging.getLogger(__name__)
 
@@ -244,21 +244,8 @@ def _versus_control(models: Sequence[Model], groups: dict[tuple[str, int], list[
     return out
 
 
-def _num(value: float | None, digits: int = 2, scale: float = 1.0, sign: bool = True) -> str:
-    if value is None or not np.isfinite(value):
-        return ""
-    return f"{scale * value:{'+' if sign else ''}.{digits}f}"
-
-
-def _ci(value: dict[str, Any], digits: int = 2, scale: float = 1.0, sign: bool = True) -> str:
-    if value.get("low") is None or value.get("high") is None:
-        return ""
-    return f"[{_num(value['low'], digits, scale, sign)}, {_num(value['high'], digits, scale, sign)}]"
-
-
-def _p(value: dict[str, Any]) -> str:
-    p = value.get("p")
-    return "" if p is None else f"{p:.3f}" if p >= 0.001 else "<0.001"
+def _ci(value: dict[str, Any], digits: int = 2, scale: float = 1.0, sign: str = "+") -> str:
+    return interval_cell(value.get("low"), value.get("high"), scale, sign, digits)
 
 
 def rounds_table(rows: Sequence[dict[str, Any]], kl: float | None, control: str, config: RoundsReportConfig) -> Table:
@@ -273,11 +260,13 @@ def rounds_table(rows: Sequence[dict[str, Any]], kl: float | None, control: str,
         low, high = row["labels_spent_range"]
         spent = f"{row['labels_spent']:g}" if low == high else f"{row['labels_spent']:g} ({low}–{high})"
         body.append([row["strategy"], str(row["round"]), spent, str(len(row["seeds"])),
-                     _num(row["accuracy"]["mean"], 1, 100, False), _ci(row["accuracy"], 1, 100, False),
-                     _num(row["gap"]["mean"]), _ci(row["gap"]), row["verdict"], _num(row["gold"]["mean"], sign=False),
-                     _ci(row["gold"], sign=False), _num(versus["gap"].get("mean")), _ci(versus["gap"]),
-                     _p(versus["gap"]), _num(versus["accuracy"].get("mean"), 1, 100), _ci(versus["accuracy"], 1, 100),
-                     _p(versus["accuracy"])])
+                     number_cell(row["accuracy"]["mean"], 100, "", 1), _ci(row["accuracy"], 1, 100, ""),
+                     number_cell(row["gap"]["mean"], sign="+"), _ci(row["gap"]), row["verdict"],
+                     number_cell(row["gold"]["mean"]),
+                     _ci(row["gold"], sign=""), number_cell(versus["gap"].get("mean"), sign="+"), _ci(versus["gap"]),
+                     p_cell(versus["gap"].get("p")), number_cell(versus["accuracy"].get("mean"), 100, "+", 1),
+                     _ci(versus["accuracy"], 1, 100),
+                     p_cell(versus["accuracy"].get("p"))])
         bold.append([bool(row["vs_control"] and row["vs_control"]["beats_control"])] + [False] * (len(header) - 1))
     alpha = 1 - config.confidence
     note = (f"Labels spent: videos picked in the rounds so far (each answered by every simulated annotator; mean over "
@@ -351,8 +340,9 @@ def findings(rows: Sequence[dict[str, Any]], control: str) -> list[str]:
             continue
         gap, acc = versus["gap"], versus["accuracy"]
         what = "beats" if versus["beats_control"] else "does not beat"
-        out.append(f"- {row['strategy']}, round {row['round']}: {what} {control} (Δ gap {_num(gap['mean'])} "
-                   f"{_ci(gap)}, p {_p(gap) or 'n/a'}; Δ accuracy {_num(acc['mean'], 1, 100)} pp, p {_p(acc) or 'n/a'}); "
+        out.append(f"- {row['strategy']}, round {row['round']}: {what} {control} (Δ gap "
+                   f"{number_cell(gap['mean'], sign='+')} {_ci(gap)}, p {p_cell(gap['p']) or 'n/a'}; Δ accuracy "
+                   f"{number_cell(acc['mean'], 100, '+', 1)} pp, p {p_cell(acc['p']) or 'n/a'}); "
                    f"gap ≤ aim: {row['verdict']}.")
     return out
 

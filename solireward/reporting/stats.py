@@ -13,6 +13,8 @@ from solireward.evaluation import (PromptDesign, method_footnote, pair_correct, 
 from solireward.evaluation.uncertainty import coverage_caveat
 from solireward.reporting.conclusions import conclusion, direction
 from solireward.reporting.load import COLUMNS
+from solireward.table import p_cell
+
 
 @dataclasses.dataclass
 class Uncertainty:
@@ -119,7 +121,7 @@ def _uncertainty_columns(sub: pd.DataFrame, column: str, reference: str | None, 
                                               f"{leading_values}{group.loc[i, column]} vs {reference}",
                                               direction(test["low"], test["high"], markable), test["difference"]))
             sub.loc[i, "_delta"] = f"{100 * test['difference']:+.2f}{mark}"
-            sub.loc[i, "_p"] = "<0.001" if test["p_value"] < 0.001 else f"{test['p_value']:.3f}"
+            sub.loc[i, "_p"] = p_cell(test["p_value"])
         if tested:
             sub.loc[ref_rows[0], "_delta"] = "ref."
     columns: dict[str, str] = {"pairs.accuracy": COLUMNS["pairs.accuracy"]}
