@@ -56,9 +56,14 @@ def choice_record(ranked: Sequence[dict[str, Any]], split: str, choosing: Sequen
                   held_out: Sequence[str] = ()) -> dict[str, Any]:
     """What ``chosen.json`` holds: the split that chose, the rule, the chosen recipe, the label sources that chose
     it (`choosing`; default: those the candidates were trained on), those held out, and every candidate."""
-    sources = list(choosing) or sorted({s for c in ranked for s in c["label_sources"]})
+    sources = list(choosing) or _trained_on(ranked)
     return {"split": split, "rule": RULE, "chosen": ranked[0]["mitigation"] if ranked else None,
             "label_sources": sources, "held_out": list(held_out), "candidates": list(ranked)}
+
+
+def _trained_on(candidates: Sequence[dict[str, Any]]) -> list[str]:
+    """The label sources the candidates were trained on (the choosing ones when a record names none)."""
+    return sorted({s for c in candidates for s in c.get("label_sources", [])})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +86,7 @@ class Choice:
             raise InputError(f"expected the {CHOICE_FILE} of `solireward report --choose` (keys split, chosen, "
                              "candidates)", file=path)
         candidates = tuple(c["mitigation"] for c in record["candidates"])
-        choosing = record.get("label_sources") or sorted({s for c in record["candidates"]
-                                                           for s in c.get("label_sources", [])})
+        choosing = record.get("label_sources") or _trained_on(record["candidates"])
         return cls(record["split"], record.get("rule", RULE), record["chosen"], candidates, tuple(choosing),
                    tuple(record.get("held_out", [])))
 
