@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# the exit status of a command that finished but could not process some of its inputs (`infer`: unreadable
+# videos, whose records say why); 2 is bad input, as for every command
+EXIT_SOME_FAILED = 3
+
 
 class SoliRewardError(Exception):
     """Base class: the CLI prints the message (no traceback) and exits with status 2."""

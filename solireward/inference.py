@@ -49,7 +49,7 @@ from typing import Any, Mapping, Sequence
 from solireward.config import arg
 from solireward.conservative import EnsembleOptions, conservative_reward
 from solireward.data.video import BACKENDS, FrameSampling
-from solireward.errors import ConfigError, InputError
+from solireward.errors import EXIT_SOME_FAILED, ConfigError, InputError
 from solireward.io import read_records, write_json
 from solireward.models.backbones import ATTN_IMPLEMENTATIONS, TORCH_DTYPES
 from solireward.sampling import apply_overrides
@@ -57,7 +57,6 @@ from solireward.scoring import score_videos
 
 logger = logging.getLogger(__name__)
 
-EXIT_SOME_FAILED = 3
 _RESULT_KEYS = ("score", "score_norm", "error")
 _DIST_TIMEOUT = datetime.timedelta(hours=12)  # ranks wait for the slowest one at the merge barrier
 _MAX_LOGGED_FAILURES = 20

@@ -58,8 +58,10 @@ def test_every_subcommand_has_its_module_and_every_module_is_a_subcommand() -> N
 
 def _rules_running_commands() -> list[tuple[str, str, str]]:
     """(file, rule, subcommand) for each rule of workflow/rules/*.smk whose shell runs `solireward.cli X`,
-    directly or through a launcher script named by a `<NAME>_SCRIPT` constant (workflow/scripts/<name>.sh)."""
+    directly or through a launcher script named by a `<NAME>_SCRIPT` constant (workflow/scripts/<name>.sh), or
+    `--then X` joined to it by the helper that builds its `{params.lab}` (common.smk)."""
     found = []
+    joined = re.findall(r"--then ([a-z][a-z_-]*)", (REPO / "workflow" / "rules" / "common.smk").read_text())
     for smk in sorted((REPO / "workflow" / "rules").glob("*.smk")):
         blocks = re.split(r"^(?:rule|checkpoint) (\w+):\n", smk.read_text(encoding="utf-8"), flags=re.M)
         for rule, body in zip(blocks[1::2], blocks[2::2]):
@@ -67,21 +69,26 @@ def _rules_running_commands() -> list[tuple[str, str, str]]:
                 body += (REPO / "workflow" / "scripts" / f"{name.lower()}.sh").read_text(encoding="utf-8")
             for command in re.findall(r"solireward\.cli ([a-z][a-z_-]*)", body):
                 found.append((smk.name, rule, command))
+            if "{params.lab}" in body:
+                found += [(smk.name, rule, command) for command in joined]
     return found
 
 
 def test_rules_are_named_like_the_command_they_run() -> None:
     found = _rules_running_commands()
+    own_rules = {rule for _, rule, command in found if rule == command.replace("-", "_")}
     # a rule runs every command whose README row names one; the others (`serve`, a service) say "—"
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     no_rule = set(re.findall(r"^\| `solireward ([\w-]+)` \| .* \| — \|$", readme, re.M))
     assert "serve" in no_rule
     assert {command for _, _, command in found} == set(COMMANDS) - no_rule
-    # the README row's rule column names every rule that runs the command, the first named like it
+    # the README row's rule column names every rule that runs the command, the first named like it, but for a
+    # command that only runs joined to another one's (`--then`): its rule is named like that one
     named = {command: re.findall(r"`(\w+)`", rules) for command, rules in
              re.findall(r"^\| `solireward ([\w-]+)` \| .* \| ([^|]*`[^|]*) \|$", readme, re.M)}
     for smk, rule, command in found:
-        assert named[command][0] == command.replace("-", "_"), f"README names rule {named[command][0]} first"
+        first = named[command][0]
+        assert first == command.replace("-", "_") or first in own_rules, f"README names rule {first} first"
         assert rule in named[command], f"{smk}: rule {rule} runs `solireward {command}`, README names {named[command]}"
 
 
@@ -127,11 +134,13 @@ def test_an_option_check_names_the_source_and_field(tmp_path: Path, capsys: pyte
 
 
 def test_the_readme_stage_table_lists_every_command() -> None:
-    """README.md's table of stages names each subcommand once, and its rule where there is one."""
+    """README.md's table of stages names each subcommand once, and its rule where there is one: named like it,
+    or like the command it runs joined to (`--then`)."""
     from solireward.cli import COMMANDS
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `solireward ([\w-]+)` \| .* \| (`\w+`(?:, `\w+`)*|—) \|$", readme, re.M)
-    assert sorted(name for name, _ in rows) == sorted(COMMANDS)
-    for name, rule in rows:
-        assert rule == "—" or rule.startswith(f"`{name.replace('-', '_')}`"), name
+    rows = re.findall(r"^\| `solireward ([\w-]+)` \| (.*) \| (`\w+`(?:, `\w+`)*|—) \|$", readme, re.M)
+    assert sorted(name for name, _, _ in rows) == sorted(COMMANDS)
+    for name, summary, rules in rows:
+        first = rules.split(",")[0].strip("`")
+        assert rules == "—" or first == name.replace("-", "_") or f"`{first}`'s job, `--then {name}`" in summary, name

@@ -196,3 +196,39 @@ def test_torchrun_two_processes_merge_in_original_order(reward_dir: Path, video_
     single = {r["video_path"]: r["score"] for r in mixed_run["output"] if "score" in r}
     assert [r["score"] for r in out] == pytest.approx([single[n] for n in names], abs=1e-5)
     assert sorted(p.name for p in output.parent.iterdir()) == ["scores.json"]  # shards removed
+
+
+def test_then_runs_commands_in_one_process_past_skipped_videos_and_stops_at_a_failure(
+        reward_dir: Path, video_dir: Path, tmp_path: Path, capsys) -> None:
+    """`infer ... --then infer ...`: the second runs after the first skipped unreadable videos (exit 3), the chain
+    ends with that status, and a command that fails stops it (the workflow scores each model this way)."""
+    mixed = video_dir / "mixed.json"
+    mixed.write_text(json.dumps(_mixed_records()))
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"video_path": str(video_dir / name)} for name, _, _ in GOOD]))
+    first, second, third = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    infer = ("infer", "--model_name_or_path", reward_dir, "--num_workers", 0)
+    rc = run_cli(*infer, "--input_file", mixed, "--output_file", first,
+                 "--then", *infer, "--input_file", good, "--output_file", second)
+    assert rc == 3  # the first non-zero status: some videos of the first could not be read
+    assert sum("error" in r for r in json.loads(first.read_text())) == len(BAD)
+    assert [r["score"] for r in json.loads(second.read_text())] == pytest.approx(
+        [r["score"] for r in json.loads(first.read_text()) if "score" in r], abs=1e-5)
+
+    rc = run_cli(*infer, "--input_file", tmp_path / "absent.json", "--output_file", first,
+                 "--then", *infer, "--input_file", good, "--output_file", third)
+    assert rc == 2 and not third.exists()  # bad input stops the chain
+    assert "solireward infer: error:" in capsys.readouterr().err
+
+    with pytest.raises(SystemExit) as usage:  # every part is parsed before any runs
+        run_cli(*infer, "--input_file", good, "--output_file", third, "--then", "infer", "--no_such_flag")
+    assert usage.value.code == 2 and not third.exists()
+    with pytest.raises(SystemExit):
+        run_cli(*infer, "--input_file", good, "--output_file", third, "--then", "not-a-command")
+    assert "--then must be followed by a subcommand" in capsys.readouterr().err
+
+
+def test_then_refuses_to_run_under_torchrun(reward_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    rc = run_cli("evaluate", "--help", "--then", "evaluate", "--help")
+    assert rc == 2 and "start each command on its own" in capsys.readouterr().err

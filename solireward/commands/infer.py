@@ -13,7 +13,8 @@ from solireward.commands._options import add_config_argument, add_dataclass_argu
 from solireward.config import build_dataclass, field_type, is_list_type, load_yaml
 from solireward.conservative import EnsembleOptions
 from solireward.data.video import FrameSampling
-from solireward.inference import EXIT_SOME_FAILED, InferenceConfig, infer
+from solireward.errors import EXIT_SOME_FAILED
+from solireward.inference import InferenceConfig, infer
 from solireward.sampling import SAMPLING_KEYS, split_overrides
 
 

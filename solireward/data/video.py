@@ -493,12 +493,15 @@ def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, b
 def read_all_frames(path: str | os.PathLike, backend: str = "auto", timeout_s: float | None = 60.0
                     ) -> tuple[np.ndarray, float]:
     """Every frame of a video at its native size, as (T, H, W, 3) uint8, and its frame rate (0 if unknown)."""
-    info = video_info(path, backend, timeout_s)
+    info, frames = _read(path, lambda info: frame_indices(info, _every_frame(info)), backend, timeout_s)
+    return fit_frames(frames, _every_frame(info)), info.fps
+
+
+def _every_frame(info: VideoInfo) -> FrameSampling:
+    """The sampling that takes every frame of a video described by `info`, at its native size."""
     if info.fps > 0:
-        sampling = FrameSampling(mode="fps", fps=info.fps, min_frames=1, max_frames=max(1, info.num_frames))
-    else:
-        sampling = FrameSampling(mode="segments", num_frames=max(1, info.num_frames))
-    return read_video(path, sampling, backend=backend, timeout_s=timeout_s), info.fps
+        return FrameSampling(mode="fps", fps=info.fps, min_frames=1, max_frames=max(1, info.num_frames))
+    return FrameSampling(mode="segments", num_frames=max(1, info.num_frames))
 
 
 def sample_frames(frames: np.ndarray, sampling: FrameSampling | None = None, fps: float | None = None

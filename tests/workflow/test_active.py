@@ -32,7 +32,7 @@ def test_rounds_plan_reuses_the_studys_trainings(tmp_path: Path) -> None:
     counts = job_counts(result.stdout + result.stderr)
     assert counts["train"] == 2 and counts["active_train"] == 2 * 3 * 2 + 1
     assert counts["select"] == counts["simulate_labels"] == counts["active_labels"] == counts["active_pairs"] == 12
-    assert counts["active_infer_pool"] == 3 * 2 and counts["active_overopt"] == counts["active_evaluate"] == 13
+    assert counts["active_infer_pool"] == 3 * 2 and counts["active_infer"] == counts["active_evaluate"] == 13
     assert counts["grid_pool"] == counts["active_pool_grid"] == counts["active_report"] == 1
     trained = {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "active_train"}
     assert f"{ACTIVE}/round0/seed2/model" in trained and f"{ACTIVE}/round0/seed1/model" not in trained

@@ -24,7 +24,7 @@ def test_the_shortcut_study_plans_the_choice_before_the_held_out_cue(tmp_path: P
     assert result.returncode == 0, output[-3000:]
     counts = job_counts(output)
     assert counts["train"] == 36 and counts["choose_mitigation"] == 1 and counts["report"] == 1
-    assert counts["infer_val"] == counts["probe_val"] == counts["overopt_val"] == 36
+    assert counts["infer_val"] == 36 and "probe_val" not in counts  # the lab runs in the scoring job
     assert "biased_size__cross_prompt/hpqa__btt" not in output   # trained after the choice, with its recipe
     assert "results/shortcut/data/annotations_biased_size.csv" in output   # its labels are written with the data
 

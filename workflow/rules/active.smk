@@ -87,7 +87,7 @@ use rule infer as active_infer_pool with:
         model=previous_model,
         videos=f"{ACT}/pool/pool.jsonl",
     output:
-        f"{ROUND}/pool_scores.json",
+        scores=f"{ROUND}/pool_scores.json",
     log:
         f"{ROUND_LOG}/infer_pool.log",
 
@@ -228,10 +228,15 @@ use rule infer as active_infer with:
     input:
         model=f"{RUN}/model",
         videos=f"{REFERENCE_PAIRS}/videos_test.json",
+        grid=OVEROPT_GRID,
     output:
-        f"{RUN}/scores_test.json",
+        **lab_outputs(RUN, probe=False),
+        scores=f"{RUN}/scores_test.json",
     log:
         f"{RUN_LOG}/infer.log",
+    params:
+        flags=cli_flags(config["infer"]),
+        lab=lambda wildcards, input, output: lab_commands(wildcards, input, output, tagged=run_tags),
 
 
 use rule evaluate as active_evaluate with:
@@ -246,22 +251,6 @@ use rule evaluate as active_evaluate with:
     params:
         tags=run_tags,
         flags=cli_flags(config["evaluate"]),
-
-
-use rule overopt as active_overopt with:
-    input:
-        model=f"{RUN}/model",
-        grid=OVEROPT_GRID,
-    output:
-        json=f"{RUN}/overopt/overopt.json",
-        md=f"{RUN}/overopt/overopt.md",
-        figure=f"{RUN}/overopt/overopt_curves.png",
-    log:
-        f"{RUN_LOG}/overopt.log",
-    params:
-        outdir=f"{RUN}/overopt",
-        tags=run_tags,
-        flags=cli_flags(config["overopt"] or {}),
 
 
 # -- the report

@@ -235,3 +235,57 @@ def eval_tags(wildcards) -> str:
     """`--tag` arguments that identify a cell in the metrics file and the report."""
     tags = DESIGN.tags(Cell.from_wildcards(wildcards))
     return " ".join(shlex.quote(f"{k}={v}") for k, v in tags.items())
+
+
+# --------------------------------------------------------------------------------------------
+# The reward-hacking lab, run by each scoring job (infer.smk) joined to `infer`
+
+
+def lab_outputs(folder: str, report_label: str | None = None, probe: bool = True) -> dict:
+    """The lab's named outputs in `folder` for the lab keys that are on (`probe=False`: the over-optimisation
+    alone); with `report_label`, their tables are items of the HTML report under that label."""
+
+    def md(path: str, command: str, subcategory: str):
+        return (
+            path
+            if report_label is None
+            else report(
+                path,
+                caption=f"../report/{command}.rst",
+                category="Reward hacking",
+                subcategory=subcategory,
+                labels={"model": report_label},
+            )
+        )
+
+    out = {}
+    if probe and config["probe"] is not None:
+        out.update(probe=f"{folder}/probe/probe.json", probe_md=md(f"{folder}/probe/probe.md", "probe", "stress probe"))
+    if config["overopt"] is not None:
+        out.update(
+            overopt=f"{folder}/overopt/overopt.json",
+            overopt_md=md(f"{folder}/overopt/overopt.md", "overopt", "over-optimisation"),
+            overopt_figure=f"{folder}/overopt/overopt_curves.png",
+        )
+    return out
+
+
+def lab_commands(wildcards, input, output, tagged=eval_tags) -> str:
+    """The `--then probe ...` and `--then overopt ...` parts of a scoring job, for the outputs it has; `tagged`
+    names the model in their files (`--tag`)."""
+    if not {"probe", "overopt"} & set(output.keys()):
+        return ""
+    model, tags, parts = shlex.quote(str(input.model)), tagged(wildcards), []
+    if "probe" in output.keys():
+        parts.append(
+            f"--then probe --model_name_or_path {model} --input_file {shlex.quote(str(input.videos))} "
+            f"--output_dir {shlex.quote(str(Path(output.probe).parent))} --tag {tags} "
+            f"{cli_flags(config['probe'] or {})}"
+        )
+    if "overopt" in output.keys():
+        parts.append(
+            f"--then overopt --model_name_or_path {model} --grid_dir {shlex.quote(str(input.grid))} "
+            f"--output_dir {shlex.quote(str(Path(output.overopt).parent))} --tag {tags} "
+            f"{cli_flags(config['overopt'] or {})}"
+        )
+    return " ".join(parts)

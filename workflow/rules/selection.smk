@@ -14,8 +14,10 @@ use rule infer as infer_val with:
     input:
         model=f"{CELL}/model",
         videos=f"{REFERENCE_PAIRS}/videos_val.json",
+        grid=VAL_GRID if config["overopt"] is not None else [],
     output:
-        f"{VAL}/scores.json",
+        **lab_outputs(VAL),
+        scores=f"{VAL}/scores.json",
     log:
         f"{LOGS}/infer_val/{CELL_LOG}",
 
@@ -31,21 +33,6 @@ use rule evaluate as evaluate_val with:
         f"{LOGS}/evaluate_val/{CELL_LOG}",
 
 
-use rule probe as probe_val with:
-    input:
-        model=f"{CELL}/model",
-        videos=f"{REFERENCE_PAIRS}/videos_val.json",
-    output:
-        json=f"{VAL}/probe/probe.json",
-        md=f"{VAL}/probe/probe.md",
-    log:
-        f"{LOGS}/probe_val/{CELL_LOG}",
-    params:
-        outdir=f"{VAL}/probe",
-        tags=eval_tags,
-        flags=cli_flags(config["probe"] or {}),
-
-
 use rule overopt_grid as overopt_grid_val with:
     input:
         videos=f"{REFERENCE_PAIRS}/videos_val.json",
@@ -53,22 +40,6 @@ use rule overopt_grid as overopt_grid_val with:
         directory(VAL_GRID),
     log:
         f"{LOGS}/overopt_grid_val/{{task}}.log",
-
-
-use rule overopt as overopt_val with:
-    input:
-        model=f"{CELL}/model",
-        grid=VAL_GRID,
-    output:
-        json=f"{VAL}/overopt/overopt.json",
-        md=f"{VAL}/overopt/overopt.md",
-        figure=f"{VAL}/overopt/overopt_curves.png",
-    log:
-        f"{LOGS}/overopt_val/{CELL_LOG}",
-    params:
-        outdir=f"{VAL}/overopt",
-        tags=eval_tags,
-        flags=cli_flags(config["overopt"] or {}),
 
 
 checkpoint choose_mitigation:
