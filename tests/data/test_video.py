@@ -213,6 +213,17 @@ def test_decoder_timeout(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         read_video(clip, FrameSampling(), backend="pyav", timeout_s=0.05)
     assert info.value.path == str(clip)
     assert released.wait(5)  # the abandoned worker was told to stop
+    monkeypatch.undo()
+    assert len(read_video(clip, FrameSampling(num_frames=4), backend="pyav", timeout_s=5)) == 4  # a new worker
+
+
+def test_reads_reuse_one_thread_per_caller(clip: Path) -> None:
+    """A thread per read cost about 1 ms; the caller's read thread serves every read that keeps its deadline."""
+    read_video(clip, FrameSampling(num_frames=4), timeout_s=5)
+    before = sum(t.name == "video-read" for t in threading.enumerate())
+    for _ in range(10):
+        read_video(clip, FrameSampling(num_frames=4), timeout_s=5)
+    assert sum(t.name == "video-read" for t in threading.enumerate()) == before
 
 
 def test_auto_falls_back_to_pyav(clip: Path, monkeypatch: pytest.MonkeyPatch) -> None:
