@@ -60,12 +60,12 @@ import os
 import queue
 import re
 import threading
-from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from solireward.config import arg, build_dataclass
+from solireward.data import frame_cache
 from solireward.errors import ConfigError, InputError, VideoReadError
 
 BACKENDS = ("decord", "pyav", "auto")
@@ -505,8 +505,14 @@ def read_video_and_fps(path: str | os.PathLike, sampling: FrameSampling | None =
                        timeout_s: float | None = 60.0) -> tuple[np.ndarray, float | None]:
     """:func:`read_video`'s frames and the frame rate they stand for (:func:`sampled_fps`, what a model is told)."""
     sampling = sampling or FrameSampling()
+    where = frame_cache.entry(path, backend, sampling.to_dict())
+    kept = frame_cache.load(where)
+    if kept is not None:
+        return kept
     info, frames = _read(path, lambda info: frame_indices(info, sampling), backend, timeout_s)
-    return fit_frames(frames, sampling), sampled_fps(info.num_frames, info.fps, len(frames))
+    frames, rate = fit_frames(frames, sampling), sampled_fps(info.num_frames, info.fps, len(frames))
+    frame_cache.store(where, frames, rate)
+    return frames, rate
 
 
 def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "auto",
@@ -521,8 +527,14 @@ def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, b
 def read_all_frames(path: str | os.PathLike, backend: str = "auto", timeout_s: float | None = 60.0
                     ) -> tuple[np.ndarray, float]:
     """Every frame of a video at its native size, as (T, H, W, 3) uint8, and its frame rate (0 if unknown)."""
+    where = frame_cache.entry(path, backend, None)
+    kept = frame_cache.load(where)
+    if kept is not None:
+        return kept[0], kept[1] or 0.0
     info, frames = _read(path, lambda info: frame_indices(info, _every_frame(info)), backend, timeout_s)
-    return fit_frames(frames, _every_frame(info)), info.fps
+    frames = fit_frames(frames, _every_frame(info))
+    frame_cache.store(where, frames, info.fps)
+    return frames, info.fps
 
 
 def _every_frame(info: VideoInfo) -> FrameSampling:

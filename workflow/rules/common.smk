@@ -22,6 +22,7 @@ if REPO not in _PYTHONPATH.split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
 sys.path.insert(0, REPO)
 from solireward.errors import ConfigError  # noqa: E402
+from solireward.data import frame_cache  # noqa: E402
 from solireward.data.synthetic.plan import CUES  # noqa: E402
 from solireward.study import (  # noqa: E402
     CELL_PATTERN,
@@ -193,6 +194,11 @@ def pairs_flags(wildcards) -> str:
         if config["data"]["video_root"] and config["data"]["pairwise_format"] != "videoalign":
             options["video_root"] = config["data"]["video_root"]
     return cli_flags(options)
+
+
+# every job of the study keeps the clips it decodes in one folder that the others read (config frame_cache)
+if config["frame_cache"]:
+    os.environ[frame_cache.ENV] = str(Path(R, "frame_cache").resolve())
 
 
 # --------------------------------------------------------------------------------------------
