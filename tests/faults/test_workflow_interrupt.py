@@ -23,9 +23,11 @@ STEPS = 16
 
 
 def _snapshot(root: Path, *skip: Path) -> dict[str, int]:
-    """Modification times of every file under `root` except those under the `skip` folders and the logs."""
+    """Modification times of every file under `root` except those under the `skip` folders, the logs and the frame
+    cache (a memo that any job may add to, not an output)."""
     return {str(p.relative_to(root)): p.stat().st_mtime_ns for p in root.rglob("*")
-            if p.is_file() and not any(s in p.parents for s in skip) and "logs" not in p.relative_to(root).parts}
+            if p.is_file() and not any(s in p.parents for s in skip)
+            and not {"logs", "frame_cache"} & set(p.relative_to(root).parts)}
 
 
 @pytest.mark.slow
