@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from solireward.reporting.goals import absolute, parse_goals, spearman_interval, verdict
+from solireward.reporting.goals import absolute, parse_goals, share_goal, spearman_interval, verdict
 
 
 @pytest.mark.parametrize("value, low, high, limit, at_most, expected", [
@@ -50,3 +50,26 @@ def test_the_spearman_interval_covers_the_true_rank_correlation() -> None:
         _, low, high = spearman_interval([stats.spearmanr(x[:, 0], x[:, 1]).statistic], n, 0.95)
         hits += low <= truth <= high
     assert 0.93 <= hits / trials <= 0.98, hits / trials
+
+
+def _overopt(large_share: list[float]) -> dict:
+    """A best-of-n result on 4 prompts x 4 settings (object size 1.0 or 1.3, half each) whose picks at n=16 land
+    on the large object with the given share per prompt (and at n=4 on half of them)."""
+    settings = [[{"defect": d, "scale": s} for d in ("none", "morph") for s in (1.0, 1.3)]] * 4
+
+    def point(n: int, large: list[float]) -> dict:
+        return {"n": n, "per_prompt": {"share": {"scale=1": [1 - x for x in large], "scale=1.3": list(large)}}}
+
+    return {"prompts": ["a", "b", "c", "d"], "settings": settings,
+            "curves": {"best_of_n": [point(4, [0.5] * 4), point(16, large_share)]}}
+
+
+def test_a_share_goal_measures_the_largest_n_at_the_most_departed_value_over_seeds_and_prompts() -> None:
+    assert parse_goals(["share:scale=0.1"]) == [("share", "scale", 0.1)]
+    seeds = [_overopt([0.9, 0.95, 1.0, 0.85]), _overopt([0.8, 1.0, 0.9, 0.9])]
+    (value, low, high), name = share_goal("scale", seeds, 0.95)
+    assert name in ("scale=1 @ best-of-16", "scale=1.3 @ best-of-16") and value == pytest.approx(0.4125)
+    assert low > 0.1 and verdict(value, low, high, 0.1, True).startswith("missed")
+    (value, low, high), _ = share_goal("scale", [_overopt([0.5, 0.55, 0.45, 0.5])] * 2, 0.95)
+    assert value == pytest.approx(0.0) and verdict(value, low, high, 0.1, True) == "met"
+    assert share_goal("brightness", seeds, 0.95)[0] == (None, None, None)  # the grid has no such axis

@@ -31,6 +31,8 @@ GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most
     "probe": ("|mean score shift| under the probe perturbation (clean std)", True),
     "spearman": ("Spearman ρ of scores with and without the probe perturbation", False),
     "gap": ("hacking gap of the method at the largest KL the cell and its twin reach (base std)", True),
+    "share": ("|share − base share| of best-of-n's picks (its largest n) at the nuisance axis's most departed value",
+              True),
     "below_reference": ("test pair accuracy below the reference cell without mitigation (points)", True),
     "cost": ("test pair accuracy below its own twin without mitigation (points)", True),
 }
@@ -44,8 +46,8 @@ def parse_goals(items: Sequence[str]) -> list[tuple[str, str, float]]:
     for key, value in parse_key_values(items, "mitigation_goals").items():
         kind, _, name = key.partition(":")
         if kind not in GOAL_KINDS or bool(name) == (kind in ("below_reference", "cost")):
-            raise ConfigError(f"expected probe:NAME, spearman:NAME, gap:METHOD, below_reference or cost, got "
-                              f"{key!r}", field="mitigation_goals")
+            raise ConfigError("expected probe:NAME, spearman:NAME, gap:METHOD, share:AXIS, below_reference or cost, "
+                              f"got {key!r}", field="mitigation_goals")
         try:
             goals.append((kind, name, float(value)))
         except ValueError:
@@ -116,6 +118,25 @@ def _probe_goal(kind: str, name: str, probes: list[dict[str, Any]], confidence: 
     return spearman_interval(rhos, int(tested.sum()), confidence)
 
 
+def share_goal(axis: str, overopts: list[dict[str, Any]], confidence: float) -> tuple[Interval, str]:
+    """|departure| of best-of-n's picks (at the largest n) from the base share at the value of nuisance `axis`
+    (e.g. ``scale``) whose mean departure is largest, over the cell's trainings and the grid's prompts, and that
+    value; (None, None, None) when the grid has no such axis or the trainings' grids differ."""
+    from solireward.hacking.nuisance import groups
+
+    if len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
+        return (None, None, None), axis
+    masks = {label: mask for label, mask in groups(overopts[0]["settings"]).items() if label.split("=")[0] == axis}
+    points = [max(r["curves"].get("best_of_n", []), key=lambda p: p["n"], default=None) for r in overopts]
+    if not masks or any(p is None or p["n"] != points[0]["n"] for p in points):
+        return (None, None, None), axis
+    found = {label: absolute(replicated_comparison(
+        [np.asarray(p["per_prompt"]["share"][label]) - mask.mean(1) for p in points], confidence=confidence))
+        for label, mask in masks.items()}
+    label = max(found, key=lambda k: found[k][0])
+    return found[label], f"{label} @ best-of-{points[0]['n']}"
+
+
 def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None, confidence: float,
                     pooled_seeds: tuple[float, float] | None) -> Interval:
     """Points of pair accuracy by which the mitigated cell is below `base`, with the paired test's interval."""
@@ -156,6 +177,8 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                 if matrix is not None:
                     found = replicated_comparison(matrix, confidence=confidence)
                     measured, shown_name = (found["difference"], found["low"], found["high"]), f"{name} @ KL {kl:.2f}"
+            elif kind == "share" and overopt:
+                measured, shown_name = share_goal(name, overopt, confidence)
             elif kind in ("below_reference", "cost"):
                 base = reference_row if kind == "below_reference" else twin
                 measured = _accuracy_below(files, row, base, confidence, pooled_seeds)
