@@ -29,7 +29,7 @@ from solireward.study import AXES, NO_MITIGATION, PAIRINGS, Cell, Study
 
 CONTROL = "random"             # the control every strategy is compared with, always run
 ACTIVE_DEFAULTS: dict[str, Any] = {"strategies": ["pressure"], "rounds": 2, "batch": 0.1, "seeds": 3,
-                                   "pool_seed": 1, "cell": {}, "pool": {}, "select": {}}
+                                   "pool_seed": 1, "cell": {}, "pool": {}, "select": {}, "warm_start": False}
 # strategies that rank by one model's scores (`disagreement` needs an ensemble; a round trains one model)
 SCORED = ("pressure", "uncertainty", "diversity")
 CELL_KEYS = tuple(axis for axis in AXES if axis != "label_source")   # the labels are the study's clean ones
@@ -51,6 +51,7 @@ class RoundsPlan:
     pool_seed: int
     pool: dict[str, Any]
     select: dict[str, Any]
+    warm_start: bool = False
 
     @classmethod
     def from_study(cls, study: Study) -> "RoundsPlan":
@@ -85,6 +86,8 @@ class RoundsPlan:
         if not isinstance(active["pool_seed"], int) or isinstance(active["pool_seed"], bool):
             raise ConfigError(f"expected a whole number, got {active['pool_seed']!r}", field="active.pool_seed")
         batch_size(active["batch"], 1)   # checks the value
+        if not isinstance(active["warm_start"], bool):
+            raise ConfigError(f"expected true or false, got {active['warm_start']!r}", field="active.warm_start")
         for key, reserved in SET_BY_THE_ROUNDS.items():
             taken = [flag for flag in active[key] if flag in reserved]
             if taken:
@@ -92,7 +95,8 @@ class RoundsPlan:
                                   f"rounds set: {', '.join(reserved)}", field=f"active.{key}")
         return cls(cell=active_cell(study, active["cell"]), strategies=tuple(strategies), rounds=active["rounds"],
                    batch=active["batch"], seeds=tuple(seed + s for s in range(active["seeds"])),
-                   pool_seed=active["pool_seed"], pool=dict(active["pool"]), select=dict(active["select"]))
+                   pool_seed=active["pool_seed"], pool=dict(active["pool"]), select=dict(active["select"]),
+                   warm_start=active["warm_start"])
 
     def train_cell(self, seed: int, study: Study) -> Cell:
         """The cell as the replicate whose training seed is `seed` (its train flags carry that seed)."""

@@ -39,6 +39,26 @@ def test_rounds_plan_reuses_the_studys_trainings(tmp_path: Path) -> None:
     assert f"{ACTIVE}/random/seed1/round2/model" in trained
 
 
+def test_warm_start_trains_each_round_from_the_round_before(tmp_path: Path) -> None:
+    """active.warm_start: round r's training continues round r-1's model (round 1: the study's training of that
+    seed); without it every round starts again from the backbone."""
+    for warm in (True, False):
+        overlay = _overlay(tmp_path, {"strategies": ["pressure"], "rounds": 2, "batch": 0.25, "seeds": 1,
+                                      "warm_start": warm})
+        result = snakemake(tmp_path, "-n", "-p", "active_rounds", configfiles=(TINY, overlay))
+        assert result.returncode == 0, result.stdout + result.stderr
+        starts = {line.split("train.sh ")[1].split()[0]: line.split("--model_name_or_path ")[1].split()[0]
+                  for line in result.stdout.splitlines() if "train.sh" in line and "/round" in line}
+        for strategy in ("pressure", "random"):
+            second = starts[f"{ACTIVE}/{strategy}/seed0/round2/model"]
+            first = starts[f"{ACTIVE}/{strategy}/seed0/round1/model"]
+            if warm:
+                assert second == f"{ACTIVE}/{strategy}/seed0/round1/model", second
+                assert first.startswith("results/tiny/models/phy_deform/") and first.endswith("/model"), first
+            else:
+                assert second == first == "results/tiny/backbone", (first, second)
+
+
 @pytest.mark.parametrize("active, message", [
     ({"strategies": ["disagreement"]}, "config key active.strategies: 'disagreement' needs several models' scores"),
     ({"batch": 1.5}, "config key active.batch: expected a share of the training videos in (0, 1) or a whole number"),

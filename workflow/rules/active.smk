@@ -216,7 +216,7 @@ use rule train as active_train with:
         config=run_train_config,
         train=lambda wildcards: run_pairs(wildcards)["train"],
         val=lambda wildcards: run_pairs(wildcards)["val"],
-        backbone=backbone_dir(),
+        backbone=initial_model,
     output:
         model=directory(f"{RUN}/model"),
         done=touch(f"{RUN}/reward_model.done"),

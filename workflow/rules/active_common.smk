@@ -62,6 +62,14 @@ def previous_model(wildcards) -> str:
     return f"{run_dir(wildcards.task, wildcards.strategy, int(wildcards.seed), int(wildcards.round) - 1)}/model"
 
 
+def initial_model(wildcards) -> str:
+    """What a round's training starts from: the backbone, or with `active.warm_start` the round before's model."""
+    strategy, seed, round_ = parse_run(wildcards.run)
+    if round_ >= 1 and rounds_plan().warm_start:
+        return f"{run_dir(wildcards.task, strategy, seed, round_ - 1)}/model"
+    return backbone_dir()
+
+
 def answered(wildcards, through: int) -> list[str]:
     """The study's clean annotation files and the answers of this strategy and seed's rounds 1..`through`."""
     study = annotation_files(SimpleNamespace(biased=""))
