@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+
+from solireward.io import atomic_path
 
 ENV = "SOLIREWARD_FRAME_CACHE"
 MAX_FILE_BYTES = 1 << 20
@@ -46,7 +47,20 @@ def entry(path: str | os.PathLike, backend: str, sampling: dict[str, Any] | None
     return Path(folder) / f"{hashlib.sha1(key.encode()).hexdigest()}.npz"
 
 
-def load(where: Path | None) -> tuple[np.ndarray, float | None] | None:
+def memo(path: str | os.PathLike, backend: str, sampling: dict[str, Any] | None,
+         read: Callable[[], tuple[np.ndarray, float | None]]) -> tuple[np.ndarray, float | None]:
+    """The frames and rate of reading `path` with `backend` and `sampling`: kept ones when the cache has them,
+    else `read()`'s, which are then kept."""
+    where = entry(path, backend, sampling)
+    kept = _load(where)
+    if kept is not None:
+        return kept
+    frames, rate = read()
+    _store(where, frames, rate)
+    return frames, rate
+
+
+def _load(where: Path | None) -> tuple[np.ndarray, float | None] | None:
     """The frames and rate kept at `where`, or None when there are none (or they cannot be read)."""
     if where is None:
         return None
@@ -58,18 +72,12 @@ def load(where: Path | None) -> tuple[np.ndarray, float | None] | None:
         return None
 
 
-def store(where: Path | None, frames: np.ndarray, rate: float | None) -> None:
+def _store(where: Path | None, frames: np.ndarray, rate: float | None) -> None:
     """Keep `frames` and `rate` at `where` (atomically; a folder that cannot be written is left alone)."""
     if where is None:
         return
     try:
-        where.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=where.parent, suffix=".tmp")
+        with atomic_path(where) as tmp:  # keeps the .npz suffix, which numpy would otherwise add
+            np.savez_compressed(tmp, frames=frames, rate=np.float64(np.nan if rate is None else rate))
     except OSError:
         return
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, frames=frames, rate=np.float64(np.nan if rate is None else rate))
-        os.replace(tmp, where)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)

@@ -409,14 +409,12 @@ def read_video_and_fps(path: str | os.PathLike, sampling: FrameSampling | None =
                        timeout_s: float | None = 60.0) -> tuple[np.ndarray, float | None]:
     """:func:`read_video`'s frames and the frame rate they stand for (:func:`sampled_fps`, what a model is told)."""
     sampling = sampling or FrameSampling()
-    where = frame_cache.entry(path, backend, sampling.to_dict())
-    kept = frame_cache.load(where)
-    if kept is not None:
-        return kept
-    info, frames = _read(path, lambda info: frame_indices(info, sampling), backend, timeout_s)
-    frames, rate = fit_frames(frames, sampling), sampled_fps(info.num_frames, info.fps, len(frames))
-    frame_cache.store(where, frames, rate)
-    return frames, rate
+
+    def read() -> tuple[np.ndarray, float | None]:
+        info, frames = _read(path, lambda info: frame_indices(info, sampling), backend, timeout_s)
+        return fit_frames(frames, sampling), sampled_fps(info.num_frames, info.fps, len(frames))
+
+    return frame_cache.memo(path, backend, sampling.to_dict(), read)
 
 
 def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, backend: str = "auto",
@@ -431,14 +429,12 @@ def read_video(path: str | os.PathLike, sampling: FrameSampling | None = None, b
 def read_all_frames(path: str | os.PathLike, backend: str = "auto", timeout_s: float | None = 60.0
                     ) -> tuple[np.ndarray, float]:
     """Every frame of a video at its native size, as (T, H, W, 3) uint8, and its frame rate (0 if unknown)."""
-    where = frame_cache.entry(path, backend, None)
-    kept = frame_cache.load(where)
-    if kept is not None:
-        return kept[0], kept[1] or 0.0
-    info, frames = _read(path, lambda info: frame_indices(info, _every_frame(info)), backend, timeout_s)
-    frames = fit_frames(frames, _every_frame(info))
-    frame_cache.store(where, frames, info.fps)
-    return frames, info.fps
+    def read() -> tuple[np.ndarray, float]:
+        info, frames = _read(path, lambda info: frame_indices(info, _every_frame(info)), backend, timeout_s)
+        return fit_frames(frames, _every_frame(info)), info.fps
+
+    frames, fps = frame_cache.memo(path, backend, None, read)
+    return frames, fps or 0.0
 
 
 def _every_frame(info: VideoInfo) -> FrameSampling:
