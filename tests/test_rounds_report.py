@@ -129,3 +129,42 @@ def test_rounds_report_refuses_a_file_without_models_or_control(rounds: tuple[Pa
     assert run_cli("active-report", "--rounds", rounds[0], "--output_dir", tmp_path / "out") == 2
     assert "field 'control': expected `control`, the strategy every other is compared with" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_rounds_report_names_the_floor_when_no_strategy_beats_the_control(tmp_path: Path) -> None:
+    """Every model scores tear with the passing settings and morph below them: the floor names tear, not morph."""
+    rng = np.random.default_rng(1)
+    pairs = tmp_path / "test.json"
+    pairs.write_text("[]", encoding="utf-8")
+    half = np.where(np.arange(40) % 2 == 0, 1.0, -1.0)
+    models = []
+    for seed in (1, 2, 3):
+        for strategy, round_ in ((None, 0), ("pressure", 1), ("random", 1)):
+            folder = tmp_path / (strategy or "base") / f"seed{seed}"
+            folder.mkdir(parents=True, exist_ok=True)
+            proxy = np.tile([1.0, 0.0, 1.0, 1.0], (8, 1)) + rng.normal(0, 0.1, GOLD.shape)   # none, morph, tear, none
+            _overopt(folder / f"overopt{round_}.json", proxy)
+            _metrics(folder / f"metrics{round_}.json", pairs, half)
+            batch = None
+            if round_:
+                (folder / "select.json").write_text(json.dumps({"selected": 3}), encoding="utf-8")
+                batch = str((folder / "select.json").relative_to(tmp_path))
+            models.append({"strategy": strategy, "seed": seed, "round": round_, "batch": batch,
+                           "metrics": str((folder / f"metrics{round_}.json").relative_to(tmp_path)),
+                           "overopt": str((folder / f"overopt{round_}.json").relative_to(tmp_path))})
+    manifest = tmp_path / "rounds.yaml"
+    manifest.write_text(yaml.safe_dump({"cell": {}, "strategies": ["pressure", "random"], "control": "random",
+                                        "rounds": 1, "batch": 3, "seeds": [1, 2, 3], "models": models}),
+                        encoding="utf-8")
+    assert run_cli("active-report", "--rounds", manifest, "--output_dir", tmp_path / "out") == 0
+    rows = json.loads((tmp_path / "out" / "rounds.json").read_text())["rows"]
+    assert all(r["failing_vs_passing"]["morph"]["high"] < 0 <= r["failing_vs_passing"]["tear"]["high"] for r in rows)
+    readme = (tmp_path / "out" / "README.md").read_text()
+    floor = readme.split("## The floor", 1)[1].split("**Rounds", 1)[0]
+    assert "- No strategy beats random at any round. The lowest gap:" in floor
+    assert "scores below the passing kinds" in floor and ": tear " in floor and "morph" not in floor
+
+
+def test_the_floor_is_left_out_when_a_strategy_beats_the_control(rounds: tuple[Path, dict], tmp_path: Path) -> None:
+    assert run_cli("active-report", "--rounds", rounds[0], "--output_dir", tmp_path / "out") == 0
+    assert "## The floor" not in (tmp_path / "out" / "README.md").read_text()

@@ -24,6 +24,10 @@ Per round and strategy, over its seeds (K trainings) and the test units:
   with interval and p. A strategy *beats the control* at a round when its gap is lower with p < 1 −
   confidence and its accuracy is not lower with p < 1 − confidence.
 
+- **the floor**, when no strategy beats the control at any round: the lowest gap reached, and the failing defect
+  kinds (gold below one half) that no row scores below the passing kinds (the interval of the kind's proxy minus
+  the passing kinds' mean, paired per prompt and seed, reaches 0 in every row): what labels did not teach.
+
 Outputs (``--output_dir``, replaced atomically): ``README.md`` (the tables and the findings), ``rounds.md``
 (the tables), ``rounds.json`` (every number) and ``gap_vs_labels.png`` (the gap against labels spent, a line
 per strategy from the shared round 0, with its interval band).
@@ -160,6 +164,12 @@ def defect_columns(result: dict[str, Any]) -> dict[str, list[int]]:
     return {kind: [i for i, s in enumerate(settings) if s["defect"] == kind] for kind in kinds}
 
 
+def failing_kinds(result: dict[str, Any]) -> list[str]:
+    """The grid's defect kinds whose gold pass rate is below one half (the ones best-of-n should avoid)."""
+    gold = np.asarray(result["gold"], dtype=float)
+    return [kind for kind, columns in defect_columns(result).items() if gold[:, columns].mean() < 0.5]
+
+
 def _interval(result: dict[str, Any] | None, with_p: bool = False) -> dict[str, Any]:
     """{"mean", "low", "high"} of a mean or a difference (None values when it is missing), with its "p" for a
     comparison."""
@@ -184,6 +194,7 @@ def group_rows(models: Sequence[Model], control: str, config: RoundsReportConfig
         groups.setdefault((m.strategy, m.round), []).append(i)
     order = sorted(groups, key=lambda g: (g[1], g[0] == control, g[0]))
     kinds = defect_columns(results[0])
+    failing = failing_kinds(results[0])
     rows = []
     for strategy, round_ in order:
         members = groups[(strategy, round_)]
@@ -208,10 +219,15 @@ def group_rows(models: Sequence[Model], control: str, config: RoundsReportConfig
             row[name] = value
         gap = row["gap"]
         row["verdict"] = verdict(gap["mean"], gap["low"], gap["high"], config.gap_limit, at_most=True)
-        row["proxy_per_defect"] = {}
-        for kind, columns in kinds.items():
-            matrix = np.array([np.asarray(r["proxy"], dtype=float)[:, columns].mean(axis=1) for r in chosen])
+        row["proxy_per_defect"], row["failing_vs_passing"] = {}, {}
+        per_kind = {kind: np.array([np.asarray(r["proxy"], dtype=float)[:, columns].mean(axis=1) for r in chosen])
+                    for kind, columns in kinds.items()}
+        for kind, matrix in per_kind.items():
             row["proxy_per_defect"][kind] = _interval(replicated_comparison(matrix, None, config.confidence))
+        passing = [per_kind[k] for k in kinds if k not in failing]
+        for kind in failing if passing else ():
+            difference = per_kind[kind] - np.mean(passing, axis=0)
+            row["failing_vs_passing"][kind] = _interval(replicated_comparison(difference, None, config.confidence))
         row["vs_control"] = _versus_control(models, groups, files, (strategy, round_), control, kl, config)
         rows.append(row)
     return rows, kl
@@ -347,6 +363,34 @@ def findings(rows: Sequence[dict[str, Any]], control: str) -> list[str]:
     return out
 
 
+def floor(rows: Sequence[dict[str, Any]], control: str, config: RoundsReportConfig) -> list[str]:
+    """When no strategy beats the control at any round: the lowest gap reached, the failing defect kinds that no
+    model scored below the passing ones, and what that leaves to try ([] when a strategy beats the control)."""
+    if any(r["vs_control"] and r["vs_control"]["beats_control"] for r in rows):
+        return []
+    measured = [r for r in rows if r["gap"]["mean"] is not None]
+    if not measured:
+        return []
+    best = min(measured, key=lambda r: r["gap"]["mean"])
+    out = [f"- No strategy beats {control} at any round. The lowest gap: {best['strategy']}, round {best['round']} "
+           f"({best['labels_spent']:g} labels spent): {number_cell(best['gap']['mean'], sign='+')} {_ci(best['gap'])} "
+           f"base std; against the aim ≤ {config.gap_limit:g}: {best['verdict']}."]
+    # a failing kind is told apart when its proxy is below the passing kinds' with the whole interval
+    unseen = [kind for kind in rows[0]["failing_vs_passing"]
+              if all(r["failing_vs_passing"][kind]["high"] is None or r["failing_vs_passing"][kind]["high"] >= 0
+                     for r in rows)]
+    if unseen:
+        spent = max(r["labels_spent"] for r in rows)
+        worst = ", ".join(f"{kind} {number_cell(best['failing_vs_passing'][kind]['mean'], sign='+')} "
+                          f"{_ci(best['failing_vs_passing'][kind])}" for kind in unseen)
+        out.append(f"- Failing kinds that no round and strategy scores below the passing kinds (the interval of their "
+                   f"proxy minus the passing kinds' reaches 0 in every row, up to {spent:g} labels spent): {worst} "
+                   f"(at the lowest gap's row). Labels of these kinds did not teach the model to see them; closing the "
+                   "gap needs a reward model that can (more frames, resolution or training steps), or labels that "
+                   "teach the kind rather than the clip (twins of each picked video), not more rounds of this loop.")
+    return out
+
+
 def build_rounds_report(config: RoundsReportConfig) -> list[str]:
     """Read the rounds, write the README, the tables, the numbers and the figure; returns the files written."""
     header, models = read_manifest(config.rounds)
@@ -372,7 +416,9 @@ def build_rounds_report(config: RoundsReportConfig) -> list[str]:
                  f"of {batch} each; seeds {', '.join(map(str, header.get('seeds', [])))}; pool seed "
                  f"{header.get('pool_seed')}. {len(models)} models read from {config.rounds}.", "",
                  "## Against the control", "",
-                 *(findings(rows, control) or [f"- no strategy besides {control} to compare"]), "", text]
+                 *(findings(rows, control) or [f"- no strategy besides {control} to compare"]), ""]
+        bottom = floor(rows, control, config)
+        intro += (["## The floor", "", *bottom, ""] if bottom else []) + [text]
         if drawn:
             intro += ["", f"![{config.method} hacking gap against labels spent]({FIGURE})"]
         (tmp / README).write_text("\n".join(intro) + "\n", encoding="utf-8")
