@@ -215,6 +215,12 @@ def selection_files(pattern: str) -> list[str]:
     return [pattern.format(**cell.wildcards()) for cell in DESIGN.selection_cells()]
 
 
+def selection_goals() -> dict:
+    """`report` flags that replace the goals for the choice (config `selection.goals`; {}: the report's own)."""
+    goals = (config["selection"] or {}).get("goals")
+    return {"mitigation_goals": goals} if goals else {}
+
+
 def chosen_recipe() -> str:
     """The recipe the validation split chose (results/<study>/selection/chosen.json), read once the checkpoint
     `choose_mitigation` has run: jobs that need it are planned after the choice, never before."""
