@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.workflow.test_workflow import TINY, dry_run_jobs, job_counts, snakemake
+from tests.workflow.test_workflow import REPO, TINY, dry_run_jobs, job_counts, snakemake
 
 ACTIVE = "results/tiny/active/phy_deform"
 STUDY_PAIRS = "results/tiny/pairs/phy_deform/binary__cross_prompt"
@@ -108,3 +108,16 @@ def test_active_rounds_run_and_report(tmp_path: Path) -> None:
             for name in ("test.json", "val.json", "videos_test.json", "videos_val.json"):
                 assert (folder / "pairs" / name).read_bytes() == (tmp_path / STUDY_PAIRS / name).read_bytes()
             assert (folder / "overopt" / "overopt.json").is_file() and (folder / "metrics_test.json").is_file()
+
+
+def test_the_demo_rounds_config_plans_warm_rounds_on_the_plain_pool(tmp_path: Path) -> None:
+    """config/demo_rounds.yaml (README's command): 3 rounds x 3 seeds x 2 strategies warm-started from the demo's
+    trainings, on a pool at the nuisance values the training videos show."""
+    result = snakemake(tmp_path, "-n", "-p", "active_rounds",
+                       configfiles=(REPO / "config" / "config.yaml", REPO / "config" / "demo_rounds.yaml"))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert job_counts(output)["active_train"] == 18
+    assert "--model_name_or_path results/demo/active/phy_deform/random/seed44/round2/model" in output
+    pool = next(line for line in output.splitlines() if "overopt-grid" in line and "/active/" in line)
+    assert "--scale 1.0 " in pool and "--background_shift 0 " in pool and "--brightness 1.0 1.4 " in pool
