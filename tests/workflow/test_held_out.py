@@ -16,15 +16,15 @@ CELL = "results/{study}/models/phy_deform/{source}__cross_prompt/{cell}"
 
 
 def test_the_shortcut_study_plans_the_choice_before_the_held_out_cue(tmp_path: Path) -> None:
-    """config/shortcut_study.yaml: 36 trainings choose among 3 candidates with 3 label sources; the held-out size
+    """config/shortcut_study.yaml: 27 trainings choose among 2 candidates with 3 label sources; the held-out size
     cue's cells wait for the checkpoint (the report is planned, its held-out inputs are not yet known)."""
     result = snakemake(tmp_path, "-n", configfiles=(REPO / "config" / "config.yaml",
                                                     REPO / "config" / "shortcut_study.yaml"))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     counts = job_counts(output)
-    assert counts["train"] == 36 and counts["choose_mitigation"] == 1 and counts["report"] == 1
-    assert counts["infer_val"] == 36 and "probe_val" not in counts  # the lab runs in the scoring job
+    assert counts["train"] == 27 and counts["choose_mitigation"] == 1 and counts["report"] == 1
+    assert counts["infer_val"] == 27 and "probe_val" not in counts  # the lab runs in the scoring job
     assert "biased_size__cross_prompt/hpqa__btt" not in output   # trained after the choice, with its recipe
     assert "results/shortcut/data/annotations_biased_size.csv" in output   # its labels are written with the data
 
