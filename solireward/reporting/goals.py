@@ -33,8 +33,8 @@ GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most
     "gap": ("hacking gap of the method at the largest KL the cell and its twin reach (base std)", True),
     "share": ("|share − base share| of best-of-n's picks (its largest n) at the nuisance axis's most departed value",
               True),
-    "below_reference": ("test pair accuracy below the reference cell without mitigation (points)", True),
-    "cost": ("test pair accuracy below its own twin without mitigation (points)", True),
+    "below_reference": ("pair accuracy below the reference cell without mitigation (points)", True),
+    "cost": ("pair accuracy below its own twin without mitigation (points)", True),
 }
 GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict"]
 Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
