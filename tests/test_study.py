@@ -183,7 +183,7 @@ def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_objec
     assert study.choosing_sources() == ["binary", "biased", "biased_background"] and study.held_out == ["biased_size"]
     assert study.planted_sources() == ["biased", "biased_size", "biased_background"]
     choosing = study.selection_cells()
-    assert len(choosing) == 36 and {c.replicate for c in choosing} == {0, 1, 2}
+    assert len(choosing) == 27 and {c.replicate for c in choosing} == {0, 1, 2}
     assert not any(c.label_source == "biased_size" for c in choosing)   # the held-out cue takes no part
     chosen = study.chosen_cells("family")
     assert len(chosen) == 4 * 2 * 3 and {c.mitigation for c in chosen} == {"family", "none"}

@@ -385,9 +385,10 @@ def floor(rows: Sequence[dict[str, Any]], control: str, config: RoundsReportConf
                           f"{_ci(best['failing_vs_passing'][kind])}" for kind in unseen)
         out.append(f"- Failing kinds that no round and strategy scores below the passing kinds (the interval of their "
                    f"proxy minus the passing kinds' reaches 0 in every row, up to {spent:g} labels spent): {worst} "
-                   f"(at the lowest gap's row). Labels of these kinds did not teach the model to see them; closing the "
-                   "gap needs a reward model that can (more frames, resolution or training steps), or labels that "
-                   "teach the kind rather than the clip (twins of each picked video), not more rounds of this loop.")
+                   f"(at the lowest gap's row). At this budget, labels of these kinds did not teach the model to see "
+                   "them. Untested here, what could: a reward model that sees more of the clip (more frames, "
+                   "resolution or training steps), or labels that teach the kind rather than the clip (twins of each "
+                   "picked video).")
     return out
 
 
