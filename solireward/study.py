@@ -306,6 +306,11 @@ class Study:
         used = [*self.config["ablations"]["label_source"], *self.choosing_sources(), *self.held_out]
         return [s for s in BIASED_SOURCES if s in used]
 
+    def audited_sources(self) -> list[str]:
+        """The label sources `snakemake label_audit` audits: the clean one and every planted one a cell trains on."""
+        planted = self.planted_sources()
+        return [s for s in BINARY_SOURCES if s == REFERENCE_DATA["label_source"] or s in planted]
+
     def chosen_cells(self, chosen: str) -> list[Cell]:
         """With held-out cues (`selection.held_out`): the recipe `chosen` on the validation split, on the reference
         cell of each choosing and each held-out label source beside its twin, `claim_replicates` seeds each, all

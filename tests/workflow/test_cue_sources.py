@@ -24,3 +24,13 @@ def test_a_size_biased_cell_and_the_label_audit_are_planned(tmp_path: Path) -> N
     assert {out for rule, out in jobs if rule == "audit_labels"} == {
         "results/demo/labels/label_audit.json", "results/demo/labels_biased_size/label_audit.json"}
     assert "annotations_biased_size.csv" in result.stdout + result.stderr
+
+
+def test_the_label_audit_covers_the_shortcut_studys_choosing_and_held_out_cues(tmp_path: Path) -> None:
+    """config/shortcut_study.yaml plants its cues for the choice and the held-out cue, not as ablations."""
+    result = snakemake(tmp_path, "-n", "label_audit",
+                       configfiles=(REPO / "config" / "config.yaml", REPO / "config" / "shortcut_study.yaml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {out for rule, out in dry_run_jobs(result.stdout + result.stderr) if rule == "audit_labels"} == {
+        f"results/shortcut/labels{suffix}/label_audit.json" for suffix in ("", "_biased", "_biased_size",
+                                                                          "_biased_background")}
