@@ -5,9 +5,8 @@ three-valued verdicts (``reporting.goals``): first the fewest accuracy goals mis
 ``below_reference``), because a model that learned nothing is invariant to every nuisance and would otherwise win
 on the invariance goals (docs/MEASURED.md, "The shortcut study: its models did not learn"); then the most goals
 met, the fewest missed and the highest mean validation pair accuracy. It writes the ranking as a table and as
-``chosen.json``. The study's report on
-the test split reads that file back (``--selection``) and states which split chose which recipe, so the
-test split is scored once, for the report, and never chooses.
+``chosen.json``. The study's report on the test split reads that file back (``--selection``) and states which
+split chose which recipe, so the test split is scored once, for the report, and never chooses.
 
 Leave-one-cue-out: the study's ``selection.held_out`` label sources (planted cues) take no part in the
 choice; ``chosen.json`` names the choosing and the held-out label sources, and the test-split report marks
