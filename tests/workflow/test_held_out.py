@@ -49,7 +49,7 @@ def test_the_held_out_cue_trains_with_the_chosen_recipe_and_the_report_says_so(t
     assert chosen["split"] == "validation" and chosen["chosen"] in ("exposure", "family")
     assert chosen["label_sources"] == ["biased"] and chosen["held_out"] == ["biased_size"]
     assert sorted(c["mitigation"] for c in chosen["candidates"]) == ["exposure", "family"]
-    assert all(c["goals"] == 1 for c in chosen["candidates"])   # selection.goals: cost alone ranks them
+    assert all(c["goals"] == 1 for c in chosen["candidates"])   # cost alone ranks them, not held_out_goals
     assert "| below_reference" not in (root / "selection" / "tables" / "mitigation_goals.md").read_text()
     other = next(m for m in ("exposure", "family") if m != chosen["chosen"])
     cell = tmp_path / CELL.format(study="tiny_held_out", source="biased_size",

@@ -215,10 +215,11 @@ def selection_files(pattern: str) -> list[str]:
     return [pattern.format(**cell.wildcards()) for cell in DESIGN.selection_cells()]
 
 
-def selection_goals() -> dict:
-    """`report` flags that replace the goals for the choice (config `selection.goals`; {}: the report's own)."""
-    goals = (config["selection"] or {}).get("goals")
-    return {"mitigation_goals": goals} if goals else {}
+def test_report_goals() -> dict:
+    """`report` flags of the test split's report that add the goals the choice never sees (config
+    `selection.held_out_goals`) to `report.mitigation_goals`; {} without them."""
+    extra = (config["selection"] or {}).get("held_out_goals")
+    return {"mitigation_goals": [*(config["report"].get("mitigation_goals") or []), *extra]} if extra else {}
 
 
 def chosen_recipe() -> str:

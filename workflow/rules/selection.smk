@@ -2,8 +2,8 @@
 # candidates' cells (solireward.study.Study.selection_cells) are scored on the validation videos and pairs, a
 # stress probe of the validation videos and an over-optimisation grid of the validation prompts, with the
 # rules of the test split re-pointed; `solireward report --choose` ranks the candidates by the study's goals
-# (`selection.goals`, else `report.mitigation_goals`) and writes results/<study>/selection/chosen.json, which
-# the study's report then cites. The test split takes no part. It is a checkpoint: with held-out cues
+# (`report.mitigation_goals`, never `selection.held_out_goals`) and writes results/<study>/selection/chosen.json,
+# which the study's report then cites. The test split takes no part. It is a checkpoint: with held-out cues
 # (`selection.held_out`) the cells of the held-out label sources train with the recipe it chose (common.smk,
 # report_files), so their jobs exist only after it ran.
 
@@ -66,7 +66,6 @@ checkpoint choose_mitigation:
         flags=cli_flags(
             {
                 **config["report"],
-                **selection_goals(),
                 "title": f"SoliReward study {STUDY}: choosing a mitigation on the validation split",
                 "split": "validation",
                 "choose": True,
