@@ -6,8 +6,8 @@ from solireward.reporting.choice import RULE, choice_table, rank_candidates
 
 
 def _rows(mitigation: str, accuracy: float, verdicts: dict[str, str]) -> list[dict]:
-    return [{"mitigation": mitigation, "label_source": "binary", "accuracy": accuracy, "goal": goal, "verdict": v}
-            for goal, v in verdicts.items()]
+    return [{"mitigation": mitigation, "label_source": "binary", "accuracy": accuracy,
+             "kind": goal.split()[0].split(":")[0], "goal": goal, "verdict": v} for goal, v in verdicts.items()]
 
 
 def test_a_candidate_that_misses_an_accuracy_goal_ranks_after_one_that_misses_none() -> None:

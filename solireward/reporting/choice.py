@@ -21,11 +21,10 @@ from typing import Any, Sequence
 
 from solireward.errors import InputError
 from solireward.io import read_json
+from solireward.reporting.goals import ACCURACY_GOALS
 from solireward.table import Table
 
 CHOICE_FILE = "chosen.json"
-ACCURACY_GOALS = ("below_reference", "cost")
-"""Goal kinds that measure pair accuracy: a candidate that misses one ranks after every candidate that misses none."""
 RULE = ("fewest accuracy goals missed (cost, below_reference), then most goals met, then fewest missed, then the "
         "highest mean pair accuracy of the split, over the label sources the candidate was trained on")
 
@@ -39,7 +38,7 @@ def rank_candidates(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for mitigation, found in by_mitigation.items():
         counts = {kind: sum(r["verdict"].startswith(kind) for r in found) for kind in ("met", "missed", "unresolved")}
         counts["accuracy_missed"] = sum(r["verdict"].startswith("missed") for r in found
-                                        if r["goal"].split(maxsplit=1)[0] in ACCURACY_GOALS)
+                                        if r["kind"] in ACCURACY_GOALS)
         accuracies = {(r["label_source"], r["accuracy"]) for r in found}
         ranked.append({"mitigation": mitigation, **counts, "goals": len(found),
                        "accuracy": sum(a for _, a in accuracies) / len(accuracies),

@@ -36,6 +36,8 @@ GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most
     "below_reference": ("pair accuracy below the reference cell without mitigation (points)", True),
     "cost": ("pair accuracy below its own twin without mitigation (points)", True),
 }
+ACCURACY_GOALS = ("below_reference", "cost")
+"""Goal kinds that measure pair accuracy (they take no name)."""
 GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict"]
 Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
 
@@ -45,7 +47,7 @@ def parse_goals(items: Sequence[str]) -> list[tuple[str, str, float]]:
     goals = []
     for key, value in parse_key_values(items, "mitigation_goals").items():
         kind, _, name = key.partition(":")
-        if kind not in GOAL_KINDS or bool(name) == (kind in ("below_reference", "cost")):
+        if kind not in GOAL_KINDS or bool(name) == (kind in ACCURACY_GOALS):
             raise ConfigError("expected probe:NAME, spearman:NAME, gap:METHOD, share:AXIS, below_reference or cost, "
                               f"got {key!r}", field="mitigation_goals")
         try:
@@ -152,8 +154,8 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
               overopts: Sequence[dict[str, Any]], goals: Sequence[tuple[str, str, float]],
               reference: dict[str, str], confidence: float,
               pooled_seeds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
-    """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "goal",
-    "models", "value", "low", "high", "verdict", "accuracy"}`` (accuracy: the cell's mean test pair accuracy)."""
+    """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "kind",
+    "goal", "models", "value", "low", "high", "verdict", "accuracy"}`` (accuracy: the cell's mean test pair accuracy)."""
     if not goals or "tag:mitigation" not in cells:
         return []
     probes_of, overopts_of = by_cell(probes), by_cell(overopts)
@@ -179,12 +181,12 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                     measured, shown_name = (found["difference"], found["low"], found["high"]), f"{name} @ KL {kl:.2f}"
             elif kind == "share" and overopt:
                 measured, shown_name = share_goal(name, overopt, confidence)
-            elif kind in ("below_reference", "cost"):
+            elif kind in ACCURACY_GOALS:
                 base = reference_row if kind == "below_reference" else twin
                 measured = _accuracy_below(files, row, base, confidence, pooled_seeds)
             value, low, high = measured
             at_most = GOAL_KINDS[kind][1]
-            rows.append({"label_source": tags.get("label_source", ""), "mitigation": mitigation,
+            rows.append({"label_source": tags.get("label_source", ""), "mitigation": mitigation, "kind": kind,
                          "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
                          "verdict": verdict(value, low, high, limit, at_most),
