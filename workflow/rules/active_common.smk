@@ -57,16 +57,21 @@ def parse_run(run: str) -> tuple[str | None, int, int]:
     return parts[0], int(parts[1].removeprefix("seed")), int(parts[2].removeprefix("round"))
 
 
+def model_before(task: str, strategy: str | None, seed: int, round_: int) -> str:
+    """The model of the round before `round_` of a strategy and seed (round 1: round 0's)."""
+    return f"{run_dir(task, strategy, seed, round_ - 1)}/model"
+
+
 def previous_model(wildcards) -> str:
     """The model of the round before: the one whose scores of the pool the round selects by."""
-    return f"{run_dir(wildcards.task, wildcards.strategy, int(wildcards.seed), int(wildcards.round) - 1)}/model"
+    return model_before(wildcards.task, wildcards.strategy, int(wildcards.seed), int(wildcards.round))
 
 
 def initial_model(wildcards) -> str:
     """What a round's training starts from: the backbone, or with `active.warm_start` the round before's model."""
     strategy, seed, round_ = parse_run(wildcards.run)
     if round_ >= 1 and rounds_plan().warm_start:
-        return f"{run_dir(wildcards.task, strategy, seed, round_ - 1)}/model"
+        return model_before(wildcards.task, strategy, seed, round_)
     return backbone_dir()
 
 
