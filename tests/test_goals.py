@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from solireward.reporting.goals import absolute, parse_goals, share_goal, spearman_interval, verdict
+from solireward.reporting.goals import absolute, parse_goals, share_at, share_goal, spearman_interval, verdict
 
 
 @pytest.mark.parametrize("value, low, high, limit, at_most, expected", [
@@ -73,3 +73,12 @@ def test_a_share_goal_measures_the_largest_n_at_the_most_departed_value_over_see
     (value, low, high), _ = share_goal("scale", [_overopt([0.5, 0.55, 0.45, 0.5])] * 2, 0.95)
     assert value == pytest.approx(0.0) and verdict(value, low, high, 0.1, True) == "met"
     assert share_goal("brightness", seeds, 0.95)[0] == (None, None, None)  # the grid has no such axis
+
+
+def test_the_reference_share_is_read_where_the_mitigated_cells_picks_departed_most() -> None:
+    treated = [_overopt([0.9, 0.95, 1.0, 0.85]), _overopt([0.8, 1.0, 0.9, 0.9])]
+    _, where = share_goal("scale", treated, 0.95)
+    value, low, high = share_at(where, [_overopt([0.6, 0.7, 0.6, 0.7])] * 2, 0.95)
+    assert value == pytest.approx(0.15) and low <= 0.15 <= high
+    assert share_at(where.replace("best-of-16", "best-of-64"), treated, 0.95) == (None, None, None)  # no such n
+    assert share_at("size=2 @ best-of-16", treated, 0.95) == (None, None, None)   # no such nuisance value

@@ -38,7 +38,7 @@ GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most
 }
 ACCURACY_GOALS = ("below_reference", "cost")
 """Goal kinds that measure pair accuracy (they take no name)."""
-GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict"]
+GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict", "Reference"]
 Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
 
 
@@ -128,15 +128,31 @@ def share_goal(axis: str, overopts: list[dict[str, Any]], confidence: float) -> 
 
     if len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
         return (None, None, None), axis
-    masks = {label: mask for label, mask in groups(overopts[0]["settings"]).items() if label.split("=")[0] == axis}
+    labels = [label for label in groups(overopts[0]["settings"]) if label.split("=")[0] == axis]
     points = [max(r["curves"].get("best_of_n", []), key=lambda p: p["n"], default=None) for r in overopts]
-    if not masks or any(p is None or p["n"] != points[0]["n"] for p in points):
+    if not labels or any(p is None or p["n"] != points[0]["n"] for p in points):
         return (None, None, None), axis
-    found = {label: absolute(replicated_comparison(
-        [np.asarray(p["per_prompt"]["share"][label]) - mask.mean(1) for p in points], confidence=confidence))
-        for label, mask in masks.items()}
+    n = points[0]["n"]
+    found = {label: share_at(f"{label} @ best-of-{n}", overopts, confidence) for label in labels}
     label = max(found, key=lambda k: found[k][0])
-    return found[label], f"{label} @ best-of-{points[0]['n']}"
+    return found[label], f"{label} @ best-of-{n}"
+
+
+def share_at(where: str, overopts: list[dict[str, Any]], confidence: float) -> Interval:
+    """|departure| of best-of-n's picks from the base share at one nuisance value and n, `where` as
+    :func:`share_goal` names it (``axis=value @ best-of-n``), over the trainings `overopts` and the grid's prompts;
+    (None, None, None) when they lack that value or n, or their grids differ."""
+    from solireward.hacking.nuisance import groups
+
+    label, _, n = where.partition(" @ best-of-")
+    if not n or len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
+        return None, None, None
+    mask = groups(overopts[0]["settings"]).get(label)
+    points = [next((p for p in r["curves"].get("best_of_n", []) if str(p["n"]) == n), None) for r in overopts]
+    if mask is None or any(p is None for p in points):
+        return None, None, None
+    return absolute(replicated_comparison([np.asarray(p["per_prompt"]["share"][label]) - mask.mean(1) for p in points],
+                                          confidence=confidence))
 
 
 def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None, confidence: float,
@@ -155,7 +171,9 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
               reference: dict[str, str], confidence: float,
               pooled_seeds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
     """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "kind",
-    "goal", "models", "value", "low", "high", "verdict", "accuracy"}`` (accuracy: the cell's mean test pair accuracy)."""
+    "goal", "models", "value", "low", "high", "verdict", "reference", "accuracy"}`` (reference: the same probe,
+    Spearman or share measure of the reference cell without mitigation, {value, low, high}, all None for the
+    other kinds or without that cell; accuracy: the cell's mean test pair accuracy)."""
     if not goals or "tag:mitigation" not in cells:
         return []
     probes_of, overopts_of = by_cell(probes), by_cell(overopts)
@@ -168,11 +186,18 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
         matches = untreated[np.logical_and.reduce([untreated[f"tag:{k}"].astype(str) == str(v)
                                                    for k, v in wanted.items() if f"tag:{k}" in untreated])]
         reference_row = matches.iloc[0] if reference and len(matches) else None
+        reference_key = None if reference_row is None else (cell_key(
+            {axis[4:]: str(reference_row[axis]) for axis in reference_row.index if axis.startswith("tag:")}),
+            NO_MITIGATION)
+        reference_probe, reference_overopt = probes_of.get(reference_key), overopts_of.get(reference_key)
         for kind, name, limit in goals:
             measured: Interval = (None, None, None)
             shown_name = name
+            reference_measure: Interval = (None, None, None)
             if kind in ("probe", "spearman") and probe:
                 measured = _probe_goal(kind, name, probe, confidence)
+                if reference_probe:
+                    reference_measure = _probe_goal(kind, name, reference_probe, confidence)
             elif kind == "gap" and overopt:
                 kl = common_kl([*overopt, *overopts_of.get((key, NO_MITIGATION), [])], name)
                 matrix = None if kl is None else overopt_matrix(overopt, name, kl, "hacking_gap")
@@ -181,6 +206,8 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                     measured, shown_name = (found["difference"], found["low"], found["high"]), f"{name} @ KL {kl:.2f}"
             elif kind == "share" and overopt:
                 measured, shown_name = share_goal(name, overopt, confidence)
+                if reference_overopt:
+                    reference_measure = share_at(shown_name, reference_overopt, confidence)
             elif kind in ACCURACY_GOALS:
                 base = reference_row if kind == "below_reference" else twin
                 measured = _accuracy_below(files, row, base, confidence, pooled_seeds)
@@ -190,8 +217,17 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                          "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
                          "verdict": verdict(value, low, high, limit, at_most),
+                         "reference": dict(zip(("value", "low", "high"), reference_measure)),
                          "accuracy": float(row["pairs.accuracy"])})
     return rows
+
+
+def _reference_cell(reference: dict[str, Any]) -> str:
+    if reference.get("value") is None:
+        return ""
+    if reference.get("low") is None:
+        return f"{reference['value']:.2f}"
+    return f"{reference['value']:.2f} [{reference['low']:.2f}, {reference['high']:.2f}]"
 
 
 def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "test",
@@ -202,14 +238,17 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         return None
     body = [[f"{r['label_source']} / {r['mitigation']}", r["goal"], str(r["models"]),
              "" if r["value"] is None else f"{r['value']:.2f}",
-             "" if r["low"] is None else f"[{r['low']:.2f}, {r['high']:.2f}]", r["verdict"]] for r in rows]
-    bold = [[False] * 5 + [r["verdict"] != "met"] for r in rows]
+             "" if r["low"] is None else f"[{r['low']:.2f}, {r['high']:.2f}]", r["verdict"],
+             _reference_cell(r.get("reference") or {})] for r in rows]
+    bold = [[False] * 5 + [r["verdict"] != "met", False] for r in rows]
     note = (f"Goals of the study (`report.mitigation_goals`), measured on the {split} split: " + "; ".join(
         f"{kind}: {text}" for kind, (text, _) in GOAL_KINDS.items()) + f". Models: trainings (seeds) of the "
         f"mitigated cell; the measure is their mean and the {100 * confidence:g} % interval is over the seeds and "
         "the units (videos for a probe shift, prompts for a gap, test pairs for accuracy, Fisher's z for ρ). "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
-        "and seeds) would likely resolve it.")
+        "and seeds) would likely resolve it. Reference: the same probe, Spearman or share measure of the reference "
+        "cell without mitigation, with its interval; a limit that the reference misses too is one its labels "
+        "alone do not meet (the preference comes with the data, not with the shortcut).")
     return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
                  bold, 3, note)

@@ -171,8 +171,12 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         for goal in ("probe:brightness ≤ 0.3", "spearman:frames_x2 ≥ 0.9", "gap:best_of_n @ KL", "below_reference ≤ 3",
                      "cost ≤ 2"):
             row = next(line for line in goals.splitlines() if line.startswith(f"| {source} / robust | {goal}"))
-            models, verdict = (c.strip(" *") for c in row.strip("|").split("|")[2::3])
+            columns = [c.strip(" *") for c in row.strip("|").split("|")]
+            models, verdict, reference = columns[2], columns[5], columns[6]
             assert models == "2" and verdict.startswith(("met", "missed by ", "unresolved (")), row
+            # the reference cell's own measure beside a probe goal, none beside an accuracy or gap goal
+            assert re.fullmatch(r"-?\d+\.\d\d( \[-?\d+\.\d\d, -?\d+\.\d\d\])?", reference) if goal.startswith(
+                ("probe", "spearman")) else reference in ("", "–"), row
     trained = yaml.safe_load((tmp_path / CELL.format(label_source="biased", pairing="cross_prompt", head="last_token",
                                                      loss="bt__robust") / "train_config.yaml").read_text())
     assert trained["exposure"] == 100 and trained["consistency_loss_coeff"] == 1.0
