@@ -91,6 +91,21 @@ def test_training_updates_weights_lowers_loss_and_writes_outputs(demo_pairs, tin
 
 
 @pytest.mark.slow
+def test_a_trained_reward_model_is_fine_tuned_on_other_labels(demo_pairs, tiny_qwen, tmp_path):
+    # GUIDE's trusted-label recipe: --model_name_or_path a trained reward model continues it on another pair file
+    first, trusted = tmp_path / "first", tmp_path / "trusted"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, first, max_steps=2)) == 0
+    trusted.mkdir()
+    _subset(demo_pairs / "train.json", trusted / "train.json", 8)
+    kept, tuned = tmp_path / "kept", tmp_path / "tuned"
+    assert run_cli(*fast_args(first, trusted, kept, max_steps=2, learning_rate=0)) == 0
+    start, same = _weights(first), _weights(kept)
+    assert start.keys() == same.keys() and all(torch.equal(start[k], same[k]) for k in start)  # its head too
+    assert run_cli(*fast_args(first, trusted, tuned, max_steps=2)) == 0
+    after = _weights(tuned)
+    assert any(not torch.equal(start[k], after[k]) for k in start if k.startswith("head."))
+
+
 def test_resumed_run_matches_uninterrupted_run(demo_pairs, tiny_qwen, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     args = dict(eval_data=demo_pairs / "val.json", max_steps=4, save_steps=2, eval_steps=2, lora_r=0)
