@@ -338,7 +338,7 @@ def make_training(shape: Shape, processor: Any, inputs: dict[str, torch.Tensor],
     from solireward.losses import LossConfig, in_batch_pairs, reward_loss
     from solireward.training.backend import deepspeed_config, make_backend
     from solireward.training.config import TrainConfig
-    from solireward.training.trainer import parameter_groups
+    from solireward.training.optimization import parameter_groups
 
     model = build_model(shape, processor, attn, dtype, env.device)
     if checkpointing:

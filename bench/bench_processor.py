@@ -120,7 +120,7 @@ def training_loop(shape: bench_gpu.Shape, processor: Any, paths: list[str], work
     from solireward.scoring import VideoEncoder
     from solireward.training.backend import make_backend
     from solireward.training.data import VideoBatches, raise_if_error
-    from solireward.training.trainer import parameter_groups
+    from solireward.training.optimization import parameter_groups
 
     device = torch.device("cpu")
     model = bench_gpu.build_model(shape, processor, "sdpa", torch.float32, device)

@@ -1,10 +1,8 @@
 """The training loop of `solireward train`: one process, torchrun (DDP) or DeepSpeed (ZeRO 0-3).
 
-Optimisation: AdamW (decay on Linear/Embedding/Conv/attention-projection weights only), a linear
-warm-up over ``ceil(warmup_ratio * total_steps)`` steps (factor ``(s + 1) / warmup`` at step s),
-then linear decay to 0 (``1 - p``) or half-period cosine (``(1 + cos(pi p)) / 2``) with
-``p = (s - warmup) / (total - warmup)``, or a constant rate. The global gradient norm is clipped
-to ``--max_grad_norm``; ``--gradient_accumulation_steps`` micro-steps make one optimizer step.
+Optimisation: AdamW with the parameter groups and learning-rate schedule of
+:mod:`solireward.training.optimization`. The global gradient norm is clipped to ``--max_grad_norm``;
+``--gradient_accumulation_steps`` micro-steps make one optimizer step.
 
 Loss per micro-batch: ``losses.reward_loss`` over the micro-batch's pairs (in-batch: every Pass x
 Fail and Pass x Pass pair of its videos, see ``losses.in_batch_pairs``; pairs_file: the file's pairs);
@@ -91,6 +89,7 @@ from solireward.training.config import ARCHITECTURE_OPTIONS, ModelOptions, Train
 from solireward.training.data import (BatchPlan, PairSet, VideoBatches, eval_shards, make_plan, prompt_groups,
                                       raise_if_error, read_pair_file)
 from solireward.training.metrics_log import MetricsLog, StepStats, finite_or_none
+from solireward.training.optimization import LRSchedule, lr_factor, parameter_groups
 
 logger = logging.getLogger(__name__)
 
@@ -101,44 +100,6 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 # ----------------------------------------------------------------------------------------------
 # Small helpers
-
-
-def lr_factor(step: int, total: int, warmup: int, kind: str) -> float:
-    """Learning-rate multiplier applied at optimizer step `step` (0-based); see module docstring."""
-    if step < warmup:
-        return (step + 1) / warmup
-    if kind == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    if kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
-    return max(0.0, 1.0 - progress)
-
-
-class _Schedule:
-    """Picklable LR lambda (so the scheduler state carries no closures)."""
-
-    def __init__(self, total: int, warmup: int, kind: str) -> None:
-        self.total, self.warmup, self.kind = total, warmup, kind
-
-    def __call__(self, step: int) -> float:
-        return lr_factor(step, self.total, self.warmup, self.kind)
-
-
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: weights of Linear/Embedding/Conv layers and attention projections decay; the rest not."""
-    from solireward.models.heads import SingleQueryAttention
-
-    decay, no_decay, seen = [], [], set()
-    for module in model.modules():
-        for name, param in module.named_parameters(recurse=False):
-            if not param.requires_grad or id(param) in seen:
-                continue
-            seen.add(id(param))
-            weighty = (name == "weight" and isinstance(module, (nn.Linear, nn.Embedding, nn.modules.conv._ConvNd))) \
-                or (isinstance(module, (nn.MultiheadAttention, SingleQueryAttention)) and name.endswith("proj_weight"))
-            (decay if weighty else no_decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _seed_all(seed: int) -> None:
@@ -276,7 +237,7 @@ class Trainer:
         warmup = math.ceil(cfg.warmup_ratio * self.total_steps)
         optimizer = torch.optim.AdamW(parameter_groups(model, cfg.weight_decay), lr=cfg.learning_rate,
                                       betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _Schedule(self.total_steps, warmup,
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LRSchedule(self.total_steps, warmup,
                                                                            cfg.lr_scheduler_type))
         self.backend = make_backend(model, optimizer, scheduler, env, bf16=self.bf16,
                                     max_grad_norm=cfg.max_grad_norm, accumulation=cfg.gradient_accumulation_steps,

@@ -171,7 +171,7 @@ def test_costs_a_fraction_of_multihead_attention() -> None:
 
 
 def test_weight_decay_groups_treat_it_as_an_attention() -> None:
-    from solireward.training.trainer import parameter_groups
+    from solireward.training.optimization import parameter_groups
 
     head = build_head("attention", D, 6, num_query_heads=4)
     decay, no_decay = (group["params"] for group in parameter_groups(head, 0.1))
