@@ -14,7 +14,10 @@ Vocabulary (one word per concept, the same in config keys, wildcards, tags, flag
 - ``pairing``: which videos may form a pair: ``cross_prompt`` (the paper's method) or ``in_prompt``
   (both videos share a prompt, the baseline).
 - ``head`` and ``loss``: names defined under the config's ``heads`` and ``losses``.
-- ``mitigation``: ``none``, or a name defined under ``mitigations`` (train flags that resist shortcuts).
+- ``mitigation``: ``none``, or a name defined under ``mitigations`` (train flags that resist shortcuts). A
+  recipe with ``fine_tune_on: trusted`` (:data:`FINE_TUNE`) instead continues its twin's trained model on the
+  training pairs of the trusted labels (:data:`TRUSTED_SOURCE`: an expert's labels of a few training prompts,
+  ``data.demo.trusted_share`` or ``data.trusted_annotations``), with its other flags.
 
 A cell is one value of each axis (:data:`AXES`) and one replicate. The grid crosses heads and losses (or,
 with ``grid.crossed: false``, varies each alone around the default head and loss) at the reference data
@@ -45,6 +48,9 @@ LABEL_SOURCES = ("binary", "pairwise", *BIASED_SOURCES)
 BINARY_SOURCES = ("binary", *BIASED_SOURCES)  # single-item labels: paired inside each batch, and mitigated
 # pairwise annotations compare two videos of one prompt: that label source fixes the pairing
 FIXED_PAIRING = {"pairwise": "in_prompt"}
+TRUSTED_SOURCE = "trusted"  # trusted labels of some training prompts: never a cell's data, only fine-tuned on
+PAIR_SOURCES = (*LABEL_SOURCES, TRUSTED_SOURCE)  # every label source with pair files
+FINE_TUNE = "fine_tune_on"  # a recipe key: continue the twin's model on this label source's training pairs
 AXES = ("task", "label_source", "pairing", "head", "loss", "mitigation")  # the order of paths, tags and rows
 NO_MITIGATION = "none"
 FACTORS = AXES[1:]  # the axes a table compares (the task is a leading column, never a factor)
@@ -206,6 +212,14 @@ class Study:
         unknown = [m for m in selection.get("candidates", []) if m not in config["mitigations"]]
         if unknown:
             raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations'", field="selection.candidates")
+        for name, recipe in config["mitigations"].items():
+            source = recipe.get(FINE_TUNE)
+            if source is not None and source != TRUSTED_SOURCE:
+                raise ConfigError(f"expected {TRUSTED_SOURCE!r}, got {source!r}", field=f"mitigations.{name}.{FINE_TUNE}")
+            if source is not None and not (data["demo"] or {}).get("trusted_share", 0) \
+                    and not data.get("trusted_annotations"):
+                raise ConfigError("fine-tuning on trusted labels needs them: set data.demo.trusted_share > 0 or give "
+                                  "data.trusted_annotations", field=f"mitigations.{name}.{FINE_TUNE}")
         both = [s for s in self.held_out if s in self.choosing_sources()]
         if both:
             raise ConfigError(f"{', '.join(both)} also chooses the recipe (selection.label_sources): a held-out cue "
@@ -388,6 +402,7 @@ class Study:
         resolved.update(config["losses"][cell.loss])
         if cell.mitigation != NO_MITIGATION:
             resolved.update(config["mitigations"][cell.mitigation])
+            resolved.pop(FINE_TUNE, None)   # where the training starts and what it reads: the workflow's inputs
         if cell.replicate:
             resolved["seed"] = self.seed(cell)
         return resolved
@@ -399,9 +414,19 @@ class Study:
         return header + yaml.safe_dump(self.train_options(cell), sort_keys=False)
 
     def pairs_options(self, task: str, label_source: str, pairing: str) -> dict[str, Any]:
-        """Flags of `solireward pairs` for one task, label source and pairing (without the input files)."""
+        """Flags of `solireward pairs` for one task, label source and pairing (without the input files); the
+        trusted labels are of training prompts only, so all their pairs are training pairs."""
         check_data(label_source, pairing)
-        return {"task": task, "pairing": pairing, **self.config["pairs"]}
+        options = {"task": task, "pairing": pairing, **self.config["pairs"]}
+        if label_source == TRUSTED_SOURCE:
+            options["split"] = [1.0, 0.0, 0.0]
+        return options
+
+    def fine_tune_source(self, cell: Cell) -> str | None:
+        """The label source whose training pairs the cell's recipe fine-tunes its twin's model on, or None."""
+        if cell.mitigation == NO_MITIGATION:
+            return None
+        return self.config["mitigations"][cell.mitigation].get(FINE_TUNE)
 
     def tags(self, cell: Cell) -> dict[str, str]:
         """The tags of a cell's result files (the replicate only in a study with replicated cells)."""

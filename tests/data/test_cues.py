@@ -13,7 +13,7 @@ import pytest
 
 from solireward.data.pairing import split_prompts
 from solireward.data.synthetic import DemoDataConfig, plan_videos, render_video
-from solireward.data.synthetic.plan import CUES
+from solireward.data.synthetic.plan import CUES, TRUSTED_ANNOTATIONS
 from tests.conftest import run_cli
 
 FLAGS = ("--num_prompts", 20, "--videos_per_prompt", 8, "--num_frames", 8, "--size", 32, "--seed", 0)
@@ -26,7 +26,8 @@ def plain_and_cued(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     plain, cued = tmp_path_factory.mktemp("plain"), tmp_path_factory.mktemp("cued")
     assert run_cli("demo-data", "--output_dir", plain, *FLAGS) == 0
     cue_flags = [x for cue in CUES for x in (f"--{cue.share}", 0.375, f"--{cue.bias}", BIAS[cue])]
-    assert run_cli("demo-data", "--output_dir", cued, *FLAGS, *cue_flags, "--shortcut_split", *SPLIT) == 0
+    assert run_cli("demo-data", "--output_dir", cued, *FLAGS, *cue_flags, "--shortcut_split", *SPLIT,
+                   "--trusted_share", 0.25) == 0
     return plain, cued
 
 
@@ -86,3 +87,16 @@ def test_the_study_knows_every_cue_as_a_label_source() -> None:
 
     assert BIASED_SOURCES == {cue.label_source: cue.bias for cue in CUES}
     assert set(BIASED_SOURCES) <= set(LABEL_SOURCES) & set(BINARY_SOURCES)
+
+
+def test_the_trusted_labels_are_the_clean_rows_of_a_share_of_the_train_prompts(plain_and_cued) -> None:
+    plain, cued = plain_and_cued
+    clean, trusted = pd.read_csv(cued / "annotations.csv"), pd.read_csv(cued / TRUSTED_ANNOTATIONS)
+    truth = pd.read_csv(cued / "ground_truth.csv")
+    split = split_prompts(truth.prompt.tolist(), SPLIT, 0)
+    prompts = set(trusted.prompt)
+    assert len(prompts) == 3 and all(split[p] == "train" for p in prompts)   # a quarter of the 12 train prompts
+    expected = clean[clean.prompt.isin(prompts)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(trusted, expected)   # no planted shortcut reaches them
+    assert f"`{TRUSTED_ANNOTATIONS}` (label source `trusted`)" in (cued / "README.md").read_text()
+    assert not (plain / TRUSTED_ANNOTATIONS).exists() and "trusted" not in (plain / "README.md").read_text()

@@ -13,7 +13,7 @@ from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.losses import TIE_LOSSES
 from solireward.models.families import FAMILIES
 from solireward.models.heads import HEADS
-from solireward.study import BIASED_SOURCES, BINARY_SOURCES, LABEL_SOURCES, PAIRINGS, REFERENCE_DATA
+from solireward.study import BIASED_SOURCES, BINARY_SOURCES, LABEL_SOURCES, PAIR_SOURCES, PAIRINGS, REFERENCE_DATA
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflow"
 SCHEMA = yaml.safe_load((WORKFLOW / "schemas" / "config.schema.yaml").read_text(encoding="utf-8"))
@@ -55,7 +55,8 @@ def test_wildcard_choices_mirror_the_python_lists() -> None:
     snakefile = (WORKFLOW / "Snakefile").read_text(encoding="utf-8")
     constraints = dict(re.findall(r'^\s+(\w+)=(.+),$', snakefile, re.M))
     assert constraints["pairing"] == '"|".join(PAIRINGS)'
-    assert constraints["label_source"] == '"|".join(LABEL_SOURCES)'
+    assert constraints["label_source"] == '"|".join(PAIR_SOURCES)'   # the label sources and the trusted labels
+    assert set(LABEL_SOURCES) < set(PAIR_SOURCES)
 
 
 def test_resources_are_keyed_by_rule_name() -> None:

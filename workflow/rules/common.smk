@@ -1,6 +1,7 @@
 # Shared definitions: the study's paths and the functions that turn the study design (solireward.study:
 # cells, reference cell, per-cell flags, config checks) into wildcards, inputs and `solireward` flags.
 
+import dataclasses
 import json
 import os
 import re
@@ -23,12 +24,14 @@ if REPO not in _PYTHONPATH.split(os.pathsep):
 sys.path.insert(0, REPO)
 from solireward.errors import ConfigError  # noqa: E402
 from solireward.data import frame_cache  # noqa: E402
-from solireward.data.synthetic.plan import CUES  # noqa: E402
+from solireward.data.synthetic.plan import CUES, TRUSTED_ANNOTATIONS  # noqa: E402
 from solireward.study import (  # noqa: E402
     CELL_PATTERN,
-    LABEL_SOURCES,
+    NO_MITIGATION,
+    PAIR_SOURCES,
     PAIRINGS,
     REFERENCE_DATA,
+    TRUSTED_SOURCE,
     Cell,
     Study,
     data_of,
@@ -110,15 +113,17 @@ if _placeholders:
 # --------------------------------------------------------------------------------------------
 # Inputs
 
-# each planted-shortcut label source's annotation file (labels_<source>/ imports it), and the {biased}
-# wildcard of those folders ("" for the clean labels/)
-BIASED_FILES = {cue.label_source: cue.annotations for cue in CUES}
+# each planted-shortcut label source's annotation file (labels_<source>/ imports it), the trusted labels' file
+# (labels_trusted/), and the {biased} wildcard of those folders ("" for the clean labels/)
+BIASED_FILES = {cue.label_source: cue.annotations for cue in CUES} | {TRUSTED_SOURCE: TRUSTED_ANNOTATIONS}
 BIASED_WILDCARD = f"({'|'.join(f'_{source}' for source in BIASED_FILES)})?"
 
 
 def annotation_files(wildcards) -> list[str]:
     """Binary annotation files: the generated demo file (a cue's biased twin for labels_<source>/) or the real
     ones."""
+    if wildcards.biased == f"_{TRUSTED_SOURCE}" and config["data"]["demo"] is None:
+        return list(config["data"]["trusted_annotations"])
     if wildcards.biased:
         return [f"{R}/data/{BIASED_FILES[wildcards.biased[1:]]}"]
     if config["data"]["demo"] is not None:
@@ -128,7 +133,9 @@ def annotation_files(wildcards) -> list[str]:
 
 def demo_outputs() -> dict:
     """Extra outputs of demo_data: the planted shortcuts' labels the study uses."""
-    return {source: f"{R}/data/{name}" for source, name in BIASED_FILES.items() if source in DESIGN.planted_sources()}
+    trusted = [TRUSTED_SOURCE] if (config["data"]["demo"] or {}).get("trusted_share") else []
+    used = [*DESIGN.planted_sources(), *trusted]
+    return {source: f"{R}/data/{name}" for source, name in BIASED_FILES.items() if source in used}
 
 
 def pairwise_source_file() -> str:
@@ -237,6 +244,21 @@ def report_files(pattern: str) -> list[str]:
     if DESIGN.held_out:
         cells += [c for c in DESIGN.chosen_cells(chosen_recipe()) if c not in cells]
     return [pattern.format(**cell.wildcards()) for cell in cells]
+
+
+def train_start(wildcards) -> str:
+    """What a cell's training starts from: the backbone, or with a `fine_tune_on` recipe its twin's trained model
+    (the same cell and seed without the mitigation)."""
+    cell = Cell.from_wildcards(wildcards)
+    if DESIGN.fine_tune_source(cell) is None:
+        return backbone_dir()
+    return f"{R}/models/{CELL_PATTERN.format(**dataclasses.replace(cell, mitigation=NO_MITIGATION).wildcards())}/model"
+
+
+def train_pairs(wildcards) -> str:
+    """A cell's training pairs: its own label source's, or those of the label source its recipe fine-tunes on."""
+    source = DESIGN.fine_tune_source(Cell.from_wildcards(wildcards)) or wildcards.label_source
+    return f"{R}/pairs/{wildcards.task}/{data_of(source, wildcards.pairing)}/train.json"
 
 
 def cell_train_yaml(wildcards) -> str:

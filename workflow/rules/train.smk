@@ -27,9 +27,9 @@ rule train_config:
 rule train:
     input:
         config=f"{CELL}/train_config.yaml",
-        train=f"{DATA}/train.json",
+        train=train_pairs,
         val=f"{DATA}/val.json",
-        backbone=backbone_dir(),
+        backbone=train_start,
     output:
         model=directory(f"{CELL}/model"),
         done=touch(f"{CELL}/reward_model.done"),

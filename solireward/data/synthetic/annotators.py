@@ -16,15 +16,29 @@ def annotator_rates(config: DemoDataConfig) -> dict[str, float]:
     return {f"a{i + 1:02d}": float(rate) for i, rate in enumerate(rates)}
 
 
-def shortcut_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> set[str]:
-    """The prompts whose annotators are biased toward a cue's videos (the train split), or none."""
-    if not any(getattr(config, cue.bias) for cue in CUES):
-        return set()
+def train_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> set[str]:
+    """The prompts of the train split that the shortcuts follow (``shortcut_split``, ``shortcut_seed``)."""
     from solireward.data.pairing import split_prompts
 
     assignment = split_prompts([videos[0].prompt for videos in plans], list(config.shortcut_split),
                                config.shortcut_seed)
     return {prompt for prompt, split in assignment.items() if split == "train"}
+
+
+def shortcut_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> set[str]:
+    """The prompts whose annotators are biased toward a cue's videos (the train split), or none."""
+    if not any(getattr(config, cue.bias) for cue in CUES):
+        return set()
+    return train_prompts(plans, config)
+
+
+def trusted_prompts(plans: list[list[VideoSpec]], config: DemoDataConfig) -> set[str]:
+    """The train prompts an expert also labels: a seeded ``trusted_share`` of them (at least one when > 0)."""
+    if config.trusted_share <= 0:
+        return set()
+    train = sorted(train_prompts(plans, config))
+    count = max(1, round(config.trusted_share * len(train)))
+    return set(np.random.default_rng([config.seed, 9]).choice(train, size=count, replace=False).tolist())
 
 
 def _shortcut(spec: VideoSpec, biased: set[str], cue: Cue) -> bool:

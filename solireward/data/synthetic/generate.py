@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from solireward.data.synthetic.annotators import annotator_rates, binary_rows, pairwise_rows, shortcut_prompts
-from solireward.data.synthetic.plan import CUES, DIMENSIONS, DemoDataConfig, plan_videos
+from solireward.data.synthetic.annotators import (annotator_rates, binary_rows, pairwise_rows, shortcut_prompts,
+                                                   trusted_prompts)
+from solireward.data.synthetic.plan import CUES, DIMENSIONS, TRUSTED_ANNOTATIONS, DemoDataConfig, plan_videos
 from solireward.data.synthetic.readme import demo_readme
 from solireward.data.synthetic.render import render_video
 from solireward.io import atomic_write, write_text
@@ -51,6 +52,9 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
         if getattr(config, cue.bias) > 0:
             _write_csv(out / cue.annotations, header,
                        binary_rows(plans, rates, config.seed, biased, getattr(config, cue.bias), cue))
+    trusted = trusted_prompts(plans, config)
+    if trusted:  # the unbiased annotators' labels of those prompts' videos
+        _write_csv(out / TRUSTED_ANNOTATIONS, header, [row for row in binary if row[1] in trusted])
     _write_csv(out / "pairwise_annotations.csv", ["prompt", "video_a", "video_b", "choice", "annotator"],
                pairwise)
     shown = [cue.name for cue in CUES if getattr(config, cue.share) > 0]  # a nuisance column per cue rendered
@@ -72,7 +76,7 @@ def generate_demo_data(config: DemoDataConfig) -> dict[str, Any]:
         "num_prompts": len(plans), "num_videos": len(specs), "codec": video_codec(),
         "pass_rate": {name: float(truth[:, i].mean()) for i, name in enumerate(DIMENSIONS + ("phy_deform",))},
         "annotator_flip_rates": rates, "binary_rows": len(binary), "pairwise_rows": len(pairwise),
-        "shortcut_prompts": len(biased),
+        "shortcut_prompts": len(biased), "trusted_prompts": len(trusted),
     }
     write_text(out / "README.md", demo_readme(config, summary))
     logger.info("wrote %d videos of %d prompts to %s; pass rates %s", len(specs), len(plans), out,

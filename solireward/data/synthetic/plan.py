@@ -85,6 +85,7 @@ CUES = (
         "overlay_bias", "a static caption box {value:g} of the frame wide in the top-left corner", "captioned"),
 )
 BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
+TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
 # the binary labels of the brightness shortcut's annotators (written when shortcut_bias > 0)
 BIASED_ANNOTATIONS = CUES[0].annotations
 
@@ -135,6 +136,9 @@ class DemoDataConfig:
     overlay_size: float = arg("width of that box as a share of the frame width", 0.3)
     overlay_bias: float = arg("planted shortcut like shortcut_bias, for captioned videos (label source "
                               f"{CUES[3].label_source}, {CUES[3].annotations})", 0.0)
+    trusted_share: float = arg("share of the train-split prompts (of the shortcut split) whose labels an expert "
+                               f"also gives: the unbiased annotators' labels of their videos, in {TRUSTED_ANNOTATIONS} "
+                               "(label source `trusted`, for fine-tuning a model on them); 0 writes none", 0.0)
     progress: bool = arg("show a progress bar even when stderr is not a terminal", False)
 
     def __post_init__(self) -> None:
@@ -163,7 +167,7 @@ class DemoDataConfig:
         checks += [(cue.bias, getattr(self, cue.bias) == 0 or getattr(self, cue.share) > 0,
                     f"0 unless {cue.share} > 0 (the shortcut is {cue.kind} videos)") for cue in CUES]
         checks += [(name, 0 <= getattr(self, name) <= 1, "between 0 and 1")
-                   for name in ("physics_defect_rate", "deformity_defect_rate", "text_defect_rate",
+                   for name in ("physics_defect_rate", "deformity_defect_rate", "text_defect_rate", "trusted_share",
                                 *(field for cue in CUES for field in (cue.share, cue.bias)))]
         for name, ok, expected in checks:
             if not ok:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from solireward.data.synthetic.plan import COLOURS, CUES, MOTIONS, SHAPES, DemoDataConfig
+from solireward.data.synthetic.plan import COLOURS, CUES, MOTIONS, SHAPES, TRUSTED_ANNOTATIONS, DemoDataConfig
+from solireward.study import TRUSTED_SOURCE
 
 
 def demo_readme(config: DemoDataConfig, summary: dict[str, Any]) -> str:
@@ -65,17 +66,27 @@ pairs per prompt, {config.pairwise_annotators} annotators per pair; the true cho
 {rates}
 
 Import the binary labels with `solireward labels --input annotations.csv ...`.
-{_shortcut_readme(config, summary) if nuisance_on else ""}"""
+{_trusted_readme(summary) if summary.get("trusted_prompts") else ""}{_shortcut_readme(config, summary) if nuisance_on else ""}"""
+
+
+def _trusted_readme(summary: dict[str, Any]) -> str:
+    return f"""
+`{TRUSTED_ANNOTATIONS}` (label source `{TRUSTED_SOURCE}`): the labels an expert also gives to the videos of
+{summary['trusted_prompts']} train-split prompts, the unbiased annotators' rows of `annotations.csv` for those
+prompts. A planted shortcut does not reach them: fine-tune a model trained on biased labels on these.
+"""
 
 
 def _shown_flag(config: DemoDataConfig, name: str) -> bool:
-    """Whether the README's command line gives flag `name`: a cue's flags when it is rendered, the shortcut
-    split's when any is (the default data set's command line is as before cues existed)."""
+    """Whether the README's command line gives flag `name`: a cue's flags when it is rendered, trusted_share when
+    set, the shortcut split's when either is (the default data set's command line is as before cues existed)."""
     for cue in CUES:
         if name in (cue.share, cue.value, cue.bias):
             return getattr(config, cue.share) > 0
+    if name == "trusted_share":
+        return config.trusted_share > 0
     if name in ("shortcut_split", "shortcut_seed"):
-        return any(getattr(config, cue.share) > 0 for cue in CUES)
+        return any(getattr(config, cue.share) > 0 for cue in CUES) or config.trusted_share > 0
     return True
 
 
