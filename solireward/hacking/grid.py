@@ -2,7 +2,8 @@
 
 For each held-out prompt (the distinct prompts of a record file, e.g. the test split; all of them by
 default), the demo generator renders one video per setting of a finite grid: defect kind x
-nuisance values (brightness, object size, background shade; :func:`solireward.data.synthetic.grid_specs`).
+nuisance values (brightness, object size, background shade, a caption box;
+:func:`solireward.data.synthetic.grid_specs`).
 The defect kind fixes the ground truth; the nuisances leave it unchanged.
 
 **Design.** Each (prompt, defect kind) gets ``--settings_per_defect`` k combinations of the
@@ -43,7 +44,7 @@ from solireward.io import atomic_dir, read_json, read_records
 
 GRID_FILE = "grid.json"
 GRID_VERSION = 2
-NUISANCE_AXES = ("brightness", "scale", "background_shift")
+NUISANCE_AXES = ("brightness", "scale", "background_shift", "overlay")
 """The grid's nuisance axes: options of :class:`GridOptions` and keys of its settings."""
 
 
@@ -59,6 +60,8 @@ class GridOptions:
     scale: list[float] = arg("object sizes of the grid, relative (a nuisance)", default_factory=lambda: [1.0, 1.3])
     background_shift: list[int] = arg("background shades of the grid, added grey levels (a nuisance)",
                                       default_factory=lambda: [0, 60])
+    overlay: list[float] = arg("widths of a static caption box in the top-left corner, shares of the frame width (a "
+                               "nuisance, the demo's overlay cue); 0: none", default_factory=lambda: [0.0])
     settings_per_defect: int = arg("nuisance combinations per defect kind, a balanced fraction of the cross product "
                                    "of the nuisance values, at most the least common multiple of their numbers of "
                                    "values, beyond which combinations would repeat (0: all of the product)", 2)
@@ -71,6 +74,8 @@ class GridOptions:
                   ("brightness", bool(self.brightness) and min(self.brightness) > 0, "positive gains"),
                   ("scale", bool(self.scale) and min(self.scale) > 0, "positive sizes"),
                   ("background_shift", bool(self.background_shift), "one or more values"),
+                  ("overlay", bool(self.overlay) and all(v == 0 or 0.05 <= v <= 1 for v in self.overlay),
+                   "0 or widths between 0.05 and 1"),
                   ("defects", bool(self.defects) and set(self.defects) <= set(GRID_DEFECTS),
                    f"one or more of {', '.join(GRID_DEFECTS)}"),
                   ("settings_per_defect", self.settings_per_defect >= 0, "0 (all) or more"),
@@ -140,7 +145,8 @@ class Grid:
             keep = {(defect, *values) for defect, position in zip(options.defects, order)
                     for values in options.combinations(int(position))}
             self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), tuple(options.brightness),
-                                                     tuple(options.scale), tuple(options.background_shift), seed, p)
+                                                     tuple(options.scale), tuple(options.background_shift), seed, p,
+                                                     tuple(options.overlay))
                                if (_defect(s), *(s.nuisance[axis] for axis in NUISANCE_AXES)) in keep])
 
     @classmethod

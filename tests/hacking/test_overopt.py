@@ -233,3 +233,23 @@ def test_the_grid_is_rendered_once_and_scored_alike_by_each_model(reward_model_d
     assert "--size" in capsys.readouterr().err
     assert run_cli("overopt", "--model_name_or_path", reward_model_dir, "--output_dir", tmp_path / "x") == 2
     assert "exactly one of --grid_dir and --input_file" in capsys.readouterr().err
+
+
+def test_the_grid_has_an_overlay_axis_that_changes_the_top_left_corner_only(tmp_path: Path) -> None:
+    """The demo's fourth cue (a caption box in the top-left corner) is a nuisance axis of the grid too, so a
+    study that plants it can measure where the picks land on it."""
+    from solireward.hacking.grid import Grid, GridOptions
+    from solireward.hacking.nuisance import groups
+
+    options = GridOptions(defects=["none", "teleport"], brightness=[1.0], scale=[1.0], background_shift=[0],
+                          overlay=[0.0, 0.3], settings_per_defect=0)
+    grid = Grid(list(PROMPTS), options, seed=0)
+    assert [[s["overlay"] for s in row] for row in grid.settings] == [[0.0, 0.3, 0.0, 0.3]] * 2
+    assert set(groups(grid.settings)) == {"overlay=0", "overlay=0.3"}   # one-valued axes are not groups
+    plain, boxed = grid.frames(0)[:2].astype(int)
+    changed = np.abs(boxed - plain).max(axis=(0, 3)) > 0   # (H, W) pixels the box changes in some frame
+    rows, cols = np.nonzero(changed)
+    assert changed.any() and rows.max() < plain.shape[1] // 2 and cols.max() < plain.shape[2] // 2
+    assert GridOptions().overlay == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
+    with pytest.raises(Exception, match="0 or widths between 0.05 and 1"):
+        GridOptions(overlay=[0.01])

@@ -197,7 +197,8 @@ class VideoSpec:
     @property
     def nuisance(self) -> dict[str, float]:
         """The nuisance factors of the video (they leave its ground truth unchanged)."""
-        return {"brightness": self.brightness, "scale": self.scale, "background_shift": self.background_shift}
+        return {"brightness": self.brightness, "scale": self.scale, "background_shift": self.background_shift,
+                "overlay": self.overlay}
 
     @property
     def labels(self) -> dict[str, int]:
@@ -280,8 +281,9 @@ GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
 
 def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness: tuple[float, ...] = (1.0, 1.4),
                scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
-               seed: int = 0, prompt_index: int = 0) -> list[VideoSpec]:
-    """One video of `prompt` per setting of defect kind x brightness x object size x background shade.
+               seed: int = 0, prompt_index: int = 0, overlay: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
+    """One video of `prompt` per setting of defect kind x brightness x object size x background shade x caption
+    box width (0: none).
 
     A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
     of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
@@ -296,11 +298,11 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
         rng = np.random.default_rng([seed, 7, prompt_index, d])
         shown = _shown(rng, colour, shape, motion, defect)
         morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
-        for gain, size, shift in itertools.product(brightness, scale, background_shift):
-            name = f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}"
+        for gain, size, shift, box in itertools.product(brightness, scale, background_shift, overlay):
+            name = f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}" + (f"_o{box:g}" if box else "")
             specs.append(VideoSpec(
                 f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
                 defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
                 defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
-                brightness=float(gain), scale=float(size), background_shift=int(shift)))
+                brightness=float(gain), scale=float(size), background_shift=int(shift), overlay=float(box)))
     return specs
