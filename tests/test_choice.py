@@ -27,9 +27,16 @@ def test_a_candidate_that_misses_an_accuracy_goal_ranks_after_one_that_misses_no
     assert "| **learns** | 0 | 1 |" in table and "| flat | 1 | 3 |" in table
 
 
-def test_without_accuracy_misses_the_most_goals_met_then_the_fewest_missed_then_accuracy_win() -> None:
+def test_without_accuracy_misses_the_fewest_goals_missed_then_the_most_met_then_accuracy_win() -> None:
     a = _rows("a", 0.60, {"probe:brightness ≤ 0.3": "met", "cost ≤ 2": "met"})
     b = _rows("b", 0.70, {"probe:brightness ≤ 0.3": "missed by 0.10", "cost ≤ 2": "met"})
     c = _rows("c", 0.80, {"probe:brightness ≤ 0.3": "unresolved (at the limit)", "cost ≤ 2": "met"})
     d = _rows("d", 0.90, {"probe:brightness ≤ 0.3": "unresolved (at the limit)", "cost ≤ 2": "met"})
     assert [c["mitigation"] for c in rank_candidates(a + b + c + d)] == ["a", "d", "c", "b"]
+    # a fix for one cue: meets its own goals but misses others; it ranks after one that misses nothing
+    fix = _rows("fix", 0.70, {"probe:brightness ≤ 0.3": "met", "share:brightness ≤ 0.1": "met",
+                              "share:scale ≤ 0.1": "missed by 0.30", "cost ≤ 2": "met"})
+    broad = _rows("broad", 0.70, {"probe:brightness ≤ 0.3": "unresolved (at the limit)",
+                                  "share:brightness ≤ 0.1": "unresolved (at the limit)",
+                                  "share:scale ≤ 0.1": "unresolved (at the limit)", "cost ≤ 2": "met"})
+    assert [c["mitigation"] for c in rank_candidates(fix + broad)] == ["broad", "fix"]

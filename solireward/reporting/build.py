@@ -64,7 +64,7 @@ class ReportConfig:
                                              "without mitigation, at most)", None)
     split: str = arg("the split the metrics, probe and over-optimisation files were scored on (named in the "
                      "goals and choice tables)", "test")
-    choose: bool = arg("rank the mitigations by their goals' verdicts (most met, fewest missed, best accuracy) "
+    choose: bool = arg("rank the mitigations by their goals' verdicts (fewest missed, most met, best accuracy) "
                        f"and write {CHOICE_FILE}: give the files of the split that chooses, i.e. validation", False)
     selection: str | None = arg(f"the {CHOICE_FILE} of a `--choose` run on the validation split: the report "
                                 "says which split chose which recipe", None)

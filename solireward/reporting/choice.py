@@ -3,8 +3,10 @@
 `solireward report --choose` over the validation files of candidate recipes ranks them by their goals'
 three-valued verdicts (``reporting.goals``): first the fewest accuracy goals missed (``cost``,
 ``below_reference``), because a model that learned nothing is invariant to every nuisance and would otherwise win
-on the invariance goals (docs/MEASURED.md, "The shortcut study: its models did not learn"); then the most goals
-met, the fewest missed and the highest mean validation pair accuracy. It writes the ranking as a table and as
+on the invariance goals (docs/MEASURED.md, "The shortcut study: its models did not learn"); then the fewest goals
+missed, the most met and the highest mean validation pair accuracy. Missed before met: a recipe that meets its own
+cue's goals on every label source but fails visibly elsewhere is a fix for that cue, not a mitigation
+(docs/MEASURED.md, "Leave one cue out with a cue no recipe was designed on"). It writes the ranking as a table and as
 ``chosen.json``. The study's report on the test split reads that file back (``--selection``) and states which
 split chose which recipe, so the test split is scored once, for the report, and never chooses.
 
@@ -25,7 +27,7 @@ from solireward.reporting.goals import ACCURACY_GOALS
 from solireward.table import Table
 
 CHOICE_FILE = "chosen.json"
-RULE = ("fewest accuracy goals missed (cost, below_reference), then most goals met, then fewest missed, then the "
+RULE = ("fewest accuracy goals missed (cost, below_reference), then fewest goals missed, then most met, then the "
         "highest mean pair accuracy of the split, over the label sources the candidate was trained on")
 
 
@@ -43,7 +45,7 @@ def rank_candidates(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         ranked.append({"mitigation": mitigation, **counts, "goals": len(found),
                        "accuracy": sum(a for _, a in accuracies) / len(accuracies),
                        "label_sources": sorted({r["label_source"] for r in found})})
-    return sorted(ranked, key=lambda c: (c["accuracy_missed"], -c["met"], c["missed"], -c["accuracy"],
+    return sorted(ranked, key=lambda c: (c["accuracy_missed"], c["missed"], -c["met"], -c["accuracy"],
                                          c["mitigation"]))
 
 
