@@ -215,9 +215,9 @@ class Study:
         for name, recipe in config["mitigations"].items():
             source = recipe.get(FINE_TUNE)
             if source is not None and source != TRUSTED_SOURCE:
-                raise ConfigError(f"expected {TRUSTED_SOURCE!r}, got {source!r}", field=f"mitigations.{name}.{FINE_TUNE}")
-            if source is not None and not (data["demo"] or {}).get("trusted_share", 0) \
-                    and not data.get("trusted_annotations"):
+                raise ConfigError(f"expected {TRUSTED_SOURCE!r}, got {source!r}",
+                                  field=f"mitigations.{name}.{FINE_TUNE}")
+            if source is not None and not self.demo_writes_trusted_labels() and not data.get("trusted_annotations"):
                 raise ConfigError("fine-tuning on trusted labels needs them: set data.demo.trusted_share > 0 or give "
                                   "data.trusted_annotations", field=f"mitigations.{name}.{FINE_TUNE}")
         both = [s for s in self.held_out if s in self.choosing_sources()]
@@ -319,6 +319,10 @@ class Study:
         """Every planted-shortcut label source a cell of the study trains on (ablation, choice or held out)."""
         used = [*self.config["ablations"]["label_source"], *self.choosing_sources(), *self.held_out]
         return [s for s in BIASED_SOURCES if s in used]
+
+    def demo_writes_trusted_labels(self) -> bool:
+        """Whether the demo data set has an expert's labels of some training prompts (``data.demo.trusted_share``)."""
+        return bool((self.config["data"]["demo"] or {}).get("trusted_share", 0))
 
     def audited_sources(self) -> list[str]:
         """The label sources `snakemake label_audit` audits: the clean one and every planted one a cell trains on."""

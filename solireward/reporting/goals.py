@@ -25,7 +25,7 @@ from solireward.hacking.probe import probe_matrix
 from solireward.reporting.mitigation import by_cell, cell_key, mitigated_cells
 from solireward.reporting.stats import compare_to_reference
 from solireward.study import NO_MITIGATION
-from solireward.table import Table
+from solireward.table import Table, interval_cell, number_cell
 
 GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most (True) or at least the limit)
     "probe": ("|mean score shift| under the probe perturbation (clean std)", True),
@@ -128,14 +128,13 @@ def share_goal(axis: str, overopts: list[dict[str, Any]], confidence: float) -> 
 
     if len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
         return (None, None, None), axis
-    labels = [label for label in groups(overopts[0]["settings"]) if label.split("=")[0] == axis]
+    masks = {label: mask for label, mask in groups(overopts[0]["settings"]).items() if label.split("=")[0] == axis}
     points = [max(r["curves"].get("best_of_n", []), key=lambda p: p["n"], default=None) for r in overopts]
-    if not labels or any(p is None or p["n"] != points[0]["n"] for p in points):
+    if not masks or any(p is None or p["n"] != points[0]["n"] for p in points):
         return (None, None, None), axis
-    n = points[0]["n"]
-    found = {label: share_at(f"{label} @ best-of-{n}", overopts, confidence) for label in labels}
+    found = {label: _departure(points, label, mask, confidence) for label, mask in masks.items()}
     label = max(found, key=lambda k: found[k][0])
-    return found[label], f"{label} @ best-of-{n}"
+    return found[label], f"{label} @ best-of-{points[0]['n']}"
 
 
 def share_at(where: str, overopts: list[dict[str, Any]], confidence: float) -> Interval:
@@ -151,6 +150,11 @@ def share_at(where: str, overopts: list[dict[str, Any]], confidence: float) -> I
     points = [next((p for p in r["curves"].get("best_of_n", []) if str(p["n"]) == n), None) for r in overopts]
     if mask is None or any(p is None for p in points):
         return None, None, None
+    return _departure(points, label, mask, confidence)
+
+
+def _departure(points: list[dict[str, Any]], label: str, mask: np.ndarray, confidence: float) -> Interval:
+    """|mean share − base share| at nuisance value `label` over the trainings' best-of-n `points` and the prompts."""
     return absolute(replicated_comparison([np.asarray(p["per_prompt"]["share"][label]) - mask.mean(1) for p in points],
                                           confidence=confidence))
 
@@ -222,12 +226,9 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
     return rows
 
 
-def _reference_cell(reference: dict[str, Any]) -> str:
-    if reference.get("value") is None:
-        return ""
-    if reference.get("low") is None:
-        return f"{reference['value']:.2f}"
-    return f"{reference['value']:.2f} [{reference['low']:.2f}, {reference['high']:.2f}]"
+def _value_and_interval(value: float | None = None, low: float | None = None, high: float | None = None) -> str:
+    """"value [low, high]" (the interval left out when missing; "" without a value)."""
+    return " ".join(filter(None, (number_cell(value), interval_cell(low, high))))
 
 
 def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "test",
@@ -239,7 +240,7 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
     body = [[f"{r['label_source']} / {r['mitigation']}", r["goal"], str(r["models"]),
              "" if r["value"] is None else f"{r['value']:.2f}",
              "" if r["low"] is None else f"[{r['low']:.2f}, {r['high']:.2f}]", r["verdict"],
-             _reference_cell(r.get("reference") or {})] for r in rows]
+             _value_and_interval(**(r.get("reference") or {}))] for r in rows]
     bold = [[False] * 5 + [r["verdict"] != "met", False] for r in rows]
     note = (f"Goals of the study (`report.mitigation_goals`), measured on the {split} split: " + "; ".join(
         f"{kind}: {text}" for kind, (text, _) in GOAL_KINDS.items()) + f". Models: trainings (seeds) of the "

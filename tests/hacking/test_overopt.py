@@ -235,9 +235,10 @@ def test_the_grid_is_rendered_once_and_scored_alike_by_each_model(reward_model_d
     assert "exactly one of --grid_dir and --input_file" in capsys.readouterr().err
 
 
-def test_the_grid_has_an_overlay_axis_that_changes_the_top_left_corner_only(tmp_path: Path) -> None:
+def test_the_grid_has_an_overlay_axis_that_changes_the_top_left_corner_only() -> None:
     """The demo's fourth cue (a caption box in the top-left corner) is a nuisance axis of the grid too, so a
     study that plants it can measure where the picks land on it."""
+    from solireward.errors import ConfigError
     from solireward.hacking.grid import Grid, GridOptions
     from solireward.hacking.nuisance import groups
 
@@ -251,5 +252,5 @@ def test_the_grid_has_an_overlay_axis_that_changes_the_top_left_corner_only(tmp_
     rows, cols = np.nonzero(changed)
     assert changed.any() and rows.max() < plain.shape[1] // 2 and cols.max() < plain.shape[2] // 2
     assert GridOptions().overlay == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
-    with pytest.raises(Exception, match="0 or widths between 0.05 and 1"):
+    with pytest.raises(ConfigError, match="0 or widths between 0.05 and 1"):
         GridOptions(overlay=[0.01])

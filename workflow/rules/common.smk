@@ -133,8 +133,7 @@ def annotation_files(wildcards) -> list[str]:
 
 def demo_outputs() -> dict:
     """Extra outputs of demo_data: the planted shortcuts' labels the study uses."""
-    trusted = [TRUSTED_SOURCE] if (config["data"]["demo"] or {}).get("trusted_share") else []
-    used = [*DESIGN.planted_sources(), *trusted]
+    used = [*DESIGN.planted_sources(), *([TRUSTED_SOURCE] if DESIGN.demo_writes_trusted_labels() else [])]
     return {source: f"{R}/data/{name}" for source, name in BIASED_FILES.items() if source in used}
 
 
