@@ -70,7 +70,8 @@ def resolve_options(args: argparse.Namespace) -> tuple[TrainConfig, ModelOptions
 def run(args: argparse.Namespace) -> int:
     """Train a reward model; returns 0 on success, 75 (EXIT_PREEMPTED) when SIGTERM/SIGUSR1 stopped it
     after writing a checkpoint (continue with --resume)."""
-    from solireward.training.trainer import EXIT_PREEMPTED, Trainer
+    from solireward.training.preemption import EXIT_PREEMPTED
+    from solireward.training.trainer import Trainer
 
     train, model, loss, sampling, given = resolve_options(args)
     resolved = {**dataclasses.asdict(train), **dataclasses.asdict(model), **dataclasses.asdict(loss)}

@@ -113,15 +113,8 @@ def save_checkpoint(output_dir: Path, step: int, backend: Backend, *, epoch: flo
             shutil.rmtree(tmp)
         tmp.mkdir(parents=True)
     D.barrier(env)
-    backend.save_model(tmp / "model")
+    save_weights(tmp, backend, lora)
     backend.save_state(tmp)
-    if lora:
-        from safetensors.torch import save_file
-
-        with backend.gathered():
-            if env.is_main:
-                save_file({n: p.detach().cpu().contiguous() for n, p in backend.model.named_parameters()
-                           if p.requires_grad}, str(tmp / LORA_FILE))
     write_json(tmp / f"rng-rank{env.rank}.json", rng_state(), indent=None)
     D.barrier(env)
     if env.is_main:
@@ -138,6 +131,19 @@ def save_checkpoint(output_dir: Path, step: int, backend: Backend, *, epoch: flo
         logger.info("checkpoint written: %s", final)
     D.barrier(env)
     return final
+
+
+def save_weights(folder: Path, backend: Backend, lora: bool) -> None:
+    """The model into ``folder/model`` and, with LoRA, the trainable weights into ``folder/lora_trainable.safetensors``
+    (every rank calls; `folder` exists)."""
+    backend.save_model(folder / "model")
+    if lora:
+        from safetensors.torch import save_file
+
+        with backend.gathered():
+            if backend.env.is_main:
+                save_file({n: p.detach().cpu().contiguous() for n, p in backend.model.named_parameters()
+                           if p.requires_grad}, str(folder / LORA_FILE))
 
 
 def load_checkpoint(folder: Path, backend: Backend, model_options: ModelOptions) -> int:

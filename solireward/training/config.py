@@ -74,6 +74,10 @@ class TrainConfig:
     max_grad_norm: float = arg("clip the global gradient norm to this value (0 = no clipping)", 1.0)
     seed: int = arg("random seed (model head initialisation, data order, dropout)", 42)
     eval_steps: int = arg("evaluate every N optimizer steps (0 = only at the end)", 200)
+    keep_best: bool = arg("early stopping on --eval_data: the final model is the evaluated weights (every "
+                          "--eval_steps, at the end, and the starting weights at step 0) with the highest pair "
+                          "accuracy, the earliest on a tie; the best so far waits in output_dir/checkpoints/best",
+                          False)
     save_steps: int = arg("write a checkpoint every N optimizer steps (0 = only at the end)", 500)
     save_total_limit: int = arg("keep at most this many checkpoints, newest first (0 = keep all)", 2)
     logging_steps: int = arg("log a summary line every N steps (metrics.jsonl gets every step)", 10)
@@ -161,6 +165,8 @@ class TrainConfig:
         if self.consistency_loss_coeff > 0 and not augmentation(self).active:
             raise ConfigError("needs a jitter or a nuisance to compare a video with (--jitter_frames, --jitter_size, "
                               "--color_jitter or a --nuisance_* flag)", field="consistency_loss_coeff")
+        if self.keep_best and not self.eval_data:
+            raise ConfigError("needs --eval_data: the pairs that choose the best weights", field="keep_best")
         if self.batching == "pairs_file" and self.pairing != "cross_prompt":
             raise ConfigError("applies to batching in_batch only (a pairs file's pairs are used as written)",
                               field="pairing")

@@ -23,7 +23,9 @@ Metrics (``output_dir/metrics.jsonl``, one JSON object per line, written by rank
   without ties over the eval file's win-lose pairs, each distinct video scored once
   (``evaluation.pair_accuracy``: d > 0 right, d = 0 ½), ``eval_roc_auc`` (``evaluation.roc_auc`` of the
   scores against Pass = quality > 0.5), ``eval_loss`` (the training loss over all eval pairs),
-  ``eval_n_pairs``, ``eval_n_win_lose``, ``eval_n_videos``.
+  ``eval_n_pairs``, ``eval_n_win_lose``, ``eval_n_videos``. With ``--keep_best`` also at step 0 (the starting
+  weights), and ``"kind": "eval_kept"`` last when the best evaluation's weights replaced a worse last step's
+  (:mod:`~solireward.training.best`): their eval row, with ``kept_step``.
 
 A non-finite loss stops training with :class:`~solireward.errors.TrainingDivergedError` naming the
 step, before the optimizer applies it.
@@ -37,16 +39,17 @@ position. ``--resume`` restores the newest complete checkpoint; on CPU with a fi
 run matches an uninterrupted one bit for bit. With LoRA, ``lora_trainable.safetensors`` holds the
 adapters and head (``model/`` has them merged).
 
-Preemption: on SIGTERM or SIGUSR1 (what SLURM sends at a time limit, on preemption or as the
-``--signal`` warning) the trainer finishes the optimizer step in progress, writes a checkpoint of
-it (atomically, as above), logs which signal stopped it and exits with status
-:data:`EXIT_PREEMPTED` (75, ``EX_TEMPFAIL``: rerun with ``--resume`` to continue). Under torchrun
-every rank checks the flag after each step (one all-reduce), so all ranks stop at the same step.
-A signal during the last step, the final evaluation or the final save changes nothing.
+Preemption (:mod:`~solireward.training.preemption`): on SIGTERM or SIGUSR1 (what SLURM sends at a time limit,
+on preemption or as the ``--signal`` warning) the trainer finishes the optimizer step in progress, writes a
+checkpoint of it (atomically, as above), logs which signal stopped it and exits with status 75
+(``EXIT_PREEMPTED``, ``EX_TEMPFAIL``: rerun with ``--resume`` to continue). Under torchrun every rank checks the
+flag after each step (one all-reduce), so all ranks stop at the same step. A signal during the last step, the
+final evaluation or the final save changes nothing.
 
 The parts: :mod:`~solireward.training.backend` runs and updates the model (one process, DDP or
 DeepSpeed), :mod:`~solireward.training.checkpoint` writes and restores checkpoints,
-:mod:`~solireward.training.metrics_log` keeps metrics.jsonl, and :class:`Trainer` composes them.
+:mod:`~solireward.training.metrics_log` keeps metrics.jsonl, :mod:`~solireward.training.best` keeps the best
+evaluation's weights (``--keep_best``), and :class:`Trainer` composes them.
 
 At the end: the mean and population standard deviation of the final model's scores on the distinct
 eval videos (training videos without ``--eval_data``) are stored in the model's config
@@ -61,9 +64,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ from solireward.evaluation import PASS_THRESHOLD, pair_accuracy, roc_auc
 from solireward.io import write_json, write_text
 from solireward.models.reward_model import CONFIG_NAME
 from solireward.scoring import VideoEncoder, score_videos
+from solireward.training.best import BestWeights
 from solireward.training.backend import Backend, deepspeed_config, make_backend, use_bf16
 from solireward.training.checkpoint import (latest_checkpoint, load_checkpoint, save_checkpoint,
                                             save_final_model)
@@ -90,12 +92,9 @@ from solireward.training.data import (BatchPlan, PairSet, VideoBatches, eval_sha
                                       raise_if_error, read_pair_file)
 from solireward.training.metrics_log import MetricsLog, StepStats, finite_or_none
 from solireward.training.optimization import LRSchedule, lr_factor, parameter_groups
+from solireward.training.preemption import EXIT_PREEMPTED, StopSignals
 
 logger = logging.getLogger(__name__)
-
-EXIT_PREEMPTED = 75
-"""Exit status of `solireward train` stopped by SIGTERM/SIGUSR1 after writing a checkpoint (EX_TEMPFAIL)."""
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -106,30 +105,6 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-class StopSignals:
-    """While entered, SIGTERM and SIGUSR1 only record their arrival (`received`); the previous handlers
-    come back on exit. Outside the main thread (where Python cannot set handlers) it does nothing."""
-
-    def __init__(self) -> None:
-        self.received: str | None = None
-        self._previous: dict[int, Any] = {}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is None:
-            logger.warning("%s received: stopping after this step with a checkpoint",
-                           signal.Signals(signum).name)
-        self.received = signal.Signals(signum).name
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,6 +265,7 @@ class Trainer:
         self.log = MetricsLog(self.out, start, enabled=env.is_main)
         if env.is_main:
             self._write_config()
+        self.best = self._keep_best(start)
         dataset = self._train_batches(plan, start)
         show = env.is_main and (cfg.progress or sys.stderr.isatty())
         bar = tqdm(total=self.total_steps, initial=start, desc="train", unit="step", disable=not show,
@@ -394,8 +370,39 @@ class Trainer:
                 and step < self.total_steps:
             row = self.evaluate(step)
             self.log.log(row)
+            if self.best is not None:
+                self.best.offer(row)
         if cfg.save_steps and step % cfg.save_steps == 0 and step < self.total_steps:
             self._save_checkpoint(step)
+        return row
+
+    def _keep_best(self, start: int) -> BestWeights | None:
+        """With --keep_best, the keeper of the best weights; a fresh run first evaluates its starting weights."""
+        if not self.cfg.keep_best:
+            return None
+        if self.backend.zero_stage == 3:
+            raise ConfigError("cannot restore weights partitioned by DeepSpeed ZeRO-3; use stage 2 or less",
+                              field="keep_best")
+        best = BestWeights(self.out, self.backend, self.mopts, resumed=start > 0)
+        if start == 0:
+            row = self.evaluate(0)
+            self.log.log(row)
+            best.offer(row)
+        return best
+
+    def _restore_best(self, step: int, last_eval: dict[str, Any]) -> dict[str, Any]:
+        """With --keep_best, the best evaluation's weights in place of a worse last step's; returns the eval row of
+        the weights kept."""
+        if self.best is None:
+            return last_eval
+        self.best.offer(last_eval)
+        record = self.best.restore(step)
+        if record is None:
+            return last_eval
+        logger.info("--keep_best: keeping step %d's weights (eval pair accuracy %.4f; step %d: %.4f)",
+                    record["step"], record["eval_accuracy"], step, last_eval["eval_accuracy"])
+        row = {**self.evaluate(step), "kind": "eval_kept", "kept_step": record["step"]}
+        self.log.log(row)
         return row
 
     def _save_checkpoint(self, step: int) -> None:
@@ -409,6 +416,7 @@ class Trainer:
         if self.eval_pairs is not None:
             last_eval = self.evaluate(step)
             self.log.log(last_eval)
+            last_eval = self._restore_best(step, last_eval)
             scores = self.last_eval_scores
             stats_source = f"{len(scores)} eval videos"
         else:

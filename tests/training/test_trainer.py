@@ -106,6 +106,43 @@ def test_a_trained_reward_model_is_fine_tuned_on_other_labels(demo_pairs, tiny_q
     assert any(not torch.equal(start[k], after[k]) for k in start if k.startswith("head."))
 
 
+def test_keep_best_returns_the_best_evaluated_weights(demo_pairs, tiny_qwen, tmp_path, capsys, caplog):
+    # A trained model continued on its training labels reversed, evaluated on those labels: every step makes
+    # it worse, so --keep_best must hand back the starting weights (step 0), and say which step it kept.
+    caplog.set_level("INFO", logger="solireward.training.trainer")
+    first = tmp_path / "first"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, first, max_steps=4)) == 0
+    data = tmp_path / "data"
+    data.mkdir()
+    n_videos = _subset(demo_pairs / "train.json", data / "labels.json", 8)
+    reversed_pairs = [{"win": p["lose"], "lose": p["win"], "meta": p["meta"]}   # each Pass video now Fails
+                      for p in json.loads((data / "labels.json").read_text())
+                      if p["meta"]["win"]["quality"] != p["meta"]["lose"]["quality"]]
+    (data / "train.json").write_text(json.dumps(reversed_pairs))
+    out = tmp_path / "kept"
+    args = dict(eval_data=data / "labels.json", max_steps=6, eval_steps=2, save_steps=2, save_total_limit=0,
+                per_device_train_batch_size=n_videos, keep_best="true")
+    assert run_cli(*fast_args(first, data, out, **args)) == 0
+    evals = _rows(out, "eval")
+    assert [e["step"] for e in evals] == [0, 2, 4, 6]
+    accuracies = [e["eval_accuracy"] for e in evals]
+    best = evals[accuracies.index(max(accuracies))]["step"]
+    assert best == 0 and accuracies[-1] < accuracies[0], accuracies
+    start, final = _weights(first), _weights(out)
+    assert start.keys() == final.keys() and all(torch.equal(start[k], final[k]) for k in start)
+    (kept,) = _rows(out, "eval_kept")
+    assert kept["kept_step"] == 0 and kept["step"] == 6 and kept["eval_accuracy"] == accuracies[0]
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["final_eval"]["kept_step"] == 0
+    assert json.loads((out / "checkpoints" / "best" / "best.json").read_text())["step"] == 0
+    assert "keeping step 0's weights" in caplog.text
+
+    # without eval pairs there is nothing to choose by: a clear error naming the flag
+    assert run_cli(*fast_args(first, data, tmp_path / "no_eval", keep_best="true")) == 2
+    err = capsys.readouterr().err
+    assert "keep_best" in err and "--eval_data" in err
+
+
 def test_resumed_run_matches_uninterrupted_run(demo_pairs, tiny_qwen, tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     args = dict(eval_data=demo_pairs / "val.json", max_steps=4, save_steps=2, eval_steps=2, lora_r=0)
