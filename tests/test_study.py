@@ -164,14 +164,37 @@ def test_old_flag_names_still_work_with_a_warning(caplog: pytest.LogCaptureFixtu
     assert options.pairing == "in_prompt" and "option 'strategy' is deprecated" in caplog.text
 
 
-def shortcut_study() -> Study:
-    """config/shortcut_study.yaml on top of config/config.yaml, merged as snakemake merges config files."""
+def study_of(*names: str) -> Study:
+    """config/<name> files on top of config/config.yaml, merged and validated as snakemake merges config files."""
     from snakemake.utils import update_config
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    update_config(config, yaml.safe_load((REPO / "config" / "shortcut_study.yaml").read_text()))
+    for name in names:
+        update_config(config, yaml.safe_load((REPO / "config" / name).read_text()))
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
     return Study(config, load_train_recipe(config["train_recipe"], REPO))
+
+
+def shortcut_study() -> Study:
+    """config/shortcut_study.yaml on top of config/config.yaml."""
+    return study_of("shortcut_study.yaml")
+
+
+def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_choice() -> None:
+    """Each README command with --configfile config/... (not a real-data config) names configs that merge, pass the
+    schema and plan their cells; the five-seed overlay study trains seeds 42-46 in every cell of its choice."""
+    readme = (REPO / "README.md").read_text()
+    commands = [line.split("#")[0].split("--configfile")[1].split()
+                for line in readme.splitlines() if line.startswith("snakemake") and "--configfile config/" in line
+                and "--replace-workflow-config" not in line]
+    studies = {tuple(Path(name).name for name in names): study_of(*(Path(name).name for name in names))
+               for names in commands}
+    assert len(studies) >= 5, list(studies)
+    for names, study in studies.items():
+        assert study.cells() or study.selection_cells(), names
+    five = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml"]
+    assert five.name == "overlay5" and five.held_out == ["biased_overlay"]
+    assert {five.seed(c) for c in five.selection_cells()} == set(range(42, 47))
 
 
 def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_object_size() -> None:

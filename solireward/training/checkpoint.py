@@ -75,6 +75,13 @@ def prune_checkpoints(output_dir: str | Path, keep: int) -> list[Path]:
 # RNG state as JSON (the optimizer's: training.optimizer_state)
 
 
+def seed_all(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
 def rng_state() -> dict[str, Any]:
     """Python, NumPy, torch (and CUDA) generator states, JSON-able."""
     np_state = np.random.get_state()

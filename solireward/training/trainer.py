@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import sys
 import time
 from pathlib import Path
@@ -85,7 +84,7 @@ from solireward.scoring import VideoEncoder, score_videos
 from solireward.training.best import BestWeights
 from solireward.training.backend import Backend, deepspeed_config, make_backend, use_bf16
 from solireward.training.checkpoint import (latest_checkpoint, load_checkpoint, save_checkpoint,
-                                            save_final_model)
+                                            save_final_model, seed_all)
 from solireward.training.augment import AugmentingEncoder
 from solireward.training.config import ARCHITECTURE_OPTIONS, ModelOptions, TrainConfig, augmentation
 from solireward.training.data import (BatchPlan, PairSet, VideoBatches, eval_shards, make_plan, prompt_groups,
@@ -95,16 +94,6 @@ from solireward.training.optimization import LRSchedule, lr_factor, parameter_gr
 from solireward.training.preemption import EXIT_PREEMPTED, StopSignals
 
 logger = logging.getLogger(__name__)
-
-
-# ----------------------------------------------------------------------------------------------
-# Small helpers
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,7 +191,7 @@ class Trainer:
         self._load_data()
         self.bf16 = use_bf16(cfg.bf16, env.device)
         ds_config = deepspeed_config(cfg, env.world_size, self.bf16) if cfg.deepspeed is not None else None
-        _seed_all(cfg.seed)
+        seed_all(cfg.seed)
         model = self._build_model().to(env.device)
         # record what was actually used: family, head, layers, prompts and frame sampling
         for key in ARCHITECTURE_OPTIONS:
