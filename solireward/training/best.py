@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from solireward import distributed as D
-from solireward.io import make_tree_readable, write_json
+from solireward.io import replace_dir, write_json
 from solireward.training.checkpoint import CHECKPOINT_DIR, load_model_weights, save_weights
 
 if TYPE_CHECKING:
@@ -51,7 +50,7 @@ class BestWeights:
         if self.record is not None and accuracy <= self.record["eval_accuracy"]:
             return
         env = self.backend.env
-        tmp, old = self.folder.with_name(f".tmp-{BEST_DIR}"), self.folder.with_name(f".old-{BEST_DIR}")
+        tmp = self.folder.with_name(f".tmp-{BEST_DIR}")
         if env.is_main:
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -60,13 +59,8 @@ class BestWeights:
         save_weights(tmp, self.backend, self.mopts.lora_r > 0)
         self.record = {"step": int(row["step"]), "eval_accuracy": float(accuracy)}
         if env.is_main:
-            make_tree_readable(tmp)
             write_json(tmp / RECORD_FILE, self.record)
-            if self.folder.exists():
-                os.replace(self.folder, old)
-            os.replace(tmp, self.folder)
-            if old.exists():
-                shutil.rmtree(old)
+            replace_dir(tmp, self.folder)
         D.barrier(env)
 
     def restore(self, step: int) -> dict[str, Any] | None:

@@ -25,7 +25,7 @@ import torch
 
 from solireward import distributed as D
 from solireward.errors import InputError
-from solireward.io import make_tree_readable, write_json
+from solireward.io import replace_dir, write_json
 from solireward.models.reward_model import CONFIG_NAME
 
 if TYPE_CHECKING:
@@ -125,15 +125,9 @@ def save_checkpoint(output_dir: Path, step: int, backend: Backend, *, epoch: flo
     write_json(tmp / f"rng-rank{env.rank}.json", rng_state(), indent=None)
     D.barrier(env)
     if env.is_main:
-        make_tree_readable(tmp)
         write_json(tmp / STATE_FILE, {"global_step": step, "epoch": epoch, "world_size": env.world_size,
                                       "total_steps": total_steps, "backend": backend.name})
-        old = root / f".old-step-{step}"
-        if final.exists():
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_dir(tmp, final)
         prune_checkpoints(output_dir, keep)
         logger.info("checkpoint written: %s", final)
     D.barrier(env)
