@@ -238,8 +238,7 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
     if not rows:
         return None
     body = [[f"{r['label_source']} / {r['mitigation']}", r["goal"], str(r["models"]),
-             "" if r["value"] is None else f"{r['value']:.2f}",
-             "" if r["low"] is None else f"[{r['low']:.2f}, {r['high']:.2f}]", r["verdict"],
+             number_cell(r["value"]), interval_cell(r["low"], r["high"]), r["verdict"],
              _value_and_interval(**(r.get("reference") or {}))] for r in rows]
     bold = [[False] * 5 + [r["verdict"] != "met", False] for r in rows]
     note = (f"Goals of the study (`report.mitigation_goals`), measured on the {split} split: " + "; ".join(
