@@ -212,12 +212,15 @@ class Study:
         unknown = [m for m in selection.get("candidates", []) if m not in config["mitigations"]]
         if unknown:
             raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations'", field="selection.candidates")
+        used = set(ablations["mitigation"]) | set(selection.get("candidates", []))
         for name, recipe in config["mitigations"].items():
             source = recipe.get(FINE_TUNE)
             if source is not None and source != TRUSTED_SOURCE:
                 raise ConfigError(f"expected {TRUSTED_SOURCE!r}, got {source!r}",
                                   field=f"mitigations.{name}.{FINE_TUNE}")
-            if source is not None and not self.demo_writes_trusted_labels() and not data.get("trusted_annotations"):
+            # a recipe no cell trains may sit unused, as config.yaml's `robust` does in studies that leave it out
+            if source is not None and name in used and not self.demo_writes_trusted_labels() \
+                    and not data.get("trusted_annotations"):
                 raise ConfigError("fine-tuning on trusted labels needs them: set data.demo.trusted_share > 0 or give "
                                   "data.trusted_annotations", field=f"mitigations.{name}.{FINE_TUNE}")
         both = [s for s in self.held_out if s in self.choosing_sources()]

@@ -217,6 +217,17 @@ def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_objec
     assert demo_study().chosen_cells("robust") == []   # no held-out cue: no cells after the choice
 
 
+def test_a_trusted_fine_tune_needs_trusted_labels_only_where_a_cell_trains_it() -> None:
+    """The shortcut study defines `trusted` for the studies layered on it but gives no trusted labels: valid while
+    no cell uses the recipe, an error naming the key once the choice does."""
+    assert "trusted" in shortcut_study().config["mitigations"]
+    config = copy.deepcopy(shortcut_study().config)
+    config["selection"]["candidates"] = ["exposure", "trusted"]
+    with pytest.raises(ConfigError, match="fine-tuning on trusted labels needs them") as error:
+        Study(config, load_train_recipe(config["train_recipe"], REPO))
+    assert error.value.field == "mitigations.trusted.fine_tune_on"
+
+
 @pytest.mark.parametrize("held_out, fragment", [(["biased"], "also chooses the recipe"),
                                                 (["biased_overlay"], "data.demo.overlay_bias > 0")])
 def test_a_held_out_cue_that_chooses_or_is_not_planted_names_the_key(held_out: list[str], fragment: str) -> None:
