@@ -176,8 +176,8 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
               pooled_seeds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
     """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "kind",
     "goal", "models", "value", "low", "high", "verdict", "reference", "accuracy"}`` (reference: the same probe,
-    Spearman or share measure of the reference cell without mitigation, {value, low, high}, all None for the
-    other kinds or without that cell; accuracy: the cell's mean test pair accuracy)."""
+    Spearman, share or gap measure of the reference cell without mitigation, {value, low, high}, all None for the
+    accuracy goals or without that cell; accuracy: the cell's mean test pair accuracy)."""
     if not goals or "tag:mitigation" not in cells:
         return []
     probes_of, overopts_of = by_cell(probes), by_cell(overopts)
@@ -206,8 +206,11 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                 kl = common_kl([*overopt, *overopts_of.get((key, NO_MITIGATION), [])], name)
                 matrix = None if kl is None else overopt_matrix(overopt, name, kl, "hacking_gap")
                 if matrix is not None:
-                    found = replicated_comparison(matrix, confidence=confidence)
-                    measured, shown_name = (found["difference"], found["low"], found["high"]), f"{name} @ KL {kl:.2f}"
+                    measured, shown_name = _mean_gap(matrix, confidence), f"{name} @ KL {kl:.2f}"
+                    beside = None if not reference_overopt else overopt_matrix(reference_overopt, name, kl,
+                                                                               "hacking_gap")
+                    if beside is not None:   # the reference's own gap at the same KL, where its curves reach it
+                        reference_measure = _mean_gap(beside, confidence)
             elif kind == "share" and overopt:
                 measured, shown_name = share_goal(name, overopt, confidence)
                 if reference_overopt:
@@ -224,6 +227,12 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                          "reference": dict(zip(("value", "low", "high"), reference_measure)),
                          "accuracy": float(row["pairs.accuracy"])})
     return rows
+
+
+def _mean_gap(matrix: np.ndarray, confidence: float) -> Interval:
+    """The mean hacking gap of (replicates, prompts) values with its interval over seeds and prompts."""
+    found = replicated_comparison(matrix, confidence=confidence)
+    return found["difference"], found["low"], found["high"]
 
 
 def _value_and_interval(value: float | None = None, low: float | None = None, high: float | None = None) -> str:
@@ -247,8 +256,9 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "the units (videos for a probe shift, prompts for a gap, test pairs for accuracy, Fisher's z for ρ). "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
-        "and seeds) would likely resolve it. Reference: the same probe, Spearman or share measure of the reference "
-        "cell without mitigation, with its interval; a limit that the reference misses too is one its labels "
-        "alone do not meet (the preference comes with the data, not with the shortcut).")
+        "and seeds) would likely resolve it. Reference: the same probe, Spearman, share or gap measure of the "
+        "reference cell without mitigation (a gap at the same KL), with its interval; a limit that the reference "
+        "misses too is one its labels alone do not meet (the preference comes with the data, not with the "
+        "shortcut).")
     return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
                  bold, 3, note)

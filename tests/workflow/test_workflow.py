@@ -174,9 +174,13 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
             columns = [c.strip(" *") for c in row.strip("|").split("|")]
             models, verdict, reference = columns[2], columns[5], columns[6]
             assert models == "2" and verdict.startswith(("met", "missed by ", "unresolved (")), row
-            # the reference cell's own measure beside a probe goal, none beside an accuracy or gap goal
+            # the reference cell's own measure beside a probe or gap goal, none beside an accuracy goal
             assert re.fullmatch(r"-?\d+\.\d\d( \[-?\d+\.\d\d, -?\d+\.\d\d\])?", reference) if goal.startswith(
-                ("probe", "spearman")) else reference in ("", "–"), row
+                ("probe", "spearman", "gap")) else reference in ("", "–"), row
+            if source == "binary" and goal.startswith("gap"):   # the clean cell's twin is the reference: its gap
+                twin_gap = next(line for line in (report / "tables" / "mitigation_phy_deform_binary_robust.md")
+                                .read_text().splitlines() if line.startswith("| best_of_n: hacking gap"))
+                assert reference.split(" [")[0] == twin_gap.split("|")[2].strip(), (row, twin_gap)
     trained = yaml.safe_load((tmp_path / CELL.format(label_source="biased", pairing="cross_prompt", head="last_token",
                                                      loss="bt__robust") / "train_config.yaml").read_text())
     assert trained["exposure"] == 100 and trained["consistency_loss_coeff"] == 1.0
