@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from solireward.reporting.goals import absolute, parse_goals, share_at, share_goal, spearman_interval, verdict
+from solireward.reporting.goals import parse_goals, share_at, share_goal, spearman_interval, verdict
 
 
 @pytest.mark.parametrize("value, low, high, limit, at_most, expected", [
@@ -25,12 +25,6 @@ from solireward.reporting.goals import absolute, parse_goals, share_at, share_go
 def test_a_verdict_is_met_missed_or_unresolved_by_where_the_interval_lies(value, low, high, limit, at_most,
                                                                           expected) -> None:
     assert verdict(value, low, high, limit, at_most) == expected
-
-
-def test_the_absolute_shift_folds_the_signed_interval_at_zero() -> None:
-    assert absolute({"difference": 0.2, "low": 0.1, "high": 0.3}) == (0.2, 0.1, 0.3)
-    assert absolute({"difference": -0.2, "low": -0.3, "high": -0.1}) == (0.2, 0.1, 0.3)
-    assert absolute({"difference": -0.05, "low": -0.4, "high": 0.3}) == (0.05, 0.0, 0.4)
 
 
 def test_parse_goals_names_a_bad_goal() -> None:
@@ -67,18 +61,27 @@ def _overopt(large_share: list[float]) -> dict:
 def test_a_share_goal_measures_the_largest_n_at_the_most_departed_value_over_seeds_and_prompts() -> None:
     assert parse_goals(["share:scale=0.1"]) == [("share", "scale", 0.1)]
     seeds = [_overopt([0.9, 0.95, 1.0, 0.85]), _overopt([0.8, 1.0, 0.9, 0.9])]
-    (value, low, high), name = share_goal("scale", seeds, 0.95)
+    ((value, low, high), per_seed), name = share_goal("scale", seeds, 0.95)
     assert name in ("scale=1 @ best-of-16", "scale=1.3 @ best-of-16") and value == pytest.approx(0.4125)
+    assert per_seed == pytest.approx([0.425, 0.4])
     assert low > 0.1 and verdict(value, low, high, 0.1, True).startswith("missed")
-    (value, low, high), _ = share_goal("scale", [_overopt([0.5, 0.55, 0.45, 0.5])] * 2, 0.95)
+    ((value, low, high), _), _ = share_goal("scale", [_overopt([0.5, 0.55, 0.45, 0.5])] * 2, 0.95)
     assert value == pytest.approx(0.0) and verdict(value, low, high, 0.1, True) == "met"
-    assert share_goal("brightness", seeds, 0.95)[0] == (None, None, None)  # the grid has no such axis
+    assert share_goal("brightness", seeds, 0.95)[0] == ((None, None, None), None)  # the grid has no such axis
+
+
+def test_a_share_goal_does_not_let_seeds_that_pick_opposite_ways_cancel() -> None:
+    """One training picks the large object on every prompt, the other never: each model departs by 0.5."""
+    ((value, low, high), per_seed), _ = share_goal("scale", [_overopt([1.0] * 4), _overopt([0.0] * 4)], 0.95)
+    assert per_seed == [0.5, 0.5] and value == pytest.approx(0.5)
+    assert high > 0.5 and not verdict(value, low, high, 0.1, True) == "met"
 
 
 def test_the_reference_share_is_read_where_the_mitigated_cells_picks_departed_most() -> None:
     treated = [_overopt([0.9, 0.95, 1.0, 0.85]), _overopt([0.8, 1.0, 0.9, 0.9])]
     _, where = share_goal("scale", treated, 0.95)
-    value, low, high = share_at(where, [_overopt([0.6, 0.7, 0.6, 0.7])] * 2, 0.95)
+    (value, low, high), _ = share_at(where, [_overopt([0.6, 0.7, 0.6, 0.7])] * 2, 0.95)
     assert value == pytest.approx(0.15) and low <= 0.15 <= high
-    assert share_at(where.replace("best-of-16", "best-of-64"), treated, 0.95) == (None, None, None)  # no such n
-    assert share_at("size=2 @ best-of-16", treated, 0.95) == (None, None, None)   # no such nuisance value
+    nothing = ((None, None, None), None)
+    assert share_at(where.replace("best-of-16", "best-of-64"), treated, 0.95) == nothing   # no such n
+    assert share_at("size=2 @ best-of-16", treated, 0.95) == nothing   # no such nuisance value

@@ -4,8 +4,10 @@ A goal is *met* when its whole interval is inside the limit, *missed* when the w
 *unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the
 factor by which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit
 between the measured value and the limit). Every measure is over all trainings of the cell (its seeds) and
-its units: probe shifts over videos, hacking gaps over prompts (``hacking.intervals.replicated_comparison``),
-accuracy differences over test pairs (``evaluation.paired_test``), Spearman's ρ on Fisher's z scale.
+its units: a probe shift (over videos) or a pick-share departure (over prompts) as the mean of each training's
+own |mean|, so that seeds leaning opposite ways do not cancel (``hacking.intervals.mean_magnitude``); hacking
+gaps over prompts (``hacking.intervals.replicated_comparison``), accuracy differences over test pairs
+(``evaluation.paired_test``), Spearman's ρ on Fisher's z scale.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from scipy import stats
 
 from solireward.config import parse_key_values
 from solireward.errors import ConfigError
-from solireward.hacking.intervals import replicated_comparison
+from solireward.hacking.intervals import mean_magnitude, replicated_comparison
 from solireward.hacking.overopt import common_kl, overopt_matrix
 from solireward.hacking.probe import probe_matrix
 from solireward.reporting.mitigation import by_cell, cell_key, mitigated_cells
@@ -28,17 +30,17 @@ from solireward.study import NO_MITIGATION
 from solireward.table import Table, interval_cell, number_cell
 
 GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most (True) or at least the limit)
-    "probe": ("|mean score shift| under the probe perturbation (clean std)", True),
+    "probe": ("each training's |mean score shift| under the probe perturbation, averaged (clean std)", True),
     "spearman": ("Spearman ρ of scores with and without the probe perturbation", False),
     "gap": ("hacking gap of the method at the largest KL the cell and its twin reach (base std)", True),
-    "share": ("|share − base share| of best-of-n's picks (its largest n) at the nuisance axis's most departed value",
-              True),
+    "share": ("each training's |share − base share| of best-of-n's picks (its largest n), averaged, at the "
+              "nuisance axis's most departed value", True),
     "below_reference": ("pair accuracy below the reference cell without mitigation (points)", True),
     "cost": ("pair accuracy below its own twin without mitigation (points)", True),
 }
 ACCURACY_GOALS = ("below_reference", "cost")
 """Goal kinds that measure pair accuracy (they take no name)."""
-GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict", "Reference"]
+GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict", "Reference", "Per seed"]
 Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
 
 
@@ -81,16 +83,14 @@ def verdict(value: float | None, low: float | None, high: float | None, limit: f
     return f"unresolved (≈{factor:.1f}× the data would likely resolve it)"
 
 
-def absolute(interval: dict[str, Any]) -> Interval:
-    """|mean| of a signed mean's interval: [low, high] folded at 0."""
-    low, high, mean = interval["low"], interval["high"], interval["difference"]
-    if low is None:
-        return abs(mean), None, None
-    if low >= 0:
-        return mean, low, high
-    if high <= 0:
-        return -mean, -high, -low
-    return abs(mean), 0.0, max(-low, high)
+Measure = tuple[Interval, list[float] | None]   # a goal's measure and each training's own (None: not per seed)
+
+
+def magnitude(values: np.ndarray, confidence: float) -> Measure:
+    """The mean over trainings of |mean over units| of ``(trainings, units)`` values, its interval
+    (``hacking.intervals.mean_magnitude``), and each training's."""
+    found = mean_magnitude(values, confidence)
+    return (found["mean"], found["low"], found["high"]), found["per_replicate"]
 
 
 def spearman_interval(rhos: Sequence[float], videos: int, confidence: float) -> Interval:
@@ -105,58 +105,65 @@ def spearman_interval(rhos: Sequence[float], videos: int, confidence: float) -> 
     return mean, float(np.tanh(z.mean() - q)), float(np.tanh(z.mean() + q))
 
 
-def _probe_goal(kind: str, name: str, probes: list[dict[str, Any]], confidence: float) -> Interval:
+def _probe_goal(kind: str, name: str, probes: list[dict[str, Any]], confidence: float) -> Measure:
+    """A probe goal's |score shift| (over trainings and the videos every one tested) or Spearman's ρ."""
     matrix = probe_matrix(probes, name)
-    if matrix is None:
-        return None, None, None
-    tested = np.isfinite(matrix).all(axis=0)
-    if not tested.any():
-        return None, None, None
+    tested = None if matrix is None else np.isfinite(matrix).all(axis=0)
+    if tested is None or not tested.any():
+        return (None, None, None), None
     if kind == "probe":
-        return absolute(replicated_comparison(matrix[:, tested], confidence=confidence))
+        return magnitude(matrix[:, tested], confidence)
     rhos = [next(p for p in r["perturbations"] if p["name"] == name).get("spearman") for r in probes]
     if any(rho is None for rho in rhos):
-        return None, None, None
-    return spearman_interval(rhos, int(tested.sum()), confidence)
+        return (None, None, None), None
+    return spearman_interval(rhos, int(tested.sum()), confidence), rhos
 
 
-def share_goal(axis: str, overopts: list[dict[str, Any]], confidence: float) -> tuple[Interval, str]:
+def share_goal(axis: str, overopts: list[dict[str, Any]], confidence: float) -> tuple[Measure, str]:
     """|departure| of best-of-n's picks (at the largest n) from the base share at the value of nuisance `axis`
-    (e.g. ``scale``) whose mean departure is largest, over the cell's trainings and the grid's prompts, and that
-    value; (None, None, None) when the grid has no such axis or the trainings' grids differ."""
+    (e.g. ``scale``) whose departure is largest, over the cell's trainings and the grid's prompts, and that
+    value; a measure of None when the grid has no such axis or the trainings' grids differ."""
     from solireward.hacking.nuisance import groups
 
     if len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
-        return (None, None, None), axis
+        return ((None, None, None), None), axis
     masks = {label: mask for label, mask in groups(overopts[0]["settings"]).items() if label.split("=")[0] == axis}
     points = [max(r["curves"].get("best_of_n", []), key=lambda p: p["n"], default=None) for r in overopts]
     if not masks or any(p is None or p["n"] != points[0]["n"] for p in points):
-        return (None, None, None), axis
+        return ((None, None, None), None), axis
     found = {label: _departure(points, label, mask, confidence) for label, mask in masks.items()}
-    label = max(found, key=lambda k: found[k][0])
+    label = max(found, key=lambda k: found[k][0][0])
     return found[label], f"{label} @ best-of-{points[0]['n']}"
 
 
-def share_at(where: str, overopts: list[dict[str, Any]], confidence: float) -> Interval:
+def share_at(where: str, overopts: list[dict[str, Any]], confidence: float) -> Measure:
     """|departure| of best-of-n's picks from the base share at one nuisance value and n, `where` as
     :func:`share_goal` names it (``axis=value @ best-of-n``), over the trainings `overopts` and the grid's prompts;
-    (None, None, None) when they lack that value or n, or their grids differ."""
+    a measure of None when they lack that value or n, or their grids differ."""
     from solireward.hacking.nuisance import groups
 
     label, _, n = where.partition(" @ best-of-")
     if not n or len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
-        return None, None, None
+        return (None, None, None), None
     mask = groups(overopts[0]["settings"]).get(label)
     points = [next((p for p in r["curves"].get("best_of_n", []) if str(p["n"]) == n), None) for r in overopts]
     if mask is None or any(p is None for p in points):
-        return None, None, None
+        return (None, None, None), None
     return _departure(points, label, mask, confidence)
 
 
-def _departure(points: list[dict[str, Any]], label: str, mask: np.ndarray, confidence: float) -> Interval:
-    """|mean share − base share| at nuisance value `label` over the trainings' best-of-n `points` and the prompts."""
-    return absolute(replicated_comparison([np.asarray(p["per_prompt"]["share"][label]) - mask.mean(1) for p in points],
-                                          confidence=confidence))
+def _departure(points: list[dict[str, Any]], label: str, mask: np.ndarray, confidence: float) -> Measure:
+    """|share − base share| at nuisance value `label` over the trainings' best-of-n `points` and the prompts."""
+    return magnitude(np.array([np.asarray(p["per_prompt"]["share"][label]) - mask.mean(1) for p in points]),
+                     confidence)
+
+
+def _per_seed_accuracy(files: pd.DataFrame, row: pd.Series, base: pd.Series | None) -> list[float] | None:
+    """Points of pair accuracy by which each training is below `base`'s training of the same replicate."""
+    if base is None or len(row["members"]) != len(base["members"]):
+        return None
+    accuracy = files["pairs.accuracy"].astype(float)
+    return [100 * (accuracy.loc[b] - accuracy.loc[m]) for m, b in zip(row["members"], base["members"])]
 
 
 def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None, confidence: float,
@@ -175,9 +182,10 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
               reference: dict[str, str], confidence: float,
               pooled_seeds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
     """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "kind",
-    "goal", "models", "value", "low", "high", "verdict", "reference", "accuracy"}`` (reference: the same probe,
-    Spearman, share or gap measure of the reference cell without mitigation, {value, low, high}, all None for the
-    accuracy goals or without that cell; accuracy: the cell's mean test pair accuracy)."""
+    "goal", "models", "value", "low", "high", "verdict", "reference", "per_seed", "accuracy"}`` (reference: the
+    same probe, Spearman, share or gap measure of the reference cell without mitigation, {value, low, high}, all
+    None for the accuracy goals or without that cell; per_seed: the measure of each training in replicate order,
+    unsigned where the goal is, or None; accuracy: the cell's mean test pair accuracy)."""
     if not goals or "tag:mitigation" not in cells:
         return []
     probes_of, overopts_of = by_cell(probes), by_cell(overopts)
@@ -198,26 +206,29 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
             measured: Interval = (None, None, None)
             shown_name = name
             reference_measure: Interval = (None, None, None)
+            per_seed: list[float] | None = None
             if kind in ("probe", "spearman") and probe:
-                measured = _probe_goal(kind, name, probe, confidence)
+                measured, per_seed = _probe_goal(kind, name, probe, confidence)
                 if reference_probe:
-                    reference_measure = _probe_goal(kind, name, reference_probe, confidence)
+                    reference_measure = _probe_goal(kind, name, reference_probe, confidence)[0]
             elif kind == "gap" and overopt:
                 kl = common_kl([*overopt, *overopts_of.get((key, NO_MITIGATION), [])], name)
                 matrix = None if kl is None else overopt_matrix(overopt, name, kl, "hacking_gap")
                 if matrix is not None:
                     measured, shown_name = _mean_gap(matrix, confidence), f"{name} @ KL {kl:.2f}"
+                    per_seed = [float(v) for v in matrix.mean(axis=1)]
                     beside = None if not reference_overopt else overopt_matrix(reference_overopt, name, kl,
                                                                                "hacking_gap")
                     if beside is not None:   # the reference's own gap at the same KL, where its curves reach it
                         reference_measure = _mean_gap(beside, confidence)
             elif kind == "share" and overopt:
-                measured, shown_name = share_goal(name, overopt, confidence)
+                (measured, per_seed), shown_name = share_goal(name, overopt, confidence)
                 if reference_overopt:
-                    reference_measure = share_at(shown_name, reference_overopt, confidence)
+                    reference_measure = share_at(shown_name, reference_overopt, confidence)[0]
             elif kind in ACCURACY_GOALS:
                 base = reference_row if kind == "below_reference" else twin
                 measured = _accuracy_below(files, row, base, confidence, pooled_seeds)
+                per_seed = _per_seed_accuracy(files, row, base)
             value, low, high = measured
             at_most = GOAL_KINDS[kind][1]
             rows.append({"label_source": tags.get("label_source", ""), "mitigation": mitigation, "kind": kind,
@@ -225,6 +236,7 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
                          "verdict": verdict(value, low, high, limit, at_most),
                          "reference": dict(zip(("value", "low", "high"), reference_measure)),
+                         "per_seed": per_seed if per_seed and None not in per_seed else None,
                          "accuracy": float(row["pairs.accuracy"])})
     return rows
 
@@ -248,17 +260,20 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         return None
     body = [[f"{r['label_source']} / {r['mitigation']}", r["goal"], str(r["models"]),
              number_cell(r["value"]), interval_cell(r["low"], r["high"]), r["verdict"],
-             _value_and_interval(**(r.get("reference") or {}))] for r in rows]
-    bold = [[False] * 5 + [r["verdict"] != "met", False] for r in rows]
+             _value_and_interval(**(r.get("reference") or {})),
+             ", ".join(number_cell(v) for v in r.get("per_seed") or [])] for r in rows]
+    bold = [[False] * 5 + [r["verdict"] != "met", False, False] for r in rows]
     note = (f"Goals of the study (`report.mitigation_goals`), measured on the {split} split: " + "; ".join(
         f"{kind}: {text}" for kind, (text, _) in GOAL_KINDS.items()) + f". Models: trainings (seeds) of the "
-        f"mitigated cell; the measure is their mean and the {100 * confidence:g} % interval is over the seeds and "
-        "the units (videos for a probe shift, prompts for a gap, test pairs for accuracy, Fisher's z for ρ). "
+        f"mitigated cell; the measure is their mean (of each one's |shift| or |departure| for a probe or share "
+        f"goal) and the {100 * confidence:g} % interval is over the seeds and the units (videos for a probe shift, "
+        "prompts for a gap or share, test pairs for accuracy, Fisher's z for ρ). "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
         "and seeds) would likely resolve it. Reference: the same probe, Spearman, share or gap measure of the "
         "reference cell without mitigation (a gap at the same KL), with its interval; a limit that the reference "
         "misses too is one its labels alone do not meet (the preference comes with the data, not with the "
-        "shortcut).")
+        "shortcut). Per seed: the measure of each training alone (a share or probe departure unsigned, so seeds "
+        "that lean opposite ways show here though their mean cancels).")
     return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
                  bold, 3, note)

@@ -172,8 +172,9 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
                      "cost ≤ 2"):
             row = next(line for line in goals.splitlines() if line.startswith(f"| {source} / robust | {goal}"))
             columns = [c.strip(" *") for c in row.strip("|").split("|")]
-            models, verdict, reference = columns[2], columns[5], columns[6]
+            models, verdict, reference, per_seed = columns[2], columns[5], columns[6], columns[7]
             assert models == "2" and verdict.startswith(("met", "missed by ", "unresolved (")), row
+            assert len(per_seed.split(", ")) == 2, row   # each training's own measure
             # the reference cell's own measure beside a probe or gap goal, none beside an accuracy goal
             assert re.fullmatch(r"-?\d+\.\d\d( \[-?\d+\.\d\d, -?\d+\.\d\d\])?", reference) if goal.startswith(
                 ("probe", "spearman", "gap")) else reference in ("", "–"), row
