@@ -56,7 +56,9 @@ eval videos (training videos without ``--eval_data``) are stored in the model's 
 (``score_mean``/``score_std``, used by ``normalise`` and ``score_norm``); the model is saved into
 ``output_dir`` (``save_pretrained``; files renamed into place beside the logs, its config last), with
 ``train_config.yaml`` (the resolved options, usable as ``--config``) and ``train_summary.json``
-(steps, epochs, backend, the last train and eval rows, score statistics, wall time).
+(steps, epochs, backend, the last train and eval rows, score statistics, wall time). A model whose scores there
+vary by less than :data:`COLLAPSED_SCORE_STD` has collapsed to near-constant scores: the trainer warns and the
+summary says ``"collapsed": true``.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ from solireward.training.optimization import LRSchedule, lr_factor, parameter_gr
 from solireward.training.preemption import EXIT_PREEMPTED, StopSignals
 
 logger = logging.getLogger(__name__)
+
+COLLAPSED_SCORE_STD = 0.05   # scores are preference logits: under this std a typical pair is within 2 % of a coin flip
 
 
 # ----------------------------------------------------------------------------------------------
@@ -414,6 +418,10 @@ class Trainer:
             logger.warning("no --eval_data: score mean/std for score_norm come from the training videos")
         mean, std = float(np.mean(scores)), float(np.std(scores))
         model.config.score_mean, model.config.score_std = mean, std if std > 0 else 1.0
+        if std < COLLAPSED_SCORE_STD:
+            logger.warning("the model's scores collapsed: standard deviation %.3g over %s (under %g: it ranks "
+                           "nothing); do not serve it, and see train_summary.json", std, stats_source,
+                           COLLAPSED_SCORE_STD)
         if step > start:
             self._save_checkpoint(step)
         save_final_model(self.out, backend)
@@ -423,7 +431,8 @@ class Trainer:
                    "batching": cfg.batching, "pairing": cfg.pairing, "world_size": env.world_size,
                    "backend": backend.name, "zero_stage": backend.zero_stage, "device": str(env.device),
                    "bf16": self.bf16, "score_mean": mean, "score_std": model.config.score_std,
-                   "score_stats_from": stats_source, "final_train": self.log.last_train_row,
+                   "score_stats_from": stats_source, "collapsed": std < COLLAPSED_SCORE_STD,
+                   "final_train": self.log.last_train_row,
                    "final_eval": last_eval, "train_time_s": round(time.time() - self.t0, 3)}
         if env.is_main:
             write_json(self.out / "train_summary.json", summary)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from tests.conftest import run_cli
 from tests.training.conftest import fast_args
@@ -141,6 +141,29 @@ def test_keep_best_returns_the_best_evaluated_weights(demo_pairs, tiny_qwen, tmp
     assert run_cli(*fast_args(first, data, tmp_path / "no_eval", keep_best="true")) == 2
     err = capsys.readouterr().err
     assert "keep_best" in err and "--eval_data" in err
+
+
+def test_a_model_whose_scores_collapsed_is_flagged(demo_pairs, tiny_qwen, tmp_path, caplog):
+    """One evaluation at learning rate 0 of a trained tiny model, its scorer's last layer zeroed (every video
+    scores alike) or scaled up 10,000 times (scores far apart): the first is flagged in the log and in
+    train_summary.json, the second is not."""
+    first = tmp_path / "first"
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, first, max_steps=2)) == 0
+    summaries = {}
+    for name, scale in (("flat", 0.0), ("spread", 1e4)):
+        model = tmp_path / name
+        shutil.copytree(first, model, ignore=shutil.ignore_patterns("checkpoints", "metrics.jsonl"))
+        head = load_file(str(model / "head.safetensors"))
+        head["scorer.2.weight"] *= scale
+        save_file(head, str(model / "head.safetensors"))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="solireward.training.trainer"):
+            assert run_cli(*fast_args(model, demo_pairs, tmp_path / f"{name}_out", max_steps=1, learning_rate=0.0,
+                                      eval_data=demo_pairs / "val.json")) == 0
+        summaries[name] = json.loads((tmp_path / f"{name}_out" / "train_summary.json").read_text())
+        assert ("the model's scores collapsed: standard deviation" in caplog.text) == (scale == 0), caplog.text
+    assert summaries["flat"]["collapsed"] is True and summaries["flat"]["score_std"] == 1.0   # a usable divisor
+    assert summaries["spread"]["collapsed"] is False and summaries["spread"]["score_std"] > 0.05
 
 
 def test_resumed_run_matches_uninterrupted_run(demo_pairs, tiny_qwen, tmp_path):
