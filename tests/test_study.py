@@ -195,6 +195,9 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     five = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml"]
     assert five.name == "overlay5" and five.held_out == ["biased_overlay"]
     assert {five.seed(c) for c in five.selection_cells()} == set(range(42, 47))
+    family = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "overlay_family.yaml"]
+    assert family.name == "overlay_family" and family.config["selection"]["candidates"] == ["trusted", "trusted_family"]
+    assert "nuisance_overlay" not in family.config["mitigations"]["trusted_family"]   # the held-out cue's own kind
 
 
 def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_object_size() -> None:
