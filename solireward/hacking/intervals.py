@@ -10,7 +10,9 @@ simulation). A probe shift is in units of the clean scores' standard deviation, 
 
 Two cells measured on the same units (a mitigated cell and its unmitigated twin: the same videos or
 test prompts) are compared by :func:`paired_comparison`: the mean of the per-unit differences, its
-t interval, and the two-sided paired t-test p-value.
+t interval, and the two-sided paired t-test p-value. Several trainings (seeds) of a cell: the mean over them
+with seeds' and units' variance (:func:`replicated_comparison`), or how far each one's mean moves whichever way
+(:func:`mean_magnitude`, a probe or share goal).
 """
 
 from __future__ import annotations
@@ -102,7 +104,6 @@ def replicated_comparison(x: Sequence[Sequence[float]] | np.ndarray, y: Sequence
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
     p = float(2 * stats.t.sf(abs(mean) / math.sqrt(total), df))
     return {**out, "low": mean - half, "high": mean + half, "p": p, "df": float(df)}
-
 
 
 def mean_magnitude(values: Sequence[Sequence[float]] | np.ndarray, confidence: float = CONFIDENCE) -> dict[str, Any]:
