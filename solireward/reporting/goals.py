@@ -273,7 +273,6 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "and seeds) would likely resolve it. Reference: the same probe, Spearman, share or gap measure of the "
         "reference cell without mitigation (a gap at the same KL), with its interval; a limit that the reference "
         "misses too is one its labels alone do not meet (the preference comes with the data, not with the "
-        "shortcut). Per seed: the measure of each training alone (a share or probe departure unsigned, so seeds "
-        "that lean opposite ways show here though their mean cancels).")
+        "shortcut). Per seed: the measure of each training alone, in the order of their seeds.")
     return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
                  bold, 3, note)
