@@ -68,13 +68,22 @@ def checked_weights(names: Mapping[str, Any], weights: Mapping[str, Any] | None)
 
 def load_models(folders: Mapping[str, str | os.PathLike], device: Any, torch_dtype: str = "auto",
                 attn_implementation: str = "sdpa") -> dict[str, Any]:
-    """Each named reward model, loaded on `device` in eval mode (auto dtype: float32 on CPU)."""
+    """Each named reward model, loaded on `device` in eval mode (auto dtype: float32 on CPU), for the RL path (the
+    server and the in-process rewards): a model whose scores collapsed in training is refused, since it ranks
+    nothing and its rewards would be noise an RL run trains on."""
     from solireward.inference import _pick_dtype
     from solireward.models import RewardModel
 
-    return {name: RewardModel.from_pretrained(folder, torch_dtype=_pick_dtype(torch_dtype, device),
-                                              attn_implementation=attn_implementation, device=device)
-            for name, folder in folders.items()}
+    models = {}
+    for name, folder in folders.items():
+        model = RewardModel.from_pretrained(folder, torch_dtype=_pick_dtype(torch_dtype, device),
+                                            attn_implementation=attn_implementation, device=device)
+        if model.config.collapsed:
+            raise InputError(f"model {name!r}: its scores collapsed in training (score std "
+                             f"{model.config.score_std:.3g} on its evaluation videos, flagged by `solireward "
+                             "train`); it ranks nothing, so it is not used for rewards: retrain it", file=str(folder))
+        models[name] = model
+    return models
 
 
 def combined(values: Mapping[str, float], weights: Mapping[str, float], ensemble: EnsembleOptions | None = None

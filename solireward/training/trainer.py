@@ -58,7 +58,7 @@ eval videos (training videos without ``--eval_data``) are stored in the model's 
 ``train_config.yaml`` (the resolved options, usable as ``--config``) and ``train_summary.json``
 (steps, epochs, backend, the last train and eval rows, score statistics, wall time). A model whose scores there
 vary by less than :data:`COLLAPSED_SCORE_STD` has collapsed to near-constant scores: the trainer warns and the
-summary says ``"collapsed": true``.
+summary and the model's config say ``"collapsed": true`` (``serve`` refuses such a model).
 """
 
 from __future__ import annotations
@@ -418,10 +418,10 @@ class Trainer:
             logger.warning("no --eval_data: score mean/std for score_norm come from the training videos")
         mean, std = float(np.mean(scores)), float(np.std(scores))
         model.config.score_mean, model.config.score_std = mean, std if std > 0 else 1.0
-        if std < COLLAPSED_SCORE_STD:
+        model.config.collapsed = std < COLLAPSED_SCORE_STD
+        if model.config.collapsed:
             logger.warning("the model's scores collapsed: standard deviation %.3g over %s (under %g: it ranks "
-                           "nothing); do not serve it, and see train_summary.json", std, stats_source,
-                           COLLAPSED_SCORE_STD)
+                           "nothing); serve refuses it", std, stats_source, COLLAPSED_SCORE_STD)
         if step > start:
             self._save_checkpoint(step)
         save_final_model(self.out, backend)
@@ -431,7 +431,7 @@ class Trainer:
                    "batching": cfg.batching, "pairing": cfg.pairing, "world_size": env.world_size,
                    "backend": backend.name, "zero_stage": backend.zero_stage, "device": str(env.device),
                    "bf16": self.bf16, "score_mean": mean, "score_std": model.config.score_std,
-                   "score_stats_from": stats_source, "collapsed": std < COLLAPSED_SCORE_STD,
+                   "score_stats_from": stats_source, "collapsed": model.config.collapsed,
                    "final_train": self.log.last_train_row,
                    "final_eval": last_eval, "train_time_s": round(time.time() - self.t0, 3)}
         if env.is_main:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,13 @@ def test_a_conservative_ensemble_is_mean_minus_lambda_std_of_the_models(reward_d
             norms = np.array([expected[name]["scores"][m]["score_norm"] for m in ("phys", "text")])
             want = norms.mean() - lam * norms.std() if method == "mean_minus_std" else norms.min()
             assert row["Overall"] == pytest.approx(want, abs=TOL)
+
+
+def test_the_in_process_reward_refuses_a_model_whose_scores_collapsed(reward_dirs, tmp_path: Path) -> None:
+    collapsed = tmp_path / "collapsed"
+    shutil.copytree(reward_dirs["phys"], collapsed)
+    config = json.loads((collapsed / "solireward_config.json").read_text())
+    (collapsed / "solireward_config.json").write_text(json.dumps({**config, "collapsed": True}))
+    with pytest.raises(Exception, match="its scores collapsed in training") as error:
+        VideoReward({"phys": str(collapsed)})
+    assert str(collapsed) in str(error.value)

@@ -6,8 +6,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -15,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.serving.conftest import BAD, GOOD, KEY, TOL, WEIGHTS, Server, all_frames, png_frames
+from tests.serving.conftest import BAD, GOOD, KEY, TOL, WEIGHTS, Server, all_frames, free_port, png_frames
 
 FLOOR = -3.0 * sum(WEIGHTS.values())  # the default --failed_reward floor: -3 x sum |weight|
 
@@ -375,3 +379,21 @@ def test_a_batch_waits_only_while_videos_are_being_decoded(reward_dirs, video_ro
         assert time.monotonic() - started < 60
     finally:
         srv.stop()
+
+
+def test_a_model_whose_scores_collapsed_in_training_is_not_served(reward_dirs, video_root, tmp_path) -> None:
+    """A model that `solireward train` flagged as collapsed (near-constant scores) ranks nothing: the server says
+    so naming the model and exits with status 1 instead of handing out its noise as rewards."""
+    collapsed = tmp_path / "collapsed"
+    shutil.copytree(reward_dirs["phys"], collapsed)
+    config = json.loads((collapsed / "solireward_config.json").read_text())
+    (collapsed / "solireward_config.json").write_text(json.dumps({**config, "collapsed": True, "score_std": 0.012}))
+    log = tmp_path / "server.log"
+    args = [sys.executable, "-m", "solireward.cli", "serve", "--port", str(free_port()), "--video_root",
+            str(video_root), "--model", f"phys={collapsed}", "--devices", "cpu"]
+    with log.open("w") as out:
+        proc = subprocess.run(args, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=out, stderr=subprocess.STDOUT,
+                              timeout=180)
+    text = log.read_text()
+    assert proc.returncode == 1, text
+    assert "model 'phys': its scores collapsed in training (score std 0.012" in text and str(collapsed) in text

@@ -163,6 +163,7 @@ def test_a_model_whose_scores_collapsed_is_flagged(demo_pairs, tiny_qwen, tmp_pa
         summaries[name] = json.loads((tmp_path / f"{name}_out" / "train_summary.json").read_text())
         assert ("the model's scores collapsed: standard deviation" in caplog.text) == (scale == 0), caplog.text
     assert summaries["flat"]["collapsed"] is True and summaries["flat"]["score_std"] == 1.0   # a usable divisor
+    assert json.loads((tmp_path / "flat_out" / "solireward_config.json").read_text())["collapsed"] is True
     assert summaries["spread"]["collapsed"] is False and summaries["spread"]["score_std"] > 0.05
 
 
