@@ -186,7 +186,8 @@ def test_a_conservative_ensemble_is_mean_minus_lambda_std_of_the_models(reward_d
             assert row["Overall"] == pytest.approx(want, abs=TOL)
 
 
-def test_the_in_process_reward_refuses_a_model_whose_scores_collapsed(reward_dirs, tmp_path: Path) -> None:
+def test_the_in_process_rewards_refuse_a_model_whose_scores_collapsed(reward_dirs, video_root: Path,
+                                                                       tmp_path: Path) -> None:
     collapsed = tmp_path / "collapsed"
     shutil.copytree(reward_dirs["phys"], collapsed)
     config = json.loads((collapsed / "solireward_config.json").read_text())
@@ -194,3 +195,6 @@ def test_the_in_process_reward_refuses_a_model_whose_scores_collapsed(reward_dir
     with pytest.raises(Exception, match="its scores collapsed in training") as error:
         VideoReward({"phys": str(collapsed)})
     assert str(collapsed) in str(error.value)
+    with pytest.raises(Exception, match="its scores collapsed in training"):   # verl's reward function too
+        compute_score(data_source="video_gen", solution_str="good_a.mp4", ground_truth=None, extra_info={},
+                      models=[f"phys={collapsed}"], video_root=str(video_root))
