@@ -146,6 +146,22 @@ def test_frame_setting_override_warns(reward_dir: Path, video_dir: Path, tmp_pat
     assert json.loads((tmp_path / "override.json").read_text())[0]["score"] != pytest.approx(stored, abs=1e-7)
 
 
+def test_a_model_whose_scores_collapsed_is_scored_with_a_warning(reward_dir: Path, video_dir: Path,
+                                                                   tmp_path: Path, caplog) -> None:
+    """Batch scoring still scores a model flagged collapsed (a study reports it), and says what it is."""
+    collapsed = tmp_path / "collapsed"
+    shutil.copytree(reward_dir, collapsed)
+    config = json.loads((collapsed / "solireward_config.json").read_text())
+    (collapsed / "solireward_config.json").write_text(json.dumps({**config, "collapsed": True}))
+    input_file = tmp_path / "one.json"
+    input_file.write_text(json.dumps([{"video_path": str(video_dir / GOOD[0][0])}]))
+    with caplog.at_level(logging.WARNING, logger="solireward.inference"):
+        assert run_cli("infer", "--model_name_or_path", collapsed, "--input_file", input_file, "--num_workers", 0,
+                       "--output_file", tmp_path / "scores.json") == 0
+    assert "score" in json.loads((tmp_path / "scores.json").read_text())[0]
+    assert f"{collapsed}: its scores collapsed in training" in caplog.text
+
+
 def test_folder_input_scores_every_mp4_sorted(reward_dir: Path, video_dir: Path, tmp_path: Path, capsys) -> None:
     folder = tmp_path / "clips"
     folder.mkdir()
