@@ -6,6 +6,7 @@ import base64
 import dataclasses
 import hashlib
 import html
+import json
 import logging
 from pathlib import Path
 
@@ -234,6 +235,11 @@ def build_report(config: ReportConfig) -> list[str]:
         figure("learning_curves.png", learning_curves(frame, config.training_logs, figures_dir / "learning_curves.png"),
                "validation pair accuracy and training loss vs step per model (replicates as thin lines)",
                "learning curves")
+        collapsed = _collapsed(config.metrics, config.training_logs)
+        if collapsed:
+            notes.append("Scores collapsed in training (standard deviation under 0.05 on the evaluation videos: "
+                         "these models rank nothing, and `serve` refuses them): "
+                         + ", ".join(f"`{relative_path(m, out)}`" for m in collapsed) + ".")
     else:
         notes.append("No learning curves: no training logs were given (`--training_logs`).")
     if probes:
@@ -302,3 +308,14 @@ def build_report(config: ReportConfig) -> list[str]:
     for note in notes:
         logger.info(note)
     return list(files)
+
+
+def _collapsed(metrics: list[str], training_logs: list[str]) -> list[str]:
+    """The metrics files whose model collapsed in training: ``"collapsed": true`` in the train_summary.json beside
+    its training log (`solireward train`'s output folder)."""
+    found = []
+    for source, log in zip(metrics, training_logs):
+        summary = Path(log).with_name("train_summary.json")
+        if summary.is_file() and json.loads(summary.read_text(encoding="utf-8")).get("collapsed"):
+            found.append(source)
+    return found

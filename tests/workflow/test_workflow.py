@@ -154,6 +154,15 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
 
     report = tmp_path / "results" / "tiny" / "report"
     assert (report / "README.md").is_file() and "study_config.yaml" in (report / "README.md").read_text()
+    # the report names every reported model whose scores collapsed in training (2 steps leave tiny models flat)
+    models = tmp_path / "results" / "tiny" / "models"
+    reported = [s for s in sorted(models.glob("*/*/*/model/train_summary.json"))
+                if (s.parent.parent / "metrics_test.json").is_file()]
+    collapsed = {f"`../models/{s.parent.parent.relative_to(models)}/metrics_test.json`" for s in reported
+                 if json.loads(s.read_text())["collapsed"]}
+    note = next((line for line in (report / "README.md").read_text().splitlines()
+                 if line.startswith("- Scores collapsed in training")), "")
+    assert reported and set(re.findall(r"`[^`]+/metrics_test\.json`", note)) == collapsed, note
     assert list((report / "tables").glob("*.tex")) and (report / "figures" / "learning_curves.png").is_file()
     assert (report / "figures" / "overopt_curves.png").is_file()
     for table in ("stress_probe.md", "overoptimisation.md", "overopt_defects_phy_deform.md"):  # a row per cell
