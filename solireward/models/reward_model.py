@@ -61,8 +61,8 @@ class RewardModelConfig:
                                    default_factory=dict)
     score_mean: float = arg("mean raw score on the evaluation videos (for normalise)", 0.0)
     score_std: float = arg("standard deviation of the raw scores on the evaluation videos (for normalise)", 1.0)
-    collapsed: bool = arg("its scores collapsed in training (standard deviation under 0.05 on the evaluation "
-                          "videos: it ranks nothing); `serve` refuses it", False)
+    collapsed: bool = arg("its scores collapsed in training (`solireward train` flags a model whose scores on the "
+                          "evaluation videos barely vary: it ranks nothing); `serve` refuses it", False)
 
 
 def _checked_sampling(values: dict[str, Any], source: str) -> dict[str, Any]:

@@ -237,8 +237,8 @@ def build_report(config: ReportConfig) -> list[str]:
                "learning curves")
         collapsed = _collapsed(config.metrics, config.training_logs)
         if collapsed:
-            notes.append("Scores collapsed in training (standard deviation under 0.05 on the evaluation videos: "
-                         "these models rank nothing, and `serve` refuses them): "
+            notes.append("Scores collapsed in training (flagged by `solireward train`: these models rank nothing, "
+                         "and `serve` refuses them): "
                          + ", ".join(f"`{relative_path(m, out)}`" for m in collapsed) + ".")
     else:
         notes.append("No learning curves: no training logs were given (`--training_logs`).")
