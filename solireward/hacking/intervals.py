@@ -97,10 +97,9 @@ def replicated_comparison(x: Sequence[Sequence[float]] | np.ndarray, y: Sequence
     parts += [(float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1) for side in sides if len(side) > 1]
     if not parts:
         return out
-    total = sum(v for v, _ in parts)
+    total, df = _welch(parts)
     if total == 0:   # every unit and replicate agrees: certain unless the difference is 0
         return {**out, "low": mean, "high": mean, "p": 1.0 if mean == 0 else 0.0}
-    df = total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
     p = float(2 * stats.t.sf(abs(mean) / math.sqrt(total), df))
     return {**out, "low": mean - half, "high": mean + half, "p": p, "df": float(df)}
@@ -132,9 +131,17 @@ def mean_magnitude(values: Sequence[Sequence[float]] | np.ndarray, confidence: f
            "replicates": k}
     parts = ([(float(aligned.var(ddof=1)) / n, n - 1)] if n > 1 else []) + (
         [(float(means.var(ddof=1)) / k, k - 1)] if k > 1 else [])
-    total = sum(v for v, _ in parts)
-    if not parts or total == 0:
-        return out if not parts else {**out, "low": magnitude, "high": magnitude}
-    df = total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
+    if not parts:
+        return out
+    total, df = _welch(parts)
+    if total == 0:
+        return {**out, "low": magnitude, "high": magnitude}
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
     return {**out, "low": max(magnitude - half, 0.0), "high": magnitude + half}
+
+
+def _welch(parts: list[tuple[float, int]]) -> tuple[float, float]:
+    """The variance of a mean made of independent parts (each a variance and its degrees of freedom), and the
+    Welch–Satterthwaite degrees of freedom of the sum (inf when every part is 0)."""
+    total = sum(v for v, _ in parts)
+    return total, (total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0) if total > 0 else math.inf)
