@@ -280,9 +280,7 @@ def infer(config: InferenceConfig, overrides: Mapping[str, Any] | None = None,
             model = RewardModel.from_pretrained(model_dir, torch_dtype=_pick_dtype(config.torch_dtype, device),
                                                 attn_implementation=config.attn_implementation, device=device)
             if model.config.collapsed and rank == 0:
-                logger.warning("%s: its scores collapsed in training (score std %.3g, flagged by `solireward "
-                               "train`); they rank nothing, and `serve` refuses this model", model_dir,
-                               model.config.score_std)
+                logger.warning("%s: %s, and `serve` refuses it", model_dir, model.collapse_note())
             sampling = apply_overrides(model.config.sampling, overrides or {}, warn=rank == 0)
             per_model.append(score_records(
                 model, [records[i] for i in mine], sampling=sampling, batch_size=config.batch_size,

@@ -313,6 +313,11 @@ class RewardModel(nn.Module):
         scores, _ = result  # on_error="raise": no errors
         return [scores[i] for i in range(len(scores))]
 
+    def collapse_note(self) -> str:
+        """Why a model flagged ``collapsed`` is no reward (for the messages of the loaders that meet it)."""
+        return (f"its scores collapsed in training (score std {self.config.score_std:.3g} on its evaluation videos, "
+                "flagged by `solireward train`); it ranks nothing")
+
     def normalise(self, scores: Any) -> Any:
         """(s - score_mean) / score_std, for a float, a sequence (-> list) or a tensor/array (same type)."""
         mean, std = self.config.score_mean, self.config.score_std

@@ -79,9 +79,8 @@ def load_models(folders: Mapping[str, str | os.PathLike], device: Any, torch_dty
         model = RewardModel.from_pretrained(folder, torch_dtype=_pick_dtype(torch_dtype, device),
                                             attn_implementation=attn_implementation, device=device)
         if model.config.collapsed:
-            raise InputError(f"model {name!r}: its scores collapsed in training (score std "
-                             f"{model.config.score_std:.3g} on its evaluation videos, flagged by `solireward "
-                             "train`); it ranks nothing, so it is not used for rewards: retrain it", file=str(folder))
+            raise InputError(f"model {name!r}: {model.collapse_note()}, so it is not used for rewards: retrain it",
+                             file=str(folder))
         models[name] = model
     return models
 
