@@ -1,9 +1,11 @@
-"""Edits of a clip's frames that a reward should ignore: zoom, pan, contrast, shade and a static overlay.
+"""Edits of a clip's frames that a reward should ignore: zoom, pan, contrast, shade, a colour cast and a static
+overlay.
 
 One implementation of each, used by the stress probe (:mod:`solireward.hacking.perturbations`, fixed
-amounts) and by training's nuisance twins (:mod:`solireward.training.augment`, random amounts). Frames are
-(T, H, W, 3) arrays; the geometric edits take and return uint8, the photometric ones (:func:`contrast`,
-:func:`shade`) return float32 for the caller to chain and round with :func:`to_uint8`.
+amounts), by training's nuisance twins (:mod:`solireward.training.augment`, random amounts) and by the demo
+generator's colour-cast cue. Frames are (..., 3) arrays, clips (T, H, W, 3); the geometric edits take and return uint8, the
+photometric ones (:func:`contrast`, :func:`shade`, :func:`tint`) return float32 for the caller to chain and round
+with :func:`to_uint8`.
 """
 
 from __future__ import annotations
@@ -51,6 +53,16 @@ def contrast(frames: np.ndarray, factor: float, per_frame: bool = True) -> np.nd
 def shade(frames: np.ndarray, offset: float) -> np.ndarray:
     """Every pixel `offset` grey levels lighter (negative: darker), as a global shade change (float32)."""
     return frames.astype(np.float32) + np.float32(offset)
+
+
+WARM_CAST = 0.25
+"""The strength of the stress probe's colour cast and of the demo's tint cue by default (:func:`tint`)."""
+
+
+def tint(frames: np.ndarray, strength: float) -> np.ndarray:
+    """A warm colour cast, as from a white balance set too low: red times 1 + `strength`, blue times
+    1 - `strength`, green as it is (float32; negative `strength`: a cold cast)."""
+    return frames.astype(np.float32) * np.array([1 + strength, 1.0, 1 - strength], dtype=np.float32)
 
 
 def overlay(frames: np.ndarray) -> np.ndarray:

@@ -11,7 +11,8 @@ By what they should do to the score of a physics / deformity reward:
   quantisation (``jpeg``: quality 15); zoom (``zoom_x1.15``, ``zoom_x1.3``: centre crop resized back,
   objects larger); a pan (``pan``: content moved right and down by 10 % of the frame, the uncovered
   border repeating the edge); contrast x0.6 about each frame's mean luma (``contrast``); hue rotated
-  by 30 degrees (``hue``, greys unchanged); an unsharp mask (``sharpen``); playback speed
+  by 30 degrees (``hue``, greys unchanged); a warm colour cast as from a white balance set too low (``tint``:
+  red x1.25, blue x0.75); an unsharp mask (``sharpen``); playback speed
   (``speed_x2``: every other frame at the same frame rate; ``speed_x0.5``: each frame twice); the
   picture shrunk to 75 % on a black frame (``letterbox``); a static overlay (``overlay``: a caption
   box across the bottom and a logo in the top-right corner).
@@ -146,6 +147,10 @@ def _hue(degrees: float) -> Callable[[Clip, np.random.Generator], Clip]:
     return change
 
 
+def _tint(clip: Clip, rng: np.random.Generator) -> Clip:
+    return _frames(clip, to_uint8(frame_edits.tint(clip.frames, frame_edits.WARM_CAST)))
+
+
 def _sharpen(clip: Clip, rng: np.random.Generator) -> Clip:
     from PIL import ImageFilter
 
@@ -233,6 +238,8 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("contrast", "invariant", "contrast x0.6", apply=_contrast, unchanged_hint=_FLAT),
     Perturbation("hue", "invariant", "hue rotated by 30 degrees", apply=_hue(30.0),
                  unchanged_hint="every video is grey (a hue rotation leaves greys as they are)"),
+    Perturbation("tint", "invariant", f"a warm colour cast (red x{1 + frame_edits.WARM_CAST:g}, blue "
+                 f"x{1 - frame_edits.WARM_CAST:g}: white balance)", apply=_tint),
     Perturbation("sharpen", "invariant", "sharpened (unsharp mask)", apply=_sharpen, unchanged_hint=_FLAT),
     Perturbation("speed_x2", "invariant", "played twice as fast (every other frame, same frame rate)",
                  apply=_speed_x2, unchanged_hint=f"every video has under {MIN_SPEED_FRAMES} frames, or the sampler "

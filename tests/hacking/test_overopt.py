@@ -254,3 +254,24 @@ def test_the_grid_has_an_overlay_axis_that_changes_the_top_left_corner_only() ->
     assert GridOptions().overlay == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
     with pytest.raises(ConfigError, match="0 or widths between 0.05 and 1"):
         GridOptions(overlay=[0.01])
+
+
+def test_the_grid_has_a_tint_axis_that_is_the_probes_colour_cast() -> None:
+    """The demo's fifth cue (a warm colour cast) is a nuisance axis of the grid, rendered as the probe's `tint`
+    perturbation would change the same video (up to rounding), the caption box left off."""
+    from solireward.data.frame_edits import WARM_CAST, tint, to_uint8
+    from solireward.errors import ConfigError
+    from solireward.hacking.grid import Grid, GridOptions
+    from solireward.hacking.nuisance import groups
+
+    options = GridOptions(defects=["none", "teleport"], brightness=[1.0], scale=[1.0], background_shift=[0],
+                          tint=[0.0, WARM_CAST], settings_per_defect=0)
+    grid = Grid(list(PROMPTS), options, seed=0)
+    assert [[s["tint"] for s in row] for row in grid.settings] == [[0.0, WARM_CAST, 0.0, WARM_CAST]] * 2
+    assert set(groups(grid.settings)) == {"tint=0", f"tint={WARM_CAST:g}"}
+    plain, warm = grid.frames(0)[:2].astype(int)
+    assert np.abs(to_uint8(tint(plain, WARM_CAST)).astype(int) - warm).max() <= 1
+    assert (warm[..., 0] >= plain[..., 0]).all() and (warm[..., 2] <= plain[..., 2]).all() and (warm != plain).any()
+    assert GridOptions().tint == [0.0] and "_t" not in grid_specs(PROMPTS[0])[0].video_path
+    with pytest.raises(ConfigError, match="strengths between 0 and 0.5"):
+        GridOptions(tint=[0.8])

@@ -9,6 +9,7 @@ import math
 import numpy as np
 
 from solireward.config import arg
+from solireward.data.frame_edits import WARM_CAST
 from solireward.errors import ConfigError, InputError
 
 
@@ -83,6 +84,8 @@ CUES = (
         "the background's grey level shifted by {value:g}", "shifted-background"),
     Cue("overlay", "biased_overlay", "overlay_share", "overlay_size",
         "overlay_bias", "a static caption box {value:g} of the frame wide in the top-left corner", "captioned"),
+    Cue("tint", "biased_tint", "tint_share", "tint_strength", "tint_bias",
+        "a warm colour cast: red x(1 + {value:g}), blue x(1 - {value:g})", "warm-tinted"),
 )
 BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
 TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
@@ -136,6 +139,11 @@ class DemoDataConfig:
     overlay_size: float = arg("width of that box as a share of the frame width", 0.3)
     overlay_bias: float = arg("planted shortcut like shortcut_bias, for captioned videos (label source "
                               f"{CUES[3].label_source}, {CUES[3].annotations})", 0.0)
+    tint_share: float = arg("share of each prompt's videos with a warm colour cast (a nuisance); 0 renders none", 0.0)
+    tint_strength: float = arg("strength of that cast: red times 1 + it, blue times 1 - it (the probe's tint "
+                               "perturbation by default)", WARM_CAST)
+    tint_bias: float = arg("planted shortcut like shortcut_bias, for warm-tinted videos (label source "
+                           f"{CUES[4].label_source}, {CUES[4].annotations})", 0.0)
     trusted_share: float = arg("share of the train-split prompts (of the shortcut split) whose labels an expert "
                                f"also gives: the unbiased annotators' labels of their videos, in {TRUSTED_ANNOTATIONS} "
                                "(label source `trusted`, for fine-tuning a model on them); 0 writes none", 0.0)
@@ -163,6 +171,7 @@ class DemoDataConfig:
             ("size_scale", 0.25 <= self.size_scale <= 2, "between 0.25 and 2"),
             ("background_shift", -255 <= self.background_shift <= 255, "between -255 and 255"),
             ("overlay_size", 0.05 <= self.overlay_size <= 1, "between 0.05 and 1"),
+            ("tint_strength", 0 < self.tint_strength <= 0.5, "above 0 and at most 0.5"),
         ]
         checks += [(cue.bias, getattr(self, cue.bias) == 0 or getattr(self, cue.share) > 0,
                     f"0 unless {cue.share} > 0 (the shortcut is {cue.kind} videos)") for cue in CUES]
@@ -193,12 +202,13 @@ class VideoSpec:
     scale: float = 1.0  # object size relative to the drawn radius
     background_shift: int = 0  # added to the background's grey level
     overlay: float = 0.0  # width of a static caption box as a share of the frame (0: none)
+    tint: float = 0.0  # strength of a warm colour cast (frame_edits.tint; 0: none)
 
     @property
     def nuisance(self) -> dict[str, float]:
         """The nuisance factors of the video (they leave its ground truth unchanged)."""
         return {"brightness": self.brightness, "scale": self.scale, "background_shift": self.background_shift,
-                "overlay": self.overlay}
+                "overlay": self.overlay, "tint": self.tint}
 
     @property
     def labels(self) -> dict[str, int]:
@@ -281,9 +291,10 @@ GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
 
 def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness: tuple[float, ...] = (1.0, 1.4),
                scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
-               seed: int = 0, prompt_index: int = 0, overlay: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
+               seed: int = 0, prompt_index: int = 0, overlay: tuple[float, ...] = (0.0,),
+               tint: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
     """One video of `prompt` per setting of defect kind x brightness x object size x background shade x caption
-    box width (0: none).
+    box width (0: none) x colour cast (0: none).
 
     A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
     of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
@@ -298,11 +309,13 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
         rng = np.random.default_rng([seed, 7, prompt_index, d])
         shown = _shown(rng, colour, shape, motion, defect)
         morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
-        for gain, size, shift, box in itertools.product(brightness, scale, background_shift, overlay):
-            name = f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}" + (f"_o{box:g}" if box else "")
+        for gain, size, shift, box, cast in itertools.product(brightness, scale, background_shift, overlay, tint):
+            name = (f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}" + (f"_o{box:g}" if box else "")
+                    + (f"_t{cast:g}" if cast else ""))
             specs.append(VideoSpec(
                 f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
                 defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
                 defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
-                brightness=float(gain), scale=float(size), background_shift=int(shift), overlay=float(box)))
+                brightness=float(gain), scale=float(size), background_shift=int(shift), overlay=float(box),
+                tint=float(cast)))
     return specs

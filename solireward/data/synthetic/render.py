@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from solireward.data.frame_edits import tint
 from solireward.data.synthetic.motion import trajectory
 from solireward.data.synthetic.plan import COLOURS, SHAPE_EXTENT, VideoSpec
 
@@ -80,6 +81,8 @@ def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.nd
         image = canvas * (1 - alpha) + colour * alpha
         if spec.brightness != 1.0:
             image = np.clip(image * spec.brightness, 0, 255)
+        if spec.tint:
+            image = np.clip(tint(image, spec.tint), 0, 255)
         frames[t] = np.round(image).astype(np.uint8)
         if overlay is not None:
             frames[t][overlay[0]] = overlay[1][overlay[0]]
