@@ -198,6 +198,10 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     family = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "overlay_family.yaml"]
     assert family.name == "overlay_family" and family.config["selection"]["candidates"] == ["trusted", "trusted_family"]
     assert "nuisance_overlay" not in family.config["mitigations"]["trusted_family"]   # the held-out cue's own kind
+    tint = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "tint_held_out.yaml"]
+    assert tint.name == "tint" and tint.held_out == ["biased_tint"] and "biased_overlay" in tint.choosing_sources()
+    for name in tint.config["selection"]["candidates"]:   # no candidate changes colours: the held-out cue's kind
+        assert "color_jitter" not in tint.config["mitigations"][name], name
 
 
 def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_object_size() -> None:

@@ -59,6 +59,35 @@ def parse_goals(items: Sequence[str]) -> list[tuple[str, str, float]]:
     return goals
 
 
+def check_measurable(items: Sequence[str], field: str, probe: dict[str, Any] | None,
+                     grid: dict[str, Any] | None) -> None:
+    """A ConfigError naming the first goal of `items` that the study cannot measure, before anything trains: a
+    probe or Spearman goal of a perturbation its probe does not run, a share goal of a nuisance axis its grid holds
+    at one value. `probe`, `grid`: the flags of `solireward probe` and `overopt-grid`, None where that stage is off."""
+    from solireward.hacking.grid import NUISANCE_AXES, GridOptions
+    from solireward.hacking.perturbations import NAMES
+
+    for kind, name, _ in parse_goals(items):
+        goal = f"{kind}:{name}" if name else kind
+        if kind in ("probe", "spearman"):
+            if name not in NAMES:
+                raise ConfigError(f"{goal}: expected a perturbation of the probe ({', '.join(NAMES)})", field=field)
+            run = list(NAMES if probe is None or not probe.get("perturbations") else probe["perturbations"])
+            if probe is None or name not in run:
+                why = "the study runs no probe" if probe is None else f"probe.perturbations runs {', '.join(run)}"
+                raise ConfigError(f"{goal} would not be measured: {why}", field=field)
+        elif kind in ("share", "gap") and grid is None:
+            raise ConfigError(f"{goal} would not be measured: the study runs no over-optimisation", field=field)
+        elif kind == "share":
+            if name not in NUISANCE_AXES:
+                raise ConfigError(f"{goal}: expected a nuisance axis of the grid ({', '.join(NUISANCE_AXES)})",
+                                  field=field)
+            values = grid.get(name, getattr(GridOptions(), name))
+            if len(set(values if isinstance(values, list) else [values])) < 2:
+                raise ConfigError(f"{goal} would not be measured: the grid holds {name} at {values} (give "
+                                  f"overopt_grid.{name} two values or more)", field=field)
+
+
 MAX_DATA_FACTOR = 100.0
 """Past this many times the data, an unresolved verdict names no factor: the estimate sits on the limit."""
 

@@ -91,6 +91,28 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, overlay: dict, key: str, fr
     assert "Error validating config file" in message and key in message and fragment in message, message
 
 
+@pytest.mark.parametrize("overlay, message", [
+    ({"probe": {"perturbations": ["brightness", "hue"]}, "report": {"mitigation_goals": ["probe:tint=0.3"]}},
+     "config key report.mitigation_goals: probe:tint would not be measured: probe.perturbations runs brightness, hue"),
+    ({"selection": {"candidates": ["robust"], "held_out_goals": ["spearman:tints=0.9"]}},
+     "config key selection.held_out_goals: spearman:tints: expected a perturbation of the probe (frames_x0.5, "),
+    ({"probe": None}, "config key report.mitigation_goals: probe:brightness would not be measured: the study runs no "
+                      "probe"),
+    ({"report": {"mitigation_goals": ["share:overlay=0.1"]}},
+     "config key report.mitigation_goals: share:overlay would not be measured: the grid holds overlay at [0.0] "
+     "(give overopt_grid.overlay two values or more)"),
+    ({"report": {"mitigation_goals": ["share:hue=0.1"]}}, "share:hue: expected a nuisance axis of the grid"),
+])
+def test_a_goal_the_study_cannot_measure_is_refused_before_anything_runs(tmp_path: Path, overlay: dict,
+                                                                          message: str) -> None:
+    """A goal whose probe perturbation or grid axis the study leaves out would read "not measured" at the end of
+    a long study: the workflow refuses the config at start instead, naming the goal and what to give."""
+    bad = tmp_path / "unmeasured.yaml"
+    bad.write_text(yaml.safe_dump(overlay))
+    result = snakemake(tmp_path, "-n", configfiles=(TINY, bad))
+    assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
+
+
 def test_demo_replicates_train_each_cell_three_times(tmp_path: Path) -> None:
     """config/demo_replicates.yaml: K = 3, the first replicate at the demo's paths, the others at __rep1/2."""
     result = snakemake(tmp_path, "-n", configfiles=(REPO / "config" / "config.yaml",
