@@ -202,6 +202,13 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     assert tint.name == "tint" and tint.held_out == ["biased_tint"] and "biased_overlay" in tint.choosing_sources()
     for name in tint.config["selection"]["candidates"]:   # no candidate changes colours: the held-out cue's kind
         assert "color_jitter" not in tint.config["mitigations"][name], name
+    grain = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "tint_held_out.yaml",
+                    "grain_held_out.yaml"]
+    assert grain.name == "grain" and grain.held_out == ["biased_grain"] and "biased_tint" in grain.choosing_sources()
+    assert {grain.seed(c) for c in grain.selection_cells()} == {42, 43, 44}
+    recipes = grain.config["mitigations"]
+    assert recipes["trusted_family_long"] == {**recipes["trusted_family"], "max_steps": 600,
+                                              "consistency_warmup_ratio": 0.6}   # one family, written once
 
 
 def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_object_size() -> None:

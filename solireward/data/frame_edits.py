@@ -1,11 +1,11 @@
-"""Edits of a clip's frames that a reward should ignore: zoom, pan, contrast, shade, a colour cast and a static
-overlay.
+"""Edits of a clip's frames that a reward should ignore: zoom, pan, contrast, shade, a colour cast, sensor grain
+and a static overlay.
 
 One implementation of each, used by the stress probe (:mod:`solireward.hacking.perturbations`, fixed
 amounts), by training's nuisance twins (:mod:`solireward.training.augment`, random amounts) and by the demo
-generator's colour-cast cue. Frames are (..., 3) arrays, clips (T, H, W, 3); the geometric edits take and return uint8, the
-photometric ones (:func:`contrast`, :func:`shade`, :func:`tint`) return float32 for the caller to chain and round
-with :func:`to_uint8`.
+generator's colour-cast and grain cues. Frames are (..., 3) arrays, clips (T, H, W, 3); the geometric edits
+take and return uint8, the photometric ones (:func:`contrast`, :func:`shade`, :func:`tint`, :func:`grain`) return
+float32 for the caller to chain and round with :func:`to_uint8`.
 """
 
 from __future__ import annotations
@@ -63,6 +63,15 @@ def tint(frames: np.ndarray, strength: float) -> np.ndarray:
     """A warm colour cast, as from a white balance set too low: red times 1 + `strength`, blue times
     1 - `strength`, green as it is (float32; negative `strength`: a cold cast)."""
     return frames.astype(np.float32) * np.array([1 + strength, 1.0, 1 - strength], dtype=np.float32)
+
+
+GRAIN_SIGMA = 12.0
+"""The grey levels of the stress probe's sensor grain and of the demo's grain cue by default (:func:`grain`)."""
+
+
+def grain(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Sensor grain: independent Gaussian noise of `sigma` grey levels on every pixel and channel (float32)."""
+    return frames.astype(np.float32) + rng.normal(0.0, sigma, frames.shape).astype(np.float32)
 
 
 def overlay(frames: np.ndarray) -> np.ndarray:

@@ -12,8 +12,8 @@ By what they should do to the score of a physics / deformity reward:
   objects larger); a pan (``pan``: content moved right and down by 10 % of the frame, the uncovered
   border repeating the edge); contrast x0.6 about each frame's mean luma (``contrast``); hue rotated
   by 30 degrees (``hue``, greys unchanged); a warm colour cast as from a white balance set too low (``tint``:
-  red x1.25, blue x0.75); an unsharp mask (``sharpen``); playback speed
-  (``speed_x2``: every other frame at the same frame rate; ``speed_x0.5``: each frame twice); the
+  red x1.25, blue x0.75); mild sensor grain (``grain``: Gaussian noise, sigma 12 grey levels); an unsharp mask
+  (``sharpen``); playback speed (``speed_x2``: every other frame at the same frame rate; ``speed_x0.5``: each frame twice); the
   picture shrunk to 75 % on a black frame (``letterbox``); a static overlay (``overlay``: a caption
   box across the bottom and a logo in the top-right corner).
 - ``lower`` (should lower it): reversed time (``reverse``: a falling object rises), frames shuffled
@@ -151,6 +151,10 @@ def _tint(clip: Clip, rng: np.random.Generator) -> Clip:
     return _frames(clip, to_uint8(frame_edits.tint(clip.frames, frame_edits.WARM_CAST)))
 
 
+def _grain(clip: Clip, rng: np.random.Generator) -> Clip:
+    return _frames(clip, to_uint8(frame_edits.grain(clip.frames, frame_edits.GRAIN_SIGMA, rng)))
+
+
 def _sharpen(clip: Clip, rng: np.random.Generator) -> Clip:
     from PIL import ImageFilter
 
@@ -240,6 +244,8 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
                  unchanged_hint="every video is grey (a hue rotation leaves greys as they are)"),
     Perturbation("tint", "invariant", f"a warm colour cast (red x{1 + frame_edits.WARM_CAST:g}, blue "
                  f"x{1 - frame_edits.WARM_CAST:g}: white balance)", apply=_tint),
+    Perturbation("grain", "invariant", f"sensor grain (Gaussian noise of {frame_edits.GRAIN_SIGMA:g} grey levels)",
+                 apply=_grain),
     Perturbation("sharpen", "invariant", "sharpened (unsharp mask)", apply=_sharpen, unchanged_hint=_FLAT),
     Perturbation("speed_x2", "invariant", "played twice as fast (every other frame, same frame rate)",
                  apply=_speed_x2, unchanged_hint=f"every video has under {MIN_SPEED_FRAMES} frames, or the sampler "

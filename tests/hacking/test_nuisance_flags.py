@@ -28,7 +28,7 @@ def test_nuisance_perturbations_change_the_picture_and_leave_a_grey_one_to_not_t
     clip, grey = Clip(frames, 8.0, None), Clip(np.full((16, 64, 64, 3), 120, np.uint8), 8.0, None)
     short = Clip(frames[:3], 8.0, None)
     rng = np.random.default_rng(0)
-    assert len(PERTURBATIONS) == 26  # docs/GUIDE.md: "default: all 26"
+    assert len(PERTURBATIONS) == 27  # docs/GUIDE.md: "default: all 27"
     for p in (p for p in PERTURBATIONS if p.apply):
         changed = p.apply(clip, rng).frames
         assert changed.shape != frames.shape or not np.array_equal(changed, frames), p.name

@@ -41,10 +41,13 @@ from solireward.study import (  # noqa: E402
 
 try:
     DESIGN = Study(config, load_train_recipe(config["train_recipe"], REPO))
-    for _field, _goals in (("report.mitigation_goals", config["report"].get("mitigation_goals")),
-                           ("selection.held_out_goals", (config["selection"] or {}).get("held_out_goals"))):
-        check_measurable(_goals or [], _field, config["probe"],
-                         config["overopt_grid"] if config.get("overopt") is not None else None)
+    for _field, _goals in (
+        ("report.mitigation_goals", config["report"].get("mitigation_goals")),
+        ("selection.held_out_goals", (config["selection"] or {}).get("held_out_goals")),
+    ):
+        check_measurable(
+            _goals or [], _field, config["probe"], config["overopt_grid"] if config.get("overopt") is not None else None
+        )
 except ConfigError as exc:
     raise WorkflowError(f"config key {exc.field}: {exc.reason}" if exc.field else str(exc)) from None
 # a pair folder under pairs/, and the one every cell is tested on (the reference data's test split)

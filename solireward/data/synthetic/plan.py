@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from solireward.config import arg
-from solireward.data.frame_edits import WARM_CAST
+from solireward.data.frame_edits import GRAIN_SIGMA, WARM_CAST
 from solireward.errors import ConfigError, InputError
 
 
@@ -86,6 +86,8 @@ CUES = (
         "overlay_bias", "a static caption box {value:g} of the frame wide in the top-left corner", "captioned"),
     Cue("tint", "biased_tint", "tint_share", "tint_strength", "tint_bias",
         "a warm colour cast: red x(1 + {value:g}), blue x(1 - {value:g})", "warm-tinted"),
+    Cue("grain", "biased_grain", "grain_share", "grain_sigma", "grain_bias",
+        "sensor grain: Gaussian noise of {value:g} grey levels on every pixel", "grainy"),
 )
 BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
 TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
@@ -144,6 +146,10 @@ class DemoDataConfig:
                                "perturbation by default)", WARM_CAST)
     tint_bias: float = arg("planted shortcut like shortcut_bias, for warm-tinted videos (label source "
                            f"{CUES[4].label_source}, {CUES[4].annotations})", 0.0)
+    grain_share: float = arg("share of each prompt's videos with sensor grain (a nuisance); 0 renders none", 0.0)
+    grain_sigma: float = arg("grey levels of that grain (the probe's grain perturbation by default)", GRAIN_SIGMA)
+    grain_bias: float = arg("planted shortcut like shortcut_bias, for grainy videos (label source "
+                            f"{CUES[5].label_source}, {CUES[5].annotations})", 0.0)
     trusted_share: float = arg("share of the train-split prompts (of the shortcut split) whose labels an expert "
                                f"also gives: the unbiased annotators' labels of their videos, in {TRUSTED_ANNOTATIONS} "
                                "(label source `trusted`, for fine-tuning a model on them); 0 writes none", 0.0)
@@ -172,6 +178,7 @@ class DemoDataConfig:
             ("background_shift", -255 <= self.background_shift <= 255, "between -255 and 255"),
             ("overlay_size", 0.05 <= self.overlay_size <= 1, "between 0.05 and 1"),
             ("tint_strength", 0 < self.tint_strength <= 0.5, "above 0 and at most 0.5"),
+            ("grain_sigma", 0 < self.grain_sigma <= 64, "above 0 and at most 64"),
         ]
         checks += [(cue.bias, getattr(self, cue.bias) == 0 or getattr(self, cue.share) > 0,
                     f"0 unless {cue.share} > 0 (the shortcut is {cue.kind} videos)") for cue in CUES]
@@ -203,12 +210,13 @@ class VideoSpec:
     background_shift: int = 0  # added to the background's grey level
     overlay: float = 0.0  # width of a static caption box as a share of the frame (0: none)
     tint: float = 0.0  # strength of a warm colour cast (frame_edits.tint; 0: none)
+    grain: float = 0.0  # grey levels of sensor grain (frame_edits.grain, drawn from the video's seed; 0: none)
 
     @property
     def nuisance(self) -> dict[str, float]:
         """The nuisance factors of the video (they leave its ground truth unchanged)."""
         return {"brightness": self.brightness, "scale": self.scale, "background_shift": self.background_shift,
-                "overlay": self.overlay, "tint": self.tint}
+                "overlay": self.overlay, "tint": self.tint, "grain": self.grain}
 
     @property
     def labels(self) -> dict[str, int]:
@@ -292,9 +300,9 @@ GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
 def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness: tuple[float, ...] = (1.0, 1.4),
                scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
                seed: int = 0, prompt_index: int = 0, overlay: tuple[float, ...] = (0.0,),
-               tint: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
+               tint: tuple[float, ...] = (0.0,), grain: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
     """One video of `prompt` per setting of defect kind x brightness x object size x background shade x caption
-    box width (0: none) x colour cast (0: none).
+    box width (0: none) x colour cast (0: none) x grain (0: none).
 
     A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
     of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
@@ -309,13 +317,14 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
         rng = np.random.default_rng([seed, 7, prompt_index, d])
         shown = _shown(rng, colour, shape, motion, defect)
         morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
-        for gain, size, shift, box, cast in itertools.product(brightness, scale, background_shift, overlay, tint):
+        for gain, size, shift, box, cast, noise in itertools.product(brightness, scale, background_shift, overlay,
+                                                                     tint, grain):
             name = (f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}" + (f"_o{box:g}" if box else "")
-                    + (f"_t{cast:g}" if cast else ""))
+                    + (f"_t{cast:g}" if cast else "") + (f"_n{noise:g}" if noise else ""))
             specs.append(VideoSpec(
                 f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
                 defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
                 defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
                 brightness=float(gain), scale=float(size), background_shift=int(shift), overlay=float(box),
-                tint=float(cast)))
+                tint=float(cast), grain=float(noise)))
     return specs
