@@ -272,6 +272,22 @@ def test_the_grid_has_a_tint_axis_that_is_the_probes_colour_cast() -> None:
     plain, warm = grid.frames(0)[:2].astype(int)
     assert np.abs(to_uint8(tint(plain, WARM_CAST)).astype(int) - warm).max() <= 1
     assert (warm[..., 0] >= plain[..., 0]).all() and (warm[..., 2] <= plain[..., 2]).all() and (warm != plain).any()
-    assert GridOptions().tint == [0.0] and "_t" not in grid_specs(PROMPTS[0])[0].video_path
+    assert GridOptions().tint == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
     with pytest.raises(ConfigError, match="strengths between 0 and 0.5"):
         GridOptions(tint=[0.8])
+
+
+def test_the_grid_has_a_grain_axis_drawn_from_each_videos_own_seed() -> None:
+    """The demo's sixth cue (sensor grain) is a nuisance axis of the grid: the grainy variant of a video is the
+    plain one plus noise of about the probe's sigma, the same noise whenever it is rendered."""
+    from solireward.data.frame_edits import GRAIN_SIGMA
+    from solireward.hacking.grid import Grid, GridOptions
+
+    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
+                          grain=[0.0, GRAIN_SIGMA], settings_per_defect=0)
+    grid = Grid(list(PROMPTS), options, seed=0)
+    assert [s["grain"] for s in grid.settings[0]] == [0.0, GRAIN_SIGMA]
+    plain, grainy = grid.frames(0)[:2].astype(float)
+    assert abs((grainy - plain)[(plain > 30) & (plain < 220)].std() - GRAIN_SIGMA) < 1.5   # away from clipping
+    assert (Grid(list(PROMPTS), options, seed=0).frames(0)[1] == grid.frames(0)[1]).all()
+    assert GridOptions().grain == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
