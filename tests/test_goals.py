@@ -85,3 +85,15 @@ def test_the_reference_share_is_read_where_the_mitigated_cells_picks_departed_mo
     nothing = ((None, None, None), None)
     assert share_at(where.replace("best-of-16", "best-of-64"), treated, 0.95) == nothing   # no such n
     assert share_at("size=2 @ best-of-16", treated, 0.95) == nothing   # no such nuisance value
+
+
+def test_goals_that_the_twin_meets_too_are_named_as_showing_nothing() -> None:
+    """A held-out cue its twin never learnt passes every goal with or without the mitigation: the note says so."""
+    from solireward.reporting.goals import unlearnt_note
+
+    rows = [{"label_source": "biased_grain", "mitigation": "long", "goal": "probe:grain ≤ 0.3", "twin_meets": True},
+            {"label_source": "biased_grain", "mitigation": "long", "goal": "share:tint ≤ 0.1", "twin_meets": False},
+            {"label_source": "biased_grain", "mitigation": "long", "goal": "cost ≤ 2", "twin_meets": False}]
+    note = unlearnt_note(rows, "the cues held out of the choice")
+    assert note is not None and "biased_grain / long: probe:grain ≤ 0.3." in note and "share:tint" not in note
+    assert unlearnt_note(rows[1:], "x") is None

@@ -23,7 +23,7 @@ from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results
                                           probe_table)
 from solireward.reporting.choice import CHOICE_FILE, Choice, choice_record, choice_table, rank_candidates
 from solireward.reporting.conclusions import CONCLUSIONS_FILE, conclusion, outcome_of_verdict
-from solireward.reporting.goals import goal_rows, goal_table, parse_goals
+from solireward.reporting.goals import goal_rows, goal_table, parse_goals, unlearnt_note
 from solireward.reporting.mitigation import mitigation_tables
 from solireward.reporting.load import FACTORS, _tags, aggregate_replicates, load_metrics, reference_values
 from solireward.reporting.stats import Uncertainty, pooled_seeds, replicate_intervals
@@ -195,6 +195,9 @@ def build_report(config: ReportConfig) -> list[str]:
         goals = goal_table(rows, config.confidence, config.split, name, choice.scope(held_out) if choice else "")
         if goals is not None:
             section(goals, goals.caption)
+        unlearnt = unlearnt_note(rows, "the cues held out of the choice") if held_out else None
+        if unlearnt:
+            notes.append(unlearnt)
     uncertainty.conclusions += [conclusion("goal", f"{r['label_source']} / {r['mitigation']}", r["goal"],
                                            outcome_of_verdict(r["verdict"]), r["value"]) for r in judged]
     write_json(out / CONCLUSIONS_FILE, uncertainty.conclusions)

@@ -40,7 +40,7 @@ GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most
 }
 ACCURACY_GOALS = ("below_reference", "cost")
 """Goal kinds that measure pair accuracy (they take no name)."""
-GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict", "Reference", "Per seed"]
+GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict", "Reference", "Twin", "Per seed"]
 Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
 
 
@@ -211,10 +211,11 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
               reference: dict[str, str], confidence: float,
               pooled_seeds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
     """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "kind",
-    "goal", "models", "value", "low", "high", "verdict", "reference", "per_seed", "accuracy"}`` (reference: the
-    same probe, Spearman, share or gap measure of the reference cell without mitigation, {value, low, high}, all
-    None for the accuracy goals or without that cell; per_seed: the measure of each training in replicate order,
-    unsigned where the goal is, or None; accuracy: the cell's mean test pair accuracy)."""
+    "goal", "models", "value", "low", "high", "verdict", "reference", "twin", "per_seed", "accuracy"}``
+    (reference, twin: the same probe, Spearman, share or gap measure of the reference cell and of the cell's own
+    twin without mitigation, {value, low, high}, all None for the accuracy goals or without that cell; per_seed:
+    the measure of each training in replicate order, unsigned where the goal is, or None; accuracy: the cell's mean
+    test pair accuracy)."""
     if not goals or "tag:mitigation" not in cells:
         return []
     probes_of, overopts_of = by_cell(probes), by_cell(overopts)
@@ -231,29 +232,33 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
             {axis[4:]: str(reference_row[axis]) for axis in reference_row.index if axis.startswith("tag:")}),
             NO_MITIGATION)
         reference_probe, reference_overopt = probes_of.get(reference_key), overopts_of.get(reference_key)
+        twin_probe, twin_overopt = probes_of.get((key, NO_MITIGATION)), overopts_of.get((key, NO_MITIGATION))
         for kind, name, limit in goals:
             measured: Interval = (None, None, None)
             shown_name = name
             reference_measure: Interval = (None, None, None)
+            twin_measure: Interval = (None, None, None)
             per_seed: list[float] | None = None
             if kind in ("probe", "spearman") and probe:
                 measured, per_seed = _probe_goal(kind, name, probe, confidence)
                 if reference_probe:
                     reference_measure = _probe_goal(kind, name, reference_probe, confidence)[0]
+                if twin_probe:
+                    twin_measure = _probe_goal(kind, name, twin_probe, confidence)[0]
             elif kind == "gap" and overopt:
-                kl = common_kl([*overopt, *overopts_of.get((key, NO_MITIGATION), [])], name)
+                kl = common_kl([*overopt, *(twin_overopt or [])], name)
                 matrix = None if kl is None else overopt_matrix(overopt, name, kl, "hacking_gap")
                 if matrix is not None:
                     measured, shown_name = _mean_gap(matrix, confidence), f"{name} @ KL {kl:.2f}"
                     per_seed = [float(v) for v in matrix.mean(axis=1)]
-                    beside = None if not reference_overopt else overopt_matrix(reference_overopt, name, kl,
-                                                                               "hacking_gap")
-                    if beside is not None:   # the reference's own gap at the same KL, where its curves reach it
-                        reference_measure = _mean_gap(beside, confidence)
+                    reference_measure = _gap_at(reference_overopt, name, kl, confidence)
+                    twin_measure = _gap_at(twin_overopt, name, kl, confidence)
             elif kind == "share" and overopt:
                 (measured, per_seed), shown_name = share_goal(name, overopt, confidence)
                 if reference_overopt:
                     reference_measure = share_at(shown_name, reference_overopt, confidence)[0]
+                if twin_overopt:
+                    twin_measure = share_at(shown_name, twin_overopt, confidence)[0]
             elif kind in ACCURACY_GOALS:
                 base = reference_row if kind == "below_reference" else twin
                 measured = _accuracy_below(files, row, base, confidence, pooled_seeds)
@@ -265,6 +270,8 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
                          "verdict": verdict(value, low, high, limit, at_most),
                          "reference": dict(zip(("value", "low", "high"), reference_measure)),
+                         "twin": dict(zip(("value", "low", "high"), twin_measure)),
+                         "twin_meets": twin_measure[0] is not None and verdict(*twin_measure, limit, at_most) == "met",
                          "per_seed": per_seed if per_seed and None not in per_seed else None,
                          "accuracy": float(row["pairs.accuracy"])})
     return rows
@@ -274,6 +281,22 @@ def _mean_gap(matrix: np.ndarray, confidence: float) -> Interval:
     """The mean hacking gap of (replicates, prompts) values with its interval over seeds and prompts."""
     found = replicated_comparison(matrix, confidence=confidence)
     return found["difference"], found["low"], found["high"]
+
+
+def _gap_at(overopts: list[dict[str, Any]] | None, name: str, kl: float, confidence: float) -> Interval:
+    """The mean hacking gap of these trainings at `kl` with its interval; Nones where their curves do not reach it."""
+    matrix = overopt_matrix(overopts, name, kl, "hacking_gap") if overopts else None
+    return (None, None, None) if matrix is None else _mean_gap(matrix, confidence)
+
+
+def unlearnt_note(rows: Sequence[dict[str, Any]], cells: str) -> str | None:
+    """A report note naming the goals of :func:`goal_rows` rows that the cell's own twin without mitigation meets
+    too (None without any): there the cue was not learnt, and the goal shows nothing the mitigation did."""
+    shown = [f"{r['label_source']} / {r['mitigation']}: {r['goal']}" for r in rows if r.get("twin_meets")]
+    if not shown:
+        return None
+    return (f"Goals of {cells} that the twin without mitigation meets too, so that they show nothing the mitigation "
+            f"did (without it the cue was not learnt): " + "; ".join(shown) + ".")
 
 
 def _value_and_interval(value: float | None = None, low: float | None = None, high: float | None = None) -> str:
@@ -289,9 +312,9 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         return None
     body = [[f"{r['label_source']} / {r['mitigation']}", r["goal"], str(r["models"]),
              number_cell(r["value"]), interval_cell(r["low"], r["high"]), r["verdict"],
-             _value_and_interval(**(r.get("reference") or {})),
+             _value_and_interval(**(r.get("reference") or {})), _value_and_interval(**(r.get("twin") or {})),
              ", ".join(number_cell(v) for v in r.get("per_seed") or [])] for r in rows]
-    bold = [[False] * 5 + [r["verdict"] != "met", False, False] for r in rows]
+    bold = [[False] * 5 + [r["verdict"] != "met", False, False, False] for r in rows]
     note = (f"Goals of the study (`report.mitigation_goals`), measured on the {split} split: " + "; ".join(
         f"{kind}: {text}" for kind, (text, _) in GOAL_KINDS.items()) + f". Models: trainings (seeds) of the "
         f"mitigated cell; the measure is their mean (of each one's |shift| or |departure| for a probe or share "
@@ -302,6 +325,8 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "and seeds) would likely resolve it. Reference: the same probe, Spearman, share or gap measure of the "
         "reference cell without mitigation (a gap at the same KL), with its interval; a limit that the reference "
         "misses too is one its labels alone do not meet (the preference comes with the data, not with the "
-        "shortcut). Per seed: the measure of each training alone, in the order of their seeds.")
+        "shortcut). Twin: the same measure of the cell's own twin without mitigation; a limit that the twin meets "
+        "too shows nothing the mitigation did. Per seed: the measure of each training alone, in the order of "
+        "their seeds.")
     return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
                  bold, 3, note)

@@ -203,12 +203,14 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
                      "cost ≤ 2"):
             row = next(line for line in goals.splitlines() if line.startswith(f"| {source} / robust | {goal}"))
             columns = [c.strip(" *") for c in row.strip("|").split("|")]
-            models, verdict, reference, per_seed = columns[2], columns[5], columns[6], columns[7]
+            models, verdict, reference, twin, per_seed = columns[2], columns[5], columns[6], columns[7], columns[8]
             assert models == "2" and verdict.startswith(("met", "missed by ", "unresolved (")), row
             assert len(per_seed.split(", ")) == 2, row   # each training's own measure
-            # the reference cell's own measure beside a probe or gap goal, none beside an accuracy goal
-            assert re.fullmatch(r"-?\d+\.\d\d( \[-?\d+\.\d\d, -?\d+\.\d\d\])?", reference) if goal.startswith(
-                ("probe", "spearman", "gap")) else reference in ("", "–"), row
+            # the reference cell's and the twin's own measures beside a probe or gap goal, none beside an accuracy goal
+            for beside in (reference, twin):
+                assert re.fullmatch(r"-?\d+\.\d\d( \[-?\d+\.\d\d, -?\d+\.\d\d\])?", beside) if goal.startswith(
+                    ("probe", "spearman", "gap")) else beside in ("", "–"), row
+            assert source == "biased" or twin == reference, row   # the clean cell's twin is the reference
             if source == "binary" and goal.startswith("gap"):   # the clean cell's twin is the reference: its gap
                 twin_gap = next(line for line in (report / "tables" / "mitigation_phy_deform_binary_robust.md")
                                 .read_text().splitlines() if line.startswith("| best_of_n: hacking gap"))
