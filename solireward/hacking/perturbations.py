@@ -13,8 +13,8 @@ By what they should do to the score of a physics / deformity reward:
   border repeating the edge); contrast x0.6 about each frame's mean luma (``contrast``); hue rotated
   by 30 degrees (``hue``, greys unchanged); a warm colour cast as from a white balance set too low (``tint``:
   red x1.25, blue x0.75); mild sensor grain (``grain``: Gaussian noise, sigma 12 grey levels); an unsharp mask
-  (``sharpen``); playback speed (``speed_x2``: every other frame at the same frame rate; ``speed_x0.5``: each frame twice); the
-  picture shrunk to 75 % on a black frame (``letterbox``); a static overlay (``overlay``: a caption
+  (``sharpen``); playback speed (``speed_x2``: every other frame at the same frame rate; ``speed_x0.5``: each
+  frame twice); the picture shrunk to 75 % on a black frame (``letterbox``); a static overlay (``overlay``: a caption
   box across the bottom and a logo in the top-right corner).
 - ``lower`` (should lower it): reversed time (``reverse``: a falling object rises), frames shuffled
   (``shuffle``), one frame frozen for the whole clip (``freeze``), heavy noise (``noise``, Gaussian,

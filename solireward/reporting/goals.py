@@ -289,13 +289,14 @@ def _gap_at(overopts: list[dict[str, Any]] | None, name: str, kl: float, confide
     return (None, None, None) if matrix is None else _mean_gap(matrix, confidence)
 
 
-def unlearnt_note(rows: Sequence[dict[str, Any]], cells: str) -> str | None:
+def unlearnt_note(rows: Sequence[dict[str, Any]], scope: str) -> str | None:
     """A report note naming the goals of :func:`goal_rows` rows that the cell's own twin without mitigation meets
-    too (None without any): there the cue was not learnt, and the goal shows nothing the mitigation did."""
+    too (None without any): there the cue was not learnt, and the goal shows nothing the mitigation did. `scope`
+    says whose goals the rows are (e.g. "the cues held out of the choice")."""
     shown = [f"{r['label_source']} / {r['mitigation']}: {r['goal']}" for r in rows if r.get("twin_meets")]
     if not shown:
         return None
-    return (f"Goals of {cells} that the twin without mitigation meets too, so that they show nothing the mitigation "
+    return (f"Goals of {scope} that the twin without mitigation meets too, so that they show nothing the mitigation "
             f"did (without it the cue was not learnt): " + "; ".join(shown) + ".")
 
 
