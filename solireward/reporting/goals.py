@@ -72,10 +72,12 @@ def check_measurable(items: Sequence[str], field: str, probe: dict[str, Any] | N
         if kind in ("probe", "spearman"):
             if name not in NAMES:
                 raise ConfigError(f"{goal}: expected a perturbation of the probe ({', '.join(NAMES)})", field=field)
-            run = list(NAMES if probe is None or not probe.get("perturbations") else probe["perturbations"])
-            if probe is None or name not in run:
-                why = "the study runs no probe" if probe is None else f"probe.perturbations runs {', '.join(run)}"
-                raise ConfigError(f"{goal} would not be measured: {why}", field=field)
+            if probe is None:
+                raise ConfigError(f"{goal} would not be measured: the study runs no probe", field=field)
+            run = probe.get("perturbations") or NAMES
+            if name not in run:
+                raise ConfigError(f"{goal} would not be measured: probe.perturbations runs {', '.join(run)}",
+                                  field=field)
         elif kind in ("share", "gap") and grid is None:
             raise ConfigError(f"{goal} would not be measured: the study runs no over-optimisation", field=field)
         elif kind == "share":
