@@ -209,6 +209,12 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     recipes = grain.config["mitigations"]
     assert recipes["trusted_family_long"] == {**recipes["trusted_family"], "max_steps": 600,
                                               "consistency_warmup_ratio": 0.6}   # one family, written once
+    letterbox = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "tint_held_out.yaml",
+                        "grain_held_out.yaml", "letterbox_held_out.yaml"]
+    assert letterbox.name == "letterbox" and letterbox.held_out == ["biased_letterbox"]
+    assert letterbox.config["selection"]["candidates"] == ["trusted_family_long"]   # chosen by the grain study
+    assert {letterbox.seed(c) for c in letterbox.selection_cells()} == set(range(42, 47))
+    assert letterbox.config["overopt_grid"]["letterbox"] == [0.0, 0.75]
 
 
 def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_object_size() -> None:

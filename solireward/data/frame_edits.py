@@ -1,9 +1,9 @@
-"""Edits of a clip's frames that a reward should ignore: zoom, pan, contrast, shade, a colour cast, sensor grain
-and a static overlay.
+"""Edits of a clip's frames that a reward should ignore: zoom, pan, a letterbox, contrast, shade, a colour cast,
+sensor grain and a static overlay.
 
 One implementation of each, used by the stress probe (:mod:`solireward.hacking.perturbations`, fixed
 amounts), by training's nuisance twins (:mod:`solireward.training.augment`, random amounts) and by the demo
-generator's colour-cast and grain cues. Frames are (..., 3) arrays, clips (T, H, W, 3); the geometric edits
+generator's colour-cast, grain and letterbox cues. Frames are (..., 3) arrays, clips (T, H, W, 3); the geometric edits
 take and return uint8, the photometric ones (:func:`contrast`, :func:`shade`, :func:`tint`, :func:`grain`) return
 float32 for the caller to chain and round with :func:`to_uint8`.
 """
@@ -40,6 +40,23 @@ def pan(frames: np.ndarray, down: float, right: float) -> np.ndarray:
     padded = np.pad(frames, ((0, 0), (max(dy, 0), max(-dy, 0)), (max(dx, 0), max(-dx, 0)), (0, 0)), mode="edge")
     top, left = max(-dy, 0), max(-dx, 0)
     return np.ascontiguousarray(padded[:, top:top + height, left:left + width])
+
+
+LETTERBOX_SCALE = 0.75
+"""The picture's share of each side in the stress probe's letterbox and the demo's letterbox cue by default."""
+
+
+def letterbox(frames: np.ndarray, scale: float) -> np.ndarray:
+    """The picture shrunk to `scale` of each side (bilinear), centred on a black frame."""
+    from PIL import Image
+
+    height, width = frames.shape[1:3]
+    h, w = max(1, round(scale * height)), max(1, round(scale * width))
+    top, left = (height - h) // 2, (width - w) // 2
+    out = np.zeros_like(frames)
+    out[:, top:top + h, left:left + w] = np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BILINEAR)
+                                                              .convert("RGB")) for f in frames])
+    return out
 
 
 def contrast(frames: np.ndarray, factor: float, per_frame: bool = True) -> np.ndarray:

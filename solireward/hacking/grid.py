@@ -44,7 +44,7 @@ from solireward.io import atomic_dir, read_json, read_records
 
 GRID_FILE = "grid.json"
 GRID_VERSION = 2
-NUISANCE_AXES = ("brightness", "scale", "background_shift", "overlay", "tint", "grain")
+NUISANCE_AXES = ("brightness", "scale", "background_shift", "overlay", "tint", "grain", "letterbox")
 """The grid's nuisance axes: options of :class:`GridOptions` and keys of its settings."""
 
 
@@ -66,6 +66,8 @@ class GridOptions:
                             "tint cue); 0: none", default_factory=lambda: [0.0])
     grain: list[float] = arg("grey levels of sensor grain (a nuisance, the demo's grain cue); 0: none",
                              default_factory=lambda: [0.0])
+    letterbox: list[float] = arg("the picture's share of each side inside a black frame (a nuisance, the demo's "
+                                 "letterbox cue); 0: none", default_factory=lambda: [0.0])
     settings_per_defect: int = arg("nuisance combinations per defect kind, a balanced fraction of the cross product "
                                    "of the nuisance values, at most the least common multiple of their numbers of "
                                    "values, beyond which combinations would repeat (0: all of the product)", 2)
@@ -83,6 +85,8 @@ class GridOptions:
                   ("tint", bool(self.tint) and all(0 <= v <= 0.5 for v in self.tint), "strengths between 0 and 0.5"),
                   ("grain", bool(self.grain) and all(0 <= v <= 64 for v in self.grain),
                    "grey levels between 0 and 64"),
+                  ("letterbox", bool(self.letterbox) and all(v == 0 or 0.25 <= v < 1 for v in self.letterbox),
+                   "0 or shares of at least 0.25 and below 1"),
                   ("defects", bool(self.defects) and set(self.defects) <= set(GRID_DEFECTS),
                    f"one or more of {', '.join(GRID_DEFECTS)}"),
                   ("settings_per_defect", self.settings_per_defect >= 0, "0 (all) or more"),
@@ -154,7 +158,7 @@ class Grid:
             self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), tuple(options.brightness),
                                                      tuple(options.scale), tuple(options.background_shift), seed, p,
                                                      tuple(options.overlay), tuple(options.tint),
-                                                     tuple(options.grain))
+                                                     tuple(options.grain), tuple(options.letterbox))
                                if (_defect(s), *(s.nuisance[axis] for axis in NUISANCE_AXES)) in keep])
 
     @classmethod

@@ -173,15 +173,7 @@ def _speed_x05(clip: Clip, rng: np.random.Generator) -> Clip:
 
 
 def _letterbox(clip: Clip, rng: np.random.Generator) -> Clip:
-    from PIL import Image
-
-    height, width = clip.frames.shape[1:3]
-    h, w = max(1, round(0.75 * height)), max(1, round(0.75 * width))
-    top, left = (height - h) // 2, (width - w) // 2
-    small = _per_frame(clip, lambda im: im.resize((w, h), Image.BILINEAR)).frames
-    out = np.zeros_like(clip.frames)
-    out[:, top:top + h, left:left + w] = small
-    return _frames(clip, out)
+    return _frames(clip, frame_edits.letterbox(clip.frames, frame_edits.LETTERBOX_SCALE))
 
 
 def _overlay(clip: Clip, rng: np.random.Generator) -> Clip:
@@ -253,7 +245,8 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("speed_x0.5", "invariant", "played at half speed (each frame twice, same frame rate)",
                  apply=_speed_x05, unchanged_hint=f"every video has under {MIN_SPEED_FRAMES} frames, or the sampler "
                  "spreads its frames over the whole clip and takes the same ones"),
-    Perturbation("letterbox", "invariant", "the picture shrunk to 75 % on a black frame", apply=_letterbox),
+    Perturbation("letterbox", "invariant", f"the picture shrunk to {frame_edits.LETTERBOX_SCALE * 100:g} % on a black "
+                 "frame", apply=_letterbox),
     Perturbation("overlay", "invariant", "a static caption box and corner logo", apply=_overlay),
     Perturbation("reverse", "lower", "time reversed (a falling object rises)",
                  apply=lambda c, rng: _frames(c, c.frames[::-1])),

@@ -291,3 +291,21 @@ def test_the_grid_has_a_grain_axis_drawn_from_each_videos_own_seed() -> None:
     assert abs((grainy - plain)[(plain > 30) & (plain < 220)].std() - GRAIN_SIGMA) < 1.5   # away from clipping
     assert (Grid(list(PROMPTS), options, seed=0).frames(0)[1] == grid.frames(0)[1]).all()
     assert GridOptions().grain == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
+
+
+def test_the_grid_has_a_letterbox_axis_that_is_the_probes_letterbox() -> None:
+    """The demo's seventh cue (a letterbox) is a nuisance axis of the grid: the letterboxed variant of a video is
+    the probe's letterbox of the plain one."""
+    from solireward.data.frame_edits import LETTERBOX_SCALE, letterbox
+    from solireward.errors import ConfigError
+    from solireward.hacking.grid import Grid, GridOptions
+
+    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
+                          letterbox=[0.0, LETTERBOX_SCALE], settings_per_defect=0)
+    grid = Grid(list(PROMPTS), options, seed=0)
+    assert [s["letterbox"] for s in grid.settings[0]] == [0.0, LETTERBOX_SCALE]
+    plain, boxed = grid.frames(0)[:2]
+    assert np.array_equal(boxed, letterbox(plain, LETTERBOX_SCALE)) and (boxed[:, 0] == 0).all()
+    assert GridOptions().letterbox == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
+    with pytest.raises(ConfigError, match="shares of at least 0.25 and below 1"):
+        GridOptions(letterbox=[1.0])

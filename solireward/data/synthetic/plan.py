@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from solireward.config import arg
-from solireward.data.frame_edits import GRAIN_SIGMA, WARM_CAST
+from solireward.data.frame_edits import GRAIN_SIGMA, LETTERBOX_SCALE, WARM_CAST
 from solireward.errors import ConfigError, InputError
 
 
@@ -88,6 +88,8 @@ CUES = (
         "a warm colour cast: red x(1 + {value:g}), blue x(1 - {value:g})", "warm-tinted"),
     Cue("grain", "biased_grain", "grain_share", "grain_sigma", "grain_bias",
         "sensor grain: Gaussian noise of {value:g} grey levels on every pixel", "grainy"),
+    Cue("letterbox", "biased_letterbox", "letterbox_share", "letterbox_scale", "letterbox_bias",
+        "the picture shrunk to {value:g} of each side on a black frame", "letterboxed"),
 )
 BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
 TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
@@ -150,6 +152,11 @@ class DemoDataConfig:
     grain_sigma: float = arg("grey levels of that grain (the probe's grain perturbation by default)", GRAIN_SIGMA)
     grain_bias: float = arg("planted shortcut like shortcut_bias, for grainy videos (label source "
                             f"{CUES[5].label_source}, {CUES[5].annotations})", 0.0)
+    letterbox_share: float = arg("share of each prompt's videos letterboxed (a nuisance); 0 renders none", 0.0)
+    letterbox_scale: float = arg("the picture's share of each side inside that black frame (the probe's letterbox "
+                                 "perturbation by default)", LETTERBOX_SCALE)
+    letterbox_bias: float = arg("planted shortcut like shortcut_bias, for letterboxed videos (label source "
+                                f"{CUES[6].label_source}, {CUES[6].annotations})", 0.0)
     trusted_share: float = arg("share of the train-split prompts (of the shortcut split) whose labels an expert "
                                f"also gives: the unbiased annotators' labels of their videos, in {TRUSTED_ANNOTATIONS} "
                                "(label source `trusted`, for fine-tuning a model on them); 0 writes none", 0.0)
@@ -179,6 +186,7 @@ class DemoDataConfig:
             ("overlay_size", 0.05 <= self.overlay_size <= 1, "between 0.05 and 1"),
             ("tint_strength", 0 < self.tint_strength <= 0.5, "above 0 and at most 0.5"),
             ("grain_sigma", 0 < self.grain_sigma <= 64, "above 0 and at most 64"),
+            ("letterbox_scale", 0.25 <= self.letterbox_scale < 1, "at least 0.25 and below 1"),
         ]
         checks += [(cue.bias, getattr(self, cue.bias) == 0 or getattr(self, cue.share) > 0,
                     f"0 unless {cue.share} > 0 (the shortcut is {cue.kind} videos)") for cue in CUES]
@@ -211,12 +219,14 @@ class VideoSpec:
     overlay: float = 0.0  # width of a static caption box as a share of the frame (0: none)
     tint: float = 0.0  # strength of a warm colour cast (frame_edits.tint; 0: none)
     grain: float = 0.0  # grey levels of sensor grain (frame_edits.grain, drawn from the video's seed; 0: none)
+    letterbox: float = 0.0  # the picture's share of each side on a black frame (frame_edits.letterbox; 0: none)
 
     @property
     def nuisance(self) -> dict[str, float]:
         """The nuisance factors of the video (they leave its ground truth unchanged)."""
         return {"brightness": self.brightness, "scale": self.scale, "background_shift": self.background_shift,
-                "overlay": self.overlay, "tint": self.tint, "grain": self.grain}
+                "overlay": self.overlay, "tint": self.tint, "grain": self.grain,
+                "letterbox": self.letterbox}
 
     @property
     def labels(self) -> dict[str, int]:
@@ -300,9 +310,10 @@ GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
 def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness: tuple[float, ...] = (1.0, 1.4),
                scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
                seed: int = 0, prompt_index: int = 0, overlay: tuple[float, ...] = (0.0,),
-               tint: tuple[float, ...] = (0.0,), grain: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
+               tint: tuple[float, ...] = (0.0,), grain: tuple[float, ...] = (0.0,),
+               letterbox: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
     """One video of `prompt` per setting of defect kind x brightness x object size x background shade x caption
-    box width (0: none) x colour cast (0: none) x grain (0: none).
+    box width (0: none) x colour cast (0: none) x grain (0: none) x letterbox (0: none).
 
     A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
     of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
@@ -317,14 +328,15 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
         rng = np.random.default_rng([seed, 7, prompt_index, d])
         shown = _shown(rng, colour, shape, motion, defect)
         morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
-        for gain, size, shift, box, cast, noise in itertools.product(brightness, scale, background_shift, overlay,
-                                                                     tint, grain):
+        for gain, size, shift, box, cast, noise, frame in itertools.product(brightness, scale, background_shift,
+                                                                            overlay, tint, grain, letterbox):
             name = (f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}" + (f"_o{box:g}" if box else "")
-                    + (f"_t{cast:g}" if cast else "") + (f"_n{noise:g}" if noise else ""))
+                    + (f"_t{cast:g}" if cast else "") + (f"_n{noise:g}" if noise else "")
+                    + (f"_l{frame:g}" if frame else ""))
             specs.append(VideoSpec(
                 f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
                 defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
                 defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
                 brightness=float(gain), scale=float(size), background_shift=int(shift), overlay=float(box),
-                tint=float(cast), grain=float(noise)))
+                tint=float(cast), grain=float(noise), letterbox=float(frame)))
     return specs

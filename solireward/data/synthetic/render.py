@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solireward.data.frame_edits import grain, tint
+from solireward.data.frame_edits import grain, letterbox, tint
 from solireward.data.synthetic.motion import trajectory
 from solireward.data.synthetic.plan import COLOURS, SHAPE_EXTENT, VideoSpec
 
@@ -88,4 +88,4 @@ def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.nd
         frames[t] = np.round(image).astype(np.uint8)
         if overlay is not None:
             frames[t][overlay[0]] = overlay[1][overlay[0]]
-    return frames
+    return letterbox(frames, spec.letterbox) if spec.letterbox else frames
