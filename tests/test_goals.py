@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from solireward.reporting.goals import parse_goals, share_at, share_goal, spearman_interval, verdict
+from solireward.goal_grammar import parse_goals
+from solireward.reporting.goals import share_at, share_goal, spearman_interval, verdict
 
 
 @pytest.mark.parametrize("value, low, high, limit, at_most, expected", [

@@ -37,7 +37,6 @@ from typing import Callable
 import numpy as np
 
 from solireward.errors import ConfigError
-from solireward.hacking.overopt import best_of_n_distribution
 
 
 @dataclasses.dataclass
@@ -104,6 +103,8 @@ def pressure(c: Candidates, options: StrategyOptions) -> Ranking:
         reasons = [f"best-of-n's pick #{rank_in_prompt[i] + 1} for its prompt (reward {reward[i]:+.3f})"
                    for i in order]
         return Ranking(order, reward[order], reasons)
+    from solireward.hacking.overopt import best_of_n_distribution   # here: the workflow imports this module at start
+
     mass = np.empty(len(c))
     for p in np.unique(codes):
         members = np.flatnonzero(codes == p)

@@ -16,6 +16,7 @@ from solireward import __version__
 from solireward.config import arg
 from solireward.errors import ConfigError, InputError
 from solireward.evaluation import method_footnote
+from solireward.goal_grammar import parse_goals
 from solireward.io import atomic_path, relative_path, write_json, write_text
 from solireward.reporting.figures import accuracy_heatmap, learning_curves, score_histograms
 from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves,
@@ -23,7 +24,7 @@ from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results
                                           probe_table)
 from solireward.reporting.choice import CHOICE_FILE, Choice, choice_record, choice_table, rank_candidates
 from solireward.reporting.conclusions import CONCLUSIONS_FILE, conclusion, outcome_of_verdict
-from solireward.reporting.goals import goal_rows, goal_table, parse_goals, unlearnt_note
+from solireward.reporting.goals import goal_rows, goal_table, unlearnt_note
 from solireward.reporting.mitigation import mitigation_tables
 from solireward.reporting.load import FACTORS, _tags, aggregate_replicates, load_metrics, reference_values
 from solireward.reporting.stats import Uncertainty, pooled_seeds, replicate_intervals

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 
 from solireward.errors import InputError
 from solireward.io import read_json
-from solireward.reporting.goals import ACCURACY_GOALS
+from solireward.goal_grammar import ACCURACY_GOALS
 from solireward.table import Table
 
 CHOICE_FILE = "chosen.json"

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from solireward.config import parse_key_values
-from solireward.errors import ConfigError
+from solireward.goal_grammar import ACCURACY_GOALS, GOAL_KINDS
 from solireward.hacking.intervals import mean_magnitude, replicated_comparison
 from solireward.hacking.overopt import common_kl, overopt_matrix
 from solireward.hacking.probe import probe_matrix
@@ -29,66 +28,8 @@ from solireward.reporting.stats import compare_to_reference
 from solireward.study import NO_MITIGATION
 from solireward.table import Table, interval_cell, number_cell
 
-GOAL_KINDS = {  # kind -> (what is measured, whether the measure must be at most (True) or at least the limit)
-    "probe": ("each training's |mean score shift| under the probe perturbation, averaged (clean std)", True),
-    "spearman": ("Spearman ρ of scores with and without the probe perturbation", False),
-    "gap": ("hacking gap of the method at the largest KL the cell and its twin reach (base std)", True),
-    "share": ("each training's |share − base share| of best-of-n's picks (its largest n), averaged, at the "
-              "nuisance axis's most departed value", True),
-    "below_reference": ("pair accuracy below the reference cell without mitigation (points)", True),
-    "cost": ("pair accuracy below its own twin without mitigation (points)", True),
-}
-ACCURACY_GOALS = ("below_reference", "cost")
-"""Goal kinds that measure pair accuracy (they take no name)."""
 GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict", "Reference", "Twin", "Per seed"]
 Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
-
-
-def parse_goals(items: Sequence[str]) -> list[tuple[str, str, float]]:
-    """``KIND[:NAME]=LIMIT`` strings (KIND in :data:`GOAL_KINDS`) as (kind, name, limit); bad ones raise."""
-    goals = []
-    for key, value in parse_key_values(items, "mitigation_goals").items():
-        kind, _, name = key.partition(":")
-        if kind not in GOAL_KINDS or bool(name) == (kind in ACCURACY_GOALS):
-            raise ConfigError("expected probe:NAME, spearman:NAME, gap:METHOD, share:AXIS, below_reference or cost, "
-                              f"got {key!r}", field="mitigation_goals")
-        try:
-            goals.append((kind, name, float(value)))
-        except ValueError:
-            raise ConfigError(f"expected a number for {key!r}, got {value!r}", field="mitigation_goals") from None
-    return goals
-
-
-def check_measurable(items: Sequence[str], field: str, probe: dict[str, Any] | None,
-                     grid: dict[str, Any] | None) -> None:
-    """A ConfigError naming the first goal of `items` that the study cannot measure, before anything trains: a
-    probe or Spearman goal of a perturbation its probe does not run, a share goal of a nuisance axis its grid holds
-    at one value. `probe`, `grid`: the flags of `solireward probe` and `overopt-grid`, None where that stage is off."""
-    from solireward.hacking.grid import NUISANCE_AXES, GridOptions
-    from solireward.hacking.perturbations import NAMES
-
-    for kind, name, _ in parse_goals(items):
-        goal = f"{kind}:{name}" if name else kind
-        if kind in ("probe", "spearman"):
-            if name not in NAMES:
-                raise ConfigError(f"{goal}: expected a perturbation of the probe ({', '.join(NAMES)})", field=field)
-            if probe is None:
-                raise ConfigError(f"{goal} would not be measured: the study runs no probe", field=field)
-            run = probe.get("perturbations") or NAMES
-            if name not in run:
-                raise ConfigError(f"{goal} would not be measured: probe.perturbations runs {', '.join(run)}",
-                                  field=field)
-        elif kind in ("share", "gap") and grid is None:
-            raise ConfigError(f"{goal} would not be measured: the study runs no over-optimisation", field=field)
-        elif kind == "share":
-            if name not in NUISANCE_AXES:
-                raise ConfigError(f"{goal}: expected a nuisance axis of the grid ({', '.join(NUISANCE_AXES)})",
-                                  field=field)
-            values = grid.get(name, getattr(GridOptions(), name))
-            if len(set(values if isinstance(values, list) else [values])) < 2:
-                raise ConfigError(f"{goal} would not be measured: the grid holds {name} at {values} (give "
-                                  f"overopt_grid.{name} two values or more)", field=field)
-
 
 MAX_DATA_FACTOR = 100.0
 """Past this many times the data, an unresolved verdict names no factor: the estimate sits on the limit."""

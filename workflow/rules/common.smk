@@ -23,7 +23,8 @@ if REPO not in _PYTHONPATH.split(os.pathsep):
     os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [REPO, _PYTHONPATH])))
 sys.path.insert(0, REPO)
 from solireward.errors import ConfigError  # noqa: E402
-from solireward.reporting.goals import check_measurable  # noqa: E402
+from solireward.goal_grammar import check_measurable  # noqa: E402
+from solireward.hacking.perturbations import NAMES as PROBE_PERTURBATIONS  # noqa: E402
 from solireward.data import frame_cache  # noqa: E402
 from solireward.data.synthetic.plan import CUES, TRUSTED_ANNOTATIONS  # noqa: E402
 from solireward.study import (  # noqa: E402
@@ -39,6 +40,15 @@ from solireward.study import (  # noqa: E402
     load_train_recipe,
 )
 
+
+def _grid_nuisance_defaults() -> dict:
+    """The grid's nuisance axes -> default values (called for a share goal only: hacking.grid loads pandas)."""
+    from solireward.hacking.grid import NUISANCE_AXES, GridOptions
+
+    defaults = GridOptions()
+    return {axis: getattr(defaults, axis) for axis in NUISANCE_AXES}
+
+
 try:
     DESIGN = Study(config, load_train_recipe(config["train_recipe"], REPO))
     for _field, _goals in (
@@ -46,7 +56,12 @@ try:
         ("selection.held_out_goals", (config["selection"] or {}).get("held_out_goals")),
     ):
         check_measurable(
-            _goals or [], _field, config["probe"], config["overopt_grid"] if config.get("overopt") is not None else None
+            _goals or [],
+            _field,
+            config["probe"],
+            config["overopt_grid"] if config.get("overopt") is not None else None,
+            PROBE_PERTURBATIONS,
+            _grid_nuisance_defaults,
         )
 except ConfigError as exc:
     raise WorkflowError(f"config key {exc.field}: {exc.reason}" if exc.field else str(exc)) from None
