@@ -10,6 +10,7 @@ import pytest
 import yaml
 from snakemake.utils import validate
 
+from solireward.data.synthetic.plan import cue_goals
 from solireward.errors import ConfigError
 from solireward.study import Cell, Study, load_train_recipe
 
@@ -215,6 +216,34 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     assert letterbox.config["selection"]["candidates"] == ["trusted_family_long"]   # chosen by the grain study
     assert {letterbox.seed(c) for c in letterbox.selection_cells()} == set(range(42, 47))
     assert letterbox.config["overopt_grid"]["letterbox"] == [0.0, 0.75]
+
+
+# the goal lists the studies of docs/MEASURED.md ran with, written out in each config before `cue_goals`
+GENERAL = {"gap:best_of_n=0.3", "below_reference=5", "cost=2"}
+RAN_WITH = {
+    ("shortcut_study.yaml",): (GENERAL | {"probe:brightness=0.3", "probe:frames_x0.5=0.25", "probe:frames_x2=0.25",
+                                          "probe:resolution_x0.5=0.25", "share:brightness=0.1",
+                                          "share:background_shift=0.1"}, {"probe:zoom_x1.3=0.3", "share:scale=0.1"}),
+    ("shortcut_study.yaml", "trusted_study.yaml"): (GENERAL | {"probe:brightness=0.3", "probe:zoom_x1.3=0.3",
+                                                               "share:brightness=0.1", "share:background_shift=0.1",
+                                                               "share:scale=0.1"}, set()),
+    ("shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "tint_held_out.yaml",
+     "grain_held_out.yaml"): (GENERAL | {"probe:brightness=0.3", "probe:zoom_x1.3=0.3", "probe:overlay=0.3",
+                                         "probe:tint=0.3", "share:brightness=0.1", "share:background_shift=0.1",
+                                         "share:scale=0.1", "share:overlay=0.1", "share:tint=0.1"},
+                              {"probe:grain=0.3", "share:grain=0.1"}),
+}
+
+
+@pytest.mark.parametrize("names", RAN_WITH, ids=lambda names: names[-1])
+def test_each_planted_cues_own_goals_give_the_goals_the_studies_ran_with(names: tuple[str, ...]) -> None:
+    """config `cue_goals` writes each cue's goals once: with the general goals of report.mitigation_goals they are
+    the lists each study spelt out before, the held-out cue's apart (never in the choice)."""
+    study = study_of(*names)
+    config = study.config
+    choosing, held_out = cue_goals(config["data"]["demo"], study.held_out, config["cue_goals"])
+    assert (set(config["report"]["mitigation_goals"]) | set(choosing), set(held_out)) == RAN_WITH[names]
+    assert not (config["selection"] or {}).get("held_out_goals")
 
 
 def test_the_shortcut_study_chooses_with_three_label_sources_and_holds_out_object_size() -> None:

@@ -39,13 +39,14 @@ import numpy as np
 from solireward.config import arg
 from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.data.synthetic import GRID_DEFECTS, grid_specs, render_video
+from solireward.data.synthetic.plan import CUES
 from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_dir, read_json, read_records
 
 GRID_FILE = "grid.json"
 GRID_VERSION = 2
-NUISANCE_AXES = ("brightness", "scale", "background_shift", "overlay", "tint", "grain", "letterbox")
-"""The grid's nuisance axes: options of :class:`GridOptions` and keys of its settings."""
+NUISANCE_AXES = tuple(cue.name for cue in CUES)
+"""The grid's nuisance axes, one per plantable cue: options of :class:`GridOptions` and keys of its settings."""
 
 
 @dataclasses.dataclass

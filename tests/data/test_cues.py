@@ -100,3 +100,13 @@ def test_the_trusted_labels_are_the_clean_rows_of_a_share_of_the_train_prompts(p
     pd.testing.assert_frame_equal(trusted, expected)   # no planted shortcut reaches them
     assert f"`{TRUSTED_ANNOTATIONS}` (label source `trusted`)" in (cued / "README.md").read_text()
     assert not (plain / TRUSTED_ANNOTATIONS).exists() and "trusted" not in (plain / "README.md").read_text()
+
+
+def test_each_cue_names_a_perturbation_of_the_probe_and_an_axis_of_the_grid() -> None:
+    """`cue_goals` writes probe:<cue.probe> and share:<cue.name> goals: both must exist where the goals are read."""
+    from solireward.hacking.grid import NUISANCE_AXES, GridOptions
+    from solireward.hacking.perturbations import NAMES
+
+    assert {field.name for field in dataclasses.fields(GridOptions)} >= set(NUISANCE_AXES) == {c.name for c in CUES}
+    assert all(cue.probe in NAMES for cue in CUES if cue.probe)
+    assert [cue.name for cue in CUES if cue.probe is None] == ["background_shift"]   # no probe edit shifts a background

@@ -102,6 +102,9 @@ def test_bad_config_is_a_clear_error(tmp_path: Path, overlay: dict, key: str, fr
      "config key report.mitigation_goals: share:overlay would not be measured: the grid holds overlay at [0.0] "
      "(give overopt_grid.overlay two values or more)"),
     ({"report": {"mitigation_goals": ["share:hue=0.1"]}}, "share:hue: expected a nuisance axis of the grid"),
+    ({"cue_goals": {"probe": 0.3, "share": 0.1}, "data": {"demo": {"tint_share": 0.5, "tint_bias": 0.9}}},
+     "config key report.mitigation_goals (with cue_goals): share:tint would not be measured: the grid holds tint "
+     "at [0.0]"),
 ])
 def test_a_goal_the_study_cannot_measure_is_refused_before_anything_runs(tmp_path: Path, overlay: dict,
                                                                           message: str) -> None:
@@ -111,6 +114,22 @@ def test_a_goal_the_study_cannot_measure_is_refused_before_anything_runs(tmp_pat
     bad.write_text(yaml.safe_dump(overlay))
     result = snakemake(tmp_path, "-n", configfiles=(TINY, bad))
     assert result.returncode != 0 and message in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_cue_goals_give_each_planted_cue_its_own_goals_and_keep_the_held_out_ones_from_the_choice(
+        tmp_path: Path) -> None:
+    """config `cue_goals`: the choice ranks by the brightness cue's goals (it chooses), never by the held-out
+    colour cast's; those are judged by the test report only, after the configured goals."""
+    overlay = tmp_path / "cues.yaml"
+    overlay.write_text(yaml.safe_dump({
+        "cue_goals": {"probe": 0.3, "share": 0.1}, "report": {"mitigation_goals": ["cost=2"]},
+        "data": {"demo": {"tint_share": 0.5, "tint_bias": 0.9}}, "overopt_grid": {"tint": [0.0, 0.25]},
+        "selection": {"candidates": ["robust", "exposure"], "label_sources": ["biased"], "held_out": ["biased_tint"]}}))
+    result = snakemake(tmp_path, "-n", "choose_mitigation", configfiles=(TINY, overlay))
+    assert result.returncode == 0, result.stdout + result.stderr
+    choose = re.search(r"solireward.cli report .*--choose.*", result.stdout + result.stderr)
+    assert choose and "--mitigation_goals cost=2 probe:brightness=0.3 share:brightness=0.1 " in choose.group(0)
+    assert "tint" not in choose.group(0).split("--mitigation_goals")[1].split(" --")[0]
 
 
 def test_demo_replicates_train_each_cell_three_times(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from solireward.errors import ConfigError  # noqa: E402
 from solireward.goal_grammar import check_measurable  # noqa: E402
 from solireward.hacking.perturbations import NAMES as PROBE_PERTURBATIONS  # noqa: E402
 from solireward.data import frame_cache  # noqa: E402
-from solireward.data.synthetic.plan import CUES, TRUSTED_ANNOTATIONS  # noqa: E402
+from solireward.data.synthetic.plan import CUES, TRUSTED_ANNOTATIONS, cue_goals  # noqa: E402
 from solireward.study import (  # noqa: E402
     CELL_PATTERN,
     NO_MITIGATION,
@@ -51,13 +51,20 @@ def _grid_nuisance_defaults() -> dict:
 
 try:
     DESIGN = Study(config, load_train_recipe(config["train_recipe"], REPO))
-    for _field, _goals in (
-        ("report.mitigation_goals", config["report"].get("mitigation_goals")),
-        ("selection.held_out_goals", (config["selection"] or {}).get("held_out_goals")),
+    # the goals of every report (the choice ranks by these) and those of the held-out cues (the test report's
+    # only): the configured ones and each planted cue's own (config `cue_goals`)
+    _CUE_GOALS, _HELD_OUT_CUE_GOALS = cue_goals(config["data"]["demo"], DESIGN.held_out, config.get("cue_goals"))
+    GOALS = list(dict.fromkeys([*(config["report"].get("mitigation_goals") or []), *_CUE_GOALS]))
+    HELD_OUT_GOALS = list(
+        dict.fromkeys([*((config["selection"] or {}).get("held_out_goals") or []), *_HELD_OUT_CUE_GOALS])
+    )
+    for _field, _goals, _derived in (
+        ("report.mitigation_goals", GOALS, _CUE_GOALS),
+        ("selection.held_out_goals", HELD_OUT_GOALS, _HELD_OUT_CUE_GOALS),
     ):
         check_measurable(
-            _goals or [],
-            _field,
+            _goals,
+            f"{_field} (with cue_goals)" if _derived else _field,
             config["probe"],
             config["overopt_grid"] if config.get("overopt") is not None else None,
             PROBE_PERTURBATIONS,
@@ -244,11 +251,11 @@ def selection_files(pattern: str) -> list[str]:
     return [pattern.format(**cell.wildcards()) for cell in DESIGN.selection_cells()]
 
 
-def test_report_goals() -> dict:
-    """`report` flags of the test split's report that add the goals the choice never sees (config
-    `selection.held_out_goals`) to `report.mitigation_goals`; {} without them."""
-    extra = (config["selection"] or {}).get("held_out_goals")
-    return {"mitigation_goals": [*(config["report"].get("mitigation_goals") or []), *extra]} if extra else {}
+def report_goals(test: bool) -> dict:
+    """`report` flags of the study's goals (GOALS), with the held-out cues' (HELD_OUT_GOALS) on the `test` split's
+    report: the choice never sees those; {} without any."""
+    goals = [*GOALS, *HELD_OUT_GOALS] if test else GOALS
+    return {"mitigation_goals": goals} if goals else {}
 
 
 def chosen_recipe() -> str:

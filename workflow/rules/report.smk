@@ -65,7 +65,7 @@ rule report:
                 "selection": str(input.selection) if input.selection else None,
             }
         ),
-        flags=cli_flags({"title": f"SoliReward study: {STUDY}", **config["report"], **test_report_goals()}),
+        flags=cli_flags({"title": f"SoliReward study: {STUDY}", **config["report"], **report_goals(test=True)}),
     shell:
         "python -m solireward.cli report --metrics {input.metrics:q} --scores {input.scores:q} "
         "--training_logs {params.logs:q} --study_config {input.config:q} --output_dir {params.outdir:q} {params.flags} "

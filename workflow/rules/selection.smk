@@ -2,10 +2,10 @@
 # candidates' cells (solireward.study.Study.selection_cells) are scored on the validation videos and pairs, a
 # stress probe of the validation videos and an over-optimisation grid of the validation prompts, with the
 # rules of the test split re-pointed; `solireward report --choose` ranks the candidates by the study's goals
-# (`report.mitigation_goals`, never `selection.held_out_goals`) and writes results/<study>/selection/chosen.json,
-# which the study's report then cites. The test split takes no part. It is a checkpoint: with held-out cues
-# (`selection.held_out`) the cells of the held-out label sources train with the recipe it chose (common.smk,
-# report_files), so their jobs exist only after it ran.
+# (`report.mitigation_goals` and the choosing cues' `cue_goals`, never the held-out cues' goals) and writes
+# results/<study>/selection/chosen.json, which the study's report then cites. The test split takes no part. It
+# is a checkpoint: with held-out cues (`selection.held_out`) the cells of the held-out label sources train with
+# the recipe it chose (common.smk, report_files), so their jobs exist only after it ran.
 
 VAL = f"{CELL}/val"
 VAL_GRID = f"{R}/overopt_grid_val/{{task}}"
@@ -66,6 +66,7 @@ checkpoint choose_mitigation:
         flags=cli_flags(
             {
                 **config["report"],
+                **report_goals(test=False),
                 "title": f"SoliReward study {STUDY}: choosing a mitigation on the validation split",
                 "split": "validation",
                 "choose": True,

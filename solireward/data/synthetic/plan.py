@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -58,6 +59,7 @@ class Cue:
     bias: str  # DemoDataConfig field: probability that a biased annotator passes such a video
     rendered: str  # how those videos are rendered ({value}: the value), for the README
     kind: str  # what such a video is called ("a bright video")
+    probe: str | None  # the stress probe's perturbation that shows it on any video (None: none does)
 
     @property
     def neutral(self) -> float:
@@ -77,24 +79,44 @@ class Cue:
 # the plantable cues; `biased` (brightness) was the only one and keeps its label source and files
 CUES = (
     Cue("brightness", "biased", "bright_share", "bright_gain", "shortcut_bias", "brightness gain {value:g}",
-        "bright"),
+        "bright", "brightness"),
     Cue("scale", "biased_size", "size_share", "size_scale", "size_bias", "the object {value:g} times as large",
-        "large-object"),
+        "large-object", "zoom_x1.3"),
     Cue("background_shift", "biased_background", "background_share", "background_shift", "background_bias",
-        "the background's grey level shifted by {value:g}", "shifted-background"),
+        "the background's grey level shifted by {value:g}", "shifted-background", None),
     Cue("overlay", "biased_overlay", "overlay_share", "overlay_size",
-        "overlay_bias", "a static caption box {value:g} of the frame wide in the top-left corner", "captioned"),
+        "overlay_bias", "a static caption box {value:g} of the frame wide in the top-left corner", "captioned",
+        "overlay"),
     Cue("tint", "biased_tint", "tint_share", "tint_strength", "tint_bias",
-        "a warm colour cast: red x(1 + {value:g}), blue x(1 - {value:g})", "warm-tinted"),
+        "a warm colour cast: red x(1 + {value:g}), blue x(1 - {value:g})", "warm-tinted", "tint"),
     Cue("grain", "biased_grain", "grain_share", "grain_sigma", "grain_bias",
-        "sensor grain: Gaussian noise of {value:g} grey levels on every pixel", "grainy"),
+        "sensor grain: Gaussian noise of {value:g} grey levels on every pixel", "grainy", "grain"),
     Cue("letterbox", "biased_letterbox", "letterbox_share", "letterbox_scale", "letterbox_bias",
-        "the picture shrunk to {value:g} of each side on a black frame", "letterboxed"),
+        "the picture shrunk to {value:g} of each side on a black frame", "letterboxed", "letterbox"),
 )
 BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
 TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
 # the binary labels of the brightness shortcut's annotators (written when shortcut_bias > 0)
 BIASED_ANNOTATIONS = CUES[0].annotations
+
+
+def cue_goals(demo: Mapping[str, Any] | None, held_out: Sequence[str], limits: Mapping[str, float] | None
+              ) -> tuple[list[str], list[str]]:
+    """Each cue planted in the demo data (`demo`: data.demo's flags, its bias above 0) with its own goals, in the
+    report's goal syntax: ``probe:<its probe perturbation>=<limits["probe"]>`` (where one shows it) and
+    ``share:<its grid axis>=<limits["share"]>``; as (the goals of the cues that may choose, those of the label
+    sources `held_out` of the choice). No `limits` or no demo data: none."""
+    choosing: list[str] = []
+    kept: list[str] = []
+    for cue in CUES if limits and demo else ():
+        if not demo.get(cue.bias, 0) > 0:
+            continue
+        goals = kept if cue.label_source in held_out else choosing
+        if cue.probe and "probe" in limits:
+            goals.append(f"probe:{cue.probe}={limits['probe']:g}")
+        if "share" in limits:
+            goals.append(f"share:{cue.name}={limits['share']:g}")
+    return choosing, kept
 
 @dataclasses.dataclass
 class DemoDataConfig:
