@@ -1,22 +1,25 @@
 """The generator-settings grid of `solireward overopt`, rendered once per study (`solireward overopt-grid`).
 
 For each held-out prompt (the distinct prompts of a record file, e.g. the test split; all of them by
-default), the demo generator renders one video per setting of a finite grid: defect kind x
-nuisance values (brightness, object size, background shade, a caption box;
-:func:`solireward.data.synthetic.grid_specs`).
+default), the demo generator renders one video per setting of a finite grid: defect kind x nuisance values
+(one axis per plantable cue: brightness, object size, background shade, a caption box, a colour cast, grain, a
+letterbox; :func:`solireward.data.synthetic.grid_specs`).
 The defect kind fixes the ground truth; the nuisances leave it unchanged.
 
-**Design.** Each (prompt, defect kind) gets ``--settings_per_defect`` k combinations of the
-nuisance values (all of them with ``--settings_per_defect 0``; k is capped at the least common
-multiple of the axes' numbers of values, beyond which combinations would repeat): combination j takes, on each nuisance
-axis a with L_a values, value number (o_a + j) mod L_a. The offsets o run through every combination
-of value numbers in turn over a prompt's kinds, in an order shuffled per prompt (seeded). Within a
-kind with k = L_a each value of axis a appears once, so no nuisance says anything about the ground
-truth; within a prompt the offsets are balanced; and which kind sees which combination of nuisance
-values changes from prompt to prompt, so a preference for one axis is not mistaken, on average over
-prompts, for one for another. With the default 2 and two values per axis every axis stays in the
-grid at 2 settings per defect kind: 20 per prompt for the 10 kinds, against 80 for the full cross
-product. The defect kind of each column is the same for every prompt; its nuisance values are not.
+**Design.** Each (prompt, defect kind) gets ``--settings_per_defect`` k combinations of the nuisance values (all
+of them with ``--settings_per_defect 0``; k is capped at the least common multiple of the axes' numbers of
+values, beyond which combinations would repeat): combination j takes, on each nuisance axis a with L_a values,
+value number (o_a + j) mod L_a. Where the axes have no more combinations of value numbers than a prompt has
+kinds, the offsets o run through every one of them in turn over the kinds, in an order shuffled per prompt
+(seeded); where they have more (four axes of two values or more against 10 kinds), each kind takes a distinct
+one drawn at random per prompt (seeded): running through them in turn would give every kind the same offsets on
+the first axes, and those axes would then take their values together in every video (brightness, size and
+background shade did, in the seven-axis grids before this was mended). Within a kind with k = L_a each value of
+axis a appears once, so no nuisance says anything about the ground truth; and which kind sees which combination
+of nuisance values changes from prompt to prompt, so a preference for one axis is not mistaken, on average over
+prompts, for one for another. With the default 2 and two values per axis every axis stays in the grid at 2
+settings per defect kind: 20 per prompt for the 10 kinds, against 80 for the full cross product. The defect kind
+of each column is the same for every prompt; its nuisance values are not.
 
 A grid folder holds ``grid.json`` (the prompts, the settings, each video's labels, and how it was
 rendered) and ``prompt-NNN.npz`` (the ``(settings, frames, size, size, 3)`` uint8 frames of prompt
@@ -108,6 +111,12 @@ class GridOptions:
         offsets = list(itertools.product(*(range(len(v)) for v in values)))[position % math.prod(map(len, values))]
         return [tuple(v[(o + j) % len(v)] for v, o in zip(values, offsets)) for j in range(count)]
 
+    def positions(self, kinds: int, rng: np.random.Generator) -> np.ndarray:
+        """The offsets numbers (:meth:`combinations`) of a prompt's `kinds` defect kinds (see the module doc)."""
+        order = rng.permutation(kinds)
+        total = math.prod(len(getattr(self, axis)) for axis in NUISANCE_AXES)
+        return order if total <= kinds else rng.choice(total, size=kinds, replace=False)
+
 
 @dataclasses.dataclass
 class GridConfig:
@@ -153,8 +162,8 @@ class Grid:
         self.prompts, self.options, self.seed, self.folder = list(prompts), options, seed, folder
         self.specs = []
         for p, prompt in enumerate(self.prompts):
-            order = np.random.default_rng([seed, 13, p]).permutation(len(options.defects))
-            keep = {(defect, *values) for defect, position in zip(options.defects, order)
+            positions = options.positions(len(options.defects), np.random.default_rng([seed, 13, p]))
+            keep = {(defect, *values) for defect, position in zip(options.defects, positions)
                     for values in options.combinations(int(position))}
             self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), tuple(options.brightness),
                                                      tuple(options.scale), tuple(options.background_shift), seed, p,

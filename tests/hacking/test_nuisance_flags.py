@@ -65,6 +65,24 @@ def test_the_fractional_grid_keeps_every_axis_balanced_in_each_kind(tmp_path: Pa
     assert "settings_per_defect" in capsys.readouterr().err
 
 
+def test_no_two_axes_take_their_values_together_in_a_grid_of_seven_axes() -> None:
+    """With more combinations of offsets than defect kinds (7 axes of 2 values: 128 against 10), running through
+    them in turn gave every kind the same offsets on the first three axes: every video was dim, small and plain or
+    bright, large and shifted. Drawn per prompt, each pair of axes agrees in about half of the videos; with three
+    axes (8 combinations) every prompt still shows all of them."""
+    seven = GridOptions(overlay=[0.0, 0.3], tint=[0.0, 0.25], grain=[0.0, 12.0], letterbox=[0.0, 0.75])
+    rows = Grid(_prompts(24), seven, seed=0).settings
+    axes = ("brightness", "scale", "background_shift", "overlay", "tint", "grain", "letterbox")
+    high = np.array([[s[axis] == getattr(seven, axis)[1] for axis in axes] for row in rows for s in row])
+    for a, b in itertools.combinations(range(len(axes)), 2):
+        assert 0.35 < (high[:, a] == high[:, b]).mean() < 0.65, (axes[a], axes[b])
+    for row in rows:
+        for kind in {s["defect"] for s in row}:
+            assert all(len({s[axis] for s in row if s["defect"] == kind}) == 2 for axis in axes)
+    for row in Grid(_prompts(4), GridOptions(), seed=0).settings:
+        assert len({(s["brightness"], s["scale"], s["background_shift"]) for s in row}) == 8
+
+
 SIZE_GRID = {"defects": ["none", "hover", "melt"], "brightness": [1.0], "scale": [1.0, 1.3], "background_shift": [0],
              "num_frames": 8}
 
