@@ -89,12 +89,29 @@ def test_the_reference_share_is_read_where_the_mitigated_cells_picks_departed_mo
 
 
 def test_goals_that_the_twin_meets_too_are_named_as_showing_nothing() -> None:
-    """A held-out cue its twin never learnt passes every goal with or without the mitigation: the note says so."""
+    """A held-out cue its twin never learnt passes its own goals with or without the mitigation: the note says so,
+    and names no other cue's goal that the twin meets too (the grain twin never learnt a colour cast either)."""
     from solireward.reporting.goals import unlearnt_note
 
-    rows = [{"label_source": "biased_grain", "mitigation": "long", "goal": "probe:grain ≤ 0.3", "twin_meets": True},
-            {"label_source": "biased_grain", "mitigation": "long", "goal": "share:tint ≤ 0.1", "twin_meets": False},
-            {"label_source": "biased_grain", "mitigation": "long", "goal": "cost ≤ 2", "twin_meets": False}]
-    note = unlearnt_note(rows, "the cues held out of the choice")
-    assert note is not None and "biased_grain / long: probe:grain ≤ 0.3." in note and "share:tint" not in note
-    assert unlearnt_note(rows[1:], "x") is None
+    def row(goal: str, meets: bool) -> dict:
+        kind, _, name = goal.split(" ")[0].partition(":")
+        return {"label_source": "biased_grain", "mitigation": "long", "kind": kind, "name": name, "goal": goal,
+                "twin_meets": meets}
+
+    rows = [row("probe:grain ≤ 0.3", True), row("probe:tint ≤ 0.3", True), row("share:grain ≤ 0.1", False),
+            row("cost ≤ 2", False)]
+    own = parse_goals(["probe:grain=0.3", "share:grain=0.1"])
+    note = unlearnt_note(rows, own, "the cues held out of the choice")
+    assert note is not None and note.endswith("biased_grain / long: probe:grain ≤ 0.3.") and "tint" not in note
+    assert unlearnt_note(rows[2:], own, "x") is None and unlearnt_note(rows, [], "x") is None
+
+
+def test_the_choice_never_takes_the_held_out_cues_goals(tmp_path, capsys) -> None:
+    """`solireward report --choose` with --held_out_goals is refused, naming the flag."""
+    from tests.conftest import run_cli
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text("{}")
+    assert run_cli("report", "--metrics", metrics, "--output_dir", tmp_path / "r", "--choose", "--split",
+                   "validation", "--mitigation_goals", "cost=2", "--held_out_goals", "probe:grain=0.3") == 2
+    assert "held_out_goals" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -64,6 +64,10 @@ class ReportConfig:
                                              "(hacking gap, at most), below_reference and cost (points of test "
                                              "pair accuracy below the reference cell and below its own twin "
                                              "without mitigation, at most)", None)
+    held_out_goals: list[str] | None = arg("goals of the cues held out of the choice (--selection), in the same "
+                                           "syntax: judged after --mitigation_goals on every mitigated cell of the "
+                                           "test split; the report's note on goals that a held-out cell's own twin "
+                                           "meets too names these alone", None)
     split: str = arg("the split the metrics, probe and over-optimisation files were scored on (named in the "
                      "goals and choice tables)", "test")
     choose: bool = arg("rank the mitigations by their goals' verdicts (fewest missed, most met, best accuracy) "
@@ -76,7 +80,12 @@ class ReportConfig:
             raise ConfigError("give at least one metrics file", field="metrics")
         if not 0.0 < self.confidence < 1.0:
             raise ConfigError(f"must be in (0, 1), got {self.confidence}", field="confidence")
-        self.goals = parse_goals(self.mitigation_goals or [])
+        self.held_out = parse_goals(self.held_out_goals or [])
+        goals = parse_goals(self.mitigation_goals or [])
+        self.goals = goals + [goal for goal in self.held_out if goal not in goals]
+        if self.choose and self.held_out:
+            raise ConfigError("the choice never sees the held-out cues' goals: leave them to the test split's report",
+                              field="held_out_goals")
         if self.choose and not self.goals:
             raise ConfigError("choosing ranks the mitigations by their goals: give --mitigation_goals", field="choose")
         if self.training_logs is not None and len(self.training_logs) != len(self.metrics):
@@ -196,7 +205,7 @@ def build_report(config: ReportConfig) -> list[str]:
         goals = goal_table(rows, config.confidence, config.split, name, choice.scope(held_out) if choice else "")
         if goals is not None:
             section(goals, goals.caption)
-        unlearnt = unlearnt_note(rows, "the cues held out of the choice") if held_out else None
+        unlearnt = unlearnt_note(rows, config.held_out, "the cues held out of the choice") if held_out else None
         if unlearnt:
             notes.append(unlearnt)
     uncertainty.conclusions += [conclusion("goal", f"{r['label_source']} / {r['mitigation']}", r["goal"],

@@ -154,7 +154,7 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
               reference: dict[str, str], confidence: float,
               pooled_seeds: tuple[float, float] | None = None) -> list[dict[str, Any]]:
     """Each goal of each mitigated cell, measured over its trainings: ``{"label_source", "mitigation", "kind",
-    "goal", "models", "value", "low", "high", "verdict", "reference", "twin", "per_seed", "accuracy"}``
+    "name", "goal", "models", "value", "low", "high", "verdict", "reference", "twin", "per_seed", "accuracy"}``
     (reference, twin: the same probe, Spearman, share or gap measure of the reference cell and of the cell's own
     twin without mitigation, {value, low, high}, all None for the accuracy goals or without that cell; per_seed:
     the measure of each training in replicate order, unsigned where the goal is, or None; accuracy: the cell's mean
@@ -209,6 +209,7 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
             value, low, high = measured
             at_most = GOAL_KINDS[kind][1]
             rows.append({"label_source": tags.get("label_source", ""), "mitigation": mitigation, "kind": kind,
+                         "name": name,
                          "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
                          "verdict": verdict(value, low, high, limit, at_most),
@@ -232,11 +233,14 @@ def _gap_at(overopts: list[dict[str, Any]] | None, name: str, kl: float, confide
     return (None, None, None) if matrix is None else _mean_gap(matrix, confidence)
 
 
-def unlearnt_note(rows: Sequence[dict[str, Any]], scope: str) -> str | None:
-    """A report note naming the goals of :func:`goal_rows` rows that the cell's own twin without mitigation meets
-    too (None without any): there the cue was not learnt, and the goal shows nothing the mitigation did. `scope`
-    says whose goals the rows are (e.g. "the cues held out of the choice")."""
-    shown = [f"{r['label_source']} / {r['mitigation']}: {r['goal']}" for r in rows if r.get("twin_meets")]
+def unlearnt_note(rows: Sequence[dict[str, Any]], own: Sequence[tuple[str, str, float]], scope: str) -> str | None:
+    """A report note naming the goals among `own` (parsed, e.g. the held-out cues' own) of :func:`goal_rows` rows
+    that the cell's own twin without mitigation meets too (None without any): there the cue was not learnt, and
+    the goal shows nothing the mitigation did. `scope` says whose goals they are (e.g. "the cues held out of the
+    choice")."""
+    kinds_and_names = {(kind, name) for kind, name, _ in own}
+    shown = [f"{r['label_source']} / {r['mitigation']}: {r['goal']}" for r in rows
+             if r.get("twin_meets") and (r["kind"], r["name"]) in kinds_and_names]
     if not shown:
         return None
     return (f"Goals of {scope} that the twin without mitigation meets too, so that they show nothing the mitigation "

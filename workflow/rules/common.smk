@@ -252,10 +252,10 @@ def selection_files(pattern: str) -> list[str]:
 
 
 def report_goals(test: bool) -> dict:
-    """`report` flags of the study's goals (GOALS), with the held-out cues' (HELD_OUT_GOALS) on the `test` split's
-    report: the choice never sees those; {} without any."""
-    goals = [*GOALS, *HELD_OUT_GOALS] if test else GOALS
-    return {"mitigation_goals": goals} if goals else {}
+    """`report` flags of the study's goals (GOALS) and, on the `test` split's report, the held-out cues'
+    (HELD_OUT_GOALS): the choice never sees those; {} without any."""
+    flags = {"mitigation_goals": GOALS, "held_out_goals": HELD_OUT_GOALS if test else []}
+    return {key: goals for key, goals in flags.items() if goals}
 
 
 def chosen_recipe() -> str:
