@@ -118,6 +118,7 @@ def cue_goals(demo: Mapping[str, Any] | None, held_out: Sequence[str], limits: M
             goals.append(f"share:{cue.name}={limits['share']:g}")
     return choosing, kept
 
+
 @dataclasses.dataclass
 class DemoDataConfig:
     """Options of `solireward demo-data`."""
