@@ -165,10 +165,8 @@ class Grid:
             positions = options.positions(len(options.defects), np.random.default_rng([seed, 13, p]))
             keep = {(defect, *values) for defect, position in zip(options.defects, positions)
                     for values in options.combinations(int(position))}
-            self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), tuple(options.brightness),
-                                                     tuple(options.scale), tuple(options.background_shift), seed, p,
-                                                     tuple(options.overlay), tuple(options.tint),
-                                                     tuple(options.grain), tuple(options.letterbox))
+            axes = {axis: tuple(getattr(options, axis)) for axis in NUISANCE_AXES}   # grid_specs names them so
+            self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), seed=seed, prompt_index=p, **axes)
                                if (_defect(s), *(s.nuisance[axis] for axis in NUISANCE_AXES)) in keep])
 
     @classmethod

@@ -119,6 +119,12 @@ def cue_goals(demo: Mapping[str, Any] | None, held_out: Sequence[str], limits: M
     return choosing, kept
 
 
+def _bias_help(cue: Cue) -> str:
+    """The --help of a cue's bias flag (brightness's, `shortcut_bias`, is spelt out)."""
+    return (f"planted shortcut like shortcut_bias, for {cue.kind} videos (label source {cue.label_source}, "
+            f"{cue.annotations})")
+
+
 @dataclasses.dataclass
 class DemoDataConfig:
     """Options of `solireward demo-data`."""
@@ -154,32 +160,26 @@ class DemoDataConfig:
     size_share: float = arg("share of each prompt's videos whose object is drawn larger (a nuisance, drawn "
                             "independently of the others); 0 renders none", 0.0)
     size_scale: float = arg("object size of those videos relative to the usual one", 1.3)
-    size_bias: float = arg("planted shortcut like shortcut_bias, for large-object videos (label source "
-                           f"{CUES[1].label_source}, {CUES[1].annotations})", 0.0)
+    size_bias: float = arg(_bias_help(CUES[1]), 0.0)
     background_share: float = arg("share of each prompt's videos with a shifted background shade (a nuisance); "
                                   "0 renders none", 0.0)
     background_shift: int = arg("grey levels added to the background of those videos", 60)
-    background_bias: float = arg("planted shortcut like shortcut_bias, for shifted-background videos (label "
-                                 f"source {CUES[2].label_source}, {CUES[2].annotations})", 0.0)
+    background_bias: float = arg(_bias_help(CUES[2]), 0.0)
     overlay_share: float = arg("share of each prompt's videos with a static caption box (a nuisance); "
                                "0 renders none", 0.0)
     overlay_size: float = arg("width of that box as a share of the frame width", 0.3)
-    overlay_bias: float = arg("planted shortcut like shortcut_bias, for captioned videos (label source "
-                              f"{CUES[3].label_source}, {CUES[3].annotations})", 0.0)
+    overlay_bias: float = arg(_bias_help(CUES[3]), 0.0)
     tint_share: float = arg("share of each prompt's videos with a warm colour cast (a nuisance); 0 renders none", 0.0)
     tint_strength: float = arg("strength of that cast: red times 1 + it, blue times 1 - it (the probe's tint "
                                "perturbation by default)", WARM_CAST)
-    tint_bias: float = arg("planted shortcut like shortcut_bias, for warm-tinted videos (label source "
-                           f"{CUES[4].label_source}, {CUES[4].annotations})", 0.0)
+    tint_bias: float = arg(_bias_help(CUES[4]), 0.0)
     grain_share: float = arg("share of each prompt's videos with sensor grain (a nuisance); 0 renders none", 0.0)
     grain_sigma: float = arg("grey levels of that grain (the probe's grain perturbation by default)", GRAIN_SIGMA)
-    grain_bias: float = arg("planted shortcut like shortcut_bias, for grainy videos (label source "
-                            f"{CUES[5].label_source}, {CUES[5].annotations})", 0.0)
+    grain_bias: float = arg(_bias_help(CUES[5]), 0.0)
     letterbox_share: float = arg("share of each prompt's videos letterboxed (a nuisance); 0 renders none", 0.0)
     letterbox_scale: float = arg("the picture's share of each side inside that black frame (the probe's letterbox "
                                  "perturbation by default)", LETTERBOX_SCALE)
-    letterbox_bias: float = arg("planted shortcut like shortcut_bias, for letterboxed videos (label source "
-                                f"{CUES[6].label_source}, {CUES[6].annotations})", 0.0)
+    letterbox_bias: float = arg(_bias_help(CUES[6]), 0.0)
     trusted_share: float = arg("share of the train-split prompts (of the shortcut split) whose labels an expert "
                                f"also gives: the unbiased annotators' labels of their videos, in {TRUSTED_ANNOTATIONS} "
                                "(label source `trusted`, for fine-tuning a model on them); 0 writes none", 0.0)
