@@ -1,10 +1,11 @@
 """Edits of a clip's frames that a reward should ignore: zoom, pan, a letterbox, contrast, shade, a colour cast,
-sensor grain and a static overlay.
+vivid colours, sensor grain and a static overlay.
 
 One implementation of each, used by the stress probe (:mod:`solireward.hacking.perturbations`, fixed
 amounts), by training's nuisance twins (:mod:`solireward.training.augment`, random amounts) and by the demo
-generator's colour-cast, grain and letterbox cues. Frames are (..., 3) arrays, clips (T, H, W, 3); the geometric edits
-take and return uint8, the photometric ones (:func:`contrast`, :func:`shade`, :func:`tint`, :func:`grain`) return
+generator's colour-cast, saturation, grain and letterbox cues. Frames are (..., 3) arrays, clips (T, H, W, 3); the
+geometric edits take and return uint8, the photometric ones (:func:`contrast`, :func:`shade`, :func:`tint`,
+:func:`saturate`, :func:`grain`) return
 float32 for the caller to chain and round with :func:`to_uint8`.
 """
 
@@ -22,8 +23,12 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
 
 
 def zoom(frames: np.ndarray, factor: float) -> np.ndarray:
-    """A centre crop of 1/`factor` of each side resized back (bilinear): objects `factor` times as large."""
+    """Objects `factor` times as large: a centre crop of 1/`factor` of each side resized back (bilinear), or below
+    1 the whole picture shrunk to `factor` of each side on a black frame (:func:`letterbox`)."""
     from PIL import Image
+
+    if factor < 1:
+        return letterbox(frames, factor)
 
     height, width = frames.shape[1:3]
     h, w = max(1, round(height / factor)), max(1, round(width / factor))
@@ -80,6 +85,18 @@ def tint(frames: np.ndarray, strength: float) -> np.ndarray:
     """A warm colour cast, as from a white balance set too low: red times 1 + `strength`, blue times
     1 - `strength`, green as it is (float32; negative `strength`: a cold cast)."""
     return frames.astype(np.float32) * np.array([1 + strength, 1.0, 1 - strength], dtype=np.float32)
+
+
+VIVID = 1.6
+"""The saturation factor of the stress probe's saturation and of the demo's saturation cue by default."""
+
+
+def saturate(frames: np.ndarray, factor: float) -> np.ndarray:
+    """Colours `factor` times as saturated: each pixel's distance from its own grey (its luma) times `factor`
+    (float32; below 1: paler)."""
+    rgb = frames.astype(np.float32)
+    grey = (rgb @ LUMA)[..., None]
+    return grey + np.float32(factor) * (rgb - grey)
 
 
 GRAIN_SIGMA = 12.0

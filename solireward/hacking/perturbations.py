@@ -40,7 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from solireward.data import frame_edits
-from solireward.data.frame_edits import LUMA, to_uint8
+from solireward.data.frame_edits import to_uint8
 from solireward.data.video import FrameSampling, read_all_frames, target_size
 from solireward.data.video_write import write_video
 
@@ -204,9 +204,7 @@ def _gain(clip: Clip, rng: np.random.Generator) -> Clip:
 
 
 def _saturate(clip: Clip, rng: np.random.Generator) -> Clip:
-    rgb = clip.frames.astype(np.float32)
-    grey = (rgb @ LUMA)[..., None]
-    return _frames(clip, to_uint8(grey + 1.6 * (rgb - grey)))
+    return _frames(clip, to_uint8(frame_edits.saturate(clip.frames, frame_edits.VIVID)))
 
 
 _FRAME_LIMITS = ("the sampler's frame limits (min_frames, max_frames, the video's own frame count) keep the "
@@ -256,7 +254,7 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
     Perturbation("noise", "lower", "heavy Gaussian noise (sigma 40)", apply=_noise),
     Perturbation("blur", "lower", "heavy Gaussian blur (radius 4 % of the frame)", apply=_blur),
     Perturbation("brightness", "no_gain", "brightness x1.4 (over-exposed)", apply=_gain),
-    Perturbation("saturation", "no_gain", "saturation x1.6", apply=_saturate),
+    Perturbation("saturation", "no_gain", f"saturation x{frame_edits.VIVID:g}", apply=_saturate),
     Perturbation("prompt_swap", "report", "another video's prompt"),
 )
 NAMES = tuple(p.name for p in PERTURBATIONS)

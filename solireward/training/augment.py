@@ -18,8 +18,9 @@ augmentation, each off by default and set by :class:`~solireward.training.config
   plane), in that order, then are rounded and clipped to 0..255.
 
 - *nuisance family* (each off by default; a mitigation meant to hold on cues it was not built for): per
-  video and step the sampled frames are zoomed in by a factor drawn log-uniformly from
-  ``--nuisance_zoom LOW HIGH`` (centre crop resized back: objects larger), panned by a share of the frame
+  video and step the sampled frames are zoomed by a factor drawn log-uniformly from
+  ``--nuisance_zoom LOW HIGH`` (above 1 a centre crop resized back, objects larger; below 1 the picture
+  shrunk on a black frame, a letterbox), panned by a share of the frame
   drawn from U(-P, P) in each direction (``--nuisance_pan P``, the border repeating the edge), their
   contrast times U(1-C, 1+C) about each frame's mean luma (``--nuisance_contrast C``), every pixel lighter
   by U(-S, S) grey levels (``--nuisance_shade S``, a global shade), and with probability P a static

@@ -103,9 +103,10 @@ class TrainConfig:
     color_jitter_contrast: float = arg("appearance jitter: contrast factor drawn from 1 ± this", 0.4)
     color_jitter_saturation: float = arg("appearance jitter: saturation factor drawn from 1 ± this", 0.4)
     color_jitter_hue: float = arg("appearance jitter: hue rotation drawn from ± this many turns (at most 0.5)", 0.05)
-    nuisance_zoom: list[float] | None = arg("nuisance family: per video and step, zoom in by a factor drawn "
-                                            "log-uniformly from LOW HIGH (1 <= LOW <= HIGH, e.g. 1 1.3): a centre "
-                                            "crop resized back, objects larger; unset: off", None)
+    nuisance_zoom: list[float] | None = arg("nuisance family: per video and step, zoom by a factor drawn "
+                                            "log-uniformly from LOW HIGH (0 < LOW <= HIGH, e.g. 1 1.3): above 1 a "
+                                            "centre crop resized back, objects larger; below 1 the picture shrunk "
+                                            "on a black frame (a letterbox), objects smaller; unset: off", None)
     nuisance_pan: float = arg("nuisance family: per video and step, move the picture by a share of the frame drawn "
                               "from U(-P, P) down and right (P < 0.5, e.g. 0.1), the border repeating the edge; "
                               "0: off", 0.0)
@@ -141,12 +142,10 @@ class TrainConfig:
             raise ConfigError(f"expected a share in [0, 1), got {self.warmup_ratio}", field="warmup_ratio")
         if self.max_steps == 0 and not self.num_train_epochs > 0:
             raise ConfigError("give num_train_epochs > 0 or max_steps > 0", field="num_train_epochs")
-        for name, least in (("jitter_frames", "0 <"), ("jitter_size", "0 <"), ("nuisance_zoom", "1 <=")):
+        for name in ("jitter_frames", "jitter_size", "nuisance_zoom"):
             bounds = getattr(self, name)
-            low_ok = (lambda low: low > 0) if least == "0 <" else (lambda low: low >= 1)
-            if bounds is not None and not (len(bounds) == 2 and low_ok(bounds[0])
-                                           and bounds[0] <= bounds[1] < math.inf):
-                raise ConfigError(f"expected LOW HIGH with {least} LOW <= HIGH, got {bounds}", field=name)
+            if bounds is not None and not (len(bounds) == 2 and 0 < bounds[0] <= bounds[1] < math.inf):
+                raise ConfigError(f"expected LOW HIGH with 0 < LOW <= HIGH, got {bounds}", field=name)
         for name, top, closed in (("nuisance_pan", 0.5, False), ("nuisance_contrast", 1.0, True),
                                   ("nuisance_shade", 255.0, True), ("nuisance_overlay", 1.0, True)):
             value = getattr(self, name)

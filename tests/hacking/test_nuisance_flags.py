@@ -12,7 +12,7 @@ import pytest
 
 from solireward.data.synthetic import COLOURS, MOTIONS, SHAPES, DemoDataConfig, grid_specs, plan_videos, render_video
 from solireward.data.synthetic.plan import prompt_text
-from solireward.hacking.grid import Grid, GridOptions
+from solireward.hacking.grid import NUISANCE_AXES, Grid, GridOptions
 from solireward.hacking.intervals import beyond
 from solireward.hacking.perturbations import PERTURBATIONS, Clip
 from tests.conftest import run_cli
@@ -65,15 +65,17 @@ def test_the_fractional_grid_keeps_every_axis_balanced_in_each_kind(tmp_path: Pa
     assert "settings_per_defect" in capsys.readouterr().err
 
 
-def test_no_two_axes_take_their_values_together_in_a_grid_of_seven_axes() -> None:
-    """With more combinations of offsets than defect kinds (7 axes of 2 values: 128 against 10), running through
+def test_no_two_axes_take_their_values_together_in_a_grid_of_every_axis() -> None:
+    """With more combinations of offsets than defect kinds (8 axes of 2 values: 256 against 10), running through
     them in turn gave every kind the same offsets on the first three axes: every video was dim, small and plain or
     bright, large and shifted. Drawn per prompt, each pair of axes agrees in about half of the videos; with three
     axes (8 combinations) every prompt still shows all of them."""
-    seven = GridOptions(overlay=[0.0, 0.3], tint=[0.0, 0.25], grain=[0.0, 12.0], letterbox=[0.0, 0.75])
-    rows = Grid(_prompts(24), seven, seed=0).settings
-    axes = ("brightness", "scale", "background_shift", "overlay", "tint", "grain", "letterbox")
-    high = np.array([[s[axis] == getattr(seven, axis)[1] for axis in axes] for row in rows for s in row])
+    every = GridOptions(overlay=[0.0, 0.3], tint=[0.0, 0.25], grain=[0.0, 12.0], letterbox=[0.0, 0.75],
+                        saturation=[1.0, 1.6])
+    rows = Grid(_prompts(24), every, seed=0).settings
+    axes = NUISANCE_AXES
+    assert len(axes) == 8
+    high = np.array([[s[axis] == getattr(every, axis)[1] for axis in axes] for row in rows for s in row])
     for a, b in itertools.combinations(range(len(axes)), 2):
         assert 0.35 < (high[:, a] == high[:, b]).mean() < 0.65, (axes[a], axes[b])
     for row in rows:

@@ -309,3 +309,24 @@ def test_the_grid_has_a_letterbox_axis_that_is_the_probes_letterbox() -> None:
     assert GridOptions().letterbox == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
     with pytest.raises(ConfigError, match="shares of at least 0.25 and below 1"):
         GridOptions(letterbox=[1.0])
+
+
+def test_the_grid_has_a_saturation_axis_that_is_the_probes_saturation() -> None:
+    """The demo's eighth cue (vivid colours) is a nuisance axis of the grid: the vivid variant of a video is the
+    probe's saturation of the plain one, but for rounding before the edit."""
+    from solireward.data.frame_edits import VIVID, saturate, to_uint8
+    from solireward.data.video_stats import frame_statistics
+    from solireward.errors import ConfigError
+    from solireward.hacking.grid import Grid, GridOptions
+
+    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
+                          saturation=[1.0, VIVID], settings_per_defect=0)
+    grid = Grid(list(PROMPTS), options, seed=0)
+    assert [s["saturation"] for s in grid.settings[0]] == [1.0, VIVID]
+    plain, vivid = grid.frames(0)[:2]
+    assert np.abs(vivid.astype(int) - to_uint8(saturate(plain, VIVID))).max() <= 2
+    assert frame_statistics(vivid)["saturation"] > 1.2 * frame_statistics(plain)["saturation"]
+    assert GridOptions().saturation == [1.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
+    assert grid_specs(PROMPTS[0], saturation=(VIVID,))[0].video_path.endswith(f"_v{VIVID:g}.mp4")
+    with pytest.raises(ConfigError, match="factors between 0 and 3"):
+        GridOptions(saturation=[4.0])

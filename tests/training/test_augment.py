@@ -47,8 +47,9 @@ def test_colour_jitter_changes_appearance_only_as_configured() -> None:
 
 
 def test_nuisance_twins_differ_from_the_original_in_the_named_way() -> None:
-    """Each nuisance edit is the probe's own at a drawn amount: zoom enlarges the object, pan moves it, contrast
-    scales the spread of luma about its mean, shade moves the mean, overlay draws the caption box and logo."""
+    """Each nuisance edit is the probe's own at a drawn amount: zoom enlarges the object (below 1 it shrinks the
+    picture on a black frame), pan moves it, contrast scales the spread of luma about its mean, shade moves the
+    mean, overlay draws the caption box and logo."""
     frames = render_video(grid_specs("a red ball falls to the ground", ("none",), (1.0,), (1.0,), (0,))[0], 64, 8)
     red = np.array(COLOURS["red"])
 
@@ -61,6 +62,9 @@ def test_nuisance_twins_differ_from_the_original_in_the_named_way() -> None:
     assert Augmentation().nuisances(frames, np.random.default_rng(0)) is frames   # all off: untouched
     zoomed = Augmentation(nuisance_zoom=(1.3, 1.3)).nuisances(frames, np.random.default_rng(0))
     assert np.array_equal(zoomed, frame_edits.zoom(frames, 1.3)) and ball(zoomed).sum() > 1.4 * ball(frames).sum()
+    shrunk = Augmentation(nuisance_zoom=(0.75, 0.75)).nuisances(frames, np.random.default_rng(0))   # zoom out:
+    assert np.array_equal(shrunk, frame_edits.letterbox(frames, 0.75)) and (shrunk[:, :7] == 0).all()   # a letterbox
+    assert ball(shrunk).sum() < 0.7 * ball(frames).sum()
     down, right = np.random.default_rng(1).uniform(-0.2, 0.2, 2)
     panned = Augmentation(nuisance_pan=0.2).nuisances(frames, np.random.default_rng(1))
     assert np.array_equal(panned, frame_edits.pan(frames, down, right)) and abs(right) > 0.1
@@ -175,8 +179,8 @@ def test_bad_ranges_are_named(demo_pairs: Path, tiny_qwen: Path, tmp_path: Path,
     assert "color_jitter" in capsys.readouterr().err
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--consistency_loss_coeff", 1.0) == 2
     assert "consistency_loss_coeff" in capsys.readouterr().err  # no jitter: no twin to compare with
-    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--nuisance_zoom", 0.8, 1.2) == 2
-    assert "nuisance_zoom" in capsys.readouterr().err  # zoom in only: LOW >= 1
+    assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--nuisance_zoom", 0, 1.2) == 2
+    assert "nuisance_zoom" in capsys.readouterr().err  # a factor of 0 leaves no picture
     assert run_cli(*fast_args(tiny_qwen, demo_pairs, tmp_path / "x"), "--nuisance_pan", 0.5) == 2
     assert "nuisance_pan" in capsys.readouterr().err
 
