@@ -210,12 +210,21 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     recipes = grain.config["mitigations"]
     assert recipes["trusted_family_long"] == {**recipes["trusted_family"], "max_steps": 600,
                                               "consistency_warmup_ratio": 0.6}   # one family, written once
-    letterbox = studies["shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "tint_held_out.yaml",
-                        "grain_held_out.yaml", "letterbox_held_out.yaml"]
+    letterbox_names = ("shortcut_study.yaml", "overlay_held_out.yaml", "overlay_five_seeds.yaml", "tint_held_out.yaml",
+                       "grain_held_out.yaml", "letterbox_held_out.yaml")
+    letterbox = studies[letterbox_names]
     assert letterbox.name == "letterbox" and letterbox.held_out == ["biased_letterbox"]
     assert letterbox.config["selection"]["candidates"] == ["trusted_family_long"]   # chosen by the grain study
     assert {letterbox.seed(c) for c in letterbox.selection_cells()} == set(range(42, 47))
     assert letterbox.config["overopt_grid"]["letterbox"] == [0.0, 0.75]
+    saturation = studies[(*letterbox_names, "saturation_held_out.yaml")]
+    assert saturation.name == "saturation" and saturation.held_out == ["biased_saturation"]
+    assert "biased_letterbox" in saturation.choosing_sources()   # the cue the wider twins answer chooses now
+    assert {saturation.seed(c) for c in saturation.selection_cells()} == {42, 43, 44}
+    recipes = saturation.config["mitigations"]
+    assert recipes["trusted_family_wide"] == {**recipes["trusted_family_long"], "nuisance_zoom": [0.75, 1.3]}
+    for name in saturation.config["selection"]["candidates"]:   # no candidate changes colours: the held-out cue's kind
+        assert "color_jitter" not in recipes[name], name
 
 
 # the goal lists the studies of docs/MEASURED.md ran with, written out in each config before `cue_goals`

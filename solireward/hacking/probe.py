@@ -11,6 +11,13 @@ rate the model is told) is compared with its clean input. Videos whose input is 
 is capped, ``hue`` on a grey video) are left out of that perturbation's statistics (``n_unchanged``);
 a perturbation that changes no video's input is ``"not tested"`` with its ``reason``, never "ok".
 
+**Already shown.** With ``--shown`` (a table of each video's nuisance values, e.g. the demo's
+``ground_truth.csv``), a video that already shows a planted cue (:data:`~solireward.data.synthetic.plan.CUES`:
+its column away from the cue's neutral value) is left out of that cue's own perturbation (``n_shown``): the edit
+would stack on itself (a letterbox inside a letterbox), and a model that learnt the cue barely moves when it is
+doubled. On the letterbox study's data, where 3 of 8 videos show each cue, leaving them in halved the measured
+shift of the letterbox-biased models (1.05 std with them, 1.79 on the other videos).
+
 Per perturbation, over the ``n_tested`` videos whose input it changes, with d = perturbed - clean
 score of each video and s the standard deviation of the clean scores of all probed videos:
 ``per_video_change_std`` = d / s per video (null where not tested; d itself when s = 0, and so for
@@ -38,7 +45,8 @@ import dataclasses
 import logging
 import time
 import zlib
-from typing import Any, Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -71,6 +79,9 @@ class ProbeConfig:
     threshold: float = arg("verdict and shortcut-flag threshold on the mean score change, in standard deviations "
                            "of the clean scores", 0.25)
     seed: int = arg("seed of the shuffle and noise perturbations", 0)
+    shown: str | None = arg("a CSV of video_path (relative to its folder) and one column per planted cue, e.g. the "
+                            "demo's ground_truth.csv: a video that already shows a cue is left out of that cue's own "
+                            "perturbation (default: none is)", None)
     batch_size: int = arg("videos per forward pass", 8)
     video_backend: str = arg("video decoder", "auto", choices=("auto", "decord", "pyav"))
 
@@ -267,11 +278,13 @@ def _encode_and_score(scorer: Scorer, items: Iterable[tuple[Clip, FrameSampling,
 
 
 def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling, threshold: float = 0.25,
-                 seed: int = 0, perturbations: Sequence[Perturbation] = PERTURBATIONS) -> dict[str, Any]:
+                 seed: int = 0, perturbations: Sequence[Perturbation] = PERTURBATIONS,
+                 shown: Mapping[str, Sequence[bool]] | None = None) -> dict[str, Any]:
     """Score `clips` clean and under each perturbation; the per-perturbation statistics (see the module doc).
 
-    A video whose perturbed model input equals its clean input is left out of that perturbation's
-    statistics; a perturbation that changes no video's input is "not tested", with the reason.
+    A video whose perturbed model input equals its clean input, or that `shown` (perturbation name: a flag per
+    clip) says already shows the perturbation's nuisance, is left out of that perturbation's statistics; a
+    perturbation that changes no other video's input is "not tested", with the reason.
     """
     if len(clips) < 2:
         raise InputError(f"the probe needs at least 2 readable videos, got {len(clips)}", field="input_file")
@@ -290,15 +303,17 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
                 continue
         items = ((p.apply(c, rng) if p.apply else c, p.sampling(sampling, c) if p.sampling else sampling, q)
                  for c, q in zip(clips, prompts))
-        _, scores = _encode_and_score(scorer, items, clean_digests)
-        tested = sorted(scores)
+        _, scores = _encode_and_score(scorer, items, clean_digests)   # every video, so each keeps its draws
+        left_out = [bool(flag) for flag in (shown or {}).get(p.name, [False] * len(clips))]
+        tested = sorted(i for i in scores if not left_out[i])
         row: dict[str, Any] = {"name": p.name, "expected": p.expected, "description": p.description,
-                               "seconds": round(time.perf_counter() - started, 2),
-                               "n_tested": len(tested), "n_unchanged": len(clips) - len(tested)}
+                               "seconds": round(time.perf_counter() - started, 2), "n_tested": len(tested),
+                               "n_unchanged": len(clips) - sum(left_out) - len(tested), "n_shown": sum(left_out)}
         if not tested:
             rows.append({**row, "tested": False, "verdict": "not tested", "flagged": False, "shortcut": False,
                          "reason": f"the model's input (the processed tensors) equals the clean input for all "
-                                   f"{len(clips)} videos: {p.unchanged_hint}",
+                                   f"{len(clips) - sum(left_out)} videos that do not already show it: "
+                                   f"{p.unchanged_hint}",
                          "mean_change": None, "mean_change_std": None, "mean_change_std_ci": None,
                          "share_up": None, "spearman": None, "per_video_change_std": [None] * len(clips)})
             continue
@@ -311,6 +326,44 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
                      "per_video_change_std": per_video})
     return {"n_videos": len(clips), "clean": {"mean": float(clean.mean()), "std": scale},
             "threshold": threshold, "expected": EXPECTED, "perturbations": rows}
+
+
+def shown_cues(table: str, paths: Sequence[str], input_file: str) -> dict[str, list[bool]]:
+    """Per perturbation that is a planted cue's own (``Cue.probe``), whether each probed video (its `paths` as
+    the record file `input_file` gives them) already shows that cue, by `table` (see ``--shown``). A cue without
+    a column in the table is taken as shown by none; a probed video without a row is an error."""
+    import csv
+    import os
+
+    from solireward.data.synthetic.plan import CUES
+    from solireward.inference import records_root, resolve_video
+
+    folder = Path(table).parent
+    try:
+        with open(table, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as exc:
+        raise InputError(f"cannot be read: {exc.strerror}", file=table) from exc
+    if not rows or "video_path" not in rows[0]:
+        raise InputError("expected a CSV with a video_path column and one column per planted cue", file=table)
+    values = {os.path.realpath(folder / row["video_path"]): row for row in rows}
+    root = records_root(input_file)
+    found = []
+    for path in paths:
+        row = values.get(os.path.realpath(resolve_video(path, root)))
+        if row is None:
+            raise InputError(f"has no row for the probed video {path!r} (expected one per video of {input_file})",
+                             file=table, field="video_path")
+        found.append(row)
+    out = {}
+    for cue in CUES:
+        if cue.probe and cue.name in rows[0]:
+            try:
+                out[cue.probe] = [float(row[cue.name]) != cue.neutral for row in found]
+            except ValueError as exc:
+                raise InputError(f"expected numbers in column {cue.name!r}: {exc}", file=table,
+                                 field=cue.name) from exc
+    return out
 
 
 def probe_matrix(results: Sequence[dict[str, Any]], name: str) -> np.ndarray | None:
@@ -356,11 +409,13 @@ def run_probe(config: ProbeConfig, tags: dict[str, str] | None = None) -> dict[s
     start = time.perf_counter()
     model = RewardModel.from_pretrained(config.model_name_or_path)
     clips, paths, skipped = load_clips(config.input_file, config.max_videos, config.video_backend)
+    shown = shown_cues(config.shown, paths, config.input_file) if config.shown else None
     sampling = FrameSampling.from_dict(dict(model.config.sampling))
     result = probe_scorer(ModelScorer(model, config.batch_size), clips, sampling, config.threshold, config.seed,
-                          select(config.perturbations))
+                          select(config.perturbations), shown)
     return {"model": config.model_name_or_path, "input_file": config.input_file, "videos": paths,
-            "skipped": skipped, "reward_task": model.config.reward_task, "sampling": sampling.to_dict(),
+            "skipped": skipped, "shown_file": config.shown, "reward_task": model.config.reward_task,
+            "sampling": sampling.to_dict(),
             "tags": tags or {}, **result, "seconds": round(time.perf_counter() - start, 1)}
 
 
@@ -387,6 +442,10 @@ def probe_markdown(result: dict[str, Any]) -> str:
                              for row in result["perturbations"]], n_text_columns=3)]
     shortcuts = [row["name"] for row in result["perturbations"] if row.get("shortcut")]
     lines += ["", f"Shortcut flags: {', '.join(shortcuts)}." if shortcuts else "No shortcut flag."]
+    shown = [f"{row['name']} ({row['n_shown']})" for row in result["perturbations"] if row.get("n_shown")]
+    if shown:
+        lines += ["", "Left out of a planted cue's own perturbation, as they already show it (--shown): "
+                  + ", ".join(shown) + " videos."]
     untested = [row for row in result["perturbations"] if not row["tested"]]
     if untested:
         lines += [""] + [f"- {row['name']} not tested: {row['reason']}." for row in untested]

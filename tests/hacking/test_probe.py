@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -179,3 +180,33 @@ def test_videos_whose_input_is_unchanged_are_left_out_of_the_statistics(clips: l
     assert row["tested"] and (row["n_tested"], row["n_unchanged"]) == (2, 2)
     assert row["per_video_change_std"][:2] == [None, None] and None not in row["per_video_change_std"][2:]
     assert row["mean_change_std"] == pytest.approx(np.mean(row["per_video_change_std"][2:]))
+
+
+def test_a_video_that_already_shows_a_cue_is_left_out_of_its_own_perturbation(reward_model_dir: Path,
+                                                                                tmp_path: Path, capsys) -> None:
+    """With --shown (the demo's ground_truth.csv), a letterboxed video is left out of the letterbox perturbation,
+    where the edit would stack on itself, and stays in every other; a probed video the table lacks is an error."""
+    data = tmp_path / "data"
+    assert run_cli("demo-data", "--output_dir", data, "--num_prompts", 6, "--videos_per_prompt", 2, "--num_frames", 8,
+                   "--size", 32, "--letterbox_share", 0.5, "--seed", 0) == 0
+    with (data / "ground_truth.csv").open(newline="", encoding="utf-8") as f:
+        truth = list(csv.DictReader(f))
+    (data / "videos.json").write_text(json.dumps([{"video_path": r["video_path"], "prompt": r["prompt"]}
+                                                  for r in truth]), encoding="utf-8")
+    boxed = [float(r["letterbox"]) > 0 for r in truth]
+    assert 0 < sum(boxed) < len(boxed)
+    out = tmp_path / "probe"
+    assert run_cli("probe", "--model_name_or_path", reward_model_dir, "--input_file", data / "videos.json",
+                   "--output_dir", out, "--perturbations", "letterbox", "tint",
+                   "--shown", data / "ground_truth.csv") == 0
+    result = json.loads((out / "probe.json").read_text())
+    rows = {row["name"]: row for row in result["perturbations"]}
+    assert (rows["letterbox"]["n_shown"], rows["letterbox"]["n_tested"]) == (sum(boxed), len(boxed) - sum(boxed))
+    assert [v is None for v in rows["letterbox"]["per_video_change_std"]] == boxed
+    assert rows["tint"]["n_shown"] == 0 and rows["tint"]["n_tested"] == len(boxed)   # no video is tinted
+    assert f"letterbox ({sum(boxed)})" in (out / "probe.md").read_text()
+    (data / "partial.csv").write_text("".join((data / "ground_truth.csv").read_text().splitlines(True)[:-1]))
+    assert run_cli("probe", "--model_name_or_path", reward_model_dir, "--input_file", data / "videos.json",
+                   "--output_dir", out, "--perturbations", "letterbox", "--shown", data / "partial.csv") == 2
+    err = capsys.readouterr().err
+    assert "partial.csv" in err and truth[-1]["video_path"] in err

@@ -341,9 +341,11 @@ def lab_commands(wildcards, input, output, tagged=eval_tags) -> str:
         return ""
     model, tags, parts = shlex.quote(str(input.model)), tagged(wildcards), []
     if "probe" in output.keys():
+        # on the demo data, a video that already shows a planted cue is left out of the cue's own perturbation
+        shown = f"--shown {shlex.quote(f'{R}/data/ground_truth.csv')} " if config["data"]["demo"] is not None else ""
         parts.append(
             f"--then probe --model_name_or_path {model} --input_file {shlex.quote(str(input.videos))} "
-            f"--output_dir {shlex.quote(str(Path(output.probe).parent))} --tag {tags} "
+            f"--output_dir {shlex.quote(str(Path(output.probe).parent))} --tag {tags} {shown}"
             f"{cli_flags(config['probe'] or {})}"
         )
     if "overopt" in output.keys():
