@@ -174,6 +174,7 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
         probe = json.loads((folder / "probe" / "probe.json").read_text())
         assert probe["n_videos"] == 4 and len(probe["perturbations"]) == len(PERTURBATIONS) and probe["tags"] == metrics["tags"]
         assert all(p["tested"] == (p["verdict"] != "not tested") for p in probe["perturbations"])
+        assert probe["shown_file"].endswith("data/ground_truth.csv")   # the demo's cues are left out of their own
         overopt = json.loads((folder / "overopt" / "overopt.json").read_text())
         assert set(overopt["curves"]) == {"best_of_n", "grpo_beta=0", "grpo_beta=1"} and len(overopt["settings"][0]) == 8
         assert (folder / "overopt" / "overopt_curves.png").is_file()
