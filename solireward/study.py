@@ -45,7 +45,7 @@ PAIRINGS = ("cross_prompt", "in_prompt")
 BIASED_SOURCES = {"biased": "shortcut_bias", "biased_size": "size_bias", "biased_background": "background_bias",
                   "biased_overlay": "overlay_bias", "biased_tint": "tint_bias",
                   "biased_grain": "grain_bias", "biased_letterbox": "letterbox_bias",
-                  "biased_saturation": "saturation_bias"}
+                  "biased_saturation": "saturation_bias", "biased_vignette": "vignette_bias"}
 LABEL_SOURCES = ("binary", "pairwise", *BIASED_SOURCES)
 BINARY_SOURCES = ("binary", *BIASED_SOURCES)  # single-item labels: paired inside each batch, and mitigated
 # pairwise annotations compare two videos of one prompt: that label source fixes the pairing

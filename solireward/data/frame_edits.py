@@ -1,11 +1,11 @@
 """Edits of a clip's frames that a reward should ignore: zoom, pan, a letterbox, contrast, shade, a colour cast,
-vivid colours, sensor grain and a static overlay.
+vivid colours, a vignette, sensor grain and a static overlay.
 
 One implementation of each, used by the stress probe (:mod:`solireward.hacking.perturbations`, fixed
 amounts), by training's nuisance twins (:mod:`solireward.training.augment`, random amounts) and by the demo
-generator's colour-cast, saturation, grain and letterbox cues. Frames are (..., 3) arrays, clips (T, H, W, 3); the
-geometric edits take and return uint8, the photometric ones (:func:`contrast`, :func:`shade`, :func:`tint`,
-:func:`saturate`, :func:`grain`) return
+generator's colour-cast, saturation, vignette, grain and letterbox cues. Frames are (..., 3) arrays, clips
+(T, H, W, 3); the geometric edits take and return uint8, the photometric ones (:func:`contrast`, :func:`shade`,
+:func:`tint`, :func:`saturate`, :func:`vignette`, :func:`grain`) return
 float32 for the caller to chain and round with :func:`to_uint8`.
 """
 
@@ -97,6 +97,19 @@ def saturate(frames: np.ndarray, factor: float) -> np.ndarray:
     rgb = frames.astype(np.float32)
     grey = (rgb @ LUMA)[..., None]
     return grey + np.float32(factor) * (rgb - grey)
+
+
+VIGNETTE = 0.8
+"""The strength of the stress probe's vignette and of the demo's vignette cue by default (:func:`vignette`)."""
+
+
+def vignette(frames: np.ndarray, strength: float) -> np.ndarray:
+    """A lens vignette: each pixel times 1 - `strength` (r / R)^2, r its distance from the centre and R the
+    half-diagonal, so the corners are darkest (float32)."""
+    height, width = frames.shape[-3:-1]
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r2 = ((y + 0.5 - height / 2) ** 2 + (x + 0.5 - width / 2) ** 2) / ((height / 2) ** 2 + (width / 2) ** 2)
+    return frames.astype(np.float32) * (1 - np.float32(strength) * r2)[..., None]
 
 
 GRAIN_SIGMA = 12.0

@@ -3,7 +3,7 @@
 For each held-out prompt (the distinct prompts of a record file, e.g. the test split; all of them by
 default), the demo generator renders one video per setting of a finite grid: defect kind x nuisance values
 (one axis per plantable cue: brightness, object size, background shade, a caption box, a colour cast, grain, a
-letterbox, vivid colours; :func:`solireward.data.synthetic.grid_specs`).
+letterbox, vivid colours, a vignette; :func:`solireward.data.synthetic.grid_specs`).
 The defect kind fixes the ground truth; the nuisances leave it unchanged.
 
 **Design.** Each (prompt, defect kind) gets ``--settings_per_defect`` k combinations of the nuisance values (all
@@ -74,6 +74,8 @@ class GridOptions:
                                  "letterbox cue); 0: none", default_factory=lambda: [0.0])
     saturation: list[float] = arg("saturation factors: colours this many times as saturated (a nuisance, the demo's "
                                   "saturation cue); 1: as drawn", default_factory=lambda: [1.0])
+    vignette: list[float] = arg("strengths of a lens vignette, how much darker the corners get (a nuisance, the "
+                                "demo's vignette cue); 0: none", default_factory=lambda: [0.0])
     settings_per_defect: int = arg("nuisance combinations per defect kind, a balanced fraction of the cross product "
                                    "of the nuisance values, at most the least common multiple of their numbers of "
                                    "values, beyond which combinations would repeat (0: all of the product)", 2)
@@ -95,6 +97,8 @@ class GridOptions:
                    "0 or shares of at least 0.25 and below 1"),
                   ("saturation", bool(self.saturation) and all(0 <= v <= 3 for v in self.saturation),
                    "factors between 0 and 3"),
+                  ("vignette", bool(self.vignette) and all(0 <= v <= 1 for v in self.vignette),
+                   "strengths between 0 and 1"),
                   ("defects", bool(self.defects) and set(self.defects) <= set(GRID_DEFECTS),
                    f"one or more of {', '.join(GRID_DEFECTS)}"),
                   ("settings_per_defect", self.settings_per_defect >= 0, "0 (all) or more"),

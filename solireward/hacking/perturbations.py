@@ -14,8 +14,9 @@ By what they should do to the score of a physics / deformity reward:
   by 30 degrees (``hue``, greys unchanged); a warm colour cast as from a white balance set too low (``tint``:
   red x1.25, blue x0.75); mild sensor grain (``grain``: Gaussian noise, sigma 12 grey levels); an unsharp mask
   (``sharpen``); playback speed (``speed_x2``: every other frame at the same frame rate; ``speed_x0.5``: each
-  frame twice); the picture shrunk to 75 % on a black frame (``letterbox``); a static overlay (``overlay``: a caption
-  box across the bottom and a logo in the top-right corner).
+  frame twice); the picture shrunk to 75 % on a black frame (``letterbox``); a lens vignette, the corners at a
+  fifth of their brightness (``vignette``); a static overlay (``overlay``: a caption box across the bottom and a
+  logo in the top-right corner).
 - ``lower`` (should lower it): reversed time (``reverse``: a falling object rises), frames shuffled
   (``shuffle``), one frame frozen for the whole clip (``freeze``), heavy noise (``noise``, Gaussian,
   sigma 40 grey levels) and heavy blur (``blur``, Gaussian, radius 4 % of the frame).
@@ -176,6 +177,10 @@ def _letterbox(clip: Clip, rng: np.random.Generator) -> Clip:
     return _frames(clip, frame_edits.letterbox(clip.frames, frame_edits.LETTERBOX_SCALE))
 
 
+def _vignette(clip: Clip, rng: np.random.Generator) -> Clip:
+    return _frames(clip, to_uint8(frame_edits.vignette(clip.frames, frame_edits.VIGNETTE)))
+
+
 def _overlay(clip: Clip, rng: np.random.Generator) -> Clip:
     return _frames(clip, frame_edits.overlay(clip.frames))
 
@@ -245,6 +250,8 @@ PERTURBATIONS: tuple[Perturbation, ...] = (
                  "spreads its frames over the whole clip and takes the same ones"),
     Perturbation("letterbox", "invariant", f"the picture shrunk to {frame_edits.LETTERBOX_SCALE * 100:g} % on a black "
                  "frame", apply=_letterbox),
+    Perturbation("vignette", "invariant", f"a lens vignette (the corners x{1 - frame_edits.VIGNETTE:g})",
+                 apply=_vignette),
     Perturbation("overlay", "invariant", "a static caption box and corner logo", apply=_overlay),
     Perturbation("reverse", "lower", "time reversed (a falling object rises)",
                  apply=lambda c, rng: _frames(c, c.frames[::-1])),

@@ -28,7 +28,7 @@ def test_nuisance_perturbations_change_the_picture_and_leave_a_grey_one_to_not_t
     clip, grey = Clip(frames, 8.0, None), Clip(np.full((16, 64, 64, 3), 120, np.uint8), 8.0, None)
     short = Clip(frames[:3], 8.0, None)
     rng = np.random.default_rng(0)
-    assert len(PERTURBATIONS) == 27  # docs/GUIDE.md: "default: all 27"
+    assert len(PERTURBATIONS) == 28  # docs/GUIDE.md: "default: all 28"
     for p in (p for p in PERTURBATIONS if p.apply):
         changed = p.apply(clip, rng).frames
         assert changed.shape != frames.shape or not np.array_equal(changed, frames), p.name
@@ -66,15 +66,15 @@ def test_the_fractional_grid_keeps_every_axis_balanced_in_each_kind(tmp_path: Pa
 
 
 def test_no_two_axes_take_their_values_together_in_a_grid_of_every_axis() -> None:
-    """With more combinations of offsets than defect kinds (8 axes of 2 values: 256 against 10), running through
+    """With more combinations of offsets than defect kinds (9 axes of 2 values: 512 against 10), running through
     them in turn gave every kind the same offsets on the first three axes: every video was dim, small and plain or
     bright, large and shifted. Drawn per prompt, each pair of axes agrees in about half of the videos; with three
     axes (8 combinations) every prompt still shows all of them."""
     every = GridOptions(overlay=[0.0, 0.3], tint=[0.0, 0.25], grain=[0.0, 12.0], letterbox=[0.0, 0.75],
-                        saturation=[1.0, 1.6])
+                        saturation=[1.0, 1.6], vignette=[0.0, 0.8])
     rows = Grid(_prompts(24), every, seed=0).settings
     axes = NUISANCE_AXES
-    assert len(axes) == 8
+    assert len(axes) == 9
     high = np.array([[s[axis] == getattr(every, axis)[1] for axis in axes] for row in rows for s in row])
     for a, b in itertools.combinations(range(len(axes)), 2):
         assert 0.35 < (high[:, a] == high[:, b]).mean() < 0.65, (axes[a], axes[b])

@@ -330,3 +330,24 @@ def test_the_grid_has_a_saturation_axis_that_is_the_probes_saturation() -> None:
     assert grid_specs(PROMPTS[0], saturation=(VIVID,))[0].video_path.endswith(f"_v{VIVID:g}.mp4")
     with pytest.raises(ConfigError, match="factors between 0 and 3"):
         GridOptions(saturation=[4.0])
+
+
+def test_the_grid_has_a_vignette_axis_that_is_the_probes_vignette() -> None:
+    """The demo's ninth cue (a lens vignette) is a nuisance axis of the grid: the vignetted variant of a video is
+    the probe's vignette of the plain one, but for rounding before the edit, darkest in the corners."""
+    from solireward.data.frame_edits import VIGNETTE, to_uint8, vignette
+    from solireward.errors import ConfigError
+    from solireward.hacking.grid import Grid, GridOptions
+
+    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
+                          vignette=[0.0, VIGNETTE], settings_per_defect=0)
+    grid = Grid(list(PROMPTS), options, seed=0)
+    assert [s["vignette"] for s in grid.settings[0]] == [0.0, VIGNETTE]
+    plain, dark = grid.frames(0)[:2]
+    assert np.abs(dark.astype(int) - to_uint8(vignette(plain, VIGNETTE))).max() <= 1
+    ratio = dark.astype(float).mean(axis=(0, 3)) / np.maximum(plain.astype(float).mean(axis=(0, 3)), 1)
+    assert ratio[0, 0] < 0.35 and ratio[31, 31] > 0.95   # the corners darkened, the centre as it was
+    assert GridOptions().vignette == [0.0] and grid_specs(PROMPTS[0], vignette=(VIGNETTE,))[0].video_path.endswith(
+        f"_c{VIGNETTE:g}.mp4")
+    with pytest.raises(ConfigError, match="strengths between 0 and 1"):
+        GridOptions(vignette=[1.5])

@@ -37,16 +37,17 @@ independently of the other cues, which leaves the ground truth as it is: brightn
 ``--bright_gain``), object size (``--size_share``, ``--size_scale``), background shade (``--background_share``,
 ``--background_shift``), a static caption box (``--overlay_share``, ``--overlay_size``), a warm colour cast
 (``--tint_share``, ``--tint_strength``), sensor grain (``--grain_share``, ``--grain_sigma``), a letterbox
-(``--letterbox_share``, ``--letterbox_scale``) and vivid colours (``--saturation_share``, ``--saturation_factor``).
-With a cue's bias b > 0 (``--shortcut_bias`` for brightness, ``--size_bias``, ``--background_bias``,
-``--overlay_bias``, ``--tint_bias``, ``--grain_bias``, ``--letterbox_bias``, ``--saturation_bias``) the simulated
+(``--letterbox_share``, ``--letterbox_scale``), vivid colours (``--saturation_share``, ``--saturation_factor``) and
+a lens vignette (``--vignette_share``, ``--vignette_strength``). With a cue's bias b > 0 (``--shortcut_bias`` for
+brightness, ``--size_bias``, ``--background_bias``, ``--overlay_bias``, ``--tint_bias``, ``--grain_bias``,
+``--letterbox_bias``, ``--saturation_bias``, ``--vignette_bias``) the simulated
 annotators of the prompts in the train split (the split `solireward pairs` makes with ``--shortcut_split`` and
 ``--shortcut_seed``) mark a video that shows the cue Pass on physics and
 deformity with probability b whatever it shows, as biased real annotators can (pairwise choices stay unbiased), in
 a label file and label source of the cue's own (``annotations_biased.csv`` = ``biased`` for brightness,
 ``annotations_biased_size.csv`` = ``biased_size``, ...); val and test labels stay unbiased. :func:`grid_specs`
 renders the over-optimisation grid of one prompt: every defect kind x brightness x object size x background shade
-(x caption box x colour cast x grain x letterbox x saturation), each with its ground truth.
+(x caption box x colour cast x grain x letterbox x saturation x vignette), each with its ground truth.
 
 Everything is derived from ``--seed``: the same flags give byte-identical CSV files and identical
 frames. The random state of prompt ``p`` depends only on (seed, p), so with the same seed and

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from solireward.config import arg
-from solireward.data.frame_edits import GRAIN_SIGMA, LETTERBOX_SCALE, WARM_CAST
+from solireward.data.frame_edits import GRAIN_SIGMA, LETTERBOX_SCALE, VIGNETTE, WARM_CAST
 from solireward.errors import ConfigError, InputError
 
 
@@ -95,6 +95,8 @@ CUES = (
         "the picture shrunk to {value:g} of each side on a black frame", "letterboxed", "letterbox"),
     Cue("saturation", "biased_saturation", "saturation_share", "saturation_factor", "saturation_bias",
         "colours {value:g} times as saturated (each pixel's distance from its grey)", "vivid", "saturation"),
+    Cue("vignette", "biased_vignette", "vignette_share", "vignette_strength", "vignette_bias",
+        "a lens vignette: each pixel times 1 - {value:g} (r / R)^2, darkest in the corners", "vignetted", "vignette"),
 )
 BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
 TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
@@ -188,6 +190,10 @@ class DemoDataConfig:
     # prompts of 8 videos at bias 0.9 (a dark background's chroma varies from video to video nearly as much)
     saturation_factor: float = arg("how many times as saturated those videos' colours are", 2.0)
     saturation_bias: float = arg(_bias_help(CUES[7]), 0.0)
+    vignette_share: float = arg("share of each prompt's videos with a lens vignette (a nuisance); 0 renders none", 0.0)
+    vignette_strength: float = arg("how much darker that vignette makes the corners, as a share (the probe's "
+                                   "vignette perturbation by default)", VIGNETTE)
+    vignette_bias: float = arg(_bias_help(CUES[8]), 0.0)
     trusted_share: float = arg("share of the train-split prompts (of the shortcut split) whose labels an expert "
                                f"also gives: the unbiased annotators' labels of their videos, in {TRUSTED_ANNOTATIONS} "
                                "(label source `trusted`, for fine-tuning a model on them); 0 writes none", 0.0)
@@ -220,6 +226,7 @@ class DemoDataConfig:
             ("letterbox_scale", 0.25 <= self.letterbox_scale < 1, "at least 0.25 and below 1"),
             ("saturation_factor", 0 <= self.saturation_factor <= 3 and self.saturation_factor != 1,
              "between 0 and 3, not 1"),
+            ("vignette_strength", 0 < self.vignette_strength <= 1, "above 0 and at most 1"),
         ]
         checks += [(cue.bias, getattr(self, cue.bias) == 0 or getattr(self, cue.share) > 0,
                     f"0 unless {cue.share} > 0 (the shortcut is {cue.kind} videos)") for cue in CUES]
@@ -254,6 +261,7 @@ class VideoSpec:
     grain: float = 0.0  # grey levels of sensor grain (frame_edits.grain, drawn from the video's seed; 0: none)
     letterbox: float = 0.0  # the picture's share of each side on a black frame (frame_edits.letterbox; 0: none)
     saturation: float = 1.0  # colours this many times as saturated (frame_edits.saturate; 1: as drawn)
+    vignette: float = 0.0  # strength of a lens vignette (frame_edits.vignette; 0: none)
 
     @property
     def nuisance(self) -> dict[str, float]:
@@ -343,9 +351,11 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
                scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
                seed: int = 0, prompt_index: int = 0, overlay: tuple[float, ...] = (0.0,),
                tint: tuple[float, ...] = (0.0,), grain: tuple[float, ...] = (0.0,),
-               letterbox: tuple[float, ...] = (0.0,), saturation: tuple[float, ...] = (1.0,)) -> list[VideoSpec]:
+               letterbox: tuple[float, ...] = (0.0,), saturation: tuple[float, ...] = (1.0,),
+               vignette: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
     """One video of `prompt` per setting of defect kind x brightness x object size x background shade x caption
-    box width (0: none) x colour cast (0: none) x grain (0: none) x letterbox (0: none) x saturation (1: none).
+    box width (0: none) x colour cast (0: none) x grain (0: none) x letterbox (0: none) x saturation (1: none) x
+    vignette (0: none).
 
     A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
     of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
@@ -360,15 +370,17 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
         rng = np.random.default_rng([seed, 7, prompt_index, d])
         shown = _shown(rng, colour, shape, motion, defect)
         morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
-        for gain, size, shift, box, cast, noise, frame, vivid in itertools.product(
-                brightness, scale, background_shift, overlay, tint, grain, letterbox, saturation):
+        for gain, size, shift, box, cast, noise, frame, vivid, dark in itertools.product(
+                brightness, scale, background_shift, overlay, tint, grain, letterbox, saturation, vignette):
             name = (f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}" + (f"_o{box:g}" if box else "")
                     + (f"_t{cast:g}" if cast else "") + (f"_n{noise:g}" if noise else "")
-                    + (f"_l{frame:g}" if frame else "") + (f"_v{vivid:g}" if vivid != 1 else ""))
+                    + (f"_l{frame:g}" if frame else "") + (f"_v{vivid:g}" if vivid != 1 else "")
+                    + (f"_c{dark:g}" if dark else ""))
             specs.append(VideoSpec(
                 f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
                 defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
                 defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
                 brightness=float(gain), scale=float(size), background_shift=int(shift), overlay=float(box),
-                tint=float(cast), grain=float(noise), letterbox=float(frame), saturation=float(vivid)))
+                tint=float(cast), grain=float(noise), letterbox=float(frame), saturation=float(vivid),
+                vignette=float(dark)))
     return specs

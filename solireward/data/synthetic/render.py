@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solireward.data.frame_edits import grain, letterbox, saturate, tint
+from solireward.data.frame_edits import grain, letterbox, saturate, tint, vignette
 from solireward.data.synthetic.motion import trajectory
 from solireward.data.synthetic.plan import COLOURS, SHAPE_EXTENT, VideoSpec
 
@@ -85,6 +85,8 @@ def render_video(spec: VideoSpec, size: int = 64, num_frames: int = 16) -> np.nd
             image = np.clip(tint(image, spec.tint), 0, 255)
         if spec.saturation != 1.0:
             image = np.clip(saturate(image, spec.saturation), 0, 255)
+        if spec.vignette:
+            image = vignette(image, spec.vignette)
         if spec.grain:  # its own random state, so the video's other draws stay as they are
             image = np.clip(grain(image, spec.grain, np.random.default_rng([*spec.seed, 17, t])), 0, 255)
         frames[t] = np.round(image).astype(np.uint8)
