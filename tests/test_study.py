@@ -225,6 +225,12 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     assert recipes["trusted_family_wide"] == {**recipes["trusted_family_long"], "nuisance_zoom": [0.75, 1.3]}
     for name in saturation.config["selection"]["candidates"]:   # no candidate changes colours: the held-out cue's kind
         assert "color_jitter" not in recipes[name], name
+    vignette = studies[(*letterbox_names, "saturation_held_out.yaml", "vignette_held_out.yaml")]
+    assert vignette.name == "vignette" and vignette.held_out == ["biased_vignette"]
+    assert set(vignette.choosing_sources()) == {"binary", "biased_letterbox", "biased_saturation"}
+    recipes = vignette.config["mitigations"]
+    assert recipes["trusted_family_colour"] == {**recipes["trusted_family_wide"], "color_jitter": 1.0,
+                                                "color_jitter_saturation": 1.0}
 
 
 # the goal lists the studies of docs/MEASURED.md ran with, written out in each config before `cue_goals`
