@@ -15,8 +15,8 @@ a perturbation that changes no video's input is ``"not tested"`` with its ``reas
 ``ground_truth.csv``), a video that already shows a planted cue (:data:`~solireward.data.synthetic.plan.CUES`:
 its column away from the cue's neutral value) is left out of that cue's own perturbation (``n_shown``): the edit
 would stack on itself (a letterbox inside a letterbox), and a model that learnt the cue barely moves when it is
-doubled. On the letterbox study's data, where 3 of 8 videos show each cue, leaving them in halved the measured
-shift of the letterbox-biased models (1.05 std with them, 1.79 on the other videos).
+doubled. On the letterbox study's data, where 3 of 8 videos show each cue, leaving them in understated the
+letterbox-biased models' shift by 0.8 std (1.01 with them, 1.83 without; docs/MEASURED.md).
 
 Per perturbation, over the ``n_tested`` videos whose input it changes, with d = perturbed - clean
 score of each video and s the standard deviation of the clean scores of all probed videos:
