@@ -18,7 +18,8 @@ from tests.conftest import run_cli
 
 FLAGS = ("--num_prompts", 20, "--videos_per_prompt", 8, "--num_frames", 8, "--size", 32, "--seed", 0)
 SPLIT = [0.6, 0.2, 0.2]
-BIAS = dict(zip(CUES, (0.9, 0.3, 0.6, 0.75, 0.45, 0.8, 0.65), strict=True))  # a different strength per cue: each file follows its own
+# a different strength per cue: each file follows its own
+BIAS = dict(zip(CUES, (0.9, 0.3, 0.6, 0.75, 0.45, 0.8, 0.65, 0.55, 0.7), strict=True))
 
 
 @pytest.fixture(scope="module")
