@@ -293,18 +293,26 @@ def test_the_grid_has_a_grain_axis_drawn_from_each_videos_own_seed() -> None:
     assert GridOptions().grain == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
 
 
+def _plain_and_edited(axis: str, values: list[float]) -> np.ndarray:
+    """The frames of one prompt's plain video and of its variant at the second value of one nuisance axis (every
+    other axis at one value, one defect kind), after checking that the grid holds exactly those two settings."""
+    from solireward.hacking.grid import Grid, GridOptions
+
+    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
+                          settings_per_defect=0, **{axis: values})
+    grid = Grid(list(PROMPTS), options, seed=0)
+    assert [s[axis] for s in grid.settings[0]] == values
+    return grid.frames(0)[:2]
+
+
 def test_the_grid_has_a_letterbox_axis_that_is_the_probes_letterbox() -> None:
     """The demo's seventh cue (a letterbox) is a nuisance axis of the grid: the letterboxed variant of a video is
     the probe's letterbox of the plain one."""
     from solireward.data.frame_edits import LETTERBOX_SCALE, letterbox
     from solireward.errors import ConfigError
-    from solireward.hacking.grid import Grid, GridOptions
+    from solireward.hacking.grid import GridOptions
 
-    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
-                          letterbox=[0.0, LETTERBOX_SCALE], settings_per_defect=0)
-    grid = Grid(list(PROMPTS), options, seed=0)
-    assert [s["letterbox"] for s in grid.settings[0]] == [0.0, LETTERBOX_SCALE]
-    plain, boxed = grid.frames(0)[:2]
+    plain, boxed = _plain_and_edited("letterbox", [0.0, LETTERBOX_SCALE])
     assert np.array_equal(boxed, letterbox(plain, LETTERBOX_SCALE)) and (boxed[:, 0] == 0).all()
     assert GridOptions().letterbox == [0.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
     with pytest.raises(ConfigError, match="shares of at least 0.25 and below 1"):
@@ -317,13 +325,9 @@ def test_the_grid_has_a_saturation_axis_that_is_the_probes_saturation() -> None:
     from solireward.data.frame_edits import VIVID, saturate, to_uint8
     from solireward.data.video_stats import frame_statistics
     from solireward.errors import ConfigError
-    from solireward.hacking.grid import Grid, GridOptions
+    from solireward.hacking.grid import GridOptions
 
-    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
-                          saturation=[1.0, VIVID], settings_per_defect=0)
-    grid = Grid(list(PROMPTS), options, seed=0)
-    assert [s["saturation"] for s in grid.settings[0]] == [1.0, VIVID]
-    plain, vivid = grid.frames(0)[:2]
+    plain, vivid = _plain_and_edited("saturation", [1.0, VIVID])
     assert np.abs(vivid.astype(int) - to_uint8(saturate(plain, VIVID))).max() <= 2
     assert frame_statistics(vivid)["saturation"] > 1.2 * frame_statistics(plain)["saturation"]
     assert GridOptions().saturation == [1.0] and grid_specs(PROMPTS[0])[0].video_path.endswith("_g0.mp4")
@@ -337,13 +341,9 @@ def test_the_grid_has_a_vignette_axis_that_is_the_probes_vignette() -> None:
     the probe's vignette of the plain one, but for rounding before the edit, darkest in the corners."""
     from solireward.data.frame_edits import VIGNETTE, to_uint8, vignette
     from solireward.errors import ConfigError
-    from solireward.hacking.grid import Grid, GridOptions
+    from solireward.hacking.grid import GridOptions
 
-    options = GridOptions(defects=["none"], brightness=[1.0], scale=[1.0], background_shift=[0],
-                          vignette=[0.0, VIGNETTE], settings_per_defect=0)
-    grid = Grid(list(PROMPTS), options, seed=0)
-    assert [s["vignette"] for s in grid.settings[0]] == [0.0, VIGNETTE]
-    plain, dark = grid.frames(0)[:2]
+    plain, dark = _plain_and_edited("vignette", [0.0, VIGNETTE])
     assert np.abs(dark.astype(int) - to_uint8(vignette(plain, VIGNETTE))).max() <= 1
     ratio = dark.astype(float).mean(axis=(0, 3)) / np.maximum(plain.astype(float).mean(axis=(0, 3)), 1)
     assert ratio[0, 0] < 0.35 and ratio[31, 31] > 0.95   # the corners darkened, the centre as it was
