@@ -254,9 +254,11 @@ _CHUNK = 32  # videos perturbed, encoded and scored together: bounds the frames 
 
 
 def _encode_and_score(scorer: Scorer, items: Iterable[tuple[Clip, FrameSampling, str | None]],
-                      clean: Sequence[str] | None = None) -> tuple[list[str], dict[int, float]]:
+                      clean: Sequence[str] | None = None, skip: Sequence[bool] = ()
+                      ) -> tuple[list[str], dict[int, float]]:
     """The digest of each item's model input, and the scores of the items whose digest differs from `clean`
-    (every item without it), `_CHUNK` videos at a time."""
+    (every item without it), `_CHUNK` videos at a time. An item `skip` flags is drawn from `items` (so the
+    perturbation's random draws stay as they are) but neither encoded nor scored (digest "")."""
     digests: list[str] = []
     scores: dict[int, float] = {}
     chunk: list[tuple[int, Any]] = []
@@ -266,6 +268,9 @@ def _encode_and_score(scorer: Scorer, items: Iterable[tuple[Clip, FrameSampling,
         chunk.clear()
 
     for i, (clip, sampling, prompt) in enumerate(items):
+        if i < len(skip) and skip[i]:
+            digests.append("")
+            continue
         inputs = scorer.encode(clip, sampling, prompt)
         digests.append(input_digest(inputs))
         if clean is None or digests[-1] != clean[i]:
@@ -303,9 +308,9 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
                 continue
         items = ((p.apply(c, rng) if p.apply else c, p.sampling(sampling, c) if p.sampling else sampling, q)
                  for c, q in zip(clips, prompts))
-        _, scores = _encode_and_score(scorer, items, clean_digests)   # every video, so each keeps its draws
         left_out = [bool(flag) for flag in (shown or {}).get(p.name, [False] * len(clips))]
-        tested = sorted(i for i in scores if not left_out[i])
+        _, scores = _encode_and_score(scorer, items, clean_digests, left_out)
+        tested = sorted(scores)
         row: dict[str, Any] = {"name": p.name, "expected": p.expected, "description": p.description,
                                "seconds": round(time.perf_counter() - started, 2), "n_tested": len(tested),
                                "n_unchanged": len(clips) - sum(left_out) - len(tested), "n_shown": sum(left_out)}
