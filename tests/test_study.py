@@ -231,6 +231,14 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     recipes = vignette.config["mitigations"]
     assert recipes["trusted_family_colour"] == {**recipes["trusted_family_wide"], "color_jitter": 1.0,
                                                 "color_jitter_saturation": 1.0}
+    saturation_names = (*letterbox_names, "saturation_held_out.yaml")
+    for confirm, recipe, held_out in ((studies[(*saturation_names, "saturation_confirm.yaml")],
+                                       "trusted_family_long", "biased_saturation"),
+                                      (studies[(*saturation_names, "vignette_held_out.yaml", "vignette_confirm.yaml")],
+                                       "trusted_family_wide", "biased_vignette")):
+        # the study's chosen recipe on five seeds none of its cells trained, nothing left to choose
+        assert confirm.config["selection"]["candidates"] == [recipe] and confirm.held_out == [held_out]
+        assert {confirm.seed(c) for c in confirm.chosen_cells(recipe)} == set(range(45, 50))
 
 
 # the goal lists the studies of docs/MEASURED.md ran with, written out in each config before `cue_goals`
