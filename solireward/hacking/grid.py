@@ -173,8 +173,8 @@ class Grid:
             positions = options.positions(len(options.defects), np.random.default_rng([seed, 13, p]))
             keep = {(defect, *values) for defect, position in zip(options.defects, positions)
                     for values in options.combinations(int(position))}
-            axes = {axis: tuple(getattr(options, axis)) for axis in NUISANCE_AXES}   # grid_specs names them so
-            self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), seed=seed, prompt_index=p, **axes)
+            axes = {axis: tuple(getattr(options, axis)) for axis in NUISANCE_AXES}
+            self.specs.append([s for s in grid_specs(prompt, tuple(options.defects), axes, seed, p)
                                if (_defect(s), *(s.nuisance[axis] for axis in NUISANCE_AXES)) in keep])
 
     @classmethod

@@ -24,7 +24,7 @@ def test_beyond_needs_the_whole_interval_past_the_threshold() -> None:
 
 
 def test_nuisance_perturbations_change_the_picture_and_leave_a_grey_one_to_not_tested() -> None:
-    frames = render_video(grid_specs("a red ball falls to the ground", ("none",), (1.0,), (1.0,), (0,))[0], 64, 16)
+    frames = render_video(grid_specs("a red ball falls to the ground", ("none",), {})[0], 64, 16)
     clip, grey = Clip(frames, 8.0, None), Clip(np.full((16, 64, 64, 3), 120, np.uint8), 8.0, None)
     short = Clip(frames[:3], 8.0, None)
     rng = np.random.default_rng(0)

@@ -50,7 +50,7 @@ def test_nuisance_twins_differ_from_the_original_in_the_named_way() -> None:
     """Each nuisance edit is the probe's own at a drawn amount: zoom enlarges the object (below 1 it shrinks the
     picture on a black frame), pan moves it, contrast scales the spread of luma about its mean, shade moves the
     mean, overlay draws the caption box and logo."""
-    frames = render_video(grid_specs("a red ball falls to the ground", ("none",), (1.0,), (1.0,), (0,))[0], 64, 8)
+    frames = render_video(grid_specs("a red ball falls to the ground", ("none",), {})[0], 64, 8)
     red = np.array(COLOURS["red"])
 
     def ball(f: np.ndarray) -> np.ndarray:

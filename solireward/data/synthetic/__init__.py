@@ -57,13 +57,13 @@ frames. The random state of prompt ``p`` depends only on (seed, p), so with the 
 from solireward.data.synthetic.annotators import annotator_rates, shortcut_prompts
 from solireward.data.synthetic.generate import generate_demo_data
 from solireward.data.synthetic.plan import (
-    COLOURS, DEFORMITY_DEFECTS, DIMENSIONS, GRID_DEFECTS, MOTIONS, PHYSICS_DEFECTS, SHAPES, TEXT_DEFECTS,
+    COLOURS, DEFORMITY_DEFECTS, DIMENSIONS, GRID_AXES, GRID_DEFECTS, MOTIONS, PHYSICS_DEFECTS, SHAPES, TEXT_DEFECTS,
     DemoDataConfig, VideoSpec, grid_specs, parse_prompt, plan_videos, prompt_text,
 )
 from solireward.data.synthetic.render import render_video
 
 __all__ = [
-    "COLOURS", "DEFORMITY_DEFECTS", "DIMENSIONS", "GRID_DEFECTS", "MOTIONS", "PHYSICS_DEFECTS", "SHAPES",
+    "COLOURS", "DEFORMITY_DEFECTS", "DIMENSIONS", "GRID_AXES", "GRID_DEFECTS", "MOTIONS", "PHYSICS_DEFECTS", "SHAPES",
     "TEXT_DEFECTS", "DemoDataConfig", "VideoSpec", "annotator_rates", "generate_demo_data", "grid_specs",
     "parse_prompt", "plan_videos", "prompt_text", "render_video", "shortcut_prompts",
 ]

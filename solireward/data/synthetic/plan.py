@@ -60,6 +60,7 @@ class Cue:
     rendered: str  # how those videos are rendered ({value}: the value), for the README
     kind: str  # what such a video is called ("a bright video")
     probe: str | None  # the stress probe's perturbation that shows it on any video (None: none does)
+    tag: str  # the letter before its value in a grid video's file name (grid_specs)
 
     @property
     def neutral(self) -> float:
@@ -79,24 +80,25 @@ class Cue:
 # the plantable cues; `biased` (brightness) was the only one and keeps its label source and files
 CUES = (
     Cue("brightness", "biased", "bright_share", "bright_gain", "shortcut_bias", "brightness gain {value:g}",
-        "bright", "brightness"),
+        "bright", "brightness", "b"),
     Cue("scale", "biased_size", "size_share", "size_scale", "size_bias", "the object {value:g} times as large",
-        "large-object", "zoom_x1.3"),
+        "large-object", "zoom_x1.3", "s"),
     Cue("background_shift", "biased_background", "background_share", "background_shift", "background_bias",
-        "the background's grey level shifted by {value:g}", "shifted-background", None),
+        "the background's grey level shifted by {value:g}", "shifted-background", None, "g"),
     Cue("overlay", "biased_overlay", "overlay_share", "overlay_size",
         "overlay_bias", "a static caption box {value:g} of the frame wide in the top-left corner", "captioned",
-        "overlay"),
+        "overlay", "o"),
     Cue("tint", "biased_tint", "tint_share", "tint_strength", "tint_bias",
-        "a warm colour cast: red x(1 + {value:g}), blue x(1 - {value:g})", "warm-tinted", "tint"),
+        "a warm colour cast: red x(1 + {value:g}), blue x(1 - {value:g})", "warm-tinted", "tint", "t"),
     Cue("grain", "biased_grain", "grain_share", "grain_sigma", "grain_bias",
-        "sensor grain: Gaussian noise of {value:g} grey levels on every pixel", "grainy", "grain"),
+        "sensor grain: Gaussian noise of {value:g} grey levels on every pixel", "grainy", "grain", "n"),
     Cue("letterbox", "biased_letterbox", "letterbox_share", "letterbox_scale", "letterbox_bias",
-        "the picture shrunk to {value:g} of each side on a black frame", "letterboxed", "letterbox"),
+        "the picture shrunk to {value:g} of each side on a black frame", "letterboxed", "letterbox", "l"),
     Cue("saturation", "biased_saturation", "saturation_share", "saturation_factor", "saturation_bias",
-        "colours {value:g} times as saturated (each pixel's distance from its grey)", "vivid", "saturation"),
+        "colours {value:g} times as saturated (each pixel's distance from its grey)", "vivid", "saturation", "v"),
     Cue("vignette", "biased_vignette", "vignette_share", "vignette_strength", "vignette_bias",
-        "a lens vignette: each pixel times 1 - {value:g} (r / R)^2, darkest in the corners", "vignetted", "vignette"),
+        "a lens vignette: each pixel times 1 - {value:g} (r / R)^2, darkest in the corners", "vignetted", "vignette",
+        "c"),
 )
 BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
 TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
@@ -347,19 +349,27 @@ def _shown(rng: np.random.Generator, colour: str, shape: str, motion: str, defec
 GRID_DEFECTS = ("none",) + PHYSICS_DEFECTS + DEFORMITY_DEFECTS + TEXT_DEFECTS
 
 
-def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness: tuple[float, ...] = (1.0, 1.4),
-               scale: tuple[float, ...] = (1.0, 1.3), background_shift: tuple[int, ...] = (0, 60),
-               seed: int = 0, prompt_index: int = 0, overlay: tuple[float, ...] = (0.0,),
-               tint: tuple[float, ...] = (0.0,), grain: tuple[float, ...] = (0.0,),
-               letterbox: tuple[float, ...] = (0.0,), saturation: tuple[float, ...] = (1.0,),
-               vignette: tuple[float, ...] = (0.0,)) -> list[VideoSpec]:
-    """One video of `prompt` per setting of defect kind x brightness x object size x background shade x caption
-    box width (0: none) x colour cast (0: none) x grain (0: none) x letterbox (0: none) x saturation (1: none) x
-    vignette (0: none).
+# the grid's axes by default: its first three cues at two values each (always in a grid video's name)
+GRID_AXES: dict[str, tuple[float, ...]] = {"brightness": (1.0, 1.4), "scale": (1.0, 1.3), "background_shift": (0, 60)}
+
+
+def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS,
+               nuisances: Mapping[str, Sequence[float]] | None = None, seed: int = 0,
+               prompt_index: int = 0) -> list[VideoSpec]:
+    """One video of `prompt` per setting of defect kind x the values of each cue's nuisance (`nuisances`, keyed by
+    cue name, a cue left out at its neutral value; None: :data:`GRID_AXES`).
 
     A defect kind ("none" or one defect of a dimension) fixes the ground truth; the nuisance variants
     of one defect kind share their random state (position, timing, colours), so only the nuisance differs.
+    A video's file name gives each cue's value after its `tag`: always for the grid's first three axes, otherwise
+    only where it differs from the neutral value (so a grid keeps its names when a cue is added).
     """
+    nuisances = GRID_AXES if nuisances is None else nuisances
+    unknown = sorted(set(nuisances) - {cue.name for cue in CUES})
+    if unknown:
+        raise InputError(f"unknown nuisance {unknown[0]!r} (expected one of {', '.join(c.name for c in CUES)})",
+                         field="nuisances")
+    axes = {cue.name: tuple(nuisances.get(cue.name, (cue.neutral,))) for cue in CUES}
     colour, shape, motion = parse_prompt(prompt)
     specs = []
     for defect in defects:
@@ -370,17 +380,13 @@ def grid_specs(prompt: str, defects: tuple[str, ...] = GRID_DEFECTS, brightness:
         rng = np.random.default_rng([seed, 7, prompt_index, d])
         shown = _shown(rng, colour, shape, motion, defect)
         morph_target = str(rng.choice(_MORPH_TARGETS[shape])) if defect == "morph" else None
-        for gain, size, shift, box, cast, noise, frame, vivid, dark in itertools.product(
-                brightness, scale, background_shift, overlay, tint, grain, letterbox, saturation, vignette):
-            name = (f"p{prompt_index:03d}_{defect}_b{gain:g}_s{size:g}_g{shift}" + (f"_o{box:g}" if box else "")
-                    + (f"_t{cast:g}" if cast else "") + (f"_n{noise:g}" if noise else "")
-                    + (f"_l{frame:g}" if frame else "") + (f"_v{vivid:g}" if vivid != 1 else "")
-                    + (f"_c{dark:g}" if dark else ""))
+        for values in itertools.product(*axes.values()):
+            nuisance = {cue.name: type(cue.neutral)(value) for cue, value in zip(CUES, values)}
+            name = f"p{prompt_index:03d}_{defect}" + "".join(
+                f"_{cue.tag}{value:g}" for cue, value in zip(CUES, nuisance.values())
+                if cue.name in GRID_AXES or value != cue.neutral)
             specs.append(VideoSpec(
                 f"grid/{name}.mp4", prompt, shown["colour"], shown["shape"], shown["motion"],
                 defect if defect in PHYSICS_DEFECTS else None, defect if defect in DEFORMITY_DEFECTS else None,
-                defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d),
-                brightness=float(gain), scale=float(size), background_shift=int(shift), overlay=float(box),
-                tint=float(cast), grain=float(noise), letterbox=float(frame), saturation=float(vivid),
-                vignette=float(dark)))
+                defect if defect in TEXT_DEFECTS else None, morph_target, (seed, 7, prompt_index, d), **nuisance))
     return specs
