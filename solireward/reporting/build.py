@@ -22,7 +22,9 @@ from solireward.reporting.figures import accuracy_heatmap, learning_curves, scor
 from solireward.reporting.hacking import (OVEROPT_KEYS, PROBE_KEYS, load_results, overopt_curves,
                                           overopt_defect_table, overopt_share_table, overopt_table, probe_heatmap,
                                           probe_table)
-from solireward.reporting.choice import CHOICE_FILE, Choice, choice_record, choice_table, rank_candidates
+from solireward.reporting.choice import (
+    CHOICE_FILE, CHOICE_RULES, DEFAULT_RULE, Choice, choice_record, choice_table, rank_candidates,
+)
 from solireward.reporting.conclusions import CONCLUSIONS_FILE, conclusion, outcome_of_verdict
 from solireward.reporting.goals import goal_rows, goal_table, unlearnt_note
 from solireward.reporting.mitigation import mitigation_tables
@@ -70,8 +72,10 @@ class ReportConfig:
                                            "meets too names these alone", None)
     split: str = arg("the split the metrics, probe and over-optimisation files were scored on (named in the "
                      "goals and choice tables)", "test")
-    choose: bool = arg("rank the mitigations by their goals' verdicts (fewest missed, most met, best accuracy) "
-                       f"and write {CHOICE_FILE}: give the files of the split that chooses, i.e. validation", False)
+    choose: bool = arg(f"rank the mitigations by their goals (--choice_rule) and write {CHOICE_FILE}: give the "
+                       "files of the split that chooses, i.e. validation", False)
+    choice_rule: str = arg("how --choose ranks: " + "; ".join(f"{name}: {text}" for name, text in CHOICE_RULES.items()),
+                           DEFAULT_RULE, choices=tuple(CHOICE_RULES))
     selection: str | None = arg(f"the {CHOICE_FILE} of a `--choose` run on the validation split: the report "
                                 "says which split chose which recipe", None)
 
@@ -214,12 +218,13 @@ def build_report(config: ReportConfig) -> list[str]:
     files[CONCLUSIONS_FILE] = ("every conclusion of the tables, three-valued (JSON; `solireward compare-reports` "
                                "lists where two runs contradict)")
     if config.choose:
-        ranked = rank_candidates(judged)
+        ranked = rank_candidates(judged, config.choice_rule)
         if not ranked:
             raise InputError("no mitigated cell with its goals measured to choose among", field="choose")
-        section(choice_table(ranked, config.split), f"Choosing a mitigation on the {config.split} split")
+        section(choice_table(ranked, config.split, config.choice_rule),
+                f"Choosing a mitigation on the {config.split} split")
         write_json(out / CHOICE_FILE, choice_record(ranked, config.split, study.choosing_sources() if study else (),
-                                                    study.held_out if study else ()))
+                                                    study.held_out if study else (), config.choice_rule))
         files[CHOICE_FILE] = "the chosen mitigation, the rule and every candidate's verdict counts (JSON)"
     chosen = [choice.note()] if choice else []
     if not chosen and not config.choose and judged:

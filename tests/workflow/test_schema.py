@@ -13,6 +13,7 @@ from solireward.data.pairing import TASK_DIMENSIONS
 from solireward.losses import TIE_LOSSES
 from solireward.models.families import FAMILIES
 from solireward.models.heads import HEADS
+from solireward.reporting.choice import CHOICE_RULES
 from solireward.study import BIASED_SOURCES, BINARY_SOURCES, LABEL_SOURCES, PAIR_SOURCES, PAIRINGS, REFERENCE_DATA
 
 WORKFLOW = Path(__file__).resolve().parents[2] / "workflow"
@@ -28,6 +29,7 @@ MIRRORS = {
     "data/pairwise_format": list(PAIRWISE_FORMATS),
     "selection/anyOf/label_sources/items": list(BINARY_SOURCES),
     "selection/anyOf/held_out/items": list(BIASED_SOURCES),
+    "selection/anyOf/rule": list(CHOICE_RULES),
 }
 
 

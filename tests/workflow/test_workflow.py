@@ -241,6 +241,7 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     # the recipe chosen on the validation split among the candidates, and the test report citing that choice
     chosen = json.loads((tmp_path / "results" / "tiny" / "selection" / "chosen.json").read_text())
     assert chosen["split"] == "validation" and chosen["chosen"] in ("robust", "exposure")
+    assert chosen["rule"].startswith("most accuracy goals won minus lost")   # selection.rule unset: wins
     assert sorted(c["mitigation"] for c in chosen["candidates"]) == ["exposure", "robust"]
     choice = (tmp_path / "results" / "tiny" / "selection" / "tables" / "mitigation_choice.md").read_text()
     assert f"| **{chosen['chosen']}** |" in choice and "Choosing a mitigation on the validation split" in choice
