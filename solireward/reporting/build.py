@@ -225,7 +225,8 @@ def build_report(config: ReportConfig) -> list[str]:
                 f"Choosing a mitigation on the {config.split} split")
         write_json(out / CHOICE_FILE, choice_record(ranked, config.split, study.choosing_sources() if study else (),
                                                     study.held_out if study else (), config.choice_rule))
-        files[CHOICE_FILE] = "the chosen mitigation, the rule and every candidate's verdict counts (JSON)"
+        files[CHOICE_FILE] = ("the chosen mitigation, the rule and every candidate's verdict counts and goals won "
+                              "(JSON)")
     chosen = [choice.note()] if choice else []
     if not chosen and not config.choose and judged:
         chosen = ["The mitigation recipes were given in the study config, not chosen by this run (a study config's "
