@@ -239,6 +239,10 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
         # the study's chosen recipe on five seeds none of its cells trained, nothing left to choose
         assert confirm.config["selection"]["candidates"] == [recipe] and confirm.held_out == [held_out]
         assert {confirm.seed(c) for c in confirm.chosen_cells(recipe)} == set(range(45, 50))
+    colour = studies[(*saturation_names, "vignette_held_out.yaml", "vignette_confirm.yaml",
+                      "vignette_confirm_colour.yaml")]
+    assert colour.config["selection"]["candidates"] == ["trusted_family_colour"]
+    assert {colour.seed(c) for c in colour.chosen_cells("trusted_family_colour")} == set(range(45, 50))
     assert vignette.config["selection"]["rule"] == "verdicts"   # the rule its documented choice was made by
     wins = studies[(*saturation_names, "vignette_held_out.yaml", "vignette_wins.yaml")]
     assert wins.name == "vignette_wins" and wins.config["selection"] == {**vignette.config["selection"], "rule": "wins"}
