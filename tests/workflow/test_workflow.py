@@ -214,7 +214,8 @@ def test_tiny_study_runs_reruns_nothing_and_rebuilds_one_cell(tmp_path: Path) ->
     # the mitigation on the clean and on the biased labels, each beside its twin: accuracy, probe, over-optimisation
     for source in ("binary", "biased"):
         table = (report / "tables" / f"mitigation_phy_deform_{source}_robust.md").read_text()
-        assert f"**Mitigation robust vs none: last_token / bt ({source}, cross_prompt)**" in table
+        # the caption names the cue's part in the choice where the validation split chose robust
+        assert f"**Mitigation robust vs none: last_token / bt ({source}, cross_prompt)" in table
         assert "| Test pair accuracy (%) |" in table and "| Probe brightness (clean std) |" in table
         assert "| best_of_n: hacking gap (base std) @ KL" in table and "Finding: robust:" in table
     goals = (report / "tables" / "mitigation_goals.md").read_text()  # each goal of each mitigated cell, judged
