@@ -69,7 +69,8 @@ def test_wins_compares_point_estimates_goal_by_goal_accuracy_goals_first() -> No
     # the vignette study's case: `tight` misses a goal that `wide` leaves unresolved with a worse point estimate
     tight = _measured("tight", 0.66, {"gap:best_of_n": 1.27, "probe:letterbox": 0.6}, half_width=0.4)
     wide = _measured("wide", 0.64, {"gap:best_of_n": 1.34, "probe:letterbox": 1.2}, half_width=1.5)
-    assert [c["mitigation"] for c in rank_candidates(tight + wide, "verdicts")] == ["wide", "tight"]
+    by_verdicts = rank_candidates(tight + wide, "verdicts")
+    assert [(c["mitigation"], c["wins"]) for c in by_verdicts] == [("wide", -2), ("tight", 2)]   # wins shown anyway
     assert [c["mitigation"] for c in rank_candidates(tight + wide)] == ["tight", "wide"]
     spearman = _measured("a", 0.7, {"spearman:tint": 0.9}) + _measured("b", 0.7, {"spearman:tint": 0.8})
     assert rank_candidates(spearman)[0]["mitigation"] == "a"   # at least: the higher estimate wins

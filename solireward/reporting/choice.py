@@ -59,14 +59,14 @@ def rank_candidates(rows: Sequence[dict[str, Any]], rule: str = DEFAULT_RULE) ->
     by_mitigation: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_mitigation.setdefault(row["mitigation"], []).append(row)
-    net = _net_wins(rows) if rule == "wins" else {}
+    net = _net_wins(rows)   # shown beside the verdict counts whichever rule ranks
     ranked = []
     for mitigation, found in by_mitigation.items():
         counts = {kind: sum(r["verdict"].startswith(kind) for r in found) for kind in ("met", "missed", "unresolved")}
         counts["accuracy_missed"] = sum(r["verdict"].startswith("missed") for r in found
                                         if r["kind"] in ACCURACY_GOALS)
         accuracies = {(r["label_source"], r["accuracy"]) for r in found}
-        accuracy_wins, wins = net.get(mitigation, (0, 0))
+        accuracy_wins, wins = net[mitigation]
         ranked.append({"mitigation": mitigation, **counts, "accuracy_wins": accuracy_wins, "wins": wins,
                        "goals": len(found), "accuracy": sum(a for _, a in accuracies) / len(accuracies),
                        "label_sources": sorted({r["label_source"] for r in found})})
