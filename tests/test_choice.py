@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from solireward.errors import InputError
+from solireward.goal_grammar import GOAL_KINDS
 from solireward.reporting.choice import CHOICE_RULES, choice_table, rank_candidates
 from solireward.reporting.goals import verdict
 
@@ -56,7 +57,7 @@ def _measured(mitigation: str, accuracy: float, values: dict[str, float], limit:
         kind, _, name = goal.partition(":")
         rows.append({"mitigation": mitigation, "label_source": "binary", "accuracy": accuracy, "kind": kind,
                      "name": name, "value": value,
-                     "verdict": verdict(value, value - half_width, value + half_width, limit, kind != "spearman")})
+                     "verdict": verdict(value, value - half_width, value + half_width, limit, GOAL_KINDS[kind][1])})
     return rows
 
 

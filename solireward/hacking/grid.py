@@ -41,7 +41,7 @@ import numpy as np
 
 from solireward.config import arg
 from solireward.data.pairing import TASK_DIMENSIONS
-from solireward.data.synthetic import GRID_DEFECTS, grid_specs, render_video
+from solireward.data.synthetic import GRID_AXES, GRID_DEFECTS, grid_specs, render_video
 from solireward.data.synthetic.plan import CUES
 from solireward.errors import ConfigError, InputError
 from solireward.io import atomic_dir, read_json, read_records
@@ -60,10 +60,12 @@ class GridOptions:
                                   "(default: every one)", None)
     defects: list[str] = arg("defect kinds of the grid ('none' and defects of each dimension)",
                              default_factory=lambda: list(GRID_DEFECTS))
-    brightness: list[float] = arg("brightness gains of the grid (a nuisance)", default_factory=lambda: [1.0, 1.4])
-    scale: list[float] = arg("object sizes of the grid, relative (a nuisance)", default_factory=lambda: [1.0, 1.3])
+    brightness: list[float] = arg("brightness gains of the grid (a nuisance)",
+                                  default_factory=lambda: list(GRID_AXES["brightness"]))
+    scale: list[float] = arg("object sizes of the grid, relative (a nuisance)",
+                             default_factory=lambda: list(GRID_AXES["scale"]))
     background_shift: list[int] = arg("background shades of the grid, added grey levels (a nuisance)",
-                                      default_factory=lambda: [0, 60])
+                                      default_factory=lambda: list(GRID_AXES["background_shift"]))
     overlay: list[float] = arg("widths of a static caption box in the top-left corner, shares of the frame width (a "
                                "nuisance, the demo's overlay cue); 0: none", default_factory=lambda: [0.0])
     tint: list[float] = arg("strengths of a warm colour cast (red x(1 + s), blue x(1 - s); a nuisance, the demo's "
