@@ -155,6 +155,7 @@ class Study:
         self.train = {**(recipe or {}), **config["train"]}
         self.replicates: int = config["replicates"]
         self.claim_replicates: int = max(config.get("claim_replicates", 1), self.replicates)
+        self.reference_replicates: int = max(config.get("reference_replicates", 1), self.claim_replicates)
         self.check()
 
     @classmethod
@@ -208,9 +209,12 @@ class Study:
             raise ConfigError("'pairwise' needs data.pairwise_annotations", field="ablations.label_source")
         if config["backbone"]["path"] is None and data["demo"] is None:
             raise ConfigError("a real study needs a backbone checkpoint folder", field="backbone.path")
-        if self.claim_replicates > 1 and "seed" not in self.train:
+        if self.reference_replicates > 1 and "seed" not in self.train:
+            field = next(key for key, count in (("replicates", self.replicates),
+                                                ("claim_replicates", self.claim_replicates),
+                                                ("reference_replicates", self.reference_replicates)) if count > 1)
             raise ConfigError("give train.seed (or a seed in the train_recipe); replicate r trains with that "
-                              "seed + r", field="replicates" if self.replicates > 1 else "claim_replicates")
+                              "seed + r", field=field)
         unknown = [m for m in selection.get("candidates", []) if m not in config["mitigations"]]
         if unknown:
             raise ConfigError(f"{', '.join(unknown)} is not defined under 'mitigations'", field="selection.candidates")
@@ -345,10 +349,11 @@ class Study:
                                  for mitigation in (chosen, NO_MITIGATION)])
 
     def _replicated(self, firsts: list[Cell]) -> list[Cell]:
-        """Each cell with `claim_replicates` seeds, each once, in order."""
+        """Each cell with `claim_replicates` seeds (a reference cell `reference_replicates`), each once, in order."""
         out: list[Cell] = []
         for cell in firsts:
-            out += [c for r in range(self.claim_replicates) if (c := dataclasses.replace(cell, replicate=r)) not in out]
+            count = self.reference_replicates if self.is_reference(cell) else self.claim_replicates
+            out += [c for r in range(count) if (c := dataclasses.replace(cell, replicate=r)) not in out]
         return out
 
     def selection_cells(self) -> list[Cell]:
@@ -368,9 +373,16 @@ class Study:
         return self._replicated(firsts)
 
     def replicates_of(self, cell: Cell) -> int:
-        """How many trainings (seeds) a cell gets: `claim_replicates` for :meth:`claim_cells`, else `replicates`."""
+        """How many trainings (seeds) a cell gets: `reference_replicates` for a task's reference cell,
+        `claim_replicates` for the other :meth:`claim_cells`, else `replicates`."""
+        if self.is_reference(cell):
+            return self.reference_replicates
         first = dataclasses.replace(cell, replicate=0)
         return self.claim_replicates if first in self.claim_cells() else self.replicates
+
+    def is_reference(self, cell: Cell) -> bool:
+        """Whether `cell` (any replicate) is its task's reference cell."""
+        return dataclasses.replace(cell, replicate=0) == self.reference(cell.task)
 
     def order(self, tags: dict[str, str]) -> tuple[int, int]:
         """Sort key of a result by its tags: the study order of its cell (unknown cells last), then replicate."""
@@ -439,7 +451,7 @@ class Study:
 
     def tags(self, cell: Cell) -> dict[str, str]:
         """The tags of a cell's result files (the replicate only in a study with replicated cells)."""
-        return cell.tags(self.claim_replicates > 1)
+        return cell.tags(self.reference_replicates > 1)
 
     def config_yaml(self) -> str:
         """The study config as run (schema defaults filled in; `train` = the recipe with the study's overrides;

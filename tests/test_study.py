@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import copy
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -110,11 +112,31 @@ def test_claim_replicates_train_the_reference_and_the_mitigation_cells_three_tim
     assert demo_study(replicates=2, claim_replicates=1).replicates_of(single) == 2   # never below `replicates`
 
 
+def test_reference_replicates_add_seeds_to_the_reference_cell_alone() -> None:
+    """reference_replicates: 5 seeds of the reference cell, 3 of the other claim cells, in the ablation, the
+    validation-split choice and the held-out cells alike; never fewer than claim_replicates."""
+    selection = {"candidates": ["robust"], "label_sources": ["binary"]}
+    study = demo_study(reference_replicates=5, selection=selection)
+    reference = study.reference("phy_deform")
+    assert study.is_reference(dataclasses.replace(reference, replicate=4)) and study.replicates_of(reference) == 5
+    counts = collections.Counter(dataclasses.replace(c, replicate=0) for c in study.cells())
+    assert counts[reference] == 5 and {counts[c] for c in counts if c != reference} == {1, 3}
+    seeds = {study.seed(c) for c in study.selection_cells() if study.is_reference(c)}
+    assert seeds == {study.seed(reference) + r for r in range(5)}
+    others = [c for c in study.selection_cells() if not study.is_reference(c)]
+    assert others and max(c.replicate for c in others) == 2
+    assert demo_study(reference_replicates=2).replicates_of(reference) == 3   # never below claim_replicates
+    single = demo_study(claim_replicates=1, reference_replicates=2)
+    assert single.tags(reference)["replicate"] == "0"   # replicate tags once any cell is trained twice
+
+
 @pytest.mark.parametrize("overrides, field, fragment", [
     ({"grid": {"heads": ["hpqa", "mean"], "losses": ["bt"], "default_head": "hpqa", "default_loss": "bt"}},
      "grid.heads", "mean is not defined under 'heads'"),
     ({"replicates": 2, "train_recipe": None, "train": {}}, "replicates", "give train.seed"),
     ({"claim_replicates": 3, "train_recipe": None, "train": {}}, "claim_replicates", "give train.seed"),
+    ({"claim_replicates": 1, "reference_replicates": 2, "train_recipe": None, "train": {}}, "reference_replicates",
+     "give train.seed"),
     ({"pairs": {"split": [0.8, 0.1, 0.1]}}, "data.demo.shortcut_split", "must follow the train split"),
 ])
 def test_config_checks_name_the_key(overrides: dict, field: str, fragment: str) -> None:
@@ -244,6 +266,11 @@ def test_every_study_the_readme_runs_on_the_demo_data_validates_and_plans_its_ch
     assert colour.config["selection"]["candidates"] == ["trusted_family_colour"]
     assert {colour.seed(c) for c in colour.chosen_cells("trusted_family_colour")} == set(range(45, 50))
     assert vignette.config["selection"]["rule"] == "verdicts"   # the rule its documented choice was made by
+    more = studies[(*saturation_names, "saturation_confirm.yaml", "reference_seeds.yaml")]
+    assert more.name == "saturation_confirm"   # the same study, its reference cell on ten more seeds
+    held_out = more.chosen_cells("trusted_family_long")
+    assert {more.seed(c) for c in held_out if more.is_reference(c)} == set(range(45, 60))
+    assert {more.seed(c) for c in held_out if not more.is_reference(c)} == set(range(45, 50))
     wins = studies[(*saturation_names, "vignette_held_out.yaml", "vignette_wins.yaml")]
     assert wins.name == "vignette_wins" and wins.config["selection"] == {**vignette.config["selection"], "rule": "wins"}
 

@@ -131,10 +131,13 @@ def _departure(points: list[dict[str, Any]], label: str, mask: np.ndarray, confi
 
 
 def _per_seed_accuracy(files: pd.DataFrame, row: pd.Series, base: pd.Series | None) -> list[float] | None:
-    """Points of pair accuracy by which each training is below `base`'s training of the same replicate."""
-    if base is None or len(row["members"]) != len(base["members"]):
+    """Points of pair accuracy by which each training is below `base`'s training of the same replicate (seed), or
+    below the mean of `base`'s trainings where it has more seeds (``reference_replicates``)."""
+    if base is None or len(row["members"]) > len(base["members"]):
         return None
     accuracy = files["pairs.accuracy"].astype(float)
+    if len(row["members"]) < len(base["members"]):
+        return [100 * (float(accuracy.loc[base["members"]].mean()) - accuracy.loc[m]) for m in row["members"]]
     return [100 * (accuracy.loc[b] - accuracy.loc[m]) for m, b in zip(row["members"], base["members"])]
 
 

@@ -278,3 +278,28 @@ def test_a_single_training_compared_with_pooled_seed_variance_holds_its_level() 
         rejected["none"] += paired_test(single, reference, design)["p_value"] < 0.05
     assert rejected["pooled"] / trials <= 0.06, rejected
     assert rejected["none"] / trials > rejected["pooled"] / trials, rejected   # what pooling corrects
+
+
+@pytest.mark.parametrize("k_ref", [5, 15])
+def test_paired_interval_covers_with_more_reference_seeds_than_cell_seeds(k_ref: int) -> None:
+    """`reference_replicates`: 5 trainings of a cell against 5 or 15 of the reference, whose seeds spread twice as
+    far (seed offset s.d. 0.3 against 0.15 on the latent scale, as the confirmations' clean reference against its
+    recipe), 300 independent pairs drawn afresh each time. The interval of x − reference (each side's s²/K, Welch
+    degrees of freedom) covers the true difference in expected accuracy over seeds and pairs."""
+    rng = np.random.default_rng([35, k_ref])
+    n, trials, spread = 300, 1500, {"x": 0.15, "ref": 0.3}
+    mu = {"x": 0.45, "ref": 0.6}
+    truth = float(stats.norm.cdf(mu["x"] / np.sqrt(2 + spread["x"] ** 2))
+                  - stats.norm.cdf(mu["ref"] / np.sqrt(2 + spread["ref"] ** 2)))
+    design = PromptDesign.of(np.arange(n), np.arange(n))
+    hits = []
+    for _ in range(trials):
+        easy = rng.standard_normal(n)   # each pair's difficulty, shared by every model
+
+        def trainings(side: str, k: int) -> np.ndarray:
+            offsets = rng.normal(0.0, spread[side], (k, 1))
+            return (mu[side] + easy + offsets + rng.standard_normal((k, n)) > 0).astype(float)
+
+        found = paired_test(trainings("x", 5), trainings("ref", k_ref), design)
+        hits.append(found["low"] <= truth <= found["high"])
+    assert 0.93 <= float(np.mean(hits)) <= 0.97, np.mean(hits)

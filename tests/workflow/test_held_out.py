@@ -40,8 +40,9 @@ def test_a_held_out_cue_that_also_chooses_is_an_error_naming_the_key(tmp_path: P
 
 @pytest.mark.slow
 def test_the_held_out_cue_trains_with_the_chosen_recipe_and_the_report_says_so(tmp_path: Path) -> None:
-    """A real run (6 trainings of 2 steps, ~3 CPU-minutes): the recipe chosen with `biased` is the one trained on
-    `biased_size`, beside its twin, and the report names the choosing and the held-out cues."""
+    """A real run (7 trainings of 2 steps, ~3 CPU-minutes): the recipe chosen with `biased` is the one trained on
+    `biased_size`, beside its twin, and the report names the choosing and the held-out cues; the reference cell
+    alone is trained twice (reference_replicates)."""
     result = snakemake(tmp_path, "--cores", "2", configfiles=(TINY, HELD_OUT), timeout=1500)
     assert result.returncode == 0, result.stderr[-5000:]
     root = tmp_path / "results" / "tiny_held_out"
@@ -63,6 +64,9 @@ def test_the_held_out_cue_trains_with_the_chosen_recipe_and_the_report_says_so(t
             / "metrics_test.json").is_file()   # its twin without the recipe
     assert not (tmp_path / CELL.format(study="tiny_held_out", source="biased_size",
                                        cell=f"last_token__bt__{other}")).exists()   # the other candidate: not there
+    trained_twice = {p.parent.relative_to(tmp_path / "results" / "tiny_held_out" / "models").as_posix()
+                     for p in (root / "models").glob("*/*/*__rep1/metrics_test.json")}
+    assert trained_twice == {"phy_deform/binary__cross_prompt/last_token__bt__rep1"}
 
     report = root / "report"
     readme = (report / "README.md").read_text()
@@ -71,6 +75,11 @@ def test_the_held_out_cue_trains_with_the_chosen_recipe_and_the_report_says_so(t
     held = (report / "tables" / "mitigation_goals_held_out.md").read_text()
     assert f"cues held out of the choice of {chosen['chosen']}: biased_size" in held
     assert f"| biased_size / {chosen['chosen']} | below_reference ≤ 3 |" in held and "| biased / " not in held
+    row = next(line for line in held.splitlines() if "| below_reference ≤ 3 |" in line)
+    # one training against the reference's two: its own side takes the seed variance pooled from the reference
+    columns = [c.strip(" *") for c in row.strip("|").split("|")]
+    assert columns[4].startswith("["), row
+    assert columns[8] == columns[3], row   # its one training below the mean of the reference's two
     choosing = (report / "tables" / "mitigation_goals.md").read_text()
     assert f"{chosen['chosen']} chosen by biased" in choosing
     assert f"| biased / {chosen['chosen']} | cost ≤ 2 |" in choosing
