@@ -303,3 +303,30 @@ def test_paired_interval_covers_with_more_reference_seeds_than_cell_seeds(k_ref:
         found = paired_test(trainings("x", 5), trainings("ref", k_ref), design)
         hits.append(found["low"] <= truth <= found["high"])
     assert 0.93 <= float(np.mean(hits)) <= 0.97, np.mean(hits)
+
+
+def test_a_second_look_with_more_reference_seeds_keeps_a_false_met_rare() -> None:
+    """More reference seeds after a first look came back unresolved (config/reference_seeds.yaml) is a second
+    look at the same goal. A cell exactly 5 points below the reference, goal below_reference ≤ 5: "met" (the whole
+    interval inside) is false. Looking at 5 against 5 seeds, then, where unresolved, at 5 against 15 (the first
+    five among them) calls it met 3.4 % of the time, against 2.2 % for the first look alone; both stay under 5 %."""
+    rng = np.random.default_rng(36)
+    n, trials, spread, mu_ref = 300, 3000, {"x": 0.15, "ref": 0.3}, 0.6
+    target = stats.norm.cdf(mu_ref / np.sqrt(2 + spread["ref"] ** 2)) - 0.05
+    mu = {"x": float(stats.norm.ppf(target)) * np.sqrt(2 + spread["x"] ** 2), "ref": mu_ref}
+    design = PromptDesign.of(np.arange(n), np.arange(n))
+    met = {"first": 0, "second": 0}
+    for _ in range(trials):
+        easy = rng.standard_normal(n)
+
+        def trainings(side: str, k: int) -> np.ndarray:
+            offsets = rng.normal(0.0, spread[side], (k, 1))
+            return (mu[side] + easy + offsets + rng.standard_normal((k, n)) > 0).astype(float)
+
+        x, ref = trainings("x", 5), trainings("ref", 15)
+        first = paired_test(x, ref[:5], design)   # x − reference: met when its low end is at least −0.05
+        if first["low"] >= -0.05:
+            met["first"] += 1
+        elif first["high"] >= -0.05:   # unresolved: look again with every reference seed
+            met["second"] += paired_test(x, ref, design)["low"] >= -0.05
+    assert met["first"] / trials <= 0.035 and sum(met.values()) / trials <= 0.05, met
