@@ -418,3 +418,37 @@ def test_conclusions_are_written_and_two_reports_are_compared_for_contradictions
     assert "contradicting (1):" in printed and "last_token vs hpqa: higher vs lower" in printed
     assert run_cli("compare-reports", "--first", out, "--second", tmp_path / "nowhere") == 2
     assert "conclusions.json" in capsys.readouterr().err
+
+
+def test_an_unresolved_accuracy_goal_names_the_largest_part_of_its_variance(tmp_path):
+    """The reference trained 6 times with accuracies spread far apart (0.45-0.95), the mitigated cell 3 times
+    alike: `below_reference` comes back unresolved and says the reference's seeds hold most of its variance."""
+    pairs = [{"win": {"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}"},
+              "lose": {"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}"}} for i in range(240)]
+    pair_file = tmp_path / "pairs.json"
+    pair_file.write_text(json.dumps(pairs))
+    rng = np.random.default_rng(5)
+    metrics = []
+    for mitigation, accuracies in (("none", (0.45, 0.95, 0.55, 0.9, 0.5, 0.85)), ("robust", (0.7, 0.72, 0.68))):
+        for replicate, q in enumerate(accuracies):
+            right = rng.permutation(240) < round(q * 240)
+            records = [{"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}", "label": 1, "score": 1.0 if r else -1.0}
+                       for i, r in enumerate(right)]
+            records += [{"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}", "label": 0, "score": 0.0}
+                        for i in range(240)]
+            scores = tmp_path / f"scores_{mitigation}_{replicate}.json"
+            scores.write_text(json.dumps(records))
+            out = tmp_path / f"metrics_{mitigation}_{replicate}.json"
+            assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out, "--tag",
+                           "task=phy_deform", "label_source=binary", "pairing=cross_prompt", "head=hpqa", "loss=btt",
+                           f"mitigation={mitigation}", f"replicate={replicate}") == 0
+            metrics.append(out)
+    out = tmp_path / "report"
+    assert run_cli("report", "--metrics", *metrics, "--output_dir", out, "--mitigation_goals", "below_reference=5",
+                   "--reference", "mitigation=none") == 0
+    goals = (out / "tables" / "mitigation_goals.md").read_text()
+    row = next(line for line in goals.splitlines() if "| below_reference ≤ 5 |" in line)
+    verdict = [c.strip(" *") for c in row.strip("|").split("|")][5]
+    assert verdict.startswith("unresolved (≈") and "most of its variance: the reference's seeds" in verdict, row
+    share = float(re.search(r"the reference's seeds, (\d+) %", verdict).group(1))
+    assert 50 < share <= 100, verdict

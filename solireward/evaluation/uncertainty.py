@@ -261,22 +261,25 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     replicates a side's seed-to-seed variance s²/K is added and the degrees of freedom are Welch–Satterthwaite.
     `pooled_seeds` = (s², degrees of freedom) of one training's accuracy over seeds, pooled from other cells
     (``pooled_seed_variance``): added for a side trained once, so that side's seed variance is not taken as 0.
+    ``variance_shares`` splits the difference's variance into the test pairs', x's seeds' and the reference's
+    seeds' parts (shares of 1), which says what more data would narrow the interval most.
     """
     x, ref = np.atleast_2d(np.asarray(correct_x, dtype=float)), np.atleast_2d(np.asarray(correct_ref, dtype=float))
     if x.shape[1] != ref.shape[1]:
         raise ValueError(f"the two sides have {x.shape[1]} and {ref.shape[1]} pairs")
     n = x.shape[1]
     empty = {"difference": None, "low": None, "high": None, "p_value": None, "df": None, "design_effect": None,
-             "discordant": 0}
+             "discordant": 0, "variance_shares": None}
     if n == 0:
         return empty
     d = x.mean(axis=0) - ref.mean(axis=0)
     difference = float(x.mean() - ref.mean())
     discordant = int((d != 0).sum())
-    seeds = [(float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1) for side in (x, ref) if len(side) > 1]
+    seeds = {name: (float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1)
+             for name, side in (("seeds", x), ("reference_seeds", ref)) if len(side) > 1}
     if pooled_seeds is not None and pooled_seeds[1] > 0:
-        seeds += [pooled_seeds for side in (x, ref) if len(side) == 1]
-    if discordant == 0 and not any(v for v, _ in seeds):
+        seeds |= {name: pooled_seeds for name, side in (("seeds", x), ("reference_seeds", ref)) if len(side) == 1}
+    if discordant == 0 and not any(v for v, _ in seeds.values()):
         return {**empty, "difference": difference, "low": difference, "high": difference, "p_value": 1.0}
     var = sum_variance(d, design)
     null = float((d ** 2).sum())   # Var(Σd) under "no difference" for independent pairs: McNemar's b + c
@@ -285,11 +288,12 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     else:   # never below the independent pairs' null variance, with its own Satterthwaite df (≈ discordant pairs)
         test, df_test = null / n ** 2, null ** 2 / float((d ** 4).sum()) if null > 0 else float("inf")
     effect = test * n ** 2 / var.independent if var and var.independent > 0 else 1.0
-    parts = [(test, df_test), *seeds]
-    total = sum(v for v, _ in parts)
-    df = total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
+    parts = {"pairs": (test, df_test), **seeds}
+    total = sum(v for v, _ in parts.values())
+    df = total ** 2 / sum(v ** 2 / f for v, f in parts.values() if v > 0)
     se = float(np.sqrt(total))
     q = float(stats.t.ppf(0.5 + confidence / 2, df))
     p = float(2 * stats.t.sf(abs(difference) / se, df))
     return {"difference": difference, "low": difference - q * se, "high": difference + q * se,
-            "p_value": min(1.0, p), "df": float(df), "design_effect": effect, "discordant": discordant}
+            "p_value": min(1.0, p), "df": float(df), "design_effect": effect, "discordant": discordant,
+            "variance_shares": {name: v / total for name, (v, _) in parts.items()}}

@@ -3,7 +3,8 @@
 A goal is *met* when its whole interval is inside the limit, *missed* when the whole interval is outside, and
 *unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the
 factor by which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit
-between the measured value and the limit). Every measure is over all trainings of the cell (its seeds) and
+between the measured value and the limit); an unresolved accuracy goal also names the largest part of its
+variance (test pairs, the cell's seeds or its base's seeds), the data that would narrow it most. Every measure is over all trainings of the cell (its seeds) and
 its units: a probe shift (over videos) or a pick-share departure (over prompts) as the mean of each training's
 own |mean|, so that seeds leaning opposite ways do not cancel (``hacking.intervals.mean_magnitude``); hacking
 gaps over prompts (``hacking.intervals.replicated_comparison``), accuracy differences over test pairs
@@ -142,14 +143,25 @@ def _per_seed_accuracy(files: pd.DataFrame, row: pd.Series, base: pd.Series | No
 
 
 def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None, confidence: float,
-                    pooled_seeds: tuple[float, float] | None) -> Interval:
-    """Points of pair accuracy by which the mitigated cell is below `base`, with the paired test's interval."""
+                    pooled_seeds: tuple[float, float] | None) -> tuple[Interval, dict[str, float] | None]:
+    """Points of pair accuracy by which the mitigated cell is below `base`, with the paired test's interval, and
+    the shares of its variance (``evaluation.paired_test``'s ``variance_shares``; None without an interval)."""
     if base is None:
-        return None, None, None
+        return (None, None, None), None
     test = compare_to_reference(files, row["members"], base["members"], confidence, pooled_seeds)
     if test is None or test["difference"] is None:
-        return 100 * (float(base["pairs.accuracy"]) - float(row["pairs.accuracy"])), None, None
-    return -100 * test["difference"], -100 * test["high"], -100 * test["low"]
+        return (100 * (float(base["pairs.accuracy"]) - float(row["pairs.accuracy"])), None, None), None
+    return (-100 * test["difference"], -100 * test["high"], -100 * test["low"]), test["variance_shares"]
+
+
+def _largest_part(text: str, shares: dict[str, float] | None, base: str) -> str:
+    """An unresolved verdict `text` with the largest part of its variance named (`base`: whose seeds the
+    reference side's are, "reference" or "twin"); other verdicts as they are."""
+    if not shares or not text.startswith("unresolved ("):
+        return text
+    name, share = max(shares.items(), key=lambda item: item[1])
+    part = {"pairs": "test pairs", "seeds": "the cell's seeds", "reference_seeds": f"the {base}'s seeds"}[name]
+    return f"{text[:-1]}; most of its variance: {part}, {100 * share:.0f} %)"
 
 
 def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[str, Any]],
@@ -185,6 +197,7 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
             reference_measure: Interval = (None, None, None)
             twin_measure: Interval = (None, None, None)
             per_seed: list[float] | None = None
+            shares: dict[str, float] | None = None
             if kind in ("probe", "spearman") and probe:
                 measured, per_seed = _probe_goal(kind, name, probe, confidence)
                 if reference_probe:
@@ -207,7 +220,7 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                     twin_measure = share_at(shown_name, twin_overopt, confidence)[0]
             elif kind in ACCURACY_GOALS:
                 base = reference_row if kind == "below_reference" else twin
-                measured = _accuracy_below(files, row, base, confidence, pooled_seeds)
+                measured, shares = _accuracy_below(files, row, base, confidence, pooled_seeds)
                 per_seed = _per_seed_accuracy(files, row, base)
             value, low, high = measured
             at_most = GOAL_KINDS[kind][1]
@@ -215,7 +228,8 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                          "name": name,
                          "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
-                         "verdict": verdict(value, low, high, limit, at_most),
+                         "verdict": _largest_part(verdict(value, low, high, limit, at_most), shares,
+                                                  "reference" if kind == "below_reference" else "twin"),
                          "reference": dict(zip(("value", "low", "high"), reference_measure)),
                          "twin": dict(zip(("value", "low", "high"), twin_measure)),
                          "twin_meets": twin_measure[0] is not None and verdict(*twin_measure, limit, at_most) == "met",
@@ -273,11 +287,13 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "prompts for a gap or share, test pairs for accuracy, Fisher's z for ρ). "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
-        "and seeds) would likely resolve it. Reference: the same probe, Spearman, share or gap measure of the "
+        "and seeds) would likely resolve it and, for an accuracy goal, the largest part of its variance (test pairs, "
+        "the cell's seeds, or the reference's or twin's seeds): the data that would narrow it most. Reference: the same probe, Spearman, share or gap measure of the "
         "reference cell without mitigation (a gap at the same KL), with its interval; a limit that the reference "
         "misses too is one its labels alone do not meet (the preference comes with the data, not with the "
         "shortcut). Twin: the same measure of the cell's own twin without mitigation; a limit that the twin meets "
         "too shows nothing the mitigation did. Per seed: the measure of each training alone, in the order of "
-        "their seeds.")
+        "their seeds (an accuracy goal: below the base's training of the same seed, or below the mean of the "
+        "base's trainings where it has more seeds).")
     return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
                  bold, 3, note)
