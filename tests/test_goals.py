@@ -62,18 +62,19 @@ def _overopt(large_share: list[float]) -> dict:
 def test_a_share_goal_measures_the_largest_n_at_the_most_departed_value_over_seeds_and_prompts() -> None:
     assert parse_goals(["share:scale=0.1"]) == [("share", "scale", 0.1)]
     seeds = [_overopt([0.9, 0.95, 1.0, 0.85]), _overopt([0.8, 1.0, 0.9, 0.9])]
-    ((value, low, high), per_seed), name = share_goal("scale", seeds, 0.95)
+    ((value, low, high), per_seed, shares), name = share_goal("scale", seeds, 0.95)
     assert name in ("scale=1 @ best-of-16", "scale=1.3 @ best-of-16") and value == pytest.approx(0.4125)
     assert per_seed == pytest.approx([0.425, 0.4])
+    assert set(shares) == {"units", "seeds"} and sum(shares.values()) == pytest.approx(1.0)   # prompts, seeds
     assert low > 0.1 and verdict(value, low, high, 0.1, True).startswith("missed")
-    ((value, low, high), _), _ = share_goal("scale", [_overopt([0.5, 0.55, 0.45, 0.5])] * 2, 0.95)
+    ((value, low, high), _, _), _ = share_goal("scale", [_overopt([0.5, 0.55, 0.45, 0.5])] * 2, 0.95)
     assert value == pytest.approx(0.0) and verdict(value, low, high, 0.1, True) == "met"
-    assert share_goal("brightness", seeds, 0.95)[0] == ((None, None, None), None)  # the grid has no such axis
+    assert share_goal("brightness", seeds, 0.95)[0] == ((None, None, None), None, None)  # the grid has no such axis
 
 
 def test_a_share_goal_does_not_let_seeds_that_pick_opposite_ways_cancel() -> None:
     """One training picks the large object on every prompt, the other never: each model departs by 0.5."""
-    ((value, low, high), per_seed), _ = share_goal("scale", [_overopt([1.0] * 4), _overopt([0.0] * 4)], 0.95)
+    ((value, low, high), per_seed, _), _ = share_goal("scale", [_overopt([1.0] * 4), _overopt([0.0] * 4)], 0.95)
     assert per_seed == [0.5, 0.5] and value == pytest.approx(0.5)
     assert high > 0.5 and not verdict(value, low, high, 0.1, True) == "met"
 
@@ -81,9 +82,9 @@ def test_a_share_goal_does_not_let_seeds_that_pick_opposite_ways_cancel() -> Non
 def test_the_reference_share_is_read_where_the_mitigated_cells_picks_departed_most() -> None:
     treated = [_overopt([0.9, 0.95, 1.0, 0.85]), _overopt([0.8, 1.0, 0.9, 0.9])]
     _, where = share_goal("scale", treated, 0.95)
-    (value, low, high), _ = share_at(where, [_overopt([0.6, 0.7, 0.6, 0.7])] * 2, 0.95)
+    (value, low, high), _, _ = share_at(where, [_overopt([0.6, 0.7, 0.6, 0.7])] * 2, 0.95)
     assert value == pytest.approx(0.15) and low <= 0.15 <= high
-    nothing = ((None, None, None), None)
+    nothing = ((None, None, None), None, None)
     assert share_at(where.replace("best-of-16", "best-of-64"), treated, 0.95) == nothing   # no such n
     assert share_at("size=2 @ best-of-16", treated, 0.95) == nothing   # no such nuisance value
 

@@ -74,9 +74,10 @@ def replicated_comparison(x: Sequence[Sequence[float]] | np.ndarray, y: Sequence
     """The mean of `x` − `y` over units when each side holds K trainings (seeds) of one cell: ``(K, units)``
     arrays, the same units in the same order; without `y` the mean of `x` itself.
 
-    ``{"difference", "low", "high", "p", "n", "replicates"}``: the variance of the mean is the units' part
-    (the variance over units of the replicate-averaged difference, / n) plus each side's seed part (the
-    variance of its replicates' means, / K), with Welch–Satterthwaite degrees of freedom; with one training a
+    ``{"difference", "low", "high", "p", "n", "replicates", "variance_shares"}``: the variance of the mean is the
+    units' part (the variance over units of the replicate-averaged difference, / n) plus each side's seed part (the
+    variance of its replicates' means, / K), with Welch–Satterthwaite degrees of freedom (their shares of the
+    total: ``units``, ``seeds`` of `x`, ``reference_seeds`` of `y`); with one training a
     side this is :func:`paired_comparison` (or :func:`mean_interval`). The seed part also holds the units'
     noise that the units' part counts, so the interval is conservative when seeds do not matter
     (tests/hacking/test_intervals.py measures both cases), as the report's accuracy intervals are.
@@ -92,31 +93,34 @@ def replicated_comparison(x: Sequence[Sequence[float]] | np.ndarray, y: Sequence
     d = sides[0].mean(axis=0) - (sides[1].mean(axis=0) if len(sides) > 1 else 0.0)
     n, mean = d.size, float(d.mean())
     out = {"difference": mean, "low": None, "high": None, "p": None, "n": int(n),
-           "replicates": [len(side) for side in sides]}
-    parts = [(float(d.var(ddof=1)) / n, n - 1)] if n > 1 else []
-    parts += [(float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1) for side in sides if len(side) > 1]
+           "replicates": [len(side) for side in sides], "variance_shares": None}
+    parts = {"units": (float(d.var(ddof=1)) / n, n - 1)} if n > 1 else {}
+    parts |= {name: (float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1)
+              for name, side in zip(("seeds", "reference_seeds"), sides) if len(side) > 1}
     if not parts:
         return out
-    total, df = _welch(parts)
+    total, df = _welch(list(parts.values()))
     if total == 0:   # every unit and replicate agrees: certain unless the difference is 0
         return {**out, "low": mean, "high": mean, "p": 1.0 if mean == 0 else 0.0}
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
     p = float(2 * stats.t.sf(abs(mean) / math.sqrt(total), df))
-    return {**out, "low": mean - half, "high": mean + half, "p": p, "df": float(df)}
+    return {**out, "low": mean - half, "high": mean + half, "p": p, "df": float(df),
+            "variance_shares": _shares(parts, total)}
 
 
 def mean_magnitude(values: Sequence[Sequence[float]] | np.ndarray, confidence: float = CONFIDENCE) -> dict[str, Any]:
     """How far a trained model's mean moves, whichever way: the mean over K trainings of |mean over units|.
 
     ``values``: ``(K, units)``, the same units for every training. ``{"mean", "low", "high", "per_replicate", "n",
-    "replicates"}``. A mean of signed values would let seeds that lean opposite ways cancel, though each model
-    moves, and a reward model is used one training at a time. The magnitude is the mean over units of each unit's
-    values with each training's sign turned to make its mean positive, so its variance has the units' part (the
-    variance over units of those values, / n) and the seeds' part, as in :func:`replicated_comparison`; the
-    seeds' part is the variance of the trainings' *signed* means / K, since |·| shrinks distances and the few
-    magnitudes themselves, skewed near 0, give an upper bound that misses about 7 % of the time instead of 2.5 %.
-    Welch–Satterthwaite degrees of freedom; the lower bound is cut at 0. In simulation each bound misses a
-    training's expected |shift| at most about 2.5 % of the time (tests/hacking/test_intervals.py).
+    "replicates", "variance_shares"}`` (the shares of the variance: ``units``, ``seeds``). A mean of signed values
+    would let seeds that lean opposite ways cancel, though each model moves, and a reward model is used one training
+    at a time. The magnitude is the mean over units of each unit's values with each training's sign turned to make
+    its mean positive, so its variance has the units' part (the variance over units of those values, / n) and the
+    seeds' part, as in :func:`replicated_comparison`; the seeds' part is the variance of the trainings' *signed*
+    means / K, since |·| shrinks distances and the few magnitudes themselves, skewed near 0, give an upper bound
+    that misses about 7 % of the time instead of 2.5 %. Welch–Satterthwaite degrees of freedom; the lower bound is
+    cut at 0. In simulation each bound misses a training's expected |shift| at most about 2.5 % of the time
+    (tests/hacking/test_intervals.py).
     """
     from scipy import stats
 
@@ -128,16 +132,22 @@ def mean_magnitude(values: Sequence[Sequence[float]] | np.ndarray, confidence: f
     aligned = (np.where(means < 0, -1.0, 1.0)[:, None] * x).mean(axis=0)
     magnitude = float(aligned.mean())
     out = {"mean": magnitude, "low": None, "high": None, "per_replicate": [abs(float(m)) for m in means], "n": n,
-           "replicates": k}
-    parts = ([(float(aligned.var(ddof=1)) / n, n - 1)] if n > 1 else []) + (
-        [(float(means.var(ddof=1)) / k, k - 1)] if k > 1 else [])
+           "replicates": k, "variance_shares": None}
+    parts = ({"units": (float(aligned.var(ddof=1)) / n, n - 1)} if n > 1 else {}) | (
+        {"seeds": (float(means.var(ddof=1)) / k, k - 1)} if k > 1 else {})
     if not parts:
         return out
-    total, df = _welch(parts)
+    total, df = _welch(list(parts.values()))
     if total == 0:
         return {**out, "low": magnitude, "high": magnitude}
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
-    return {**out, "low": max(magnitude - half, 0.0), "high": magnitude + half}
+    return {**out, "low": max(magnitude - half, 0.0), "high": magnitude + half,
+            "variance_shares": _shares(parts, total)}
+
+
+def _shares(parts: dict[str, tuple[float, float]], total: float) -> dict[str, float]:
+    """Each named part's share of the `total` variance (parts: a variance and its degrees of freedom)."""
+    return {name: variance / total for name, (variance, _) in parts.items()}
 
 
 def _welch(parts: list[tuple[float, int]]) -> tuple[float, float]:

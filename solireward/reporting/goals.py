@@ -3,8 +3,9 @@
 A goal is *met* when its whole interval is inside the limit, *missed* when the whole interval is outside, and
 *unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the
 factor by which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit
-between the measured value and the limit); an unresolved accuracy goal also names the largest part of its
-variance (test pairs, the cell's seeds or its base's seeds), the data that would narrow it most. Every measure is over all trainings of the cell (its seeds) and
+between the measured value and the limit) and names the largest part of its variance (the units: test pairs,
+videos or prompts; the cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow it
+most. Every measure is over all trainings of the cell (its seeds) and
 its units: a probe shift (over videos) or a pick-share departure (over prompts) as the mean of each training's
 own |mean|, so that seeds leaning opposite ways do not cancel (``hacking.intervals.mean_magnitude``); hacking
 gaps over prompts (``hacking.intervals.replicated_comparison``), accuracy differences over test pairs
@@ -32,6 +33,9 @@ from solireward.table import Table, interval_cell, number_cell
 GOAL_HEADER = ["Cell", "Goal", "Models", "Measured", "95 % CI", "Verdict", "Reference", "Twin", "Per seed"]
 Interval = tuple[float | None, float | None, float | None]   # (value, low, high)
 
+UNITS = {"probe": "videos", "gap": "prompts", "share": "prompts"}
+"""What a goal's units are, by kind, as its verdict names them (an accuracy goal's: test pairs)."""
+
 MAX_DATA_FACTOR = 100.0
 """Past this many times the data, an unresolved verdict names no factor: the estimate sits on the limit."""
 
@@ -56,14 +60,15 @@ def verdict(value: float | None, low: float | None, high: float | None, limit: f
     return f"unresolved (≈{factor:.1f}× the data would likely resolve it)"
 
 
-Measure = tuple[Interval, list[float] | None]   # a goal's measure and each training's own (None: not per seed)
+Shares = dict[str, float] | None   # the parts of a measure's variance (``variance_shares``), None without them
+Measure = tuple[Interval, list[float] | None, Shares]   # a goal's measure, each training's own (None: not per seed)
 
 
 def magnitude(values: np.ndarray, confidence: float) -> Measure:
     """The mean over trainings of |mean over units| of ``(trainings, units)`` values, its interval
-    (``hacking.intervals.mean_magnitude``), and each training's."""
+    (``hacking.intervals.mean_magnitude``), each training's, and the parts of its variance."""
     found = mean_magnitude(values, confidence)
-    return (found["mean"], found["low"], found["high"]), found["per_replicate"]
+    return (found["mean"], found["low"], found["high"]), found["per_replicate"], found["variance_shares"]
 
 
 def spearman_interval(rhos: Sequence[float], videos: int, confidence: float) -> Interval:
@@ -83,13 +88,13 @@ def _probe_goal(kind: str, name: str, probes: list[dict[str, Any]], confidence: 
     matrix = probe_matrix(probes, name)
     tested = None if matrix is None else np.isfinite(matrix).all(axis=0)
     if tested is None or not tested.any():
-        return (None, None, None), None
+        return (None, None, None), None, None
     if kind == "probe":
         return magnitude(matrix[:, tested], confidence)
     rhos = [next(p for p in r["perturbations"] if p["name"] == name).get("spearman") for r in probes]
     if any(rho is None for rho in rhos):
-        return (None, None, None), None
-    return spearman_interval(rhos, int(tested.sum()), confidence), rhos
+        return (None, None, None), None, None
+    return spearman_interval(rhos, int(tested.sum()), confidence), rhos, None
 
 
 def share_goal(axis: str, overopts: list[dict[str, Any]], confidence: float) -> tuple[Measure, str]:
@@ -99,11 +104,11 @@ def share_goal(axis: str, overopts: list[dict[str, Any]], confidence: float) -> 
     from solireward.hacking.nuisance import groups
 
     if len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
-        return ((None, None, None), None), axis
+        return ((None, None, None), None, None), axis
     masks = {label: mask for label, mask in groups(overopts[0]["settings"]).items() if label.split("=")[0] == axis}
     points = [max(r["curves"].get("best_of_n", []), key=lambda p: p["n"], default=None) for r in overopts]
     if not masks or any(p is None or p["n"] != points[0]["n"] for p in points):
-        return ((None, None, None), None), axis
+        return ((None, None, None), None, None), axis
     found = {label: _departure(points, label, mask, confidence) for label, mask in masks.items()}
     label = max(found, key=lambda k: found[k][0][0])
     return found[label], f"{label} @ best-of-{points[0]['n']}"
@@ -117,11 +122,11 @@ def share_at(where: str, overopts: list[dict[str, Any]], confidence: float) -> M
 
     label, _, n = where.partition(" @ best-of-")
     if not n or len({(tuple(r["prompts"]), str(r["settings"])) for r in overopts}) != 1:
-        return (None, None, None), None
+        return (None, None, None), None, None
     mask = groups(overopts[0]["settings"]).get(label)
     points = [next((p for p in r["curves"].get("best_of_n", []) if str(p["n"]) == n), None) for r in overopts]
     if mask is None or any(p is None for p in points):
-        return (None, None, None), None
+        return (None, None, None), None, None
     return _departure(points, label, mask, confidence)
 
 
@@ -154,13 +159,13 @@ def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None,
     return (-100 * test["difference"], -100 * test["high"], -100 * test["low"]), test["variance_shares"]
 
 
-def _largest_part(text: str, shares: dict[str, float] | None, base: str) -> str:
-    """An unresolved verdict `text` with the largest part of its variance named (`base`: whose seeds the
-    reference side's are, "reference" or "twin"); other verdicts as they are."""
+def _largest_part(text: str, shares: Shares, units: str, base: str) -> str:
+    """An unresolved verdict `text` with the largest part of its variance named (`units`: what the units are,
+    e.g. "videos"; `base`: whose seeds the other side's are, "reference" or "twin"); other verdicts as they are."""
     if not shares or not text.startswith("unresolved ("):
         return text
     name, share = max(shares.items(), key=lambda item: item[1])
-    part = {"pairs": "test pairs", "seeds": "the cell's seeds", "reference_seeds": f"the {base}'s seeds"}[name]
+    part = {"pairs": units, "units": units, "seeds": "the cell's seeds", "reference_seeds": f"the {base}'s seeds"}[name]
     return f"{text[:-1]}; most of its variance: {part}, {100 * share:.0f} %)"
 
 
@@ -197,9 +202,9 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
             reference_measure: Interval = (None, None, None)
             twin_measure: Interval = (None, None, None)
             per_seed: list[float] | None = None
-            shares: dict[str, float] | None = None
+            shares: Shares = None
             if kind in ("probe", "spearman") and probe:
-                measured, per_seed = _probe_goal(kind, name, probe, confidence)
+                measured, per_seed, shares = _probe_goal(kind, name, probe, confidence)
                 if reference_probe:
                     reference_measure = _probe_goal(kind, name, reference_probe, confidence)[0]
                 if twin_probe:
@@ -208,12 +213,12 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                 kl = common_kl([*overopt, *(twin_overopt or [])], name)
                 matrix = None if kl is None else overopt_matrix(overopt, name, kl, "hacking_gap")
                 if matrix is not None:
-                    measured, shown_name = _mean_gap(matrix, confidence), f"{name} @ KL {kl:.2f}"
+                    (measured, shares), shown_name = _mean_gap(matrix, confidence), f"{name} @ KL {kl:.2f}"
                     per_seed = [float(v) for v in matrix.mean(axis=1)]
                     reference_measure = _gap_at(reference_overopt, name, kl, confidence)
                     twin_measure = _gap_at(twin_overopt, name, kl, confidence)
             elif kind == "share" and overopt:
-                (measured, per_seed), shown_name = share_goal(name, overopt, confidence)
+                (measured, per_seed, shares), shown_name = share_goal(name, overopt, confidence)
                 if reference_overopt:
                     reference_measure = share_at(shown_name, reference_overopt, confidence)[0]
                 if twin_overopt:
@@ -229,6 +234,7 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                          "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
                          "verdict": _largest_part(verdict(value, low, high, limit, at_most), shares,
+                                                  UNITS.get(kind, "test pairs"),
                                                   "reference" if kind == "below_reference" else "twin"),
                          "reference": dict(zip(("value", "low", "high"), reference_measure)),
                          "twin": dict(zip(("value", "low", "high"), twin_measure)),
@@ -238,16 +244,17 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
     return rows
 
 
-def _mean_gap(matrix: np.ndarray, confidence: float) -> Interval:
-    """The mean hacking gap of (replicates, prompts) values with its interval over seeds and prompts."""
+def _mean_gap(matrix: np.ndarray, confidence: float) -> tuple[Interval, Shares]:
+    """The mean hacking gap of (replicates, prompts) values with its interval over seeds and prompts, and the
+    parts of its variance."""
     found = replicated_comparison(matrix, confidence=confidence)
-    return found["difference"], found["low"], found["high"]
+    return (found["difference"], found["low"], found["high"]), found["variance_shares"]
 
 
 def _gap_at(overopts: list[dict[str, Any]] | None, name: str, kl: float, confidence: float) -> Interval:
     """The mean hacking gap of these trainings at `kl` with its interval; Nones where their curves do not reach it."""
     matrix = overopt_matrix(overopts, name, kl, "hacking_gap") if overopts else None
-    return (None, None, None) if matrix is None else _mean_gap(matrix, confidence)
+    return (None, None, None) if matrix is None else _mean_gap(matrix, confidence)[0]
 
 
 def unlearnt_note(rows: Sequence[dict[str, Any]], own: Sequence[tuple[str, str, float]], scope: str) -> str | None:
@@ -287,8 +294,9 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "prompts for a gap or share, test pairs for accuracy, Fisher's z for ρ). "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
-        "and seeds) would likely resolve it and, for an accuracy goal, the largest part of its variance (test pairs, "
-        "the cell's seeds, or the reference's or twin's seeds): the data that would narrow it most. Reference: the same probe, Spearman, share or gap measure of the "
+        "and seeds) would likely resolve it and the largest part of its variance (the units; the cell's seeds; for an "
+        "accuracy goal, the reference's or twin's seeds): the data that would narrow it most. Reference: the same "
+        "probe, Spearman, share or gap measure of the "
         "reference cell without mitigation (a gap at the same KL), with its interval; a limit that the reference "
         "misses too is one its labels alone do not meet (the preference comes with the data, not with the "
         "shortcut). Twin: the same measure of the cell's own twin without mitigation; a limit that the twin meets "

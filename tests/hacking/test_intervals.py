@@ -120,3 +120,15 @@ def test_mean_magnitude_does_not_let_opposite_seeds_cancel() -> None:
     assert (one["mean"], one["low"], one["high"]) == pytest.approx((0.6, -signed["high"], -signed["low"]))
     with pytest.raises(InputError, match="finite"):
         mean_magnitude([[1.0, float("nan")]])
+
+
+def test_the_parts_of_the_variance_say_whether_seeds_or_units_bind() -> None:
+    """Trainings that disagree by 1 with units alike: the seeds hold the variance; the other way round, the units."""
+    rng = np.random.default_rng(8)
+    seeds = rng.normal(0.0, 1.0, (5, 1)) + rng.normal(0.0, 0.01, (5, 40))
+    units = rng.normal(0.0, 0.01, (5, 1)) + rng.normal(0.0, 1.0, (1, 40))
+    for found in (mean_magnitude(2 + seeds), replicated_comparison(seeds)):
+        assert found["variance_shares"]["seeds"] > 0.9 and sum(found["variance_shares"].values()) == pytest.approx(1)
+    assert mean_magnitude(2 + units)["variance_shares"]["units"] > 0.9
+    assert replicated_comparison(units, seeds)["variance_shares"]["reference_seeds"] > 0.5
+    assert mean_magnitude([[1.0, 2.0]])["variance_shares"] == {"units": 1.0}   # one training: the units alone
