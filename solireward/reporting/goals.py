@@ -1,15 +1,14 @@
 """The mitigation goals of a study (``report.mitigation_goals``), each judged three-valued on its interval.
 
 A goal is *met* when its whole interval is inside the limit, *missed* when the whole interval is outside, and
-*unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the
-factor by which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit
-between the measured value and the limit) and names the largest part of its variance (the units: test pairs,
-videos or prompts; the cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow it
-most. Every measure is over all trainings of the cell (its seeds) and
-its units: a probe shift (over videos) or a pick-share departure (over prompts) as the mean of each training's
-own |mean|, so that seeds leaning opposite ways do not cancel (``hacking.intervals.mean_magnitude``); hacking
-gaps over prompts (``hacking.intervals.replicated_comparison``), accuracy differences over test pairs
-(``evaluation.paired_test``), Spearman's ρ on Fisher's z scale.
+*unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the factor by
+which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit between the measured
+value and the limit) and names the largest part of its variance (the units: test pairs, videos or prompts; the
+cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow it most. Every measure is over
+all trainings of the cell (its seeds) and its units: a probe shift (over videos) or a pick-share departure (over
+prompts) as the mean of each training's own |mean|, so that seeds leaning opposite ways do not cancel
+(``hacking.intervals.mean_magnitude``); hacking gaps over prompts (``hacking.intervals.replicated_comparison``),
+accuracy differences over test pairs (``evaluation.paired_test``), Spearman's ρ on Fisher's z scale.
 """
 
 from __future__ import annotations
@@ -148,7 +147,7 @@ def _per_seed_accuracy(files: pd.DataFrame, row: pd.Series, base: pd.Series | No
 
 
 def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None, confidence: float,
-                    pooled_seeds: tuple[float, float] | None) -> tuple[Interval, dict[str, float] | None]:
+                    pooled_seeds: tuple[float, float] | None) -> tuple[Interval, Shares]:
     """Points of pair accuracy by which the mitigated cell is below `base`, with the paired test's interval, and
     the shares of its variance (``evaluation.paired_test``'s ``variance_shares``; None without an interval)."""
     if base is None:
@@ -294,12 +293,12 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "prompts for a gap or share, test pairs for accuracy, Fisher's z for ρ). "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
-        "and seeds) would likely resolve it and the largest part of its variance (the units; the cell's seeds; for an "
-        "accuracy goal, the reference's or twin's seeds): the data that would narrow it most. Reference: the same "
-        "probe, Spearman, share or gap measure of the "
-        "reference cell without mitigation (a gap at the same KL), with its interval; a limit that the reference "
-        "misses too is one its labels alone do not meet (the preference comes with the data, not with the "
-        "shortcut). Twin: the same measure of the cell's own twin without mitigation; a limit that the twin meets "
+        "and seeds) would likely resolve it and the largest part of its variance (the units; the cell's seeds; "
+        "for an accuracy goal, the reference's or twin's seeds): the data that would narrow it most. Reference: "
+        "the same probe, Spearman, share or gap measure of the reference cell without mitigation (a gap at the "
+        "same KL), with its interval; a limit that the reference misses too is one its labels alone do not meet "
+        "(the preference comes with the data, not with the shortcut). Twin: the same measure of the cell's own "
+        "twin without mitigation; a limit that the twin meets "
         "too shows nothing the mitigation did. Per seed: the measure of each training alone, in the order of "
         "their seeds (an accuracy goal: below the base's training of the same seed, or below the mean of the "
         "base's trainings where it has more seeds).")
