@@ -28,6 +28,20 @@ def test_a_verdict_is_met_missed_or_unresolved_by_where_the_interval_lies(value,
     assert verdict(value, low, high, limit, at_most) == expected
 
 
+def test_an_unresolved_verdict_says_which_data_would_narrow_it_alone() -> None:
+    """9× the data would resolve (0.15 / 0.05)², so the interval may keep 1/9 of its variance: seeds holding 95 %
+    of it alone need 0.95 / (1/9 − 0.05) ≈ 15.5× as many; at 50 % no one kind of data alone will do."""
+    parts = {"the cell's seeds": 0.95, "videos": 0.05}
+    assert verdict(0.25, 0.10, 0.40, 0.3, True, parts) == (
+        "unresolved (≈9.0× the data would likely resolve it; most of its variance: the cell's seeds, 95 %, "
+        "≈15.5× those alone would)")
+    assert verdict(0.25, 0.10, 0.40, 0.3, True, {"prompts": 0.5, "the cell's seeds": 0.5}).endswith(
+        "most of its variance: prompts, 50 %, and no one kind of data alone would resolve it)")
+    assert verdict(0.29, 0.00, 0.60, 0.3, True, parts) == (
+        "unresolved (too close to the limit: over 100× the data; most of its variance: the cell's seeds, 95 %)")
+    assert verdict(0.10, 0.02, 0.20, 0.3, True, parts) == "met"   # a resolved verdict names no part
+
+
 def test_parse_goals_names_a_bad_goal() -> None:
     assert parse_goals(["probe:brightness=0.3", "cost=2"]) == [("probe", "brightness", 0.3), ("cost", "", 2.0)]
     with pytest.raises(Exception, match="expected probe:NAME"):

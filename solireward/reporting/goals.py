@@ -4,17 +4,18 @@ A goal is *met* when its whole interval is inside the limit, *missed* when the w
 *unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the factor by
 which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit between the measured
 value and the limit) and names the largest part of its variance (the units: test pairs, videos or prompts; the
-cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow it most. Every measure is over
-all trainings of the cell (its seeds) and its units: a probe shift (over videos) or a pick-share departure (over
-prompts) as the mean of each training's own |mean|, so that seeds leaning opposite ways do not cancel
-(``hacking.intervals.mean_magnitude``); hacking gaps over prompts (``hacking.intervals.replicated_comparison``),
-accuracy differences over test pairs (``evaluation.paired_test``), Spearman's ρ on Fisher's z scale.
+cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow it most, and how much more of
+that data alone would likely resolve it. Every measure is over all trainings of the cell (its seeds) and its units:
+a probe shift (over videos) or a pick-share departure (over prompts) as the mean of each training's own |mean|, so
+that seeds leaning opposite ways do not cancel (``hacking.intervals.mean_magnitude``); hacking gaps over prompts
+(``hacking.intervals.replicated_comparison``), accuracy differences over test pairs (``evaluation.paired_test``),
+Spearman's ρ on Fisher's z scale.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,11 @@ MAX_DATA_FACTOR = 100.0
 """Past this many times the data, an unresolved verdict names no factor: the estimate sits on the limit."""
 
 
-def verdict(value: float | None, low: float | None, high: float | None, limit: float, at_most: bool) -> str:
-    """'met', 'missed by X' or 'unresolved (…)' by where the interval [low, high] lies against the limit."""
+def verdict(value: float | None, low: float | None, high: float | None, limit: float, at_most: bool,
+            parts: Mapping[str, float] | None = None) -> str:
+    """'met', 'missed by X' or 'unresolved (…)' by where the interval [low, high] lies against the limit; an
+    unresolved one names the largest of `parts` (the shares of the variance, by what data they come from) and how
+    much more of that data alone would likely resolve it, or that no one kind of data alone would."""
     if value is None or not np.isfinite(value):
         return "not measured"
     if low is None or high is None:
@@ -55,8 +59,23 @@ def verdict(value: float | None, low: float | None, high: float | None, limit: f
     half = (high - value) if (value <= limit) == at_most else (value - low)
     factor = (half / distance) ** 2
     if factor > MAX_DATA_FACTOR:
-        return f"unresolved (too close to the limit: over {MAX_DATA_FACTOR:.0f}× the data)"
-    return f"unresolved (≈{factor:.1f}× the data would likely resolve it)"
+        return f"unresolved (too close to the limit: over {MAX_DATA_FACTOR:.0f}× the data{_largest(parts, None)})"
+    return f"unresolved (≈{factor:.1f}× the data would likely resolve it{_largest(parts, 1 / factor)})"
+
+
+def _largest(parts: Mapping[str, float] | None, needed: float | None) -> str:
+    """"; most of its variance: NAME, S %" and, when `needed` (the share of the variance the interval may keep) is
+    given, how many times NAME's data alone would leave no more than that: S / (needed − (1 − S)); "" without
+    parts. The largest part is the one kind of data that can narrow the interval most on its own."""
+    if not parts:
+        return ""
+    name, share = max(parts.items(), key=lambda item: item[1])
+    text = f"; most of its variance: {name}, {100 * share:.0f} %"
+    if needed is None:
+        return text
+    if needed <= 1 - share:
+        return f"{text}, and no one kind of data alone would resolve it"
+    return f"{text}, ≈{share / (needed - (1 - share)):.1f}× those alone would"
 
 
 Shares = dict[str, float] | None   # the parts of a measure's variance (``variance_shares``), None without them
@@ -158,14 +177,11 @@ def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None,
     return (-100 * test["difference"], -100 * test["high"], -100 * test["low"]), test["variance_shares"]
 
 
-def _largest_part(text: str, shares: Shares, units: str, base: str) -> str:
-    """An unresolved verdict `text` with the largest part of its variance named (`units`: what the units are,
-    e.g. "videos"; `base`: whose seeds the other side's are, "reference" or "twin"); other verdicts as they are."""
-    if not shares or not text.startswith("unresolved ("):
-        return text
-    name, share = max(shares.items(), key=lambda item: item[1])
-    part = {"pairs": units, "units": units, "seeds": "the cell's seeds", "reference_seeds": f"the {base}'s seeds"}[name]
-    return f"{text[:-1]}; most of its variance: {part}, {100 * share:.0f} %)"
+def _named(shares: Shares, units: str, base: str) -> dict[str, float] | None:
+    """`shares` keyed by what data each part comes from (`units`: what the units are, e.g. "videos"; `base`:
+    whose seeds the other side's are, "reference" or "twin"), as :func:`verdict` names them."""
+    names = {"pairs": units, "units": units, "seeds": "the cell's seeds", "reference_seeds": f"the {base}'s seeds"}
+    return None if not shares else {names[key]: share for key, share in shares.items()}
 
 
 def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[str, Any]],
@@ -232,9 +248,9 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                          "name": name,
                          "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
-                         "verdict": _largest_part(verdict(value, low, high, limit, at_most), shares,
-                                                  UNITS.get(kind, "test pairs"),
-                                                  "reference" if kind == "below_reference" else "twin"),
+                         "verdict": verdict(value, low, high, limit, at_most,
+                                            _named(shares, UNITS.get(kind, "test pairs"),
+                                                   "reference" if kind == "below_reference" else "twin")),
                          "reference": dict(zip(("value", "low", "high"), reference_measure)),
                          "twin": dict(zip(("value", "low", "high"), twin_measure)),
                          "twin_meets": twin_measure[0] is not None and verdict(*twin_measure, limit, at_most) == "met",
@@ -294,13 +310,13 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
         "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
         "and seeds) would likely resolve it and the largest part of its variance (the units; the cell's seeds; "
-        "for an accuracy goal, the reference's or twin's seeds): the data that would narrow it most. Reference: "
-        "the same probe, Spearman, share or gap measure of the reference cell without mitigation (a gap at the "
-        "same KL), with its interval; a limit that the reference misses too is one its labels alone do not meet "
-        "(the preference comes with the data, not with the shortcut). Twin: the same measure of the cell's own "
-        "twin without mitigation; a limit that the twin meets "
-        "too shows nothing the mitigation did. Per seed: the measure of each training alone, in the order of "
-        "their seeds (an accuracy goal: below the base's training of the same seed, or below the mean of the "
-        "base's trainings where it has more seeds).")
+        "for an accuracy goal, the reference's or twin's seeds): the data that would narrow it most, and how much "
+        "more of that data alone would likely resolve it (or that no one kind alone would). Reference: the same "
+        "probe, Spearman, share or gap measure of the reference cell without mitigation (a gap at the same KL), "
+        "with its interval; a limit that the reference misses too is one its labels alone do not meet (the "
+        "preference comes with the data, not with the shortcut). Twin: the same measure of the cell's own twin "
+        "without mitigation; a limit that the twin meets too shows nothing the mitigation did. Per seed: the "
+        "measure of each training alone, in the order of their seeds (an accuracy goal: below the base's training "
+        "of the same seed, or below the mean of the base's trainings where it has more seeds).")
     return Table(name, f"Mitigation goals ({split} split{scope}): met, missed or unresolved", GOAL_HEADER, body,
                  bold, 3, note)
