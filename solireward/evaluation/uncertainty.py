@@ -261,8 +261,9 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     replicates a side's seed-to-seed variance s²/K is added and the degrees of freedom are Welch–Satterthwaite.
     `pooled_seeds` = (s², degrees of freedom) of one training's accuracy over seeds, pooled from other cells
     (``pooled_seed_variance``): added for a side trained once, so that side's seed variance is not taken as 0.
-    ``variance_shares`` splits the difference's variance into the test pairs', x's seeds' and the reference's
-    seeds' parts (shares of 1), which says what more data would narrow the interval most.
+    ``variance_shares`` splits the difference's variance into its parts, as shares of 1: ``units`` (the test
+    pairs), ``seeds`` (x's) and ``reference_seeds``, named as ``hacking.intervals`` names its own; they say what
+    more data would narrow the interval most.
     """
     x, ref = np.atleast_2d(np.asarray(correct_x, dtype=float)), np.atleast_2d(np.asarray(correct_ref, dtype=float))
     if x.shape[1] != ref.shape[1]:
@@ -288,7 +289,7 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     else:   # never below the independent pairs' null variance, with its own Satterthwaite df (≈ discordant pairs)
         test, df_test = null / n ** 2, null ** 2 / float((d ** 4).sum()) if null > 0 else float("inf")
     effect = test * n ** 2 / var.independent if var and var.independent > 0 else 1.0
-    parts = {"pairs": (test, df_test), **seeds}
+    parts = {"units": (test, df_test), **seeds}
     total = sum(v for v, _ in parts.values())
     df = total ** 2 / sum(v ** 2 / f for v, f in parts.values() if v > 0)
     se = float(np.sqrt(total))

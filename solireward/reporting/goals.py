@@ -180,7 +180,7 @@ def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None,
 def _named(shares: Shares, units: str, base: str) -> dict[str, float] | None:
     """`shares` keyed by what data each part comes from (`units`: what the units are, e.g. "videos"; `base`:
     whose seeds the other side's are, "reference" or "twin"), as :func:`verdict` names them."""
-    names = {"pairs": units, "units": units, "seeds": "the cell's seeds", "reference_seeds": f"the {base}'s seeds"}
+    names = {"units": units, "seeds": "the cell's seeds", "reference_seeds": f"the {base}'s seeds"}
     return None if not shares else {names[key]: share for key, share in shares.items()}
 
 
