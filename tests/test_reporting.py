@@ -228,32 +228,43 @@ def test_report_paths_are_relative_so_a_moved_results_folder_stays_right(tmp_pat
             assert (report / "tables" / row["scores_path"]).is_file(), row
 
 
+def _pair_file(tmp_path: Path, n: int) -> Path:
+    """`n` win–lose pairs of 6 per prompt, each with its own two videos."""
+    pairs = [{"win": {"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}"},
+              "lose": {"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}"}} for i in range(n)]
+    pair_file = tmp_path / "pairs.json"
+    pair_file.write_text(json.dumps(pairs))
+    return pair_file
+
+
+def _evaluated(tmp_path: Path, pair_file: Path, right: np.ndarray, name: str, tags: list[str]) -> Path:
+    """The metrics `solireward evaluate` writes for a model that ranks pair i of `pair_file` right where
+    `right[i]` (the win video scored 1 or -1, the lose video 0), tagged with `tags` (KEY=VALUE)."""
+    records = [{"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}", "label": 1, "score": 1.0 if r else -1.0}
+               for i, r in enumerate(right)]
+    records += [{"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}", "label": 0, "score": 0.0}
+                for i in range(len(right))]
+    scores = tmp_path / f"scores_{name}.json"
+    scores.write_text(json.dumps(records))
+    out = tmp_path / f"metrics_{name}.json"
+    assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out, "--tag", *tags) == 0
+    return out
+
+
 def _replicated_study(tmp_path: Path) -> tuple[list[Path], list[Path]]:
     """Three heads x three replicates evaluated by `solireward evaluate` on one pair file of 20 prompts.
 
     Each pair has its own two videos; a model ranks a pair right with probability q: 0.6 for hpqa and
     attention, 0.95 for last_token.
     """
-    pairs = [{"win": {"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}"},
-              "lose": {"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}"}} for i in range(120)]
-    pair_file = tmp_path / "pairs.json"
-    pair_file.write_text(json.dumps(pairs))
+    pair_file = _pair_file(tmp_path, 120)
     metrics, logs = [], []
     rng = np.random.default_rng(3)
     for head, q in (("hpqa", 0.6), ("last_token", 0.95), ("attention", 0.6)):
         for replicate in range(3):
-            right = rng.random(120) < q
-            records = [{"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}", "label": 1, "score": 1.0 if r else -1.0}
-                       for i, r in enumerate(right)]
-            records += [{"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}", "label": 0, "score": 0.0}
-                        for i in range(120)]
             name = f"{head}_{replicate}"
-            scores = tmp_path / f"scores_{name}.json"
-            scores.write_text(json.dumps(records))
-            out = tmp_path / f"metrics_{name}.json"
-            assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out,
-                           "--tag", f"head={head}", "loss=btt", f"replicate={replicate}") == 0
-            metrics.append(out)
+            metrics.append(_evaluated(tmp_path, pair_file, rng.random(120) < q, name,
+                                      [f"head={head}", "loss=btt", f"replicate={replicate}"]))
             log = tmp_path / f"train_{name}.jsonl"
             log.write_text("".join(json.dumps({"kind": "train", "step": s, "loss": 1.0 / s + 0.01 * replicate}) + "\n"
                                    for s in range(1, 21))
@@ -424,25 +435,14 @@ def test_an_unresolved_goal_names_the_largest_part_of_its_variance(tmp_path):
     """The reference trained 6 times with accuracies spread far apart (0.45-0.95), the mitigated cell 3 times
     alike: `below_reference` comes back unresolved and says the reference's seeds hold most of its variance. The
     mitigated cell's probe shifts differ by training, not by video: its probe goal names the cell's seeds."""
-    pairs = [{"win": {"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}"},
-              "lose": {"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}"}} for i in range(240)]
-    pair_file = tmp_path / "pairs.json"
-    pair_file.write_text(json.dumps(pairs))
+    pair_file = _pair_file(tmp_path, 240)
     rng = np.random.default_rng(5)
     metrics, probes = [], []
     for mitigation, accuracies in (("none", (0.45, 0.95, 0.55, 0.9, 0.5, 0.85)), ("robust", (0.7, 0.72, 0.68))):
         for replicate, q in enumerate(accuracies):
-            right = rng.permutation(240) < round(q * 240)
-            records = [{"video_path": f"/v/w{i}.mp4", "prompt": f"p{i // 6}", "label": 1, "score": 1.0 if r else -1.0}
-                       for i, r in enumerate(right)]
-            records += [{"video_path": f"/v/l{i}.mp4", "prompt": f"p{i // 6}", "label": 0, "score": 0.0}
-                        for i in range(240)]
-            scores = tmp_path / f"scores_{mitigation}_{replicate}.json"
-            scores.write_text(json.dumps(records))
-            out = tmp_path / f"metrics_{mitigation}_{replicate}.json"
-            assert run_cli("evaluate", "--scores", scores, "--pairs", pair_file, "--output", out, "--tag",
-                           "task=phy_deform", "label_source=binary", "pairing=cross_prompt", "head=hpqa", "loss=btt",
-                           f"mitigation={mitigation}", f"replicate={replicate}") == 0
+            out = _evaluated(tmp_path, pair_file, rng.permutation(240) < round(q * 240), f"{mitigation}_{replicate}",
+                             ["task=phy_deform", "label_source=binary", "pairing=cross_prompt", "head=hpqa",
+                              "loss=btt", f"mitigation={mitigation}", f"replicate={replicate}"])
             metrics.append(out)
             shift = 0.1 + 0.5 * (replicate % 2) if mitigation == "robust" else 0.0
             probe = {"tags": json.loads(out.read_text())["tags"], "threshold": 0.5, "n_videos": 30,

@@ -256,6 +256,12 @@ def test_paired_test_edge_cases_and_replicates() -> None:
     assert noisy["df"] < one["df"] and noisy["p_value"] > one["p_value"]
 
 
+def _trainings(rng: np.random.Generator, latent: np.ndarray, seed_sd: float, k: int) -> np.ndarray:
+    """(k, pairs) correctness of k trainings: each adds its own seed offset (s.d. `seed_sd`) and fresh per-pair
+    noise N(0, 1) to every pair's `latent` value, and is right where the sum is above 0."""
+    return (latent + rng.normal(0.0, seed_sd, (k, 1)) + rng.standard_normal((k, len(latent))) > 0).astype(float)
+
+
 def test_a_single_training_compared_with_pooled_seed_variance_holds_its_level() -> None:
     """One training of a cell against 3 of the reference cell, both with the same expected accuracy over seeds:
     each training draws a seed offset on the latent scale. Without the pooled seed variance the single side's
@@ -268,11 +274,7 @@ def test_a_single_training_compared_with_pooled_seed_variance_holds_its_level() 
     rejected = {"pooled": 0, "none": 0}
     for _ in range(trials):
         easy = rng.normal(0.6, 1.0, n)   # each pair's difficulty, shared by every model
-
-        def trainings(k: int) -> np.ndarray:
-            return (easy + rng.normal(0, seed_sd, (k, 1)) + rng.normal(0, 1.0, (k, n)) > 0).astype(float)
-
-        single, reference, other = trainings(1), trainings(3), trainings(3)
+        single, reference, other = (_trainings(rng, easy, seed_sd, k) for k in (1, 3, 3))
         pooled = pooled_seed_variance([reference, other])
         rejected["pooled"] += paired_test(single, reference, design, pooled_seeds=pooled)["p_value"] < 0.05
         rejected["none"] += paired_test(single, reference, design)["p_value"] < 0.05
@@ -295,12 +297,8 @@ def test_paired_interval_covers_with_more_reference_seeds_than_cell_seeds(k_ref:
     hits = []
     for _ in range(trials):
         easy = rng.standard_normal(n)   # each pair's difficulty, shared by every model
-
-        def trainings(side: str, k: int) -> np.ndarray:
-            offsets = rng.normal(0.0, spread[side], (k, 1))
-            return (mu[side] + easy + offsets + rng.standard_normal((k, n)) > 0).astype(float)
-
-        found = paired_test(trainings("x", 5), trainings("ref", k_ref), design)
+        x = _trainings(rng, mu["x"] + easy, spread["x"], 5)
+        found = paired_test(x, _trainings(rng, mu["ref"] + easy, spread["ref"], k_ref), design)
         hits.append(found["low"] <= truth <= found["high"])
     assert 0.93 <= float(np.mean(hits)) <= 0.97, np.mean(hits)
 
@@ -318,12 +316,7 @@ def test_a_second_look_with_more_reference_seeds_keeps_a_false_met_rare() -> Non
     met = {"first": 0, "second": 0}
     for _ in range(trials):
         easy = rng.standard_normal(n)
-
-        def trainings(side: str, k: int) -> np.ndarray:
-            offsets = rng.normal(0.0, spread[side], (k, 1))
-            return (mu[side] + easy + offsets + rng.standard_normal((k, n)) > 0).astype(float)
-
-        x, ref = trainings("x", 5), trainings("ref", 15)
+        x, ref = (_trainings(rng, mu[side] + easy, spread[side], k) for side, k in (("x", 5), ("ref", 15)))
         first = paired_test(x, ref[:5], design)   # x − reference: met when its low end is at least −0.05
         if first["low"] >= -0.05:
             met["first"] += 1

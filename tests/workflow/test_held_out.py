@@ -64,7 +64,7 @@ def test_the_held_out_cue_trains_with_the_chosen_recipe_and_the_report_says_so(t
             / "metrics_test.json").is_file()   # its twin without the recipe
     assert not (tmp_path / CELL.format(study="tiny_held_out", source="biased_size",
                                        cell=f"last_token__bt__{other}")).exists()   # the other candidate: not there
-    trained_twice = {p.parent.relative_to(tmp_path / "results" / "tiny_held_out" / "models").as_posix()
+    trained_twice = {p.parent.relative_to(root / "models").as_posix()
                      for p in (root / "models").glob("*/*/*__rep1/metrics_test.json")}
     assert trained_twice == {"phy_deform/binary__cross_prompt/last_token__bt__rep1"}
 
