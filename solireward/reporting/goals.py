@@ -228,8 +228,8 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                 kl = common_kl([*overopt, *(twin_overopt or [])], name)
                 matrix = None if kl is None else overopt_matrix(overopt, name, kl, "hacking_gap")
                 if matrix is not None:
-                    (measured, shares), shown_name = _mean_gap(matrix, confidence), f"{name} @ KL {kl:.2f}"
-                    per_seed = [float(v) for v in matrix.mean(axis=1)]
+                    measured, per_seed, shares = _mean_gap(matrix, confidence)
+                    shown_name = f"{name} @ KL {kl:.2f}"
                     reference_measure = _gap_at(reference_overopt, name, kl, confidence)
                     twin_measure = _gap_at(twin_overopt, name, kl, confidence)
             elif kind == "share" and overopt:
@@ -244,9 +244,9 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                 per_seed = _per_seed_accuracy(files, row, base)
             value, low, high = measured
             at_most = GOAL_KINDS[kind][1]
+            goal = f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}"
             rows.append({"label_source": tags.get("label_source", ""), "mitigation": mitigation, "kind": kind,
-                         "name": name,
-                         "goal": f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}",
+                         "name": name, "goal": goal,
                          "models": int(row["replicates"]), "value": value, "low": low, "high": high,
                          "verdict": verdict(value, low, high, limit, at_most,
                                             _named(shares, UNITS.get(kind, "test pairs"),
@@ -259,11 +259,12 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
     return rows
 
 
-def _mean_gap(matrix: np.ndarray, confidence: float) -> tuple[Interval, Shares]:
-    """The mean hacking gap of (replicates, prompts) values with its interval over seeds and prompts, and the
-    parts of its variance."""
+def _mean_gap(matrix: np.ndarray, confidence: float) -> Measure:
+    """The mean hacking gap of (replicates, prompts) values with its interval over seeds and prompts, each
+    training's mean gap, and the parts of its variance."""
     found = replicated_comparison(matrix, confidence=confidence)
-    return (found["difference"], found["low"], found["high"]), found["variance_shares"]
+    return ((found["difference"], found["low"], found["high"]), [float(v) for v in matrix.mean(axis=1)],
+            found["variance_shares"])
 
 
 def _gap_at(overopts: list[dict[str, Any]] | None, name: str, kl: float, confidence: float) -> Interval:
