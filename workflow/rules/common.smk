@@ -49,15 +49,14 @@ def _grid_nuisance_defaults() -> dict:
     return {axis: getattr(defaults, axis) for axis in NUISANCE_AXES}
 
 
+SELECTION = config["selection"] or {}  # the validation-split choice's settings (null: no choice)
 try:
     DESIGN = Study(config, load_train_recipe(config["train_recipe"], REPO))
     # the goals of every report (the choice ranks by these) and those of the held-out cues (the test report's
     # only): the configured ones and each planted cue's own (config `cue_goals`)
     _CUE_GOALS, _HELD_OUT_CUE_GOALS = cue_goals(config["data"]["demo"], DESIGN.held_out, config.get("cue_goals"))
     GOALS = list(dict.fromkeys([*(config["report"].get("mitigation_goals") or []), *_CUE_GOALS]))
-    HELD_OUT_GOALS = list(
-        dict.fromkeys([*((config["selection"] or {}).get("held_out_goals") or []), *_HELD_OUT_CUE_GOALS])
-    )
+    HELD_OUT_GOALS = list(dict.fromkeys([*(SELECTION.get("held_out_goals") or []), *_HELD_OUT_CUE_GOALS]))
     for _field, _goals, _derived in (
         ("report.mitigation_goals", GOALS, _CUE_GOALS),
         ("selection.held_out_goals", HELD_OUT_GOALS, _HELD_OUT_CUE_GOALS),

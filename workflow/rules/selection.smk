@@ -70,7 +70,7 @@ checkpoint choose_mitigation:
                 "title": f"SoliReward study {STUDY}: choosing a mitigation on the validation split",
                 "split": "validation",
                 "choose": True,
-                "choice_rule": (config["selection"] or {}).get("rule"),  # absent: the command's default
+                "choice_rule": SELECTION.get("rule"),  # absent: the command's default
             }
         ),
     shell:
