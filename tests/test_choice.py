@@ -21,9 +21,10 @@ def test_a_candidate_that_misses_an_accuracy_goal_ranks_after_one_that_misses_no
     # invariance goals and misses one, but keeps its accuracy (unresolved cost)
     flat = _rows("flat", 0.50, {"probe:brightness ≤ 0.3": "met", "probe:zoom_x1.3 ≤ 0.3": "met",
                                 "below_reference ≤ 3": "missed by 20.00", "cost ≤ 2": "met"})
+    unresolved = "unresolved (at ≈{}× the data its interval would end at the limit)"
     learns = _rows("learns", 0.75, {"probe:brightness ≤ 0.3": "met", "probe:zoom_x1.3 ≤ 0.3": "missed by 0.10",
-                                    "below_reference ≤ 3": "unresolved (≈2.0× the data would likely resolve it)",
-                                    "cost ≤ 2": "unresolved (≈3.0× the data would likely resolve it)"})
+                                    "below_reference ≤ 3": unresolved.format(2.0),
+                                    "cost ≤ 2": unresolved.format(3.0)})
     ranked = rank_candidates(flat + learns, "verdicts")
     assert [c["mitigation"] for c in ranked] == ["learns", "flat"]
     assert [c["accuracy_missed"] for c in ranked] == [0, 1] and ranked[1]["met"] == 3

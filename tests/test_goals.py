@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
 
 from solireward.goal_grammar import parse_goals
+from solireward.hacking.intervals import replicated_comparison
 from solireward.reporting.goals import share_at, share_goal, spearman_interval, verdict
 
 
 @pytest.mark.parametrize("value, low, high, limit, at_most, expected", [
     (0.10, 0.02, 0.20, 0.3, True, "met"),                  # the whole interval under the limit
     (0.50, 0.40, 0.60, 0.3, True, "missed by 0.20"),       # wholly over it
-    (0.25, 0.10, 0.40, 0.3, True, "unresolved (≈9.0× the data would likely resolve it)"),   # (0.15 / 0.05)²
-    (0.35, 0.20, 0.50, 0.3, True, "unresolved (≈9.0× the data would likely resolve it)"),
+    (0.25, 0.10, 0.40, 0.3, True, "unresolved (at ≈9.0× the data its interval would end at the limit)"),   # (3)²
+    (0.35, 0.20, 0.50, 0.3, True, "unresolved (at ≈9.0× the data its interval would end at the limit)"),
     (0.95, 0.92, 0.97, 0.9, False, "met"),                 # at least: the whole interval over the limit
     (0.80, 0.70, 0.88, 0.9, False, "missed by 0.10"),
     (0.30, 0.30, 0.30, 0.3, True, "met"),                  # on the limit, no spread: inside
@@ -29,17 +32,45 @@ def test_a_verdict_is_met_missed_or_unresolved_by_where_the_interval_lies(value,
 
 
 def test_an_unresolved_verdict_says_which_data_would_narrow_it_alone() -> None:
-    """9× the data would resolve (0.15 / 0.05)², so the interval may keep 1/9 of its variance: seeds holding 95 %
-    of it alone need 0.95 / (1/9 − 0.05) ≈ 15.5× as many; at 50 % no one kind of data alone will do."""
+    """At 9× the data, (0.15 / 0.05)², the interval would end at the limit, keeping 1/9 of its variance: seeds holding
+    95 % of it alone need 0.95 / (1/9 − 0.05) ≈ 15.5× as many; at 50 % no one kind of data alone will do."""
     parts = {"the cell's seeds": 0.95, "videos": 0.05}
     assert verdict(0.25, 0.10, 0.40, 0.3, True, parts) == (
-        "unresolved (≈9.0× the data would likely resolve it; most of its variance: the cell's seeds, 95 %, "
-        "≈15.5× those alone would)")
+        "unresolved (at ≈9.0× the data its interval would end at the limit; most of its variance: the cell's seeds, "
+        "95 %, ≈15.5× those alone would)")
     assert verdict(0.25, 0.10, 0.40, 0.3, True, {"prompts": 0.5, "the cell's seeds": 0.5}).endswith(
-        "most of its variance: prompts, 50 %, and no one kind of data alone would resolve it)")
+        "most of its variance: prompts, 50 %, and no one kind of data alone would get it there)")
     assert verdict(0.29, 0.00, 0.60, 0.3, True, parts) == (
         "unresolved (too close to the limit: over 100× the data; most of its variance: the cell's seeds, 95 %)")
     assert verdict(0.10, 0.02, 0.20, 0.3, True, parts) == "met"   # a resolved verdict names no part
+
+
+def _gaps(rng: np.random.Generator, truth: float, seeds: int, prompts: int) -> np.ndarray:
+    """(seeds, prompts) hacking gaps around `truth`: a seed effect, a prompt effect and noise."""
+    return (truth + rng.normal(0, 0.6, (seeds, 1)) + rng.normal(0, 0.3, (1, prompts))
+            + rng.normal(0, 0.5, (seeds, prompts)))
+
+
+def test_the_data_factor_is_a_projection_not_a_promise() -> None:
+    """Gaps of 5 seeds x 28 prompts whose truth lies 0.3 or 0.15 under a limit of 0.5: for each first look whose
+    interval straddles the limit, a second study with the verdict's factor times the seeds and prompts resolves the
+    goal only a third to seven tenths of the time (docs/GUIDE.md); where the truth is nearer the limit, less than
+    half the time."""
+    rng = np.random.default_rng(1)
+    rates = []
+    for truth in (0.2, 0.35):
+        resolved = looks = 0
+        while looks < 300:
+            found = replicated_comparison(_gaps(rng, truth, 5, 28))
+            factor = re.search(r"at ≈([\d.]+)× the data", verdict(found["difference"], found["low"], found["high"],
+                                                                  0.5, True))
+            if factor is None:
+                continue
+            again = replicated_comparison(_gaps(rng, truth, round(5 * float(factor[1])), round(28 * float(factor[1]))))
+            resolved += again["high"] <= 0.5 or again["low"] >= 0.5
+            looks += 1
+        rates.append(resolved / looks)
+    assert 0.33 < rates[1] < 0.5 < rates[0] < 0.7, rates
 
 
 def test_parse_goals_names_a_bad_goal() -> None:

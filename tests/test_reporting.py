@@ -458,11 +458,12 @@ def test_an_unresolved_goal_names_the_largest_part_of_its_variance(tmp_path):
     goals = (out / "tables" / "mitigation_goals.md").read_text()
     row = next(line for line in goals.splitlines() if "| below_reference ≤ 5 |" in line)
     verdict = [c.strip(" *") for c in row.strip("|").split("|")][5]
-    assert verdict.startswith("unresolved (≈") and "most of its variance: the reference's seeds" in verdict, row
+    assert verdict.startswith("unresolved (at ≈") and "most of its variance: the reference's seeds" in verdict, row
     share = float(re.search(r"the reference's seeds, (\d+) %", verdict).group(1))
     assert 50 < share <= 100, verdict
-    # 21.9x the data would resolve it, keeping 1/21.9 of the variance: more than all but the reference's seeds hold
-    assert verdict.endswith(", and no one kind of data alone would resolve it)"), verdict
+    # at 21.9x the data the interval would end at the limit, keeping 1/21.9 of the variance: more than all but the
+    # reference's seeds hold
+    assert verdict.endswith(", and no one kind of data alone would get it there)"), verdict
     row = next(line for line in goals.splitlines() if "| probe:brightness_x1.3 ≤ 0.3 |" in line)
     verdict = [c.strip(" *") for c in row.strip("|").split("|")][5]
     assert verdict.startswith("unresolved (") and "most of its variance: the cell's seeds" in verdict, row

@@ -1,11 +1,13 @@
 """The mitigation goals of a study (``report.mitigation_goals``), each judged three-valued on its interval.
 
 A goal is *met* when its whole interval is inside the limit, *missed* when the whole interval is outside, and
-*unresolved* otherwise; an unresolved verdict says about how much more data would likely resolve it (the factor by
-which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to fit between the measured
-value and the limit) and names the largest part of its variance (the units: test pairs, videos or prompts; the
-cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow it most, and how much more of
-that data alone would likely resolve it. Every measure is over all trainings of the cell (its seeds) and its units:
+*unresolved* otherwise; an unresolved verdict says at about how many times the data its interval would end at the
+limit (the factor by which test data and seeds must grow for the interval's half-width, shrinking as 1/√data, to
+equal the distance from the measured value to the limit), names the largest part of its variance (the units: test
+pairs, videos or prompts; the cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow
+it most, and how much more of that data alone would do the same. That is a projection, not a promise: where it ends
+the interval the goal is a toss-up, and gathering that much data resolved it 44–64 % of the time in simulation
+(tests/test_goals.py). Every measure is over all trainings of the cell (its seeds) and its units:
 a probe shift (over videos) or a pick-share departure (over prompts) as the mean of each training's own |mean|, so
 that seeds leaning opposite ways do not cancel (``hacking.intervals.mean_magnitude``); hacking gaps over prompts
 (``hacking.intervals.replicated_comparison``), accuracy differences over test pairs (``evaluation.paired_test``),
@@ -43,8 +45,9 @@ MAX_DATA_FACTOR = 100.0
 def verdict(value: float | None, low: float | None, high: float | None, limit: float, at_most: bool,
             parts: Mapping[str, float] | None = None) -> str:
     """'met', 'missed by X' or 'unresolved (…)' by where the interval [low, high] lies against the limit; an
-    unresolved one names the largest of `parts` (the shares of the variance, by what data they come from) and how
-    much more of that data alone would likely resolve it, or that no one kind of data alone would."""
+    unresolved one says at how many times the data the interval would end at the limit, names the largest of
+    `parts` (the shares of the variance, by what data they come from) and how much more of that data alone would
+    do the same, or that no one kind of data alone would."""
     if value is None or not np.isfinite(value):
         return "not measured"
     if low is None or high is None:
@@ -60,7 +63,8 @@ def verdict(value: float | None, low: float | None, high: float | None, limit: f
     factor = (half / distance) ** 2
     if factor > MAX_DATA_FACTOR:
         return f"unresolved (too close to the limit: over {MAX_DATA_FACTOR:.0f}× the data{_largest(parts, None)})"
-    return f"unresolved (≈{factor:.1f}× the data would likely resolve it{_largest(parts, 1 / factor)})"
+    return f"unresolved (at ≈{factor:.1f}× the data its interval would end at the limit" \
+           f"{_largest(parts, 1 / factor)})"
 
 
 def _largest(parts: Mapping[str, float] | None, needed: float | None) -> str:
@@ -74,7 +78,7 @@ def _largest(parts: Mapping[str, float] | None, needed: float | None) -> str:
     if needed is None:
         return text
     if needed <= 1 - share:
-        return f"{text}, and no one kind of data alone would resolve it"
+        return f"{text}, and no one kind of data alone would get it there"
     return f"{text}, ≈{share / (needed - (1 - share)):.1f}× those alone would"
 
 
@@ -309,10 +313,11 @@ def goal_table(rows: Sequence[dict[str, Any]], confidence: float, split: str = "
         f"goal) and the {100 * confidence:g} % interval is over the seeds and the units (videos for a probe shift, "
         "prompts for a gap or share, test pairs for accuracy, Fisher's z for ρ). "
         "Verdict: met when the whole interval is inside the limit, missed when it is wholly outside (by the "
-        "distance of the measure to the limit), unresolved otherwise, with about how much more data (test units "
-        "and seeds) would likely resolve it and the largest part of its variance (the units; the cell's seeds; "
-        "for an accuracy goal, the reference's or twin's seeds): the data that would narrow it most, and how much "
-        "more of that data alone would likely resolve it (or that no one kind alone would). Reference: the same "
+        "distance of the measure to the limit), unresolved otherwise, with about how many times the data (test "
+        "units and seeds) would end its interval at the limit (a projection: at that size the goal is a toss-up) "
+        "and the largest part of its variance (the units; the cell's seeds; for an accuracy goal, the reference's "
+        "or twin's seeds): the data that would narrow it most, and how much more of that data alone would do the "
+        "same (or that no one kind alone would). Reference: the same "
         "probe, Spearman, share or gap measure of the reference cell without mitigation (a gap at the same KL), "
         "with its interval; a limit that the reference misses too is one its labels alone do not meet (the "
         "preference comes with the data, not with the shortcut). Twin: the same measure of the cell's own twin "
