@@ -13,10 +13,11 @@ a perturbation that changes no video's input is ``"not tested"`` with its ``reas
 
 **Already shown.** With ``--shown`` (a table of each video's nuisance values, e.g. the demo's
 ``ground_truth.csv``), a video that already shows a planted cue (:data:`~solireward.data.synthetic.plan.CUES`:
-its column away from the cue's neutral value) is left out of that cue's own perturbation (``n_shown``): the edit
-would stack on itself (a letterbox inside a letterbox), and a model that learnt the cue barely moves when it is
-doubled. On the letterbox study's data, where 3 of 8 videos show each cue, leaving them in understated the
-letterbox-biased models' shift by 0.8 std (1.01 with them, 1.83 without; docs/MEASURED.md).
+its column away from the cue's neutral value) is left out of that cue's own perturbations (``Cue.shown_by``; the
+object size's are both zooms) and counted in ``n_shown``: the edit would stack on itself (a letterbox inside a
+letterbox), and a model that learnt the cue barely moves when it is doubled. On the letterbox study's data,
+where 3 of 8 videos show each cue, leaving them in understated the letterbox-biased models' shift by 0.8 std (1.01
+with them, 1.83 without; docs/MEASURED.md).
 
 Per perturbation, over the ``n_tested`` videos whose input it changes, with d = perturbed - clean
 score of each video and s the standard deviation of the clean scores of all probed videos:
@@ -334,7 +335,7 @@ def probe_scorer(scorer: Scorer, clips: Sequence[Clip], sampling: FrameSampling,
 
 
 def shown_cues(table: str, paths: Sequence[str], input_file: str) -> dict[str, list[bool]]:
-    """Per perturbation that is a planted cue's own (``Cue.probe``), whether each probed video (its `paths` as
+    """Per perturbation that shows a planted cue (``Cue.shown_by``), whether each probed video (its `paths` as
     the record file `input_file` gives them) already shows that cue, by `table` (see ``--shown``). A cue without
     a column in the table is taken as shown by none; a probed video without a row is an error."""
     import csv
@@ -362,12 +363,13 @@ def shown_cues(table: str, paths: Sequence[str], input_file: str) -> dict[str, l
         found.append(row)
     out = {}
     for cue in CUES:
-        if cue.probe and cue.name in rows[0]:
+        if cue.shown_by and cue.name in rows[0]:
             try:
-                out[cue.probe] = [float(row[cue.name]) != cue.neutral for row in found]
+                flags = [float(row[cue.name]) != cue.neutral for row in found]
             except ValueError as exc:
                 raise InputError(f"expected numbers in column {cue.name!r}: {exc}", file=table,
                                  field=cue.name) from exc
+            out |= dict.fromkeys(cue.shown_by, flags)
     return out
 
 

@@ -185,10 +185,11 @@ def test_videos_whose_input_is_unchanged_are_left_out_of_the_statistics(clips: l
 def test_a_video_that_already_shows_a_cue_is_left_out_of_its_own_perturbation(reward_model_dir: Path,
                                                                                 tmp_path: Path, capsys) -> None:
     """With --shown (the demo's ground_truth.csv), a letterboxed video is left out of the letterbox perturbation,
-    where the edit would stack on itself, and stays in every other; a probed video the table lacks is an error."""
+    where the edit would stack on itself, and stays in every other; a large-object video is left out of both zooms;
+    a probed video the table lacks is an error."""
     data = tmp_path / "data"
     assert run_cli("demo-data", "--output_dir", data, "--num_prompts", 6, "--videos_per_prompt", 2, "--num_frames", 8,
-                   "--size", 32, "--letterbox_share", 0.5, "--seed", 0) == 0
+                   "--size", 32, "--letterbox_share", 0.5, "--size_share", 0.5, "--seed", 0) == 0
     with (data / "ground_truth.csv").open(newline="", encoding="utf-8") as f:
         truth = list(csv.DictReader(f))
     (data / "videos.json").write_text(json.dumps([{"video_path": r["video_path"], "prompt": r["prompt"]}
@@ -197,13 +198,17 @@ def test_a_video_that_already_shows_a_cue_is_left_out_of_its_own_perturbation(re
     assert 0 < sum(boxed) < len(boxed)
     out = tmp_path / "probe"
     assert run_cli("probe", "--model_name_or_path", reward_model_dir, "--input_file", data / "videos.json",
-                   "--output_dir", out, "--perturbations", "letterbox", "tint",
+                   "--output_dir", out, "--perturbations", "letterbox", "tint", "zoom_x1.15", "zoom_x1.3",
                    "--shown", data / "ground_truth.csv") == 0
     result = json.loads((out / "probe.json").read_text())
     rows = {row["name"]: row for row in result["perturbations"]}
     assert (rows["letterbox"]["n_shown"], rows["letterbox"]["n_tested"]) == (sum(boxed), len(boxed) - sum(boxed))
     assert [v is None for v in rows["letterbox"]["per_video_change_std"]] == boxed
     assert rows["tint"]["n_shown"] == 0 and rows["tint"]["n_tested"] == len(boxed)   # no video is tinted
+    large = [float(r["scale"]) != 1.0 for r in truth]
+    assert 0 < sum(large) < len(large) and large != boxed
+    for zoom in ("zoom_x1.15", "zoom_x1.3"):
+        assert [v is None for v in rows[zoom]["per_video_change_std"]] == large, zoom
     assert f"letterbox ({sum(boxed)})" in (out / "probe.md").read_text()
     (data / "partial.csv").write_text("".join((data / "ground_truth.csv").read_text().splitlines(True)[:-1]))
     assert run_cli("probe", "--model_name_or_path", reward_model_dir, "--input_file", data / "videos.json",

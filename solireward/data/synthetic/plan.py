@@ -61,6 +61,12 @@ class Cue:
     kind: str  # what such a video is called ("a bright video")
     probe: str | None  # the stress probe's perturbation that shows it on any video (None: none does)
     tag: str  # the letter before its value in a grid video's file name (grid_specs)
+    also_shown_by: tuple[str, ...] = ()  # other perturbations that show it (a milder amount; no goal of their own)
+
+    @property
+    def shown_by(self) -> tuple[str, ...]:
+        """Every perturbation of the stress probe that shows this cue on any video."""
+        return (self.probe, *self.also_shown_by) if self.probe else self.also_shown_by
 
     @property
     def neutral(self) -> float:
@@ -82,7 +88,7 @@ CUES = (
     Cue("brightness", "biased", "bright_share", "bright_gain", "shortcut_bias", "brightness gain {value:g}",
         "bright", "brightness", "b"),
     Cue("scale", "biased_size", "size_share", "size_scale", "size_bias", "the object {value:g} times as large",
-        "large-object", "zoom_x1.3", "s"),
+        "large-object", "zoom_x1.3", "s", ("zoom_x1.15",)),
     Cue("background_shift", "biased_background", "background_share", "background_shift", "background_bias",
         "the background's grey level shifted by {value:g}", "shifted-background", None, "g"),
     Cue("overlay", "biased_overlay", "overlay_share", "overlay_size",
