@@ -6,10 +6,10 @@ limit (the factor by which test data and seeds must grow for the interval's half
 equal the distance from the measured value to the limit), names the largest part of its variance (the units: test
 pairs, videos or prompts; the cell's seeds; or, for an accuracy goal, its base's seeds), the data that would narrow
 it most, and how much more of that data alone would do the same. That is a projection, not a promise: where it ends
-the interval the goal is a toss-up, and gathering that much data resolved it 44–64 % of the time in simulation
-(tests/test_goals.py). Every measure is over all trainings of the cell (its seeds) and its units:
-a probe shift (over videos) or a pick-share departure (over prompts) as the mean of each training's own |mean|, so
-that seeds leaning opposite ways do not cancel (``hacking.intervals.mean_magnitude``); hacking gaps over prompts
+the interval the goal is a toss-up (how often such data resolves it, by simulation: docs/UNCERTAINTY.md,
+"Verdicts"). Every measure is over all trainings of the cell (its seeds) and its units: a probe shift (over videos)
+or a pick-share departure (over prompts) as the mean of each training's own |mean|, so that seeds leaning opposite
+ways do not cancel (``hacking.intervals.mean_magnitude``); hacking gaps over prompts
 (``hacking.intervals.replicated_comparison``), accuracy differences over test pairs (``evaluation.paired_test``),
 Spearman's ρ on Fisher's z scale.
 """
