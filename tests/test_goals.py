@@ -54,8 +54,8 @@ def _gaps(rng: np.random.Generator, truth: float, seeds: int, prompts: int) -> n
 def test_the_data_factor_is_a_projection_not_a_promise() -> None:
     """Gaps of 5 seeds x 28 prompts whose truth lies 0.3 or 0.15 under a limit of 0.5: for each first look whose
     interval straddles the limit, a second study with the verdict's factor times the seeds and prompts resolves the
-    goal only a third to seven tenths of the time (docs/GUIDE.md); where the truth is nearer the limit, less than
-    half the time."""
+    goal only a third to seven tenths of the time (docs/UNCERTAINTY.md, "Verdicts"); where the truth is nearer the
+    limit, less than half the time."""
     rng = np.random.default_rng(1)
     rates = []
     for truth in (0.2, 0.35):
