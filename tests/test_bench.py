@@ -17,6 +17,7 @@ sys.path.insert(0, str(BENCH))
 
 import bench_gpu  # noqa: E402
 import bench_processor  # noqa: E402
+import bench_twins  # noqa: E402
 import run_all  # noqa: E402
 
 
@@ -96,6 +97,15 @@ def test_processor_bench_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     cost, loop = run_all.parse_processor(capsys.readouterr().out)
     assert "ms (" in cost.figure and "workers to feed" in cost.figure
     assert "0 workers:" in loop.figure and "2 workers:" in loop.figure
+
+
+def test_twins_bench_tiny(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """bench_twins.py at a tiny size builds the batches as training does and prints both comparisons."""
+    assert bench_twins.main(["--tiny", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "batch preparation: plain (cached)" in out and "ms a twin)" in out
+    assert "forward + backward: originals" in out and "padded length: originals" in out
+    assert "of which the twins' pass" in out
 
 
 def test_report_writes_only_measured_rows() -> None:
