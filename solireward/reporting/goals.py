@@ -158,27 +158,30 @@ def _departure(points: list[dict[str, Any]], label: str, mask: np.ndarray, confi
                      confidence)
 
 
-def _per_seed_accuracy(files: pd.DataFrame, row: pd.Series, base: pd.Series | None) -> list[float] | None:
+def _per_seed_accuracy(files: pd.DataFrame, row: pd.Series, base: pd.Series) -> list[float] | None:
     """Points of pair accuracy by which each training is below `base`'s training of the same replicate (seed), or
     below the mean of `base`'s trainings where it has more seeds (``reference_replicates``)."""
-    if base is None or len(row["members"]) > len(base["members"]):
+    if len(row["members"]) > len(base["members"]):
         return None
     accuracy = files["pairs.accuracy"].astype(float)
     if len(row["members"]) < len(base["members"]):
-        return [100 * (float(accuracy.loc[base["members"]].mean()) - accuracy.loc[m]) for m in row["members"]]
+        mean = float(accuracy.loc[base["members"]].mean())
+        return [100 * (mean - accuracy.loc[m]) for m in row["members"]]
     return [100 * (accuracy.loc[b] - accuracy.loc[m]) for m, b in zip(row["members"], base["members"])]
 
 
 def _accuracy_below(files: pd.DataFrame, row: pd.Series, base: pd.Series | None, confidence: float,
-                    pooled_seeds: tuple[float, float] | None) -> tuple[Interval, Shares]:
-    """Points of pair accuracy by which the mitigated cell is below `base`, with the paired test's interval, and
-    the shares of its variance (``evaluation.paired_test``'s ``variance_shares``; None without an interval)."""
+                    pooled_seeds: tuple[float, float] | None) -> Measure:
+    """Points of pair accuracy by which the mitigated cell is below `base`, with the paired test's interval, each
+    training's (:func:`_per_seed_accuracy`), and the shares of its variance (``evaluation.paired_test``'s
+    ``variance_shares``; None without an interval)."""
     if base is None:
-        return (None, None, None), None
+        return (None, None, None), None, None
+    per_seed = _per_seed_accuracy(files, row, base)
     test = compare_to_reference(files, row["members"], base["members"], confidence, pooled_seeds)
     if test is None or test["difference"] is None:
-        return (100 * (float(base["pairs.accuracy"]) - float(row["pairs.accuracy"])), None, None), None
-    return (-100 * test["difference"], -100 * test["high"], -100 * test["low"]), test["variance_shares"]
+        return (100 * (float(base["pairs.accuracy"]) - float(row["pairs.accuracy"])), None, None), per_seed, None
+    return (-100 * test["difference"], -100 * test["high"], -100 * test["low"]), per_seed, test["variance_shares"]
 
 
 def _named(shares: Shares, units: str, base: str) -> dict[str, float] | None:
@@ -244,8 +247,7 @@ def goal_rows(cells: pd.DataFrame, files: pd.DataFrame, probes: Sequence[dict[st
                     twin_measure = share_at(shown_name, twin_overopt, confidence)[0]
             elif kind in ACCURACY_GOALS:
                 base = reference_row if kind == "below_reference" else twin
-                measured, shares = _accuracy_below(files, row, base, confidence, pooled_seeds)
-                per_seed = _per_seed_accuracy(files, row, base)
+                measured, per_seed, shares = _accuracy_below(files, row, base, confidence, pooled_seeds)
             value, low, high = measured
             at_most = GOAL_KINDS[kind][1]
             goal = f"{kind}{':' + shown_name if shown_name else ''} {'≤' if at_most else '≥'} {limit:g}"
