@@ -40,7 +40,8 @@ independent-pairs variance.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import math
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -253,6 +254,19 @@ def pooled_seed_variance(replicated: list[np.ndarray]) -> tuple[float, float] | 
     return (sum(v * k for v, k in parts) / df, float(df)) if df else None
 
 
+def welch(parts: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """The variance of a mean made of independent parts (each a variance and its degrees of freedom), and the
+    Welch–Satterthwaite degrees of freedom of the sum (inf when every part is 0)."""
+    total = sum(v for v, _ in parts)
+    return total, (total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0) if total > 0 else math.inf)
+
+
+def variance_shares(parts: Mapping[str, tuple[float, float]], total: float) -> dict[str, float]:
+    """Each named part's share of the `total` variance (parts: a variance and its degrees of freedom), which says
+    what more data would narrow an interval most."""
+    return {name: variance / total for name, (variance, _) in parts.items()}
+
+
 def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDesign,
                 confidence: float = 0.95, pooled_seeds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Two-sided paired t-test of accuracy x − reference on the same pairs (module docstring).
@@ -276,10 +290,11 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
     d = x.mean(axis=0) - ref.mean(axis=0)
     difference = float(x.mean() - ref.mean())
     discordant = int((d != 0).sum())
+    sides = (("seeds", x), ("reference_seeds", ref))
     seeds = {name: (float(side.mean(axis=1).var(ddof=1)) / len(side), len(side) - 1)
-             for name, side in (("seeds", x), ("reference_seeds", ref)) if len(side) > 1}
+             for name, side in sides if len(side) > 1}
     if pooled_seeds is not None and pooled_seeds[1] > 0:
-        seeds |= {name: pooled_seeds for name, side in (("seeds", x), ("reference_seeds", ref)) if len(side) == 1}
+        seeds |= {name: pooled_seeds for name, side in sides if len(side) == 1}
     if discordant == 0 and not any(v for v, _ in seeds.values()):
         return {**empty, "difference": difference, "low": difference, "high": difference, "p_value": 1.0}
     var = sum_variance(d, design)
@@ -290,11 +305,10 @@ def paired_test(correct_x: np.ndarray, correct_ref: np.ndarray, design: PromptDe
         test, df_test = null / n ** 2, null ** 2 / float((d ** 4).sum()) if null > 0 else float("inf")
     effect = test * n ** 2 / var.independent if var and var.independent > 0 else 1.0
     parts = {"units": (test, df_test), **seeds}
-    total = sum(v for v, _ in parts.values())
-    df = total ** 2 / sum(v ** 2 / f for v, f in parts.values() if v > 0)
+    total, df = welch(list(parts.values()))
     se = float(np.sqrt(total))
     q = float(stats.t.ppf(0.5 + confidence / 2, df))
     p = float(2 * stats.t.sf(abs(difference) / se, df))
     return {"difference": difference, "low": difference - q * se, "high": difference + q * se,
             "p_value": min(1.0, p), "df": float(df), "design_effect": effect, "discordant": discordant,
-            "variance_shares": {name: v / total for name, (v, _) in parts.items()}}
+            "variance_shares": variance_shares(parts, total)}

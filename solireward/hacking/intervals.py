@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from solireward.errors import InputError
+from solireward.evaluation.uncertainty import variance_shares, welch
 
 CONFIDENCE = 0.95
 
@@ -99,13 +100,13 @@ def replicated_comparison(x: Sequence[Sequence[float]] | np.ndarray, y: Sequence
               for name, side in zip(("seeds", "reference_seeds"), sides) if len(side) > 1}
     if not parts:
         return out
-    total, df = _welch(list(parts.values()))
+    total, df = welch(list(parts.values()))
     if total == 0:   # every unit and replicate agrees: certain unless the difference is 0
         return {**out, "low": mean, "high": mean, "p": 1.0 if mean == 0 else 0.0}
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
     p = float(2 * stats.t.sf(abs(mean) / math.sqrt(total), df))
     return {**out, "low": mean - half, "high": mean + half, "p": p, "df": float(df),
-            "variance_shares": _shares(parts, total)}
+            "variance_shares": variance_shares(parts, total)}
 
 
 def mean_magnitude(values: Sequence[Sequence[float]] | np.ndarray, confidence: float = CONFIDENCE) -> dict[str, Any]:
@@ -137,21 +138,9 @@ def mean_magnitude(values: Sequence[Sequence[float]] | np.ndarray, confidence: f
         {"seeds": (float(means.var(ddof=1)) / k, k - 1)} if k > 1 else {})
     if not parts:
         return out
-    total, df = _welch(list(parts.values()))
+    total, df = welch(list(parts.values()))
     if total == 0:
         return {**out, "low": magnitude, "high": magnitude}
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total)
     return {**out, "low": max(magnitude - half, 0.0), "high": magnitude + half,
-            "variance_shares": _shares(parts, total)}
-
-
-def _shares(parts: dict[str, tuple[float, float]], total: float) -> dict[str, float]:
-    """Each named part's share of the `total` variance (parts: a variance and its degrees of freedom)."""
-    return {name: variance / total for name, (variance, _) in parts.items()}
-
-
-def _welch(parts: list[tuple[float, int]]) -> tuple[float, float]:
-    """The variance of a mean made of independent parts (each a variance and its degrees of freedom), and the
-    Welch–Satterthwaite degrees of freedom of the sum (inf when every part is 0)."""
-    total = sum(v for v, _ in parts)
-    return total, (total ** 2 / sum(v ** 2 / f for v, f in parts if v > 0) if total > 0 else math.inf)
+            "variance_shares": variance_shares(parts, total)}
