@@ -262,6 +262,12 @@ def _trainings(rng: np.random.Generator, latent: np.ndarray, seed_sd: float, k: 
     return (latent + rng.normal(0.0, seed_sd, (k, 1)) + rng.standard_normal((k, len(latent))) > 0).astype(float)
 
 
+def _expected_accuracy(mu: float, seed_sd: float) -> float:
+    """A training's expected accuracy, over seeds and pairs, where each pair's latent value is `mu` plus its own
+    N(0, 1) difficulty (then :func:`_trainings`' seed offset and noise): Φ(mu / √(2 + seed_sd²))."""
+    return float(stats.norm.cdf(mu / np.sqrt(2 + seed_sd ** 2)))
+
+
 def test_a_single_training_compared_with_pooled_seed_variance_holds_its_level() -> None:
     """One training of a cell against 3 of the reference cell, both with the same expected accuracy over seeds:
     each training draws a seed offset on the latent scale. Without the pooled seed variance the single side's
@@ -291,8 +297,7 @@ def test_paired_interval_covers_with_more_reference_seeds_than_cell_seeds(k_ref:
     rng = np.random.default_rng([35, k_ref])
     n, trials, spread = 300, 1500, {"x": 0.15, "ref": 0.3}
     mu = {"x": 0.45, "ref": 0.6}
-    truth = float(stats.norm.cdf(mu["x"] / np.sqrt(2 + spread["x"] ** 2))
-                  - stats.norm.cdf(mu["ref"] / np.sqrt(2 + spread["ref"] ** 2)))
+    truth = _expected_accuracy(mu["x"], spread["x"]) - _expected_accuracy(mu["ref"], spread["ref"])
     design = PromptDesign.of(np.arange(n), np.arange(n))
     hits = []
     for _ in range(trials):
@@ -310,7 +315,7 @@ def test_a_second_look_with_more_reference_seeds_keeps_a_false_met_rare() -> Non
     five among them) calls it met 3.4 % of the time, against 2.2 % for the first look alone; both stay under 5 %."""
     rng = np.random.default_rng(36)
     n, trials, spread, mu_ref = 300, 3000, {"x": 0.15, "ref": 0.3}, 0.6
-    target = stats.norm.cdf(mu_ref / np.sqrt(2 + spread["ref"] ** 2)) - 0.05
+    target = _expected_accuracy(mu_ref, spread["ref"]) - 0.05
     mu = {"x": float(stats.norm.ppf(target)) * np.sqrt(2 + spread["x"] ** 2), "ref": mu_ref}
     design = PromptDesign.of(np.arange(n), np.arange(n))
     met = {"first": 0, "second": 0}
