@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 import time
@@ -32,15 +31,6 @@ import yaml
 from bench_train import REPO, prepare, prepare_demo, tiny_model
 
 sys.path.insert(0, str(REPO))
-
-
-def _videos(pairs_file: Path) -> tuple[list[str], list[str]]:
-    """The distinct videos of a pairs file and their prompts, in file order."""
-    found: dict[str, str] = {}
-    for pair in json.loads(pairs_file.read_text(encoding="utf-8")):
-        for side in ("win", "lose"):
-            found.setdefault(pair[side]["video_path"], pair[side]["prompt"])
-    return list(found), list(found.values())
 
 
 def _recipe() -> tuple[dict, dict]:
@@ -67,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from solireward.models.reward_model import RewardModel, RewardModelConfig
     from solireward.scoring import VideoEncoder
     from solireward.training.augment import Augmentation, AugmentingEncoder
-    from solireward.training.data import VideoBatches
+    from solireward.training.data import VideoBatches, read_pair_file
 
     torch.manual_seed(0)
     recipe, robust = _recipe()
@@ -76,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         pairs = prepare(workdir) if args.tiny else prepare_demo(workdir)
-        paths, prompts = _videos(pairs / "train.json")
+        videos = read_pair_file(str(pairs / "train.json"))   # as the trainer reads it
+        paths, prompts = videos.video_paths, videos.prompts
         sampling = FrameSampling(mode=recipe["mode"], num_frames=recipe["num_frames"], height=recipe["height"],
                                  width=recipe["width"], exposure=robust["exposure"])
         model = RewardModel.from_backbone(tiny_model(workdir), RewardModelConfig(sampling=sampling.to_dict())).train()
