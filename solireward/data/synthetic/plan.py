@@ -106,7 +106,6 @@ CUES = (
         "a lens vignette: each pixel times 1 - {value:g} (r / R)^2, darkest in the corners", "vignetted", "vignette",
         "c"),
 )
-BIASED_SOURCES = tuple(cue.label_source for cue in CUES)
 TRUSTED_ANNOTATIONS = "annotations_trusted.csv"  # an expert's labels of a few train prompts (label source trusted)
 # the binary labels of the brightness shortcut's annotators (written when shortcut_bias > 0)
 BIASED_ANNOTATIONS = CUES[0].annotations
