@@ -29,7 +29,7 @@ rule report:
         overopt=lambda wildcards: (
             report_files(f"{CELL}/overopt/overopt.json") if config["overopt"] is not None else []
         ),
-        selection=f"{R}/selection/chosen.json" if config["selection"] else [],
+        selection=f"{R}/selection/chosen.json" if SELECTION else [],
     output:
         readme=report(f"{R}/report/README.md", caption="../report/readme.rst", category="1. Report"),
         summary=report(f"{R}/report/summary.html", caption="../report/summary.rst", category="1. Report"),
