@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +28,6 @@ import numpy as np
 import yaml
 
 from bench_train import REPO, prepare, prepare_demo, tiny_model
-
-sys.path.insert(0, str(REPO))
 
 
 def _recipe() -> tuple[dict, dict]:
